@@ -1,0 +1,42 @@
+#pragma once
+// One table of function pointers per target: every kernel of the library, compiled for one
+// instruction set. Each kernel module contributes one member (its own `*_kernels` struct and
+// `make_*_kernels<Arch>()`), so adding a kernel touches only its module.
+//
+// Rules for kernel code (why: see dispatch.hpp):
+//   * kernels and their helpers are templates on `Arch` and are not declared `inline`;
+//   * a SIMD kernel never calls a `qcodec::ref` function (a non-template inline function
+//     compiled with AVX-512 flags could be chosen by the linker for a baseline caller);
+//   * kernels are noexcept, allocation-free, and handle every length (tails included).
+
+#include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/reductions.hpp>
+
+namespace qcodec::simd {
+
+struct kernel_table {
+  const char* arch;  ///< "scalar", "fma3+avx2", "avx512bw", "neon64"
+  reduction_kernels reductions;
+};
+
+/// The table for `Arch`. Not inline: per-ISA translation units instantiate it explicitly
+/// (QCODEC_INSTANTIATE_KERNEL_TABLE) and dispatch.hpp declares those instantiations extern.
+template <class Arch>
+kernel_table make_kernel_table() noexcept;
+
+template <class Arch>
+kernel_table make_kernel_table() noexcept {
+  return kernel_table{
+      Arch::name(),
+      make_reduction_kernels<Arch>(),
+  };
+}
+
+}  // namespace qcodec::simd
+
+/// Explicitly instantiate the kernel table for one target, in a translation unit compiled with
+/// that target's flags, e.g. `QCODEC_INSTANTIATE_KERNEL_TABLE(avx2)` with `-mavx2 -mfma -mf16c`.
+#define QCODEC_INSTANTIATE_KERNEL_TABLE(target)                        \
+  namespace qcodec::simd {                                              \
+  template kernel_table make_kernel_table<target>() noexcept;           \
+  }

@@ -1,0 +1,3 @@
+// The default gate: every test binary runs unconditionally.
+int qcodec_test_gate();
+int qcodec_test_gate() { return 0; }
