@@ -1,0 +1,42 @@
+# Shared by scripts/*.sh: installing the Debian packages qcodec builds with, and configuring /
+# building a CMake preset. Source it; do not run it.
+
+QCODEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+QCODEC_PACKAGES=(cmake make g++ clang libeigen3-dev libxsimd-dev catch2 libbenchmark-dev)
+
+# Installs whatever of QCODEC_PACKAGES (plus any extra names given) is missing: directly as root,
+# through sudo otherwise; if neither works, prints the exact command and returns non-zero.
+qcodec_install_deps() {
+  local wanted=("${QCODEC_PACKAGES[@]}" "$@") missing=() pkg
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+
+  local cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  echo "qcodec: installing ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    bash -c "$cmd"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo bash -c "$cmd"
+  else
+    echo "qcodec: missing packages and no root or passwordless sudo. Run this, then retry:" >&2
+    echo "  sudo bash -c '$cmd'" >&2
+    return 1
+  fi
+}
+
+# qcodec_build <preset> [targets...]: configure (once) and build a CMake preset.
+qcodec_build() {
+  local preset="$1"
+  shift
+  local jobs
+  jobs="$(nproc 2>/dev/null || echo 2)"
+  (cd "$QCODEC_ROOT" && cmake --preset "$preset" >/dev/null &&
+    if [ $# -gt 0 ]; then
+      cmake --build --preset "$preset" -j "$jobs" --target "$@"
+    else
+      cmake --build --preset "$preset" -j "$jobs"
+    fi)
+}
