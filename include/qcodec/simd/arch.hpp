@@ -13,6 +13,10 @@
 
 #include <type_traits>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace qcodec::simd {
 
 /// The portable target: every kernel table entry is the `qcodec::ref` scalar oracle.
@@ -55,8 +59,11 @@ template <class Arch>
     // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0),
     // which xsimd 8's cpuid probe does not.
     __builtin_cpu_init();
-    const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+    // Clang 14's __builtin_cpu_supports does not know "f16c": read CPUID.1:ECX[29] directly.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool has_f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+    const bool has_avx2 =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c;
     if constexpr (std::is_same_v<Arch, avx2>) {
       return has_avx2;
     } else if constexpr (std::is_same_v<Arch, avx512>) {
