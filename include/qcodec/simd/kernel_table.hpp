@@ -10,6 +10,7 @@
 //   * kernels are noexcept, allocation-free, and handle every length (tails included).
 
 #include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/reductions.hpp>
 
 namespace qcodec::simd {
@@ -17,6 +18,7 @@ namespace qcodec::simd {
 struct kernel_table {
   const char* arch;  ///< "scalar", "fma3+avx2", "avx512bw", "neon64"
   reduction_kernels reductions;
+  convert_kernels convert;
 };
 
 /// The table for `Arch`. Not inline: per-ISA translation units instantiate it explicitly
@@ -29,6 +31,7 @@ kernel_table make_kernel_table() noexcept {
   return kernel_table{
       Arch::name(),
       make_reduction_kernels<Arch>(),
+      make_convert_kernels<Arch>(),
   };
 }
 
