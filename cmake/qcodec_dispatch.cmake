@@ -6,8 +6,10 @@
 # On targets without runtime-selectable ISAs (e.g. AArch64, where NEON is baseline) it does
 # nothing and kernels() uses the compile-time target.
 #
-# The ISAs and the flags their translation units are compiled with:
-set(QCODEC_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
+# The ISAs and the flags their translation units are compiled with. The AVX2 unit also turns
+# AVX-512 off, so that a program built with -march=native on an AVX-512 machine still gets AVX2
+# kernels that run on AVX2-only CPUs.
+set(QCODEC_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c -mno-avx512f)
 set(QCODEC_ISA_FLAGS_avx512 -mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx2 -mfma -mf16c)
 set(QCODEC_DISPATCH_ISAS avx2 avx512)
 set(_qcodec_dispatch_dir "${CMAKE_CURRENT_LIST_DIR}")
