@@ -10,6 +10,7 @@
 //   * kernels are noexcept, allocation-free, and handle every length (tails included).
 
 #include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/bit_packing.hpp>
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/reductions.hpp>
 
@@ -18,6 +19,7 @@ namespace qcodec::simd {
 struct kernel_table {
   const char* arch;  ///< "scalar", "fma3+avx2", "avx512bw", "neon64"
   reduction_kernels reductions;
+  packing_kernels packing;
   convert_kernels convert;
 };
 
@@ -31,6 +33,7 @@ kernel_table make_kernel_table() noexcept {
   return kernel_table{
       Arch::name(),
       make_reduction_kernels<Arch>(),
+      make_packing_kernels<Arch>(),
       make_convert_kernels<Arch>(),
   };
 }
