@@ -9,9 +9,12 @@
 //     compiled with AVX-512 flags could be chosen by the linker for a baseline caller);
 //   * kernels are noexcept, allocation-free, and handle every length (tails included).
 
+#include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/bit_packing.hpp>
 #include <qcodec/simd/convert.hpp>
+#include <qcodec/simd/hadamard.hpp>
+#include <qcodec/simd/lut.hpp>
 #include <qcodec/simd/reductions.hpp>
 
 namespace qcodec::simd {
@@ -21,6 +24,9 @@ struct kernel_table {
   reduction_kernels reductions;
   packing_kernels packing;
   convert_kernels convert;
+  hadamard_kernels hadamard;
+  affine_kernels affine;
+  lut_kernels lut;
 };
 
 /// The table for `Arch`. Not inline: per-ISA translation units instantiate it explicitly
@@ -35,6 +41,9 @@ kernel_table make_kernel_table() noexcept {
       make_reduction_kernels<Arch>(),
       make_packing_kernels<Arch>(),
       make_convert_kernels<Arch>(),
+      make_hadamard_kernels<Arch>(),
+      make_affine_kernels<Arch>(),
+      make_lut_kernels<Arch>(),
   };
 }
 
