@@ -27,10 +27,12 @@ int main() {
   namespace simd = qcodec::simd;
   std::printf("compiled-in targets:");
 #if QCODEC_DISPATCH_AVX512
-  std::printf(" %s%s", simd::avx512::name(), simd::cpu_supports<simd::avx512>() ? "" : " (unsupported here)");
+  std::printf(" %s%s", simd::avx512::name(),
+              simd::cpu_supports<simd::avx512>() ? "" : " (unsupported here)");
 #endif
 #if QCODEC_DISPATCH_AVX2
-  std::printf(" %s%s", simd::avx2::name(), simd::cpu_supports<simd::avx2>() ? "" : " (unsupported here)");
+  std::printf(" %s%s", simd::avx2::name(),
+              simd::cpu_supports<simd::avx2>() ? "" : " (unsupported here)");
 #endif
   std::printf(" scalar\n");
 
@@ -40,7 +42,8 @@ int main() {
 
   std::vector<float> row(4096);
   for (std::size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>(i % 17) - 8.0f;
-  std::printf("absmax = %g, sum = %g, dot = %g\n", static_cast<double>(k.reductions.absmax(row.data(), row.size())),
+  std::printf("absmax = %g, sum = %g, dot = %g\n",
+              static_cast<double>(k.reductions.absmax(row.data(), row.size())),
               static_cast<double>(k.reductions.sum(row.data(), row.size())),
               static_cast<double>(k.reductions.dot(row.data(), row.data(), row.size())));
   return 0;
