@@ -13,6 +13,7 @@
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/bit_packing.hpp>
 #include <qcodec/simd/convert.hpp>
+#include <qcodec/simd/ggml_kernels.hpp>
 #include <qcodec/simd/hadamard.hpp>
 #include <qcodec/simd/lut.hpp>
 #include <qcodec/simd/reductions.hpp>
@@ -27,6 +28,7 @@ struct kernel_table {
   hadamard_kernels hadamard;
   affine_kernels affine;
   lut_kernels lut;
+  ggml_kernels ggml;
 };
 
 /// The table for `Arch`. Not inline: per-ISA translation units instantiate it explicitly
@@ -44,6 +46,7 @@ kernel_table make_kernel_table() noexcept {
       make_hadamard_kernels<Arch>(),
       make_affine_kernels<Arch>(),
       make_lut_kernels<Arch>(),
+      make_ggml_kernels<Arch>(),
   };
 }
 

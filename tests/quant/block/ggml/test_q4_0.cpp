@@ -1,0 +1,85 @@
+// Q4_0 (quant/block/ggml/q4_0.hpp): ggml's known answers, qcodec's encoder against ggml's,
+// vec_dot against the dot product of the decoded rows, layout and edge rows.
+#include <qcodec/quant/block/ggml/q4_0.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "ggml_vectors.hpp"
+
+namespace g = qcodec::ggml;
+
+namespace {
+
+// Relative MSE on input_f32.bin: ggml's encoder (the vectors' README) and qcodec's (measured
+// 0.00781; the bound below keeps it from regressing).
+constexpr double ggml_rel_mse = 0.00855;
+constexpr double qcodec_rel_mse_bound = 0.00785;
+
+std::vector<float> levels(const g::block_q4_0& b) {
+  const float d = b.d.to_float();
+  std::vector<float> v;
+  for (int l = 0; l < 16; ++l) v.push_back(static_cast<float>(l - 8) * d);
+  return v;
+}
+
+// No offset term in this format's dot product.
+double offset_terms(const std::vector<g::block_q4_0>&, const std::vector<g::q4_0::dot_block>&) {
+  return 0.0;
+}
+
+}  // namespace
+
+TEST_CASE("q4_0: ggml's known answers decode and encode bit for bit",
+          "[ggml][q4_0][known-answer]") {
+  QCODEC_GGML_VECTORS_OR_SKIP(v, g::q4_0);
+  ggml_vectors::check_known_answers(*v);
+}
+
+TEST_CASE("q4_0: qcodec's encoder has a lower error than ggml's on the known-answer input",
+          "[ggml][q4_0][known-answer]") {
+  QCODEC_GGML_VECTORS_OR_SKIP(v, g::q4_0);
+  const double ours = ggml_vectors::encoder_rel_mse(*v);
+  REQUIRE(ours < ggml_rel_mse);
+  REQUIRE(ours <= qcodec_rel_mse_bound);
+}
+
+TEST_CASE("q4_0: qcodec's encoder has a lower error than ggml's on Gaussian data", "[ggml][q4_0]") {
+  REQUIRE(ggml_vectors::gaussian_ratio<g::q4_0>() <= 0.91);
+}
+
+TEST_CASE("q4_0: every value decodes to the nearest level of its block", "[ggml][q4_0]") {
+  for (const float sigma : {1.0f, 1e-4f, 40.0f})
+    for (const std::uint32_t seed : {1u, 2u, 3u})
+      ggml_vectors::check_nearest_levels<g::q4_0>(ggml_vectors::normal(32 * 40, seed, sigma),
+                                                  levels);
+  // heavy tails: a few values far out in otherwise quiet blocks
+  std::vector<float> x = ggml_vectors::normal(32 * 40, 4);
+  for (std::size_t i = 5; i < x.size(); i += 37) x[i] *= 25.0f;
+  ggml_vectors::check_nearest_levels<g::q4_0>(x, levels);
+}
+
+TEST_CASE("q4_0: vec_dot is the dot product of the decoded rows", "[ggml][q4_0]") {
+  for (const std::size_t n : {32u, 256u, 4096u})
+    ggml_vectors::check_vec_dot<g::q4_0>(n, static_cast<std::uint32_t>(n), offset_terms);
+}
+
+TEST_CASE("q4_0: edge rows", "[ggml][q4_0]") { ggml_vectors::check_edge_rows<g::q4_0>(); }
+
+TEST_CASE("q4_0: layout: value j in the low nibble of byte j, value j + 16 in the high one",
+          "[ggml][q4_0]") {
+  g::block_q4_0 b{};
+  b.d = qcodec::half(0.5f);
+  b.qs[0] = 0x1F;   // value 0: code 15, value 16: code 1
+  b.qs[15] = 0x80;  // value 15: code 0, value 31: code 8
+  float y[32];
+  g::dequantize_row_q4_0(&b, y, 32);
+  CHECK(y[0] == 3.5f);
+  CHECK(y[16] == -3.5f);
+  CHECK(y[15] == -4.0f);
+  CHECK(y[31] == 0.0f);
+  CHECK(y[1] == -4.0f);
+  static_assert(g::q4_0::bits_per_value * 32 == sizeof(g::block_q4_0) * 8);
+}
