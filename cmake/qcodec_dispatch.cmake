@@ -28,6 +28,14 @@ function(qcodec_add_kernel_dispatch target)
   if(NOT supported)
     return()
   endif()
+  # A library passes the definitions on to everything that links it: every translation unit of
+  # a program must agree on them (dispatch.hpp).
+  get_target_property(type ${target} TYPE)
+  if(type MATCHES "STATIC_LIBRARY|SHARED_LIBRARY|OBJECT_LIBRARY")
+    set(scope PUBLIC)
+  else()
+    set(scope PRIVATE)
+  endif()
   foreach(isa IN LISTS QCODEC_DISPATCH_ISAS)
     set(source "${CMAKE_CURRENT_BINARY_DIR}/qcodec_kernels_${isa}.cpp")
     if(NOT EXISTS "${source}")
@@ -38,6 +46,24 @@ function(qcodec_add_kernel_dispatch target)
     set_source_files_properties("${source}" TARGET_DIRECTORY ${target} PROPERTIES
       COMPILE_OPTIONS "${QCODEC_ISA_FLAGS_${isa}}")
     string(TOUPPER ${isa} ISA)
-    target_compile_definitions(${target} PRIVATE QCODEC_DISPATCH_${ISA}=1)
+    target_compile_definitions(${target} ${scope} QCODEC_DISPATCH_${ISA}=1)
   endforeach()
+endfunction()
+
+# qcodec_add_kernel_library(<name>)
+#
+# A static library holding the per-ISA kernel translation units once, for programs (or a whole
+# project) that link several executables: each links <name> instead of compiling the kernels
+# again. Where runtime dispatch is not supported it is an interface library that just links
+# qcodec (kernels() then uses the compile-time target).
+function(qcodec_add_kernel_library name)
+  qcodec_dispatch_supported(supported)
+  if(NOT supported)
+    add_library(${name} INTERFACE)
+    target_link_libraries(${name} INTERFACE qcodec::qcodec)
+    return()
+  endif()
+  add_library(${name} STATIC)
+  target_link_libraries(${name} PUBLIC qcodec::qcodec)
+  qcodec_add_kernel_dispatch(${name})
 endfunction()

@@ -1,23 +1,29 @@
 // Runtime dispatch in a header-only library: one binary that runs the best kernels the CPU
 // offers (AVX-512, AVX2, or the portable scalar code) without being compiled for that CPU.
 //
-// How this program is built (examples/CMakeLists.txt):
+// With CMake, one line gives a program runtime dispatch:
 //
-//   add_executable(example_runtime_dispatch runtime_dispatch.cpp)
-//   target_link_libraries(example_runtime_dispatch PRIVATE qcodec::qcodec)
-//   qcodec_add_kernel_dispatch(example_runtime_dispatch)
+//   add_executable(my_engine main.cpp)
+//   target_link_libraries(my_engine PRIVATE qcodec::qcodec)
+//   qcodec_add_kernel_dispatch(my_engine)
 //
-// qcodec_add_kernel_dispatch() adds one generated source per instruction set, each compiled with
-// that set's flags (-mavx2 -mfma -mf16c, or -mavx512f -mavx512cd -mavx512dq -mavx512bw ...) and
-// containing only
+// and a project with several programs compiles the kernels once in a static library instead:
+//
+//   qcodec_add_kernel_library(my_kernels)      # links qcodec::qcodec
+//   target_link_libraries(my_engine PRIVATE my_kernels)
+//   target_link_libraries(my_tool PRIVATE my_kernels)
+//
+// (this example links qcodec's own such library, qcodec_project_kernels). Either way, one
+// generated source per instruction set is compiled with that set's flags (-mavx2 -mfma -mf16c,
+// or -mavx512f -mavx512cd -mavx512dq -mavx512bw ...) and contains only
 //
 //   #include <qcodec/simd/kernel_table.hpp>
 //   QCODEC_INSTANTIATE_KERNEL_TABLE(avx2)      // resp. avx512
 //
-// and defines QCODEC_DISPATCH_AVX2=1 and QCODEC_DISPATCH_AVX512=1 for the whole target. Without
-// CMake, do the same by hand: compile those two files with those flags, and pass the two
-// definitions to every translation unit of the program. Everything else (this file included) is
-// compiled for the baseline CPU.
+// and QCODEC_DISPATCH_AVX2=1 and QCODEC_DISPATCH_AVX512=1 are defined for every translation unit
+// of the program. Without CMake, do the same by hand: compile those two files with those flags,
+// and pass the two definitions to every translation unit. Everything else (this file included)
+// is compiled for the baseline CPU.
 #include <qcodec/simd/dispatch.hpp>
 
 #include <cstdio>

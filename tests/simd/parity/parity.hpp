@@ -1,7 +1,8 @@
 #pragma once
 // Shared by the parity tests: the target under test (set per binary by CMake), its kernel
-// table, and seeded random inputs with the awkward sizes and alignments kernels must handle.
-#include <qcodec/simd/kernel_table.hpp>
+// table (instantiated by the per-ISA translation units of qcodec_project_kernels on x86), and
+// seeded random inputs with the awkward sizes and alignments kernels must handle.
+#include <qcodec/simd/dispatch.hpp>  // declares the per-ISA tables qcodec_project_kernels holds
 
 #include <cstddef>
 #include <cstdint>
