@@ -1,0 +1,3 @@
+#pragma once
+// Input and output: .npy arrays.
+#include <qcodec/io/npy.hpp>

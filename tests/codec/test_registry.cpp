@@ -1,0 +1,144 @@
+#include <qcodec/codec/registry.hpp>
+#include <qcodec/core/rng.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../support/catch.hpp"
+
+namespace {
+
+double rel_mse(const std::vector<float>& x, const std::vector<float>& y) {
+  double err = 0.0, energy = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
+    err += d * d;
+    energy += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  }
+  return err / energy;
+}
+
+std::vector<float> gaussian(std::size_t n, std::uint64_t seed) {
+  qcodec::rng rng(seed);
+  std::vector<float> x(n);
+  for (float& v : x) v = rng.normal();
+  return x;
+}
+
+std::vector<std::uint8_t> read_all(const std::string& path) {
+  std::vector<std::uint8_t> bytes;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::uint8_t buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+      bytes.insert(bytes.end(), buffer, buffer + n);
+    std::fclose(f);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("registry: every codec round-trips a strided matrix within its bit budget",
+          "[codec][registry]") {
+  constexpr std::size_t rows = 6, cols = 256, stride = 300;
+  std::vector<float> storage = gaussian(rows * stride, 11);
+  const qcodec::matrix_view<const float> x(storage.data(), rows, cols, stride);
+  std::vector<float> dense(rows * cols);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) dense[r * cols + c] = x(r, c);
+
+  for (const qcodec::codec_entry& entry : qcodec::codec_registry()) {
+    INFO("codec " << entry.name);
+    auto made = qcodec::make_codec(entry.name);
+    REQUIRE(made.ok());
+    const qcodec::any_codec& codec = **made;
+    CHECK(codec.spec() == entry.name);
+    REQUIRE(codec.check_shape(rows, cols).ok());
+    // Long rows: the nominal bits per value is exact.
+    CHECK(codec.bits_per_value(rows, cols) == Approx(entry.bits_per_value));
+
+    std::vector<std::uint8_t> encoded(codec.encoded_bytes(rows, cols));
+    codec.encode(x, encoded);
+    std::vector<float> y(rows * cols);
+    REQUIRE(codec.decode(encoded, {y.data(), rows, cols}).ok());
+    // Every format spends some bits on scales; for fp16/bf16 the mantissa (11 / 8 bits) is what
+    // limits precision. A b-bit code of a Gaussian loses at most about 4^-(b - 2.5).
+    const double effective_bits = std::min(entry.bits_per_value, 10.0);
+    CHECK(rel_mse(dense, y) <= std::pow(4.0, -(effective_bits - 2.5)));
+
+    // Rows are independent: the encoding of one row is a slice of the whole stream.
+    const std::size_t row_bytes = codec.encoded_bytes(1, cols);
+    std::vector<std::uint8_t> one(row_bytes);
+    codec.encode(x.block(3, 0, 1, cols), one);
+    CHECK(std::memcmp(one.data(), encoded.data() + 3 * row_bytes, row_bytes) == 0);
+  }
+}
+
+TEST_CASE("registry: untrusted streams of the wrong size are errors; any bytes decode safely",
+          "[codec][registry]") {
+  qcodec::rng rng(5);
+  for (const qcodec::codec_entry& entry : qcodec::codec_registry()) {
+    INFO("codec " << entry.name);
+    auto codec = qcodec::make_codec(entry.name);
+    REQUIRE(codec.ok());
+    const std::size_t bytes = (*codec)->encoded_bytes(2, 64);
+    std::vector<std::uint8_t> garbage(bytes + 1);
+    for (auto& b : garbage) b = static_cast<std::uint8_t>(rng.next_u64() >> 56);
+    std::vector<float> y(2 * 64);
+    const qcodec::matrix_view<float> out(y.data(), 2, 64);
+    CHECK(
+        (*codec)->decode({garbage.data(), bytes - 1}, out).is(qcodec::codec_errors::size_mismatch));
+    CHECK((*codec)->decode(garbage, out).is(qcodec::codec_errors::size_mismatch));
+    CHECK((*codec)->decode({garbage.data(), bytes}, out).ok());  // NaN allowed, UB not
+  }
+  auto q4 = qcodec::make_codec("q4_0");
+  REQUIRE(q4.ok());
+  CHECK((*q4)->check_shape(1, 33).is(qcodec::codec_errors::bad_shape));
+}
+
+TEST_CASE("registry: spec strings", "[codec][spec]") {
+  namespace e = qcodec::codec_errors;
+  CHECK(qcodec::make_codec("q9_9").error().is(e::unknown_codec));
+  CHECK(qcodec::make_codec("q4_0:group=64").error().is(e::unknown_option));
+  for (const char* bad : {"", ":a=1", "q4_0:", "q4_0:a", "q4_0:a=", "q4_0:=1", "q4_0:a=1,"}) {
+    INFO(bad);
+    CHECK(qcodec::codec_spec::parse(bad).error().is(e::bad_spec));
+  }
+  auto spec = qcodec::codec_spec::parse("nf4:group=64,bits=3");
+  REQUIRE(spec.ok());
+  CHECK(spec->name() == "nf4");
+  REQUIRE(spec->options().size() == 2);
+  CHECK(spec->only_options({"group", "bits"}).ok());
+  CHECK(spec->only_options({"group"}).is(e::unknown_option));
+  CHECK(*spec->get_uint("group", 32, 1, 4096) == 64);
+  CHECK(*spec->get_uint("absent", 32, 1, 4096) == 32);
+  CHECK(spec->get_uint("bits", 4, 4, 8).error().is(e::bad_option));
+  auto junk = qcodec::codec_spec::parse("nf4:group=6x");
+  REQUIRE(junk.ok());
+  CHECK(junk->get_uint("group", 32, 1, 4096).error().is(e::bad_option));
+}
+
+TEST_CASE("registry: ggml formats decode ggml's known-answer blocks bit for bit",
+          "[codec][registry][shared]") {
+  const std::string dir = std::string(QCODEC_SHARED_DIR) + "/data/ggml-vectors/";
+  if (read_all(dir + "input_f32.bin").empty()) QCODEC_SKIP("no " << dir);
+  std::size_t checked = 0;
+  for (const qcodec::codec_entry& entry : qcodec::codec_registry()) {
+    const std::vector<std::uint8_t> blocks = read_all(dir + entry.name + ".bin");
+    if (blocks.empty()) continue;  // not a ggml type
+    INFO("codec " << entry.name);
+    const std::vector<std::uint8_t> want = read_all(dir + entry.name + ".dequant_f32.bin");
+    REQUIRE(want.size() == 8 * 256 * sizeof(float));
+    auto codec = qcodec::make_codec(entry.name);
+    std::vector<float> y(8 * 256);
+    REQUIRE((*codec)->decode(blocks, {y.data(), 8, 256}).ok());
+    CHECK(std::memcmp(y.data(), want.data(), want.size()) == 0);
+    ++checked;
+  }
+  CHECK(checked >= 7);
+}
