@@ -33,7 +33,7 @@ template <class F, bool Ref>
 void bm_quantize(benchmark::State& state) {
   const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
   const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n));
-  std::vector<typename F::block> b(static_cast<std::size_t>(n / 32));
+  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
   for (auto _ : state) {
     if constexpr (Ref) {
       F::quantize_row_ref(x.data(), b.data(), n);
@@ -53,7 +53,7 @@ template <class F>
 void bm_dequantize(benchmark::State& state) {
   const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
   const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n));
-  std::vector<typename F::block> b(static_cast<std::size_t>(n / 32));
+  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
   F::quantize_row(x.data(), b.data(), n);
   std::vector<float> y(static_cast<std::size_t>(n));
   for (auto _ : state) {
@@ -72,8 +72,8 @@ void bm_vec_dot(benchmark::State& state) {
   const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
   const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n), 1);
   const std::vector<float> a = qcodec_bench::normal_floats(static_cast<std::size_t>(n), 2);
-  std::vector<typename F::block> b(static_cast<std::size_t>(n / 32));
-  std::vector<typename F::dot_block> q(static_cast<std::size_t>(n / 32));
+  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
+  std::vector<typename F::dot_block> q(static_cast<std::size_t>(n) / F::block_values);
   F::quantize_row(x.data(), b.data(), n);
   F::quantize_dot_row(a.data(), q.data(), n);
   float s = 0.0f;
@@ -108,6 +108,12 @@ void register_format() {
   register_format<g::q8_0>();
   register_format<g::iq4_nl>();
   register_format<g::mxfp4>();
+  register_format<g::q2_K>();
+  register_format<g::q3_K>();
+  register_format<g::q4_K>();
+  register_format<g::q5_K>();
+  register_format<g::q6_K>();
+  register_format<g::iq4_xs>();
   return 0;
 }();
 

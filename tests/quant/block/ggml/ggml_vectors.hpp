@@ -250,4 +250,117 @@ double gaussian_ratio() {
   return ours / ggml;
 }
 
+// ---------------------------------------------------------------------------------------------
+// K-quant formats (256-value super-blocks, dotted with Q8_K).
+
+/// Known answers, decoding only: our decoder on ggml's blocks gives ggml's floats bit for bit.
+template <class F>
+void check_known_decode(const vectors<F>& v) {
+  const std::vector<float> y = decode<F>(v.blocks);
+  for (std::int64_t i = 0; i < values; ++i) {
+    INFO(F::name << " value " << i << " (row " << i / cols << "): " << y[i] << " vs ggml "
+                 << v.decoded[i]);
+    REQUIRE(std::memcmp(&y[i], &v.decoded[i], sizeof(float)) == 0);
+  }
+}
+
+/// How many of ggml's blocks our copy of ggml's reference encoder reproduces byte for byte.
+template <class F>
+std::size_t ref_blocks_matching(const vectors<F>& v) {
+  std::vector<typename F::block> b(v.blocks.size());
+  F::quantize_row_ref(v.input.data(), b.data(), values);
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    same += std::memcmp(&b[i], &v.blocks[i], sizeof b[i]) == 0 ? 1u : 0u;
+  return same;
+}
+
+/// Every value decodes to the representable value of its sub-block nearest to it:
+/// levels(block, s) lists sub-block s's representable values (computed as the decoder does),
+/// `sub` is the sub-block length. `slack` as in check_nearest_levels.
+template <class F, class Levels>
+void check_nearest_levels_k(const std::vector<float>& x, std::size_t sub, Levels levels) {
+  const auto b = encode<F>(x);
+  const auto y = decode<F>(b);
+  for (std::size_t i = 0; i < b.size(); ++i)
+    for (std::size_t s = 0; s < F::block_values / sub; ++s) {
+      const std::vector<float> lv = levels(b[i], static_cast<int>(s));
+      float top = 0.0f;
+      for (float l : lv) top = std::fmax(top, std::fabs(l));
+      for (std::size_t j = 0; j < sub; ++j) {
+        const std::size_t k = i * F::block_values + s * sub + j;
+        float best = std::numeric_limits<float>::infinity();
+        for (float l : lv) best = std::fmin(best, std::fabs(l - x[k]));
+        INFO(F::name << " block " << i << " sub-block " << s << " value " << j << ": x " << x[k]
+                     << " decoded " << y[k] << ", nearest level at distance " << best);
+        REQUIRE(std::fabs(y[k] - x[k]) <= best + 1e-6f * top);
+      }
+    }
+}
+
+/// vec_dot of a K-quant row with a Q8_K row is the dot product of the two decoded rows up to
+/// float rounding: ggml sums integers exactly per block and then rounds at most 3 times per
+/// block and lane (scale product, lane product, accumulation) plus the final lane sum; the
+/// offset formats subtract a separately rounded min term, so the bound uses the magnitudes
+/// of both terms (|decoded x| plus twice the block's largest |decoded x|).
+template <class F>
+void check_vec_dot_k(std::size_t n, std::uint32_t seed) {
+  const std::vector<float> xf = normal(n, seed), af = normal(n, seed + 1, 3.0f);
+  const auto xb = encode<F>(xf);
+  std::vector<qcodec::ggml::block_q8_K> ab(n / 256);
+  F::quantize_dot_row(af.data(), ab.data(), static_cast<std::int64_t>(n));
+  std::vector<float> xd = decode<F>(xb), ad(n);
+  qcodec::ggml::dequantize_row_q8_K(ab.data(), ad.data(), static_cast<std::int64_t>(n));
+  double exact = 0.0, mag = 0.0;
+  for (std::size_t i = 0; i < n; i += 256) {
+    double top = 0.0;
+    for (std::size_t j = i; j < i + 256; ++j) top = std::fmax(top, std::fabs(double{xd[j]}));
+    for (std::size_t j = i; j < i + 256; ++j) {
+      exact += double{xd[j]} * ad[j];
+      mag += (std::fabs(double{xd[j]}) + 2.0 * top) * std::fabs(double{ad[j]});
+    }
+  }
+  float s = 0.0f;
+  F::vec_dot(static_cast<std::int64_t>(n), &s, xb.data(), ab.data());
+  const double nb = static_cast<double>(n / 256);
+  const double tol = (4.0 * nb + 16.0) * std::numeric_limits<float>::epsilon() * mag + 1e-30;
+  INFO(F::name << " n=" << n << ": vec_dot " << s << ", dot of decoded rows " << exact
+               << ", tolerance " << tol);
+  REQUIRE(std::fabs(double{s} - exact) <= tol);
+}
+
+/// check_edge_rows for formats too coarse for its "large rows" bound (Q2_K: four levels per
+/// 16 values, steps near a sigma): large rows stay within half of each value plus
+/// `large_slack` sigma; the other rows as in check_edge_rows.
+template <class F>
+void check_edge_rows_coarse(float large_slack) {
+  const std::size_t n = 256;
+  {
+    const std::vector<float> x(n, 0.0f);
+    const auto y = decode<F>(encode<F>(x));
+    for (float v : y) REQUIRE(v == 0.0f);
+  }
+  for (const float c : {1.5f, -0.375f, 1000.0f}) {
+    const std::vector<float> x(n, c);
+    const auto y = decode<F>(encode<F>(x));
+    for (float v : y) {
+      INFO(F::name << " constant row " << c << " decodes to " << v);
+      REQUIRE(std::fabs(v - c) <= 0.07f * std::fabs(c));
+    }
+  }
+  for (const float sigma : {1e-6f, 1e-30f, 3e3f, 1e30f}) {
+    const std::vector<float> x = normal(n, 9, sigma);
+    const auto y = decode<F>(encode<F>(x));
+    float amax = 0.0f;
+    for (float v : x) amax = std::fmax(amax, std::fabs(v));
+    for (std::size_t i = 0; i < n; ++i) {
+      INFO(F::name << " sigma " << sigma << " value " << i << ": " << x[i] << " -> " << y[i]);
+      REQUIRE(std::isfinite(y[i]));
+      if (sigma < 1e-3f) REQUIRE(std::fabs(y[i] - x[i]) <= 2.0f * amax + 1e-7f);
+      if (sigma == 3e3f)
+        REQUIRE(std::fabs(y[i] - x[i]) <= 0.5f * std::fabs(x[i]) + large_slack * sigma);
+    }
+  }
+}
+
 }  // namespace ggml_vectors

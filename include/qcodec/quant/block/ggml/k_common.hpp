@@ -1,0 +1,474 @@
+#pragma once
+// Shared by qcodec's ggml-compatible K-quant formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
+// IQ4_XS): the block structs (ggml's names, field order and byte layout), the packing of their
+// sub-block scales, ggml's rounding helper, and the building blocks of qcodec's encoders.
+//
+// Provenance: ggml (https://github.com/ggml-org/ggml), `ggml-common.h` (block_q2_K ...
+// block_iq4_xs), `ggml-quants.c` (reference encoders and decoders) and `ggml-cpu/quants.c`
+// (ggml_vec_dot_<t>_q8_K_generic), release 0.21.
+//
+// All formats here have super-blocks of qk_k = 256 values (ggml's QK_K) split into sub-blocks
+// of 16 or 32 values whose scales (and, for Q2_K / Q4_K / Q5_K, offsets) are small integers
+// times one or two binary16 super-block scales. Dot products pair them with Q8_K.
+//
+// qcodec's encoders (detail::kq) all follow the same plan, minimising the plain squared error:
+//  1. prescale the super-block by a power of two (exact) so that sums neither overflow nor
+//     underflow;
+//  2. fit every sub-block on its own: a few candidate scales around the one that maps the
+//     extreme value(s) to the end level(s), each followed by rounding and a least-squares
+//     refit of (scale, offset), then one or two round-and-refit iterations from the best;
+//  3. quantize the sub-block scales (and offsets) to the format's integers with a small
+//     search for the super-block scale weighted by the error each sub-block scale causes;
+//  4. round the super-block scales to binary16 and, for every sub-block, try the integer
+//     scales (and offsets) next to the rounded ones, re-rounding the codes against the
+//     actually decoded sub-block scales, and keep the one with the smallest error.
+
+#include <qcodec/core/half.hpp>
+#include <qcodec/quant/block/ggml/common.hpp>
+#include <qcodec/simd/ggml_kernels.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace qcodec::ggml {
+
+/// Values per super-block of the K-quant formats (ggml's QK_K).
+inline constexpr std::int64_t qk_k = 256;
+
+/// Q2_K: 16 sub-blocks of 16 values; x = d * (sc & 15) * q - dmin * (sc >> 4), q in 0..3.
+/// 84 bytes per 256 values = 2.625 bits per value.
+struct block_q2_K {
+  std::uint8_t scales[16];  ///< per sub-block: 4-bit scale (low nibble), 4-bit min (high)
+  std::uint8_t qs[64];      ///< codes, 2 bits each (see dequantize_row_q2_K for the order)
+  half d;                   ///< super-block scale of the scales
+  half dmin;                ///< super-block scale of the mins
+};
+
+/// Q3_K: 16 sub-blocks of 16 values; x = d * (s - 32) * (q - 4), s 6-bit, q in 0..7 (low two
+/// bits in qs, third bit in hmask). 110 bytes per 256 values = 3.4375 bits per value.
+struct block_q3_K {
+  std::uint8_t hmask[32];   ///< third bit of the codes: bit b of byte l is value 32 b + l
+  std::uint8_t qs[64];      ///< low two bits of the codes
+  std::uint8_t scales[12];  ///< 16 6-bit scales (biased by 32), packed
+  half d;                   ///< super-block scale
+};
+
+/// Q4_K: 8 sub-blocks of 32 values; x = d * sc * q - dmin * m, sc and m 6-bit, q in 0..15.
+/// 144 bytes per 256 values = 4.5 bits per value.
+struct block_q4_K {
+  half d;                   ///< super-block scale of the scales
+  half dmin;                ///< super-block scale of the mins
+  std::uint8_t scales[12];  ///< 8 6-bit scales and 8 6-bit mins, packed (get_scale_min_k4)
+  std::uint8_t qs[128];     ///< codes, two per byte
+};
+
+/// Q5_K: Q4_K with a fifth code bit; q in 0..31. 176 bytes per 256 values = 5.5 bits per value.
+struct block_q5_K {
+  half d;                   ///< super-block scale of the scales
+  half dmin;                ///< super-block scale of the mins
+  std::uint8_t scales[12];  ///< as in Q4_K
+  std::uint8_t qh[32];      ///< fifth bits: bit b of byte l is value 32 b + l
+  std::uint8_t qs[128];     ///< low four bits, two per byte
+};
+
+/// Q6_K: 16 sub-blocks of 16 values; x = d * sc * (q - 32), sc int8, q in 0..63.
+/// 210 bytes per 256 values = 6.5625 bits per value.
+struct block_q6_K {
+  std::uint8_t ql[128];     ///< low four bits of the codes
+  std::uint8_t qh[64];      ///< high two bits of the codes
+  std::int8_t scales[16];   ///< sub-block scales
+  half d;                   ///< super-block scale
+};
+
+/// Q8_K: the activation format of the K-quants: x = d * q, one float scale per 256 values,
+/// plus the sums of each group of 16 codes (used for the offset terms of Q2_K / Q4_K / Q5_K).
+/// 292 bytes per 256 values = 9.125 bits per value.
+struct block_q8_K {
+  float d;                  ///< scale
+  std::int8_t qs[256];      ///< codes
+  std::int16_t bsums[16];   ///< sum of qs[16 j .. 16 j + 15]
+};
+
+/// IQ4_XS: 8 sub-blocks of 32 values; x = d * (s - 32) * kvalues_iq4nl[q], s 6-bit.
+/// 136 bytes per 256 values = 4.25 bits per value.
+struct block_iq4_xs {
+  half d;                    ///< super-block scale
+  std::uint16_t scales_h;    ///< high two bits of the 8 scales (bits 2 ib, 2 ib + 1)
+  std::uint8_t scales_l[4];  ///< low four bits of the scales, two per byte
+  std::uint8_t qs[128];      ///< level indices, two per byte as IQ4_NL (per 32-value sub-block)
+};
+
+static_assert(sizeof(block_q2_K) == 84 && alignof(block_q2_K) == 2);
+static_assert(sizeof(block_q3_K) == 110 && alignof(block_q3_K) == 2);
+static_assert(sizeof(block_q4_K) == 144 && alignof(block_q4_K) == 2);
+static_assert(sizeof(block_q5_K) == 176 && alignof(block_q5_K) == 2);
+static_assert(sizeof(block_q6_K) == 210 && alignof(block_q6_K) == 2);
+static_assert(sizeof(block_q8_K) == 292 && alignof(block_q8_K) == 4);
+static_assert(sizeof(block_iq4_xs) == 136 && alignof(block_iq4_xs) == 2);
+static_assert(std::is_trivially_copyable_v<block_q2_K> && std::is_trivially_copyable_v<block_q3_K> &&
+              std::is_trivially_copyable_v<block_q4_K> && std::is_trivially_copyable_v<block_q5_K> &&
+              std::is_trivially_copyable_v<block_q6_K> && std::is_trivially_copyable_v<block_q8_K> &&
+              std::is_trivially_copyable_v<block_iq4_xs>);
+static_assert(std::is_standard_layout_v<block_q2_K> && std::is_standard_layout_v<block_q6_K> &&
+              std::is_standard_layout_v<block_q8_K> && std::is_standard_layout_v<block_iq4_xs>);
+
+namespace detail {
+
+/// ggml's nearest_int: round to nearest, ties to even, for |v| <= 2^22.
+[[nodiscard]] inline int nearest_int(float v) noexcept {
+  const float val = v + 12582912.0f;
+  std::int32_t i;
+  std::memcpy(&i, &val, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+/// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of Q4_K / Q5_K.
+inline void get_scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d,
+                             std::uint8_t& m) noexcept {
+  if (j < 4) {
+    d = static_cast<std::uint8_t>(q[j] & 63);
+    m = static_cast<std::uint8_t>(q[j + 4] & 63);
+  } else {
+    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+/// The inverse of get_scale_min_k4 for all 8 sub-blocks (ls, lm in 0..63).
+inline void set_scales_mins_k4(const std::uint8_t* ls, const std::uint8_t* lm,
+                               std::uint8_t* q) noexcept {
+  for (int j = 0; j < 12; ++j) q[j] = 0;
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      q[j] = ls[j];
+      q[j + 4] = lm[j];
+    } else {
+      q[j + 4] = static_cast<std::uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+      q[j - 4] = static_cast<std::uint8_t>(q[j - 4] | ((ls[j] >> 4) << 6));
+      q[j] = static_cast<std::uint8_t>(q[j] | ((lm[j] >> 4) << 6));
+    }
+  }
+}
+
+/// The 16 biased (0..63) 6-bit scales of a Q3_K block.
+inline void unpack_q3_K_scales(const std::uint8_t* s, int* out) noexcept {
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    out[j] = lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4);
+  }
+}
+
+/// Packs 16 biased (0..63) scales the way ggml's quantize_row_q3_K_ref does.
+inline void pack_q3_K_scales(const int* l, std::uint8_t* s) noexcept {
+  for (int j = 0; j < 12; ++j) s[j] = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int v = l[j];
+    if (j < 8) {
+      s[j] = static_cast<std::uint8_t>(v & 0xF);
+    } else {
+      s[j - 8] = static_cast<std::uint8_t>(s[j - 8] | ((v & 0xF) << 4));
+    }
+    s[j % 4 + 8] = static_cast<std::uint8_t>(s[j % 4 + 8] | ((v >> 4) << (2 * (j / 4))));
+  }
+}
+
+/// Orders of the code arrays: L[256] (one code per value, in value order) to ggml's layouts.
+inline void pack_2bit_k(const std::uint8_t* L, std::uint8_t* qs) noexcept {
+  for (int j = 0; j < 256; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
+                                                (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+namespace kq {
+
+// GCC fully unrolls 16-iteration loops into scalar code before its loop vectoriser runs (and
+// its straight-line vectoriser then gives up on the clamps); keeping them rolled lets the loop
+// vectoriser turn each into one or two vector operations.
+#if defined(__GNUC__) && !defined(__clang__)
+#define QCODEC_KQ_LOOP _Pragma("GCC unroll 1")
+#else
+#define QCODEC_KQ_LOOP
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// qcodec's encoder building blocks. Values are prescaled (|x| in [1, 2) for the super-block's
+// largest magnitude), so sums stay well inside float's range.
+
+/// Sum of n (16 or 32) values in a fixed tree order (vectorisable).
+template <int n>
+[[nodiscard]] inline float sum(const float* a) noexcept {
+  float t[16];
+  for (int j = 0; j < 16; ++j) t[j] = a[j];
+  if constexpr (n == 32)
+    for (int j = 0; j < 16; ++j) t[j] += a[j + 16];
+  return fold16<simd::scalar>(t);
+}
+
+[[nodiscard]] inline float clampf(float v, float lo, float hi) noexcept {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+[[nodiscard]] inline float rnd(float v) noexcept { return round_nearest<simd::scalar>(v); }
+
+/// x ~= s * q + b with q in 0..nmax and b <= 0 (the formats store m = -b >= 0).
+struct affine {
+  float s;
+  float b;
+};
+
+/// Sub-block statistics that do not depend on the codes.
+template <int n>
+struct stats {
+  float sx;
+  float sx2;
+  float mn;
+  float mx;
+  explicit stats(const float* x) noexcept {
+    float t[n];
+    QCODEC_KQ_LOOP
+    for (int j = 0; j < n; ++j) t[j] = x[j] * x[j];
+    sx = sum<n>(x);
+    sx2 = sum<n>(t);
+    mn = x[0];
+    mx = x[0];
+    for (int j = 1; j < n; ++j) {
+      mn = x[j] < mn ? x[j] : mn;
+      mx = x[j] > mx ? x[j] : mx;
+    }
+  }
+};
+
+/// Codes of x under x ~= s * q + b: q = clamp(round((x - b) / s), 0, nmax) (0 when s == 0).
+template <int n, int nmax>
+inline void affine_codes(const float* x, float is, float b, float* q) noexcept {
+  QCODEC_KQ_LOOP
+  for (int j = 0; j < n; ++j)
+    q[j] = rnd(clampf((x[j] - b) * is, 0.0f, static_cast<float>(nmax)));
+}
+
+/// Least-squares (s, b <= 0) for given codes; returns the squared error of the fit.
+template <int n>
+inline float affine_refit(const float* x, const float* q, const stats<n>& st, affine& f) noexcept {
+  float t1[n], t2[n];
+  QCODEC_KQ_LOOP
+  for (int j = 0; j < n; ++j) {
+    t1[j] = q[j] * q[j];
+    t2[j] = q[j] * x[j];
+  }
+  const float sq = sum<n>(q), sq2 = sum<n>(t1), sqx = sum<n>(t2);
+  const float nn = static_cast<float>(n);
+  const float D = nn * sq2 - sq * sq;
+  float s = 0.0f, b = st.sx / nn;
+  if (D > 0.0f) {
+    s = (nn * sqx - st.sx * sq) / D;
+    b = (sq2 * st.sx - sq * sqx) / D;
+  }
+  if (b > 0.0f) {
+    b = 0.0f;
+    s = sq2 > 0.0f ? sqx / sq2 : 0.0f;
+  }
+  if (s < 0.0f) s = 0.0f;
+  f = {s, b};
+  return st.sx2 - 2.0f * s * sqx - 2.0f * b * st.sx + s * s * sq2 + 2.0f * s * b * sq +
+         nn * b * b;
+}
+
+/// Sub-block fit for the offset formats: candidate ranges that place the minimum at level
+/// -a and the maximum at level nmax + c for a, c in `as` (clipping both ends by up to a
+/// fraction of a step), each rounded and refitted by least squares; then `iters`
+/// round-and-refit steps from the best.
+template <int n, int nmax, int na>
+inline affine affine_search(const float* x, const float (&as)[na], int iters) noexcept {
+  const stats<n> st(x);
+  const float mn = st.mn < 0.0f ? st.mn : 0.0f;
+  if (!(st.mx > mn)) return {0.0f, mn};
+  float q[n];
+  affine best{0.0f, mn};
+  float best_err = st.sx2 - 2.0f * mn * st.sx + static_cast<float>(n) * mn * mn;
+  const float range = st.mx - mn;
+  for (int i = 0; i < na; ++i)
+    for (int k = 0; k < na; ++k) {
+      const float s = range / (static_cast<float>(nmax) + as[i] + as[k]);
+      float b = mn + as[i] * s;
+      b = b > 0.0f ? 0.0f : b;
+      affine_codes<n, nmax>(x, 1.0f / s, b, q);
+      affine f;
+      const float e = affine_refit<n>(x, q, st, f);
+      if (e < best_err) {
+        best_err = e;
+        best = f;
+      }
+    }
+  for (int it = 0; it < iters && best.s > 0.0f; ++it) {
+    affine_codes<n, nmax>(x, 1.0f / best.s, best.b, q);
+    affine f;
+    const float e = affine_refit<n>(x, q, st, f);
+    if (!(e < best_err)) break;
+    best_err = e;
+    best = f;
+  }
+  return best;
+}
+
+/// Squared error of a sub-block decoded as ds * q - dm (the decoder's arithmetic, unfused),
+/// with codes re-rounded for exactly these ds, dm; writes the codes.
+template <int n, int nmax>
+inline float affine_eval(const float* x, float ds, float dm, std::uint8_t* L) noexcept {
+  float q[n], e[n];
+  const float is = ds > 0.0f ? 1.0f / ds : 0.0f;
+  affine_codes<n, nmax>(x, is, -dm, q);
+  QCODEC_KQ_LOOP
+  for (int j = 0; j < n; ++j) {
+    const float p = ds * q[j];
+    const float d = p - dm - x[j];
+    e[j] = d * d;
+    L[j] = static_cast<std::uint8_t>(q[j]);
+  }
+  return sum<n>(e);
+}
+
+/// Integer levels l[j] in [lo, hi] and a scale d with v[j] ~= d * l[j], minimising
+/// sum w[j] (v[j] - d l[j])^2 over a few candidate scales (each refitted). Returns d.
+template <int m>
+inline float quantize_scales(const float* v, const float* w, int lo, int hi) noexcept {
+  float amax = 0.0f, ext = 0.0f;
+  for (int j = 0; j < m; ++j) {
+    const float a = std::fabs(v[j]);
+    if (a > amax) {
+      amax = a;
+      ext = v[j];
+    }
+  }
+  if (!(amax > 0.0f)) return 0.0f;
+  // the extreme maps to the end level of its sign, or slightly inside
+  const float end = ext < 0.0f ? static_cast<float>(lo) : static_cast<float>(hi);
+  const float alt = ext < 0.0f ? -static_cast<float>(hi) : -static_cast<float>(lo);
+  const float cands[8] = {end, end * 0.97f, end * 0.94f, end * 0.9f, end * 1.03f,
+                          alt, alt * 0.96f, alt * 0.92f};
+  float best_err = INFINITY, best_d = ext / end;
+  for (const float c : cands) {
+    const float id = c / ext;
+    float swl = 0.0f, swll = 0.0f;
+    float l[m];
+    for (int j = 0; j < m; ++j) {
+      l[j] = rnd(clampf(v[j] * id, static_cast<float>(lo), static_cast<float>(hi)));
+      swl += w[j] * v[j] * l[j];
+      swll += w[j] * l[j] * l[j];
+    }
+    if (!(swll > 0.0f)) continue;
+    const float d = swl / swll;
+    float err = 0.0f;
+    for (int j = 0; j < m; ++j) {
+      const float r = v[j] - d * rnd(clampf(v[j] / d, static_cast<float>(lo),
+                                            static_cast<float>(hi)));
+      err += w[j] * r * r;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best_d = d;
+    }
+  }
+  return best_d;
+}
+
+/// Power-of-two prescaling of a super-block: xs = x * up, |xs| < 2 for the largest value.
+struct superblock {
+  float up = 1.0f;    ///< xs = x * up
+  float down = 1.0f;  ///< x = xs * down
+  bool zero = true;   ///< every value below tiny_block in magnitude
+  float xs[256];
+  explicit superblock(const float* x) noexcept {
+    float amax = 0.0f;
+    for (int j = 0; j < 256; ++j) {
+      const float a = std::fabs(x[j]);
+      amax = a > amax ? a : amax;
+    }
+    if (!(amax >= tiny_block)) {
+      for (float& v : xs) v = 0.0f;
+      return;
+    }
+    zero = false;
+    const prescale<simd::scalar> ps = prescale_for<simd::scalar>(amax);
+    up = ps.up;
+    down = ps.down;
+    for (int j = 0; j < 256; ++j) xs[j] = x[j] * up;
+  }
+  /// A prescaled super-block scale as binary16 (clamped to the largest finite binary16).
+  [[nodiscard]] half to_half(float d) const noexcept {
+    const float r = d * down;
+    return half(r > half_max ? half_max : (r < -half_max ? -half_max : r));
+  }
+};
+
+/// Symmetric sub-block fit: x ~= d * l, l in [-N, N - 1]; candidates map the largest-magnitude
+/// value to -N - t or N - 1 - t, each rounded and refitted; then `iters` refit steps.
+/// Returns d (signed) and writes nothing else.
+template <int n, int N>
+inline float sym_search(const float* x, int iters) noexcept {
+  float amax = 0.0f, ext = 0.0f;
+  QCODEC_KQ_LOOP
+  for (int j = 0; j < n; ++j) {
+    const float a = std::fabs(x[j]);
+    if (a > amax) {
+      amax = a;
+      ext = x[j];
+    }
+  }
+  if (!(amax > 0.0f)) return 0.0f;
+  const float fN = static_cast<float>(N);
+  const float cands[6] = {-fN, -fN - 0.25f, -fN - 0.5f, -fN + 0.3f, fN - 1.0f, fN - 0.7f};
+  float best = -1.0f, best_d = 0.0f;
+  float l[n], a[n], b[n];
+  const auto fit = [&](float id, float& lx, float& l2) {
+    QCODEC_KQ_LOOP
+    for (int j = 0; j < n; ++j) {
+      l[j] = rnd(clampf(x[j] * id, -fN, fN - 1.0f));
+      a[j] = l[j] * x[j];
+      b[j] = l[j] * l[j];
+    }
+    lx = sum<n>(a);
+    l2 = sum<n>(b);
+  };
+  for (const float c : cands) {
+    float lx, l2;
+    fit(c / ext, lx, l2);
+    if (l2 > 0.0f && lx * lx > best * l2) {
+      best = lx * lx / l2;
+      best_d = lx / l2;
+    }
+  }
+  for (int it = 0; it < iters && best_d != 0.0f; ++it) {
+    float lx, l2;
+    fit(1.0f / best_d, lx, l2);
+    if (!(l2 > 0.0f && lx * lx > best * l2)) break;
+    best = lx * lx / l2;
+    best_d = lx / l2;
+  }
+  return best_d;
+}
+
+/// Squared error of a symmetric sub-block decoded as ds * (l) for l in [-N, N-1], codes
+/// re-rounded against ds; writes l + N to L.
+template <int n, int N>
+inline float sym_eval(const float* x, float ds, std::uint8_t* L) noexcept {
+  const float fN = static_cast<float>(N);
+  const float is = ds != 0.0f ? 1.0f / ds : 0.0f;
+  float e[n];
+  QCODEC_KQ_LOOP
+  for (int j = 0; j < n; ++j) {
+    const float l = rnd(clampf(x[j] * is, -fN, fN - 1.0f));
+    const float d = ds * l - x[j];
+    e[j] = d * d;
+    L[j] = static_cast<std::uint8_t>(static_cast<int>(l) + N);
+  }
+  return sum<n>(e);
+}
+
+}  // namespace kq
+}  // namespace detail
+}  // namespace qcodec::ggml
