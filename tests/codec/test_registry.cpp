@@ -142,3 +142,16 @@ TEST_CASE("registry: ggml formats decode ggml's known-answer blocks bit for bit"
   }
   CHECK(checked >= 7);
 }
+
+TEST_CASE("registry: parameterised families name their canonical spec", "[codec][registry]") {
+  namespace e = qcodec::codec_errors;
+  CHECK((*qcodec::make_codec("bfp"))->spec() == "bfp");
+  CHECK((*qcodec::make_codec("bfp:bits=8,block=32"))->spec() == "bfp");
+  auto bfp4 = qcodec::make_codec("bfp:block=16,bits=4");
+  REQUIRE(bfp4.ok());
+  CHECK((*bfp4)->spec() == "bfp:bits=4,block=16");
+  CHECK((*bfp4)->bits_per_value(1, 64) == 4.5);
+  CHECK(qcodec::make_codec("bfp:bits=5").error().is(e::bad_option));
+  CHECK(qcodec::make_codec("bfp:bits=9").error().is(e::bad_option));
+  CHECK(qcodec::make_codec("bfp:block=24").error().is(e::bad_option));
+}

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace qcodec {
@@ -36,7 +37,11 @@ class block_format_codec final : public any_codec {
   using block = typename Format::block;
   static constexpr std::size_t block_values = Format::block_values;
 
-  [[nodiscard]] std::string spec() const override { return Format::name; }
+  /// `spec` names this codec when the format is one instance of a parameterised family
+  /// ("bfp:bits=4,block=16"); by default it is the format's name.
+  explicit block_format_codec(std::string spec = Format::name) : spec_(std::move(spec)) {}
+
+  [[nodiscard]] std::string spec() const override { return spec_; }
 
   [[nodiscard]] status check_shape(std::size_t, std::size_t cols) const override {
     if (cols % block_values == 0) return {};
@@ -86,6 +91,9 @@ class block_format_codec final : public any_codec {
     }
     return {};
   }
+
+ private:
+  std::string spec_;
 };
 
 }  // namespace qcodec

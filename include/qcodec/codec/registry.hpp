@@ -10,6 +10,7 @@
 #include <qcodec/codec/block_format_codec.hpp>
 #include <qcodec/codec/float_storage_codec.hpp>
 #include <qcodec/codec/spec.hpp>
+#include <qcodec/quant/block/bfp.hpp>
 #include <qcodec/quant/block/ggml.hpp>
 
 #include <memory>
@@ -44,6 +45,53 @@ constexpr codec_entry block_format_entry(const char* description) {
   return {F::name, F::bits_per_value, description, &make_plain_codec<block_format_codec<F>>};
 }
 
+// "bfp:bits=M,block=N": block floating point, M in {4, 6, 8}, N in {16, 32, 64}.
+inline result<std::unique_ptr<any_codec>> make_bfp_codec(const codec_spec& spec) {
+  if (status s = spec.only_options({"bits", "block"}); !s) return s;
+  auto bits = spec.get_uint("bits", 8, 4, 8);
+  if (!bits) return bits.error();
+  auto block = spec.get_uint("block", 32, 16, 64);
+  if (!block) return block.error();
+  // Canonical spec: the options that differ from the defaults.
+  std::string name = "bfp";
+  if (*bits != 8) name += ":bits=" + std::to_string(*bits);
+  if (*block != 32) name += (*bits != 8 ? ",block=" : ":block=") + std::to_string(*block);
+  std::unique_ptr<any_codec> codec;
+  auto with_block = [&]<unsigned M>() {
+    switch (*block) {
+      case 16:
+        codec = std::make_unique<block_format_codec<bfp_format<M, 16>>>(name);
+        break;
+      case 32:
+        codec = std::make_unique<block_format_codec<bfp_format<M, 32>>>(name);
+        break;
+      case 64:
+        codec = std::make_unique<block_format_codec<bfp_format<M, 64>>>(name);
+        break;
+      default:
+        break;
+    }
+  };
+  switch (*bits) {
+    case 4:
+      with_block.template operator()<4>();
+      break;
+    case 6:
+      with_block.template operator()<6>();
+      break;
+    case 8:
+      with_block.template operator()<8>();
+      break;
+    default:
+      break;
+  }
+  if (!codec) {
+    return status::failure(codec_errors::bad_option,
+                           name + " (bits 4, 6 or 8; block 16, 32 or 64)");
+  }
+  return codec;
+}
+
 template <float_storage S>
 constexpr codec_entry float_storage_entry(const char* name, const char* description) {
   return {name, S == float_storage::f32 ? 32.0 : 16.0, description,
@@ -66,6 +114,8 @@ constexpr codec_entry float_storage_entry(const char* name, const char* descript
       block_format_entry<ggml::q4_0>("ggml Q4_0: 32 4-bit codes, fp16 scale"),
       block_format_entry<ggml::iq4_nl>("ggml IQ4_NL: 32 codes into a 16-level non-linear table"),
       block_format_entry<ggml::mxfp4>("MXFP4 (ggml layout): 32 E2M1 values, E8M0 scale"),
+      {"bfp", 8.25, "block floating point, options bits=4|6|8 (8), block=16|32|64 (32)",
+       &make_bfp_codec},
   };
   return entries;
 }
