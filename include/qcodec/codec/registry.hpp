@@ -9,9 +9,13 @@
 #include <qcodec/codec/any_codec.hpp>
 #include <qcodec/codec/block_format_codec.hpp>
 #include <qcodec/codec/float_storage_codec.hpp>
+#include <qcodec/codec/grouped_codec.hpp>
 #include <qcodec/codec/spec.hpp>
 #include <qcodec/quant/block/bfp.hpp>
 #include <qcodec/quant/block/ggml.hpp>
+#include <qcodec/quant/float/float_quantizer.hpp>
+#include <qcodec/quant/nonuniform/code_table.hpp>
+#include <qcodec/quant/nonuniform/tables.hpp>
 
 #include <memory>
 #include <span>
@@ -92,6 +96,30 @@ inline result<std::unique_ptr<any_codec>> make_bfp_codec(const codec_spec& spec)
   return codec;
 }
 
+// A scalar Quantizer applied per group of values, "name[:group=G]" (1 <= G <= 65536).
+template <Quantizer Q, std::size_t DefaultGroup>
+struct grouped_entry {
+  static constexpr double bits_per_value =
+      Q::symbol_bits + 8.0 * sizeof(typename Q::params_type) / DefaultGroup;
+
+  static result<std::unique_ptr<any_codec>> make(const codec_spec& spec, Q quantizer) {
+    if (status s = spec.only_options({"group"}); !s) return s;
+    auto group = spec.get_uint("group", DefaultGroup, 1, 65536);
+    if (!group) return group.error();
+    std::string name = spec.name();
+    if (*group != DefaultGroup) name += ":group=" + std::to_string(*group);
+    return std::unique_ptr<any_codec>(
+        std::make_unique<grouped_codec<Q>>(std::move(quantizer), *group, std::move(name)));
+  }
+  static result<std::unique_ptr<any_codec>> make_default(const codec_spec& spec) {
+    return make(spec, Q{});
+  }
+};
+
+inline result<std::unique_ptr<any_codec>> make_nf4_codec(const codec_spec& spec) {
+  return grouped_entry<code_table<4>, 64>::make(spec, code_table<4>(nf4_table));
+}
+
 template <float_storage S>
 constexpr codec_entry float_storage_entry(const char* name, const char* description) {
   return {name, S == float_storage::f32 ? 32.0 : 16.0, description,
@@ -114,6 +142,14 @@ constexpr codec_entry float_storage_entry(const char* name, const char* descript
       block_format_entry<ggml::q4_0>("ggml Q4_0: 32 4-bit codes, fp16 scale"),
       block_format_entry<ggml::iq4_nl>("ggml IQ4_NL: 32 codes into a 16-level non-linear table"),
       block_format_entry<ggml::mxfp4>("MXFP4 (ggml layout): 32 E2M1 values, E8M0 scale"),
+      {"nf4", grouped_entry<code_table<4>, 64>::bits_per_value,
+       "NF4 (QLoRA): 16-level normal-float table, fp32 absmax per group=G (64)", &make_nf4_codec},
+      {"fp8_e4m3", grouped_entry<float_quantizer<fp8_e4m3>, 128>::bits_per_value,
+       "FP8 E4M3 (fn) codes, fp32 scale per group=G (128)",
+       &grouped_entry<float_quantizer<fp8_e4m3>, 128>::make_default},
+      {"fp8_e5m2", grouped_entry<float_quantizer<fp8_e5m2>, 128>::bits_per_value,
+       "FP8 E5M2 codes, fp32 scale per group=G (128)",
+       &grouped_entry<float_quantizer<fp8_e5m2>, 128>::make_default},
       {"bfp", 8.25, "block floating point, options bits=4|6|8 (8), block=16|32|64 (32)",
        &make_bfp_codec},
   };
