@@ -115,7 +115,7 @@ template <class F>
   const std::uint64_t half = std::uint64_t{1} << (shift - 1);
   const std::uint64_t rem = sig & ((half << 1) - 1u);
   std::uint64_t r = sig >> shift;  // value = r * 2^(te - M) after rounding
-  if (rem > half || (rem == half && (r & 1u))) ++r;
+  r += static_cast<std::uint64_t>((rem > half) | ((rem == half) & ((r & 1u) != 0)));  // branch-free
   int field_e = te + F::bias;  // biased exponent if r is normalised
   if (r < (std::uint64_t{1} << M)) {
     field_e = 0;  // subnormal (only when te == emin)

@@ -102,7 +102,9 @@ class code_table {
     for (std::size_t i = 0; i < x.size(); ++i) {
       const float v = x[i];
       std::size_t c = 0;
-      for (std::size_t step = levels / 2; step > 0; step /= 2) c += (v > mid[c + step - 1]) ? step : 0;
+      // branch-free (a multiply, not a conditional): the comparisons are unpredictable
+      for (std::size_t step = levels / 2; step > 0; step /= 2)
+        c += static_cast<std::size_t>(v > mid[c + step - 1]) * step;
       // exact nearest (ties to the lower index) in double: the distances are exact there
       const double dv = v;
       while (c > 0 && std::fabs(dv - lv[c - 1]) <= std::fabs(dv - lv[c])) --c;
