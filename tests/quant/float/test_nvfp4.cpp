@@ -33,14 +33,14 @@ TEST_CASE("nvfp4: global scale is absmax / (6 * 448)", "[float][nvfp4]") {
   CHECK(nvfp4_global_scale(y, 1) == 26.88f / 2688.0f);
 }
 
-TEST_CASE("nvfp4: values are the nearest block grid points and within d", "[float][nvfp4]") {
+TEST_CASE("nvfp4: NVIDIA's recipe: nearest block grid points, within d", "[float][nvfp4]") {
   for (const float sigma : {1.0f, 1e-3f, 1e4f}) {
     auto x = normal(16 * 256, 3, sigma);
     for (std::size_t i = 7; i < x.size(); i += 61) x[i] *= 8.0f;  // outliers
     const float g = nvfp4_global_scale(x.data(), x.size());
     std::vector<nvfp4_block> b(x.size() / 16);
     std::vector<float> y(x.size());
-    quantize_row_nvfp4(x.data(), b.data(), x.size(), g);
+    quantize_row_nvfp4(x.data(), b.data(), x.size(), g, nvfp4_scale_rule::nvidia);
     dequantize_row_nvfp4(b.data(), y.data(), x.size(), g);
     double err = 0, sig = 0;
     for (std::size_t blk = 0; blk < b.size(); ++blk) {
@@ -63,6 +63,42 @@ TEST_CASE("nvfp4: values are the nearest block grid points and within d", "[floa
     INFO("sigma " << sigma << " rel mse " << err / sig);
     CHECK(err / sig < 0.012);
   }
+}
+
+TEST_CASE("nvfp4: the scale search is never worse than NVIDIA's recipe, block by block",
+          "[float][nvfp4]") {
+  double total[2] = {0, 0}, sig = 0;
+  for (const std::uint32_t seed : {1u, 2u, 3u}) {
+    auto x = normal(16 * 512, seed, 0.5f);
+    if (seed == 3)
+      for (std::size_t i = 0; i < x.size(); i += 29) x[i] *= 10.0f;
+    const float g = nvfp4_global_scale(x.data(), x.size());
+    std::vector<nvfp4_block> a(x.size() / 16), b(x.size() / 16);
+    std::vector<float> ya(x.size()), yb(x.size());
+    quantize_row_nvfp4(x.data(), a.data(), x.size(), g, nvfp4_scale_rule::nvidia);
+    quantize_row_nvfp4(x.data(), b.data(), x.size(), g);  // search (the default)
+    dequantize_row_nvfp4(a.data(), ya.data(), x.size(), g);
+    dequantize_row_nvfp4(b.data(), yb.data(), x.size(), g);
+    for (std::size_t blk = 0; blk < a.size(); ++blk) {
+      double ea = 0, eb = 0;
+      for (std::size_t j = 16 * blk; j < 16 * blk + 16; ++j) {
+        ea += (double{ya[j]} - x[j]) * (double{ya[j]} - x[j]);
+        eb += (double{yb[j]} - x[j]) * (double{yb[j]} - x[j]);
+        sig += double{x[j]} * x[j];
+        // still the nearest grid point of its block
+        const float d = fp8_e4m3::from_bits(b[blk].scale).to_float() * g;
+        double best = 1e300;
+        for (const float v : e2m1_values) best = std::fmin(best, std::fabs(double{v * d} - x[j]));
+        CHECK(std::fabs(double{yb[j]} - x[j]) <= best * (1 + 1e-6));
+      }
+      CHECK(eb <= ea);
+      CHECK(std::abs(int{b[blk].scale} - int{a[blk].scale}) <= 1);
+      total[0] += ea;
+      total[1] += eb;
+    }
+  }
+  INFO("nvidia " << total[0] / sig << " search " << total[1] / sig);
+  CHECK(total[1] < 0.97 * total[0]);
 }
 
 TEST_CASE("nvfp4: decode is e2m1 * (scale * global), layout LSB first", "[float][nvfp4]") {

@@ -18,6 +18,12 @@
 // Error bound per element: |x - y| <= d (E2M1's half step is at most 1 at the top of the range,
 // and the clipping above is at most 0.375 d) while the block scale is an E4M3 normal
 // (block absmax >= 2^-6 * 6 * global).
+//
+// Scale choice (nvfp4_scale_rule):
+//   nvidia      the recipe above, exactly
+//   search      also tries the E4M3 codes just below and just above NVIDIA's block scale and
+//               keeps the one with the smallest squared error of the block (ties keep
+//               NVIDIA's): never worse than `nvidia`, block by block. The default.
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/quant/float/fp4.hpp>
@@ -50,36 +56,76 @@ static_assert(sizeof(nvfp4_block) == 9);
   return (g > 0.0f && std::isfinite(g)) ? g : 1.0f;
 }
 
+/// How the NVFP4 encoder picks the E4M3 block scale (see the header comment).
+enum class nvfp4_scale_rule : std::uint8_t { nvidia, search };
+
 namespace detail {
-/// Block scale bits for a group of values under `global`.
-[[nodiscard]] inline std::uint8_t nvfp4_block_scale(std::span<const float> x, float global) noexcept {
-  float amax = 0.0f;
-  for (const float v : x) amax = std::fmax(amax, std::fabs(v));
-  return fp8_e4m3(amax / (6.0f * global)).bits;
-}
 /// The decode factor d of a block.
 [[nodiscard]] inline float nvfp4_factor(std::uint8_t scale, float global) noexcept {
   return fp8_e4m3::from_bits(scale).to_float() * global;
 }
-inline void nvfp4_encode_values(std::span<const float> x, float d, std::uint8_t* codes) noexcept {
+/// Codes of x under the block scale `scale`; returns the squared error of the reconstruction.
+inline double nvfp4_encode_values(std::span<const float> x, std::uint8_t scale, float global,
+                                  std::uint8_t* codes) noexcept {
+  const float d = nvfp4_factor(scale, global);
+  double err = 0.0;
   if (!(d > 0.0f)) {
-    for (std::size_t i = 0; i < x.size(); ++i) codes[i] = 0;
-    return;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      codes[i] = 0;
+      err += double{x[i]} * x[i];
+    }
+    return err;
   }
-  for (std::size_t i = 0; i < x.size(); ++i) codes[i] = e2m1_code(x[i] / d);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    codes[i] = e2m1_code(x[i] / d);
+    const double e = double{e2m1_values[codes[i]] * d} - x[i];
+    err += e * e;
+  }
+  return err;
+}
+/// Block scale bits for a group of values under `global`, by `rule`.
+[[nodiscard]] inline std::uint8_t nvfp4_block_scale(std::span<const float> x, float global,
+                                                    nvfp4_scale_rule rule) noexcept {
+  float amax = 0.0f;
+  for (const float v : x) amax = std::fmax(amax, std::fabs(v));
+  const std::uint8_t s = fp8_e4m3(amax / (6.0f * global)).bits;
+  if (rule == nvfp4_scale_rule::nvidia || s == 0) return s;
+  std::uint8_t tmp[256];
+  const auto sse = [&](std::uint8_t c) {
+    double e = 0.0;
+    for (std::size_t done = 0; done < x.size(); done += 256) {
+      const std::size_t m = x.size() - done < 256 ? x.size() - done : 256;
+      e += nvfp4_encode_values(x.subspan(done, m), c, global, tmp);
+    }
+    return e;
+  };
+  std::uint8_t best = s;
+  double best_err = sse(s);
+  // E4M3 codes of positive finite values are ordered like their values: s - 1 and s + 1 are
+  // the neighbouring scales (0x7E = 448 is the largest)
+  for (const std::uint8_t c : {static_cast<std::uint8_t>(s - 1), static_cast<std::uint8_t>(s + 1)}) {
+    if (c == 0 || c > 0x7E) continue;
+    const double e = sse(c);
+    if (e < best_err) {
+      best = c;
+      best_err = e;
+    }
+  }
+  return best;
 }
 }  // namespace detail
 
 /// x: n floats (n a multiple of 16) -> y: n / 16 blocks, with the per-tensor scale `global`
 /// (nvfp4_global_scale of the whole tensor).
-inline void quantize_row_nvfp4(const float* x, nvfp4_block* y, std::size_t n, float global) noexcept {
+inline void quantize_row_nvfp4(const float* x, nvfp4_block* y, std::size_t n, float global,
+                               nvfp4_scale_rule rule = nvfp4_scale_rule::search) noexcept {
   QCODEC_ASSERT(n % nvfp4_block_size == 0, "[qcodec.nvfp4.1] row length is not a multiple of 16");
   QCODEC_ASSERT(global > 0.0f, "[qcodec.nvfp4.2] the global scale must be positive");
   for (std::size_t b = 0; b < n / nvfp4_block_size; ++b, x += nvfp4_block_size) {
     const std::span<const float> xs(x, nvfp4_block_size);
-    y[b].scale = detail::nvfp4_block_scale(xs, global);
+    y[b].scale = detail::nvfp4_block_scale(xs, global, rule);
     std::uint8_t codes[nvfp4_block_size];
-    detail::nvfp4_encode_values(xs, detail::nvfp4_factor(y[b].scale, global), codes);
+    (void)detail::nvfp4_encode_values(xs, y[b].scale, global, codes);
     for (std::size_t j = 0; j < 8; ++j)
       y[b].q[j] = static_cast<std::uint8_t>(codes[2 * j] | codes[2 * j + 1] << 4);
   }
@@ -103,13 +149,14 @@ struct nvfp4_quantizer {
   };
   static constexpr unsigned symbol_bits = 4;
   float global = 1.0f;  ///< per-tensor FP32 scale
+  nvfp4_scale_rule rule = nvfp4_scale_rule::search;
 
   [[nodiscard]] params_type fit(std::span<const float> x) const noexcept {
-    return {detail::nvfp4_block_scale(x, global)};
+    return {detail::nvfp4_block_scale(x, global, rule)};
   }
   void encode(std::span<const float> x, const params_type& p, std::span<std::uint8_t> sym) const noexcept {
     QCODEC_ASSERT(x.size() == sym.size(), "[qcodec.nvfp4.3] one symbol per value");
-    detail::nvfp4_encode_values(x, detail::nvfp4_factor(p.scale, global), sym.data());
+    (void)detail::nvfp4_encode_values(x, p.scale, global, sym.data());
   }
   void decode(std::span<const std::uint8_t> sym, const params_type& p, std::span<float> y) const noexcept {
     QCODEC_ASSERT(y.size() == sym.size(), "[qcodec.nvfp4.3] one symbol per value");
