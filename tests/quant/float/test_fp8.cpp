@@ -216,3 +216,45 @@ TEST_CASE("fp8: bulk conversion equals the scalar one", "[float][fp8]") {
   qcodec::float_to_fp8<fp8_e4m3>(x.data(), x.size(), q.data());
   for (std::size_t i = 0; i < x.size(); ++i) CHECK(q[i] == fp8_e4m3(x[i]).bits);
 }
+
+namespace {
+template <class F>
+void check_fast_equals_exact() {
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> expo(-40, 40);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::vector<float> xs;
+  for (int i = 0; i < 300000; ++i) {
+    const float v = i % 3 ? std::ldexp(mant(rng), expo(rng)) : std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
+    xs.push_back(rng() & 1u ? -v : v);
+  }
+  // every value, midpoint and neighbour of the format
+  for (unsigned b = 0; b < (1u << F::total_bits); ++b) {
+    const float v = qcodec::detail::minifloat_to_float<F>(static_cast<std::uint8_t>(b));
+    const float w = qcodec::detail::minifloat_to_float<F>(static_cast<std::uint8_t>(b + 1));
+    xs.insert(xs.end(), {v, std::nextafter(v, 0.0f), std::nextafter(v, 1e30f), (v + w) / 2,
+                         std::nextafter((v + w) / 2, 0.0f), std::nextafter((v + w) / 2, 1e30f)});
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  xs.insert(xs.end(), {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f,
+                       std::numeric_limits<float>::denorm_min(), 464.0f, 61440.0f, 1e-45f});
+  std::size_t mismatches = 0;
+  for (const float x : xs)
+    for (const auto mode : {overflow_mode::saturate, overflow_mode::no_saturate}) {
+      const std::uint8_t exact = qcodec::detail::float_to_minifloat<F>(x, mode);
+      const std::uint8_t fast = qcodec::detail::float_to_minifloat_fast<F>(x, mode);
+      if (exact != fast && ++mismatches < 10)
+        FAIL_CHECK("x = " << x << " exact " << int{exact} << " fast " << int{fast});
+    }
+  CHECK(mismatches == 0);
+  CHECK(xs.size() > 300000);
+}
+}  // namespace
+
+TEST_CASE("fp8: the branch-free conversion returns the exact conversion's bits", "[float][fp8]") {
+  check_fast_equals_exact<fp8_e4m3::format>();
+  check_fast_equals_exact<fp8_e5m2::format>();
+  check_fast_equals_exact<qcodec::detail::minifloat_format<2, 1, 1, qcodec::minifloat_kind::finite>>();
+  check_fast_equals_exact<qcodec::detail::minifloat_format<2, 3, 1, qcodec::minifloat_kind::finite>>();  // FP6 E2M3
+  check_fast_equals_exact<qcodec::detail::minifloat_format<3, 2, 3, qcodec::minifloat_kind::finite>>();  // FP6 E3M2
+}

@@ -32,7 +32,8 @@ struct float_quantizer {
   }
   void encode(std::span<const float> x, const params_type& p, std::span<std::uint8_t> sym) const noexcept {
     QCODEC_ASSERT(x.size() == sym.size(), "[qcodec.float.1] one symbol per value");
-    for (std::size_t i = 0; i < x.size(); ++i) sym[i] = T(x[i] / p.scale).bits;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      sym[i] = detail::float_to_minifloat_fast<typename T::format>(x[i] / p.scale, overflow_mode::saturate);
   }
   void decode(std::span<const std::uint8_t> sym, const params_type& p, std::span<float> y) const noexcept {
     QCODEC_ASSERT(y.size() == sym.size(), "[qcodec.float.1] one symbol per value");

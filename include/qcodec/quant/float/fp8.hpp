@@ -103,11 +103,12 @@ inline void fp8_to_float(const std::uint8_t* x, std::size_t n, float* y) noexcep
   for (std::size_t i = 0; i < n; ++i) y[i] = t[x[i]];
 }
 
-/// y[i] = T(x[i], mode).bits for n floats.
+/// y[i] = T(x[i], mode).bits for n floats (the branch-free conversion of minifloat.hpp, same
+/// bits; needs the default rounding mode).
 template <class T>
 inline void float_to_fp8(const float* x, std::size_t n, std::uint8_t* y,
                          overflow_mode mode = overflow_mode::saturate) noexcept {
-  for (std::size_t i = 0; i < n; ++i) y[i] = T(x[i], mode).bits;
+  for (std::size_t i = 0; i < n; ++i) y[i] = detail::float_to_minifloat_fast<typename T::format>(x[i], mode);
 }
 
 }  // namespace qcodec

@@ -129,5 +129,36 @@ template <class F>
   return static_cast<std::uint8_t>(sign | mag);
 }
 
+/// The same result as float_to_minifloat, without branches, for bulk loops the compiler can
+/// vectorize (float_to_fp8, the scaled policies, MX encoders). Requires the default
+/// round-to-nearest-even FP environment (the subnormal results come from one float addition).
+///   * normal results: round the float's fraction to M bits on its bit pattern (ties to even:
+///     add 2^(22-M) - 1 plus the lowest kept bit, then truncate); a carry moves the exponent up
+///   * subnormal results (|x| < 2^emin): |x| + 2^(emin - M + 23) rounds |x| to a multiple of the
+///     subnormal step 2^(emin - M) in hardware, and the low bits of the sum count the steps
+///     (a count of 2^M is the smallest normal, whose code is also 2^M)
+template <class F>
+[[nodiscard]] inline std::uint8_t float_to_minifloat_fast(float f, overflow_mode mode) noexcept {
+  constexpr int M = static_cast<int>(F::man_bits);
+  constexpr int emin = 1 - F::bias;
+  constexpr float K = std::bit_cast<float>(static_cast<std::uint32_t>(emin - M + 23 + 127) << 23);
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t a = u & 0x7FFFFFFFu;
+  const std::uint32_t rounded = a + ((1u << (22 - M)) - 1u) + ((a >> (23 - M)) & 1u);
+  const std::int32_t normal =
+      static_cast<std::int32_t>(rounded >> (23 - M)) - ((127 - F::bias) << M);
+  const std::int32_t sub = static_cast<std::int32_t>(
+      std::bit_cast<std::uint32_t>(std::bit_cast<float>(a) + K) - std::bit_cast<std::uint32_t>(K));
+  std::int32_t code = a < (static_cast<std::uint32_t>(emin + 127) << 23) ? sub : normal;
+  std::int32_t over = F::max_finite_bits;
+  if constexpr (F::kind == minifloat_kind::ieee)
+    over = mode == overflow_mode::no_saturate ? F::inf_bits : over;
+  if constexpr (F::kind == minifloat_kind::fn)
+    over = mode == overflow_mode::no_saturate ? F::nan_bits : over;
+  code = code > F::max_finite_bits ? over : code;
+  code = a > 0x7F800000u ? (F::kind == minifloat_kind::finite ? 0 : F::nan_bits) : code;
+  return static_cast<std::uint8_t>(static_cast<std::uint32_t>(code) | ((u >> 31) << (F::exp_bits + F::man_bits)));
+}
+
 }  // namespace detail
 }  // namespace qcodec

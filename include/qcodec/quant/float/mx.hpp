@@ -67,7 +67,9 @@ struct mx_element<fp8_e4m3> {
   static constexpr unsigned bits = 8;
   static constexpr int emax = fp8_e4m3::emax;
   static constexpr const char* name = "mxfp8_e4m3";
-  [[nodiscard]] static std::uint8_t encode(float v) noexcept { return fp8_e4m3(v).bits; }
+  [[nodiscard]] static std::uint8_t encode(float v) noexcept {
+    return detail::float_to_minifloat_fast<fp8_e4m3::format>(v, overflow_mode::saturate);
+  }
   [[nodiscard]] static float decode(std::uint8_t c) noexcept {
     return detail::fp8_values<fp8_e4m3>.value[c];
   }
@@ -77,7 +79,9 @@ struct mx_element<fp8_e5m2> {
   static constexpr unsigned bits = 8;
   static constexpr int emax = fp8_e5m2::emax;
   static constexpr const char* name = "mxfp8_e5m2";
-  [[nodiscard]] static std::uint8_t encode(float v) noexcept { return fp8_e5m2(v).bits; }
+  [[nodiscard]] static std::uint8_t encode(float v) noexcept {
+    return detail::float_to_minifloat_fast<fp8_e5m2::format>(v, overflow_mode::saturate);
+  }
   [[nodiscard]] static float decode(std::uint8_t c) noexcept {
     return detail::fp8_values<fp8_e5m2>.value[c];
   }
