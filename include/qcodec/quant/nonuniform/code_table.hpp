@@ -12,8 +12,9 @@
 //             this product; other widths are a scalar loop.
 //   bits per value: Bits + 32 / group length.
 //
-// Encoding is a branchless binary search over the midpoints of the scaled levels (Bits
-// comparisons per value), then a check of the neighbouring levels in double precision that
+// Encoding counts the midpoints of the scaled levels below each value (tables of up to 16
+// levels: 15 independent compares, 16 values at a time) or runs a branch-free binary search
+// over them (Bits compares), then checks the neighbouring levels in double precision, which
 // makes the result exactly the brute-force nearest level even where the float midpoints are
 // rounded.
 //
@@ -99,17 +100,35 @@ class code_table {
     float mid[levels];  // levels - 1 used
     for (std::size_t k = 0; k < levels; ++k) lv[k] = table_[k] * p.scale;
     for (std::size_t k = 0; k + 1 < levels; ++k) mid[k] = 0.5f * (lv[k] + lv[k + 1]);
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const float v = x[i];
-      std::size_t c = 0;
-      // branch-free (a multiply, not a conditional): the comparisons are unpredictable
-      for (std::size_t step = levels / 2; step > 0; step /= 2)
-        c += static_cast<std::size_t>(v > mid[c + step - 1]) * step;
-      // exact nearest (ties to the lower index) in double: the distances are exact there
+    // exact nearest (ties to the lower index) in double, where the distances are exact; moves
+    // c at most a step from the float midpoint search, and only next to a midpoint
+    const auto exact = [&lv](float v, std::size_t c) {
       const double dv = v;
       while (c > 0 && std::fabs(dv - lv[c - 1]) <= std::fabs(dv - lv[c])) --c;
       while (c + 1 < levels && std::fabs(dv - lv[c + 1]) < std::fabs(dv - lv[c])) ++c;
-      sym[i] = static_cast<std::uint8_t>(c);
+      return static_cast<std::uint8_t>(c);
+    };
+    if constexpr (levels <= 16) {
+      // up to 15 midpoints: count those below each value, 16 values at a time (independent
+      // compares the compiler vectorises, instead of a chain of dependent table loads)
+      for (std::size_t i0 = 0; i0 < x.size(); i0 += 16) {
+        const std::size_t m = x.size() - i0 < 16 ? x.size() - i0 : 16;
+        float xv[16] = {};
+        std::uint32_t cnt[16] = {};
+        for (std::size_t j = 0; j < m; ++j) xv[j] = x[i0 + j];
+        for (std::size_t k = 0; k + 1 < levels; ++k)
+          for (std::size_t j = 0; j < 16; ++j) cnt[j] += xv[j] > mid[k] ? 1u : 0u;
+        for (std::size_t j = 0; j < m; ++j) sym[i0 + j] = exact(xv[j], cnt[j]);
+      }
+    } else {
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const float v = x[i];
+        std::size_t c = 0;
+        // branch-free (a multiply, not a conditional): the comparisons are unpredictable
+        for (std::size_t step = levels / 2; step > 0; step /= 2)
+          c += static_cast<std::size_t>(v > mid[c + step - 1]) * step;
+        sym[i] = exact(v, c);
+      }
     }
   }
 
