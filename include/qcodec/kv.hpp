@@ -1,0 +1,11 @@
+#pragma once
+// The compressed KV cache: stream codecs for keys and values, the paged cache, fused attention
+// on the compressed data, and the reference attention.
+#include <qcodec/kv/attention.hpp>
+#include <qcodec/kv/cache.hpp>
+#include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/per_channel.hpp>
+#include <qcodec/kv/per_token.hpp>
+#include <qcodec/kv/reference.hpp>
+#include <qcodec/kv/rotated.hpp>
+#include <qcodec/kv/stream_codec.hpp>

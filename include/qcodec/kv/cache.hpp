@@ -1,0 +1,441 @@
+#pragma once
+// kv::cache<KeyCodec, ValueCodec>: a compressed, paged KV cache for several sequences.
+//
+// Per sequence, layer and KV head, the token axis is split into three parts:
+//
+//   [0, S)            attention sinks: the first S tokens, kept in fp32 (they draw a large share
+//                     of attention and are few);
+//   [S, S + Nq)       compressed: units of the codec's group_tokens tokens (1 for per-token
+//                     codecs, G for KIVI's per-channel keys) stored in pages;
+//   [S + Nq, length)  the residual window, in fp32: tokens wait here until a whole unit can be
+//                     compressed, and the most recent R tokens always stay (KIVI keeps recent
+//                     tokens exact, where attention is sharpest). A unit is compressed as soon
+//                     as R + group_tokens tokens wait.
+//
+// Keys and values have their own codec and so their own Nq. Pages hold page_tokens compressed
+// tokens of every layer and head, keys and values (page i covers compressed tokens
+// [i * page_tokens, (i + 1) * page_tokens)); a sequence owns a page table. Pages are
+// reference-counted: fork() shares a sequence's pages with a new one and copies a page only when
+// one of the sharers writes to it, as paged-attention engines do for beam search and prefix
+// sharing; free_sequence() returns pages to the pool for reuse.
+//
+// Input layout: append() takes the new tokens' keys and values as [token][kv_head][head_dim]
+// float arrays (what an engine's K/V projection produces for one layer). Appends to one cache
+// are not thread-safe; attention (kv/attention.hpp) on a cache that is not being appended to is.
+
+#include <qcodec/core/assert.hpp>
+#include <qcodec/core/result.hpp>
+#include <qcodec/core/status.hpp>
+#include <qcodec/kv/stream_codec.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qcodec::kv {
+
+namespace errors {
+inline constexpr error_id bad_config{errc::invalid_argument, "qcodec.kv.1",
+                                     "invalid KV cache configuration"};
+inline constexpr error_id bad_sequence{errc::invalid_argument, "qcodec.kv.2", "no such sequence"};
+inline constexpr error_id bad_layer{errc::out_of_range, "qcodec.kv.3", "layer out of range"};
+inline constexpr error_id out_of_pages{errc::out_of_range, "qcodec.kv.4",
+                                       "the KV cache is full (no free page)"};
+inline constexpr error_id bad_head{errc::out_of_range, "qcodec.kv.5", "head out of range"};
+inline constexpr error_id too_long{errc::out_of_range, "qcodec.kv.6",
+                                   "sequence longer than the cache capacity"};
+inline constexpr error_id bad_query{errc::invalid_argument, "qcodec.kv.7",
+                                    "invalid attention query"};
+}  // namespace errors
+
+struct cache_config {
+  std::size_t layers = 1;
+  std::size_t kv_heads = 1;
+  std::size_t head_dim = 128;
+  /// Compressed tokens per page; a multiple of both codecs' group_tokens.
+  std::size_t page_tokens = 256;
+  /// Pool capacity in pages (pages are allocated on first use, up to this many).
+  std::size_t max_pages = 1024;
+  /// Longest sequence accepted (tokens).
+  std::size_t max_tokens = 1u << 20;
+  /// First tokens kept in fp32 (attention sinks).
+  std::size_t sink_tokens = 0;
+  /// Most recent tokens kept in fp32 (KIVI's residual length R).
+  std::size_t residual_tokens = 0;
+};
+
+using sequence_id = std::uint32_t;
+using page_id = std::uint32_t;
+
+template <StreamCodec KeyCodec, StreamCodec ValueCodec>
+class cache {
+ public:
+  using key_codec = KeyCodec;
+  using value_codec = ValueCodec;
+
+  /// A cache with codecs built from the head dimension, or why the configuration is invalid.
+  [[nodiscard]] static result<cache> create(const cache_config& config) {
+    if (status s = validate(config); !s) return s;
+    return cache(config, KeyCodec(config.head_dim), ValueCodec(config.head_dim));
+  }
+  /// A cache with given codec objects (e.g. rotated codecs with a chosen seed).
+  [[nodiscard]] static result<cache> create(const cache_config& config, KeyCodec keys,
+                                            ValueCodec values) {
+    if (status s = validate(config); !s) return s;
+    if (keys.head_dim() != config.head_dim || values.head_dim() != config.head_dim) {
+      return status::failure(errors::bad_config, "codec head_dim differs from the cache's");
+    }
+    return cache(config, std::move(keys), std::move(values));
+  }
+
+  [[nodiscard]] const cache_config& config() const noexcept { return config_; }
+  [[nodiscard]] const KeyCodec& keys() const noexcept { return key_codec_; }
+  [[nodiscard]] const ValueCodec& values() const noexcept { return value_codec_; }
+
+  // ---- sequences -------------------------------------------------------------------------
+
+  /// A new, empty sequence.
+  [[nodiscard]] sequence_id add_sequence() {
+    for (sequence_id i = 0; i < sequences_.size(); ++i) {
+      if (!sequences_[i].live) {
+        sequences_[i] = make_sequence();
+        return i;
+      }
+    }
+    sequences_.push_back(make_sequence());
+    return static_cast<sequence_id>(sequences_.size() - 1);
+  }
+
+  /// A new sequence with the same contents as `source`, sharing its pages (copy on write).
+  [[nodiscard]] result<sequence_id> fork(sequence_id source) {
+    if (!valid(source)) return status::failure(errors::bad_sequence, std::to_string(source));
+    const sequence_id id = add_sequence();
+    sequences_[id] = sequences_[source];
+    for (page_id p : sequences_[id].pages) ++pool_.refs[p];
+    return id;
+  }
+
+  /// Drops a sequence and returns its pages to the pool once no other sequence shares them.
+  status free_sequence(sequence_id s) {
+    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
+    for (page_id p : sequences_[s].pages) release(p);
+    sequences_[s] = sequence{};
+    return {};
+  }
+
+  /// Empties a sequence (keeps its id).
+  status clear(sequence_id s) {
+    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
+    for (page_id p : sequences_[s].pages) release(p);
+    sequences_[s] = make_sequence();
+    return {};
+  }
+
+  /// Tokens stored for `layer` of sequence s.
+  [[nodiscard]] std::size_t length(sequence_id s, std::size_t layer) const noexcept {
+    return valid(s) && layer < config_.layers ? sequences_[s].layers[layer].length : 0;
+  }
+
+  // ---- appending -------------------------------------------------------------------------
+
+  /// Appends n tokens to `layer` of sequence s. keys and values: [n][kv_heads][head_dim].
+  status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
+                std::size_t n) {
+    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
+    if (layer >= config_.layers) return status::failure(errors::bad_layer, std::to_string(layer));
+    layer_state& ls = sequences_[s].layers[layer];
+    if (ls.length + n > config_.max_tokens) {
+      return status::failure(errors::too_long, std::to_string(ls.length + n) + " tokens");
+    }
+    const std::size_t row = config_.kv_heads * config_.head_dim;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (ls.length < config_.sink_tokens) {
+        ls.key_sinks.insert(ls.key_sinks.end(), keys + i * row, keys + (i + 1) * row);
+        ls.value_sinks.insert(ls.value_sinks.end(), values + i * row, values + (i + 1) * row);
+      } else {
+        ls.key_tail.insert(ls.key_tail.end(), keys + i * row, keys + (i + 1) * row);
+        ls.value_tail.insert(ls.value_tail.end(), values + i * row, values + (i + 1) * row);
+      }
+      ++ls.length;
+      if (status st = compress_ready(s, layer, stream::key); !st) return st;
+      if (status st = compress_ready(s, layer, stream::value); !st) return st;
+    }
+    return {};
+  }
+
+  // ---- reading (attention and the reference path) -----------------------------------------
+
+  /// Where the tokens of one stream (keys or values) of a layer live.
+  struct stream_view {
+    std::size_t sinks;       ///< tokens [0, sinks) in sink_data
+    std::size_t compressed;  ///< tokens [sinks, sinks + compressed) in units
+    std::size_t tail;        ///< tokens [sinks + compressed, ...) in tail_data
+    const float* sink_data;  ///< [sinks][kv_heads][head_dim]
+    const float* tail_data;  ///< [tail][kv_heads][head_dim]
+  };
+  [[nodiscard]] stream_view key_stream(sequence_id s, std::size_t layer) const noexcept {
+    const layer_state& ls = sequences_[s].layers[layer];
+    return {ls.key_sinks.size() / row_floats(), ls.key_compressed,
+            ls.key_tail.size() / row_floats(), ls.key_sinks.data(), ls.key_tail.data()};
+  }
+  [[nodiscard]] stream_view value_stream(sequence_id s, std::size_t layer) const noexcept {
+    const layer_state& ls = sequences_[s].layers[layer];
+    return {ls.value_sinks.size() / row_floats(), ls.value_compressed,
+            ls.value_tail.size() / row_floats(), ls.value_sinks.data(), ls.value_tail.data()};
+  }
+
+  /// The key unit holding compressed token j (a multiple of the key group) of a head.
+  [[nodiscard]] const std::uint8_t* key_unit(sequence_id s, std::size_t layer, std::size_t head,
+                                             std::size_t j) const noexcept {
+    return unit_address(sequences_[s], layer, head, stream::key, j);
+  }
+  [[nodiscard]] const std::uint8_t* value_unit(sequence_id s, std::size_t layer, std::size_t head,
+                                               std::size_t j) const noexcept {
+    return unit_address(sequences_[s], layer, head, stream::value, j);
+  }
+
+  /// Decodes every key and value of a layer of sequence s into [kv_heads][length][head_dim]
+  /// arrays (the reference path: attention never needs this).
+  void decode_layer(sequence_id s, std::size_t layer, float* keys_out, float* values_out) const {
+    decode_stream(s, layer, stream::key, keys_out);
+    decode_stream(s, layer, stream::value, values_out);
+  }
+
+  // ---- memory accounting -------------------------------------------------------------------
+
+  /// Bytes of one page (all layers and heads, keys and values).
+  [[nodiscard]] std::size_t page_bytes() const noexcept { return layout_.page_bytes; }
+  /// Pages allocated from the system so far (in use or free for reuse).
+  [[nodiscard]] std::size_t pages_allocated() const noexcept { return pool_.pages.size(); }
+  /// Pages referenced by at least one sequence.
+  [[nodiscard]] std::size_t pages_in_use() const noexcept {
+    return pool_.pages.size() - pool_.free.size();
+  }
+  /// Bytes the pool holds from the system.
+  [[nodiscard]] std::size_t pool_bytes() const noexcept {
+    return pool_.pages.size() * layout_.page_bytes;
+  }
+  /// Bytes that store sequence s: its pages (shared pages counted in full), its fp32 sink and
+  /// residual tokens, and its page table.
+  [[nodiscard]] std::size_t sequence_bytes(sequence_id s) const noexcept {
+    if (!valid(s)) return 0;
+    const sequence& seq = sequences_[s];
+    std::size_t bytes = seq.pages.size() * (layout_.page_bytes + sizeof(page_id));
+    for (const layer_state& ls : seq.layers) {
+      bytes += (ls.key_sinks.size() + ls.value_sinks.size() + ls.key_tail.size() +
+                ls.value_tail.size()) *
+               sizeof(float);
+    }
+    return bytes;
+  }
+  /// Bits per stored value of sequence s, everything counted (sequence_bytes over the
+  /// 2 * layers * kv_heads * head_dim * length values it holds). Unused space in the last page
+  /// counts too, so short sequences pay for their partial page.
+  [[nodiscard]] double bits_per_value(sequence_id s) const noexcept {
+    std::size_t values = 0;
+    for (std::size_t l = 0; l < config_.layers; ++l) values += 2 * length(s, l) * row_floats();
+    return values == 0 ? 0.0
+                       : 8.0 * static_cast<double>(sequence_bytes(s)) / static_cast<double>(values);
+  }
+  /// Bits per value of the compressed part alone, per codec: unit bytes over unit values.
+  [[nodiscard]] double codec_bits_per_value() const noexcept {
+    const double k = 8.0 * static_cast<double>(key_codec_.unit_bytes()) /
+                     static_cast<double>(KeyCodec::group_tokens * config_.head_dim);
+    const double v = 8.0 * static_cast<double>(value_codec_.unit_bytes()) /
+                     static_cast<double>(ValueCodec::group_tokens * config_.head_dim);
+    return (k + v) / 2.0;
+  }
+
+ private:
+  enum class stream { key, value };
+
+  struct layer_state {
+    std::size_t length = 0;
+    std::size_t key_compressed = 0, value_compressed = 0;
+    std::vector<float> key_sinks, value_sinks;  // [token][kv_head][head_dim]
+    std::vector<float> key_tail, value_tail;    // [token][kv_head][head_dim]
+  };
+  struct sequence {
+    bool live = false;
+    std::vector<page_id> pages;
+    std::vector<layer_state> layers;
+  };
+  // Byte offsets inside a page: for each layer and head, the key units then the value units.
+  struct page_layout {
+    std::size_t key_units = 0, value_units = 0;  // units per page per head
+    std::size_t head_bytes = 0;                  // one head's keys + values
+    std::size_t key_region = 0;                  // bytes of one head's keys
+    std::size_t page_bytes = 0;
+  };
+  struct page_pool {
+    std::vector<std::unique_ptr<std::uint8_t[]>> pages;
+    std::vector<std::uint32_t> refs;
+    std::vector<page_id> free;
+  };
+
+  cache(const cache_config& config, KeyCodec keys, ValueCodec values)
+      : config_(config), key_codec_(std::move(keys)), value_codec_(std::move(values)) {
+    layout_.key_units = config.page_tokens / KeyCodec::group_tokens;
+    layout_.value_units = config.page_tokens / ValueCodec::group_tokens;
+    layout_.key_region = layout_.key_units * key_codec_.unit_bytes();
+    layout_.head_bytes = layout_.key_region + layout_.value_units * value_codec_.unit_bytes();
+    layout_.page_bytes = config.layers * config.kv_heads * layout_.head_bytes;
+  }
+
+  static status validate(const cache_config& c) {
+    if (c.layers == 0 || c.kv_heads == 0 || c.head_dim == 0) {
+      return status::failure(errors::bad_config, "layers, kv_heads and head_dim must be positive");
+    }
+    if (c.page_tokens == 0 || c.page_tokens % KeyCodec::group_tokens != 0 ||
+        c.page_tokens % ValueCodec::group_tokens != 0) {
+      return status::failure(errors::bad_config,
+                             "page_tokens must be a multiple of both codecs' group sizes (" +
+                                 std::to_string(KeyCodec::group_tokens) + ", " +
+                                 std::to_string(ValueCodec::group_tokens) + ")");
+    }
+    return {};
+  }
+
+  [[nodiscard]] bool valid(sequence_id s) const noexcept {
+    return s < sequences_.size() && sequences_[s].live;
+  }
+  [[nodiscard]] std::size_t row_floats() const noexcept {
+    return config_.kv_heads * config_.head_dim;
+  }
+  [[nodiscard]] sequence make_sequence() const {
+    sequence seq;
+    seq.live = true;
+    seq.layers.resize(config_.layers);
+    return seq;
+  }
+
+  [[nodiscard]] std::size_t unit_offset(std::size_t layer, std::size_t head, stream which,
+                                        std::size_t j) const noexcept {
+    const std::size_t in_page = j % config_.page_tokens;
+    const std::size_t base = (layer * config_.kv_heads + head) * layout_.head_bytes;
+    return which == stream::key
+               ? base + (in_page / KeyCodec::group_tokens) * key_codec_.unit_bytes()
+               : base + layout_.key_region +
+                     (in_page / ValueCodec::group_tokens) * value_codec_.unit_bytes();
+  }
+  [[nodiscard]] const std::uint8_t* unit_address(const sequence& seq, std::size_t layer,
+                                                 std::size_t head, stream which,
+                                                 std::size_t j) const noexcept {
+    return pool_.pages[seq.pages[j / config_.page_tokens]].get() +
+           unit_offset(layer, head, which, j);
+  }
+
+  // A writable page for compressed token j of sequence s: allocated on first use, copied first
+  // if another sequence shares it.
+  result<std::uint8_t*> writable_page(sequence& seq, std::size_t j) {
+    const std::size_t index = j / config_.page_tokens;
+    while (seq.pages.size() <= index) {
+      result<page_id> p = allocate();
+      if (!p) return p.error();
+      seq.pages.push_back(*p);
+    }
+    page_id& p = seq.pages[index];
+    if (pool_.refs[p] > 1) {
+      result<page_id> copy = allocate();
+      if (!copy) return copy.error();
+      std::memcpy(pool_.pages[*copy].get(), pool_.pages[p].get(), layout_.page_bytes);
+      release(p);
+      p = *copy;
+    }
+    return pool_.pages[p].get();
+  }
+
+  result<page_id> allocate() {
+    if (!pool_.free.empty()) {
+      const page_id p = pool_.free.back();
+      pool_.free.pop_back();
+      pool_.refs[p] = 1;
+      return p;
+    }
+    if (pool_.pages.size() >= config_.max_pages) {
+      return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
+    }
+    pool_.pages.push_back(std::make_unique<std::uint8_t[]>(layout_.page_bytes));
+    pool_.refs.push_back(1);
+    return static_cast<page_id>(pool_.pages.size() - 1);
+  }
+
+  void release(page_id p) {
+    if (--pool_.refs[p] == 0) pool_.free.push_back(p);
+  }
+
+  // Compresses the oldest tail unit of one stream while R + group_tokens tokens wait.
+  status compress_ready(sequence_id s, std::size_t layer, stream which) {
+    sequence& seq = sequences_[s];
+    layer_state& ls = seq.layers[layer];
+    const std::size_t group =
+        which == stream::key ? KeyCodec::group_tokens : ValueCodec::group_tokens;
+    std::vector<float>& tail = which == stream::key ? ls.key_tail : ls.value_tail;
+    std::size_t& compressed = which == stream::key ? ls.key_compressed : ls.value_compressed;
+    while (tail.size() / row_floats() >= config_.residual_tokens + group) {
+      result<std::uint8_t*> page = writable_page(seq, compressed);
+      if (!page) return page.error();
+      // Gather each head's group (tail rows are [token][head][dim]) and encode it.
+      std::vector<float>& scratch = gather_scratch_;
+      scratch.resize(group * config_.head_dim);
+      for (std::size_t h = 0; h < config_.kv_heads; ++h) {
+        for (std::size_t t = 0; t < group; ++t) {
+          std::memcpy(scratch.data() + t * config_.head_dim,
+                      tail.data() + (t * config_.kv_heads + h) * config_.head_dim,
+                      config_.head_dim * sizeof(float));
+        }
+        std::uint8_t* unit = *page + unit_offset(layer, h, which, compressed);
+        if (which == stream::key) {
+          key_codec_.encode(scratch.data(), unit);
+        } else {
+          value_codec_.encode(scratch.data(), unit);
+        }
+      }
+      tail.erase(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(group * row_floats()));
+      compressed += group;
+    }
+    return {};
+  }
+
+  void decode_stream(sequence_id s, std::size_t layer, stream which, float* out) const {
+    const layer_state& ls = sequences_[s].layers[layer];
+    const std::size_t d = config_.head_dim, length = ls.length;
+    const stream_view v = which == stream::key ? key_stream(s, layer) : value_stream(s, layer);
+    const std::size_t group =
+        which == stream::key ? KeyCodec::group_tokens : ValueCodec::group_tokens;
+    for (std::size_t h = 0; h < config_.kv_heads; ++h) {
+      float* head_out = out + h * length * d;
+      for (std::size_t t = 0; t < v.sinks; ++t) {
+        std::memcpy(head_out + t * d, v.sink_data + (t * config_.kv_heads + h) * d,
+                    d * sizeof(float));
+      }
+      for (std::size_t j = 0; j < v.compressed; j += group) {
+        const std::uint8_t* unit = unit_address(sequences_[s], layer, h, which, j);
+        float* dst = head_out + (v.sinks + j) * d;
+        if (which == stream::key) {
+          key_codec_.decode(unit, dst);
+        } else {
+          value_codec_.decode(unit, dst);
+        }
+      }
+      for (std::size_t t = 0; t < v.tail; ++t) {
+        std::memcpy(head_out + (v.sinks + v.compressed + t) * d,
+                    v.tail_data + (t * config_.kv_heads + h) * d, d * sizeof(float));
+      }
+    }
+  }
+
+  cache_config config_;
+  KeyCodec key_codec_;
+  ValueCodec value_codec_;
+  page_layout layout_;
+  page_pool pool_;
+  std::vector<sequence> sequences_;
+  std::vector<float> gather_scratch_;
+};
+
+}  // namespace qcodec::kv

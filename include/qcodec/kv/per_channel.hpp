@@ -1,0 +1,130 @@
+#pragma once
+// per_channel<Bits, G>: KIVI's key quantizer. A group of G consecutive tokens is quantized per
+// channel: each of the head_dim channels gets its own min/max over the G tokens, so the outlier
+// channels that real keys have (a few channels 10-100x larger than the rest) only cost
+// precision in themselves. Scale and offset per channel are stored as fp16.
+//
+// Unit (G tokens): head_dim (scale, offset) fp16 pairs, then G rows of head_dim codes of Bits bits
+// packed LSB-first (row t = token t). Bits per value: Bits + 32 / G.
+//
+// Attention on the codes: with k[t][c] = s_c * code[t][c] + o_c,
+//   q . k_t = sum_c (q_c s_c) code[t][c] + sum_c q_c o_c
+// so the query is scaled once per unit and each token's score is one decode_dot over its codes
+// (unit parameters); values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c * sum_t p_t.
+//
+// Reference: Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (2024).
+
+#include <qcodec/core/assert.hpp>
+#include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/simd/dispatch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qcodec::kv {
+
+template <unsigned Bits, std::size_t G>
+class per_channel {
+  static_assert(Bits >= 1 && Bits <= 8, "per_channel codes have 1..8 bits");
+  static_assert(G >= 1, "a group holds at least one token");
+
+ public:
+  static constexpr std::size_t group_tokens = G;
+  static constexpr std::size_t max_head_dim = 1024;
+
+  explicit per_channel(std::size_t head_dim) noexcept : d_(head_dim) {
+    QCODEC_ASSERT(head_dim <= max_head_dim, "per_channel supports head_dim <= 1024");
+  }
+
+  [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
+  [[nodiscard]] std::size_t unit_bytes() const noexcept { return 4 * d_ + G * row_bytes(); }
+  [[nodiscard]] std::string name() const {
+    return "int" + std::to_string(Bits) + "-channel/" + std::to_string(G);
+  }
+
+  /// x: G tokens × head_dim, row-major.
+  void encode(const float* x, std::uint8_t* unit) const noexcept {
+    constexpr float max_code = static_cast<float>((1u << Bits) - 1);
+    float inv[max_head_dim], bias[max_head_dim];
+    for (std::size_t c = 0; c < d_; ++c) {
+      float lo = x[c], hi = x[c];
+      for (std::size_t t = 1; t < G; ++t) {
+        lo = std::fmin(lo, x[t * d_ + c]);
+        hi = std::fmax(hi, x[t * d_ + c]);
+      }
+      detail::store_half_pair((hi - lo) / max_code, lo, unit + 4 * c);
+      float s, o;
+      detail::load_half_pair(unit + 4 * c, s, o);
+      // The affine kernels' exact arithmetic (simd/affine.hpp), per channel.
+      inv[c] = s != 0.0f ? 1.0f / s : 0.0f;
+      bias[c] = -o * inv[c];
+    }
+    const simd::packing_kernels& pack = simd::kernels().packing;
+    std::uint8_t codes[max_head_dim];
+    for (std::size_t t = 0; t < G; ++t) {
+      for (std::size_t c = 0; c < d_; ++c) {
+        const float q = std::nearbyint(std::fma(x[t * d_ + c], inv[c], bias[c]));
+        codes[c] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= max_code ? q : max_code) : 0.0f);
+      }
+      pack.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
+    }
+  }
+
+  void decode(const std::uint8_t* unit, float* y) const noexcept {
+    const simd::packing_kernels& pack = simd::kernels().packing;
+    std::uint8_t codes[max_head_dim];
+    for (std::size_t t = 0; t < G; ++t) {
+      pack.unpack_bits(unit + 4 * d_ + t * row_bytes(), d_, Bits, codes);
+      for (std::size_t c = 0; c < d_; ++c) {
+        float s, o;
+        detail::load_half_pair(unit + 4 * c, s, o);
+        y[t * d_ + c] = std::fma(static_cast<float>(codes[c]), s, o);
+      }
+    }
+  }
+
+  void prepare_query(const float* q, float* out) const noexcept {
+    std::memmove(out, q, d_ * sizeof(float));  // q may be out
+  }
+
+  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
+    float qs[max_head_dim];
+    float constant = 0.0f;
+    for (std::size_t c = 0; c < d_; ++c) {
+      float sc, oc;
+      detail::load_half_pair(unit + 4 * c, sc, oc);
+      qs[c] = q[c] * sc;
+      constant += q[c] * oc;
+    }
+    const simd::affine_kernels& k = simd::kernels().affine;
+    for (std::size_t t = 0; t < G; ++t) {
+      s[t] = k.decode_dot(unit + 4 * d_ + t * row_bytes(), d_, Bits, {1.0f, 0.0f}, qs) + constant;
+    }
+  }
+
+  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
+    float sum[max_head_dim];
+    std::memset(sum, 0, d_ * sizeof(float));
+    float p_total = 0.0f;
+    const simd::affine_kernels& k = simd::kernels().affine;
+    for (std::size_t t = 0; t < G; ++t) {
+      k.decode_axpy(unit + 4 * d_ + t * row_bytes(), d_, Bits, {1.0f, 0.0f}, p[t], sum);
+      p_total += p[t];
+    }
+    for (std::size_t c = 0; c < d_; ++c) {
+      float sc, oc;
+      detail::load_half_pair(unit + 4 * c, sc, oc);
+      acc[c] += std::fma(sc, sum[c], oc * p_total);
+    }
+  }
+  void finish_output(float*) const noexcept {}
+
+ private:
+  [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
+  std::size_t d_;
+};
+
+}  // namespace qcodec::kv

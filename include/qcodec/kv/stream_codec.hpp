@@ -1,0 +1,67 @@
+#pragma once
+// The interface between the KV cache and the codecs of its key and value streams.
+//
+// A stream codec stores the vectors (head_dim floats) of one KV head for consecutive tokens, in
+// units of `group_tokens` tokens: per-token codecs encode each token alone (group_tokens = 1);
+// per-channel codecs (KIVI's keys) encode a group of G tokens at once, with parameters per
+// channel over the group. A unit is `unit_bytes()` bytes with no alignment requirement.
+//
+// Besides encode/decode (decode is the reference path), a codec computes what attention needs
+// directly on a unit, without decoding it:
+//   prepare_query(q, q')     the query in the codec's space, once per step (q may equal q')
+//   scores(unit, q', s)      s[t] = q . k_t for the unit's tokens
+//   accumulate(unit, p, acc) acc += sum_t p[t] * v_t, in the codec's space
+//   finish_output(acc)       maps an accumulator from the codec's space to the model's (the
+//                            inverse rotation for rotated codecs; nothing otherwise)
+// so that q . k_t == scores(...) and sum_t p_t v_t == finish_output(accumulate(...)) up to
+// rounding.
+
+#include <qcodec/core/half.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qcodec::kv {
+
+template <class C>
+concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
+                               const std::uint8_t* cunit, float* y, const float* q, float* s,
+                               const float* p) {
+  { C::group_tokens } -> std::convertible_to<std::size_t>;
+  { c.head_dim() } -> std::same_as<std::size_t>;
+  { c.unit_bytes() } -> std::same_as<std::size_t>;
+  { c.name() } -> std::convertible_to<std::string>;
+  { c.encode(x, unit) }
+  noexcept;
+  { c.decode(cunit, y) }
+  noexcept;
+  { c.prepare_query(q, y) }
+  noexcept;
+  { c.scores(cunit, q, s) }
+  noexcept;
+  { c.accumulate(cunit, p, y) }
+  noexcept;
+  { c.finish_output(y) }
+  noexcept;
+};
+
+namespace detail {
+
+/// A (scale, offset) pair stored as two binary16 values (4 bytes).
+inline void store_half_pair(float a, float b, std::uint8_t* out) noexcept {
+  const std::uint16_t h[2] = {half(a).bits, half(b).bits};
+  std::memcpy(out, h, 4);
+}
+inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept {
+  std::uint16_t h[2];
+  std::memcpy(h, in, 4);
+  a = half::from_bits(h[0]).to_float();
+  b = half::from_bits(h[1]).to_float();
+}
+
+}  // namespace detail
+
+}  // namespace qcodec::kv

@@ -1,0 +1,189 @@
+#include <qcodec/kv.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../support/catch.hpp"
+#include "kv_test_data.hpp"
+
+namespace kv = qcodec::kv;
+
+using fp32_cache = kv::cache<kv::fp32_stream, kv::fp32_stream>;
+using fp16_cache = kv::cache<kv::fp16_stream, kv::fp16_stream>;
+using q8_cache = kv::cache<kv::per_token<8>, kv::per_token<8>>;
+using q4_cache = kv::cache<kv::per_token<4>, kv::per_token<4>>;
+using kivi2_cache = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
+using kivi4_cache = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
+using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
+using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
+
+namespace {
+
+constexpr std::size_t layers = 2, kv_heads = 2, head_dim = 64, group = 3;
+constexpr std::size_t q_heads = kv_heads * group;
+
+kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
+  kv::cache_config c;
+  c.layers = layers;
+  c.kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.page_tokens = 64;
+  c.max_pages = 64;
+  c.sink_tokens = sinks;
+  c.residual_tokens = residual;
+  return c;
+}
+
+template <class Cache>
+Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
+                   kv::sequence_id& seq) {
+  auto c = Cache::create(small_config(sinks, residual));
+  REQUIRE(c.ok());
+  seq = c->add_sequence();
+  for (std::size_t l = 0; l < layers; ++l) {
+    REQUIRE(c->append(seq, l, data.keys.data(), data.values.data(), data.tokens).ok());
+  }
+  return std::move(*c);
+}
+
+// Fused attention against the reference on the decoded cache, for every query head.
+template <class Cache>
+void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
+                            std::size_t n_queries, std::uint64_t seed) {
+  const std::size_t length = c.length(seq, layer);
+  const std::vector<float> q = kv_test::make_queries(n_queries * q_heads * head_dim, seed);
+  std::vector<float> out(q.size()), lse(n_queries * q_heads);
+  kv::attention_options options;
+  options.log_sum_exp = lse.data();
+  REQUIRE(
+      kv::attention(c, seq, layer, q.data(), q_heads, out.data(), n_queries, 0, kv_heads, options)
+          .ok());
+
+  std::vector<float> keys(kv_heads * length * head_dim), values(keys.size());
+  c.decode_layer(seq, layer, keys.data(), values.data());
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  for (std::size_t qi = 0; qi < n_queries; ++qi) {
+    for (std::size_t qh = 0; qh < q_heads; ++qh) {
+      const std::size_t h = qh / group, visible = length - n_queries + qi + 1;
+      std::vector<float> want(head_dim);
+      const double want_lse = kv::reference_attention(
+          &keys[h * length * head_dim], &values[h * length * head_dim], visible, head_dim,
+          &q[(qi * q_heads + qh) * head_dim], scale, want.data());
+      const float* got = &out[(qi * q_heads + qh) * head_dim];
+      double max_err = 0.0, max_ref = 0.0;
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        max_err = std::max(max_err, double(std::fabs(got[i] - want[i])));
+        max_ref = std::max(max_ref, double(std::fabs(want[i])));
+      }
+      INFO("query " << qi << " head " << qh << " scheme " << c.keys().name() << "/"
+                    << c.values().name());
+      // Float accumulation in blocks against double: a few ulps of the output's scale.
+      CHECK(max_err <= 2e-5 * std::max(1.0, max_ref));
+      CHECK(std::fabs(lse[qi * q_heads + qh] - want_lse) <=
+            1e-4 * std::max(1.0, std::fabs(want_lse)));
+    }
+  }
+}
+
+template <class Cache>
+void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual) {
+  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual);
+  const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, tokens + sinks);
+  kv::sequence_id seq = 0;
+  const Cache c = filled_cache<Cache>(data, sinks, residual, seq);
+  check_reference_parity(c, seq, 1, 1, 7);
+  if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);  // chunked prefill, causal
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
+                   "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
+                   kivi4_cache, rotated4_cache, channel_values_cache) {
+  check_all<TestType>(1, 0, 0);
+  check_all<TestType>(37, 0, 0);
+  check_all<TestType>(300, 4, 0);
+  check_all<TestType>(300, 0, 32);
+  check_all<TestType>(333, 5, 20);
+}
+
+TEMPLATE_TEST_CASE("appending one token at a time equals appending in one batch", "[kv][cache]",
+                   q4_cache, kivi2_cache, rotated4_cache) {
+  const kv_test::kv_data data = kv_test::make_kv(150, kv_heads, head_dim, 3);
+  kv::sequence_id batch_seq = 0;
+  const TestType batch = filled_cache<TestType>(data, 2, 16, batch_seq);
+  auto single = TestType::create(small_config(2, 16));
+  REQUIRE(single.ok());
+  const kv::sequence_id seq = single->add_sequence();
+  const std::size_t row = kv_heads * head_dim;
+  for (std::size_t t = 0; t < data.tokens; ++t)
+    for (std::size_t l = 0; l < layers; ++l)
+      REQUIRE(single->append(seq, l, &data.keys[t * row], &data.values[t * row], 1).ok());
+
+  std::vector<float> k1(kv_heads * 150 * head_dim), v1(k1.size()), k2(k1.size()), v2(k1.size());
+  batch.decode_layer(batch_seq, 1, k1.data(), v1.data());
+  single->decode_layer(seq, 1, k2.data(), v2.data());
+  CHECK(std::memcmp(k1.data(), k2.data(), k1.size() * 4) == 0);
+  CHECK(std::memcmp(v1.data(), v2.data(), v1.size() * 4) == 0);
+
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 5);
+  std::vector<float> o1(q.size()), o2(q.size());
+  REQUIRE(kv::attention(batch, batch_seq, 1, q.data(), q_heads, o1.data()).ok());
+  REQUIRE(kv::attention(*single, seq, 1, q.data(), q_heads, o2.data()).ok());
+  CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * 4) == 0);
+}
+
+TEST_CASE("attention over a range of heads equals its part of the whole", "[kv][attention]") {
+  const kv_test::kv_data data = kv_test::make_kv(200, kv_heads, head_dim, 4);
+  kv::sequence_id seq = 0;
+  const kivi4_cache c = filled_cache<kivi4_cache>(data, 0, 32, seq);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 6);
+  std::vector<float> whole(q.size()), split(q.size());
+  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, whole.data()).ok());
+  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, split.data(), 1, 0, 1).ok());
+  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, split.data(), 1, 1, 2).ok());
+  CHECK(std::memcmp(whole.data(), split.data(), whole.size() * 4) == 0);
+}
+
+TEST_CASE("compression error against exact attention is what the bits imply", "[kv][attention]") {
+  const kv_test::kv_data data = kv_test::make_kv(512, kv_heads, head_dim, 9);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
+  auto output_error = [&]<class Cache>() {
+    kv::sequence_id seq = 0;
+    const Cache c = filled_cache<Cache>(data, 0, 0, seq);
+    std::vector<float> out(q.size());
+    REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
+    double err = 0.0, ref = 0.0;
+    for (std::size_t qh = 0; qh < q_heads; ++qh) {
+      // Exact attention on the original float K/V of this head.
+      const std::size_t h = qh / group;
+      std::vector<float> k(512 * head_dim), v(512 * head_dim), want(head_dim);
+      for (std::size_t t = 0; t < 512; ++t) {
+        std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
+        std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
+      }
+      kv::reference_attention(k.data(), v.data(), 512, head_dim, &q[qh * head_dim],
+                              1.0f / std::sqrt(float(head_dim)), want.data());
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        err += std::pow(out[qh * head_dim + i] - want[i], 2);
+        ref += std::pow(want[i], 2);
+      }
+    }
+    return err / ref;
+  };
+  const double e_fp16 = output_error.template operator()<fp16_cache>();
+  const double e_q8 = output_error.template operator()<q8_cache>();
+  const double e_q4 = output_error.template operator()<q4_cache>();
+  const double e_rot4 = output_error.template operator()<rotated4_cache>();
+  const double e_kivi4 = output_error.template operator()<kivi4_cache>();
+  const double e_kivi2 = output_error.template operator()<kivi2_cache>();
+  WARN("attention output relative MSE: fp16 " << e_fp16 << ", int8 " << e_q8 << ", int4 " << e_q4
+                                              << ", rotated int4 " << e_rot4 << ", KIVI-4 "
+                                              << e_kivi4 << ", KIVI-2 " << e_kivi2);
+  CHECK(e_fp16 < 1e-6);
+  CHECK(e_q8 < e_q4);
+  CHECK(e_rot4 < e_q4);   // the rotation spreads the outlier channels
+  CHECK(e_kivi4 < e_q4);  // per-channel keys isolate them
+  CHECK(e_kivi4 < e_kivi2);  // fewer bits, more error (2-bit values are the noisy part)
+}

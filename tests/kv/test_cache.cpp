@@ -1,0 +1,158 @@
+#include <qcodec/kv.hpp>
+
+#include <cstring>
+#include <vector>
+
+#include "../support/catch.hpp"
+#include "kv_test_data.hpp"
+
+namespace kv = qcodec::kv;
+using kivi_cache = kv::cache<kv::per_channel<2, 32>, kv::per_token<4>>;
+
+namespace {
+
+kv::cache_config config(std::size_t max_pages = 64) {
+  kv::cache_config c;
+  c.layers = 2;
+  c.kv_heads = 2;
+  c.head_dim = 32;
+  c.page_tokens = 64;
+  c.max_pages = max_pages;
+  c.sink_tokens = 2;
+  c.residual_tokens = 8;
+  return c;
+}
+
+std::vector<float> attend(const kivi_cache& c, kv::sequence_id s, std::size_t layer) {
+  const std::vector<float> q = kv_test::make_queries(4 * 32, 99);
+  std::vector<float> out(q.size());
+  REQUIRE(kv::attention(c, s, layer, q.data(), 4, out.data()).ok());
+  return out;
+}
+
+void append_all(kivi_cache& c, kv::sequence_id s, const kv_test::kv_data& d, std::size_t from,
+                std::size_t to) {
+  const std::size_t row = d.heads * d.dim;
+  for (std::size_t l = 0; l < 2; ++l)
+    REQUIRE(c.append(s, l, &d.keys[from * row], &d.values[from * row], to - from).ok());
+}
+
+}  // namespace
+
+TEST_CASE("kv cache: forked sequences share pages and copy them on write", "[kv][cache]") {
+  const kv_test::kv_data a = kv_test::make_kv(300, 2, 32, 1), b = kv_test::make_kv(300, 2, 32, 2);
+  auto c = kivi_cache::create(config());
+  REQUIRE(c.ok());
+  const kv::sequence_id base = c->add_sequence();
+  append_all(*c, base, a, 0, 100);
+  const std::size_t shared_pages = c->pages_in_use();
+  auto fork = c->fork(base);
+  REQUIRE(fork.ok());
+  CHECK(c->pages_in_use() == shared_pages);  // nothing copied yet
+
+  // Continue both: the base with a's tokens, the fork with b's.
+  append_all(*c, base, a, 100, 300);
+  append_all(*c, *fork, b, 100, 300);
+
+  // Each equals a sequence built from scratch with the same tokens.
+  const kv::sequence_id fresh_a = c->add_sequence();
+  append_all(*c, fresh_a, a, 0, 300);
+  kv_test::kv_data mixed = a;
+  const std::size_t row = 2 * 32;
+  std::copy(b.keys.begin() + 100 * row, b.keys.end(), mixed.keys.begin() + 100 * row);
+  std::copy(b.values.begin() + 100 * row, b.values.end(), mixed.values.begin() + 100 * row);
+  const kv::sequence_id fresh_b = c->add_sequence();
+  append_all(*c, fresh_b, mixed, 0, 300);
+  for (std::size_t l = 0; l < 2; ++l) {
+    CHECK(attend(*c, base, l) == attend(*c, fresh_a, l));
+    CHECK(attend(*c, *fork, l) == attend(*c, fresh_b, l));
+  }
+}
+
+TEST_CASE("kv cache: freed pages are reused and results stay identical", "[kv][cache]") {
+  const kv_test::kv_data a = kv_test::make_kv(200, 2, 32, 3);
+  auto c = kivi_cache::create(config());
+  REQUIRE(c.ok());
+  const kv::sequence_id s1 = c->add_sequence();
+  append_all(*c, s1, a, 0, 200);
+  const std::vector<float> before = attend(*c, s1, 1);
+  const std::size_t allocated = c->pages_allocated();
+  REQUIRE(c->free_sequence(s1).ok());
+  CHECK(c->pages_in_use() == 0);
+  const kv::sequence_id s2 = c->add_sequence();
+  append_all(*c, s2, a, 0, 200);
+  CHECK(c->pages_allocated() == allocated);  // reused, not grown
+  CHECK(attend(*c, s2, 1) == before);
+  REQUIRE(c->clear(s2).ok());
+  CHECK(c->length(s2, 0) == 0);
+  CHECK(c->pages_in_use() == 0);
+}
+
+TEST_CASE("kv cache: memory accounting matches what is stored", "[kv][cache]") {
+  const kv_test::kv_data a = kv_test::make_kv(1000, 2, 32, 4);
+  auto c = kivi_cache::create(config(64));
+  REQUIRE(c.ok());
+  const kv::sequence_id s = c->add_sequence();
+  append_all(*c, s, a, 0, 1000);
+  // Keys: 2 sinks, then 32-token units while more than 8 + 32 wait: 998 = 31 * 32 + 6 -> 960
+  // compressed, 38 in the residual window. Values (per token): 990 compressed, 8 residual.
+  const auto keys = c->key_stream(s, 0);
+  const auto values = c->value_stream(s, 0);
+  CHECK(keys.sinks == 2);
+  CHECK(keys.compressed == 960);
+  CHECK(keys.tail == 38);
+  CHECK(values.compressed == 990);
+  CHECK(values.tail == 8);
+
+  // Unit sizes: keys 32 * 4 (scale/offset pairs) + 32 tokens * 32 * 2 bits; values 4 + 16.
+  const std::size_t key_unit = 32 * 4 + 32 * 8, value_unit = 4 + 16;
+  CHECK(c->keys().unit_bytes() == key_unit);
+  CHECK(c->values().unit_bytes() == value_unit);
+  const std::size_t page = 2 * 2 * (2 * key_unit + 64 * value_unit);
+  CHECK(c->page_bytes() == page);
+  const std::size_t pages = (990 + 63) / 64;  // values reach further than keys
+  CHECK(c->pages_in_use() == pages);
+  CHECK(c->pool_bytes() == pages * page);
+  const std::size_t floats = 2 * (2 * 2 * 32 * 2 + (38 + 8) * 2 * 32);  // layers x (sinks + tails)
+  CHECK(c->sequence_bytes(s) == pages * (page + sizeof(kv::page_id)) + floats * sizeof(float));
+  const double bits = 8.0 * double(c->sequence_bytes(s)) / double(2 * 2 * 1000 * 2 * 32);
+  CHECK(c->bits_per_value(s) == Approx(bits));
+  // Codec-only budget: keys 2 + 32 / 32 = 3 bits, values 4 + 32 / 32 = 5 bits.
+  CHECK(c->codec_bits_per_value() == Approx(4.0));
+}
+
+TEST_CASE("kv cache: bad arguments are clear errors", "[kv][cache]") {
+  namespace e = kv::errors;
+  kv::cache_config bad = config();
+  bad.page_tokens = 48;  // not a multiple of the 32-token key groups
+  CHECK(kivi_cache::create(bad).error().is(e::bad_config));
+  bad = config();
+  bad.head_dim = 0;
+  CHECK(kivi_cache::create(bad).error().is(e::bad_config));
+  CHECK(kivi_cache::create(config(), kv::per_channel<2, 32>(64), kv::per_token<4>(32))
+            .error()
+            .is(e::bad_config));  // codec head_dim differs from the cache's
+
+  auto c = kivi_cache::create(config(1));
+  REQUIRE(c.ok());
+  const kv::sequence_id s = c->add_sequence();
+  const std::vector<float> k(70 * 64, 1.0f);
+  CHECK(c->append(s, 2, k.data(), k.data(), 1).is(e::bad_layer));
+  CHECK(c->append(s + 7, 0, k.data(), k.data(), 1).is(e::bad_sequence));
+  REQUIRE(c->append(s, 0, k.data(), k.data(), 60).ok());
+  // One page holds 64 compressed tokens; the values need a second page.
+  CHECK(c->append(s, 0, k.data(), k.data(), 20).is(e::out_of_pages));
+
+  std::vector<float> q(4 * 32), out(q.size());
+  CHECK(kv::attention(*c, s, 5, q.data(), 4, out.data()).is(e::bad_layer));
+  CHECK(kv::attention(*c, s, 0, q.data(), 3, out.data()).is(e::bad_query));  // not GQA-shaped
+  CHECK(kv::attention(*c, s, 1, q.data(), 4, out.data()).is(e::bad_query));  // empty layer
+  CHECK(kv::attention(*c, s, 0, q.data(), 4, out.data(), 1000).is(e::bad_query));
+  CHECK(kv::attention(*c, s, 0, q.data(), 4, out.data(), 1, 2, 1).is(e::bad_head));
+
+  kv::cache_config short_config = config();
+  short_config.max_tokens = 10;
+  auto small = kivi_cache::create(short_config);
+  const kv::sequence_id t = small->add_sequence();
+  CHECK(small->append(t, 0, k.data(), k.data(), 11).is(e::too_long));
+}
