@@ -8,7 +8,9 @@
 //                       byte layout of bench_ggml.cpp, whose argument is bytes)
 //   mxfp4_spec          MXFP4 with the spec's scale rule (same decoder)
 //   nvfp4               16 E2M1 + an E4M3 scale per block and the per-tensor FP32 scale
-//                       (computed inside quantize_row): 4.5 + 32 / n bits per value
+//                       (computed inside quantize_row): 4.5 + 32 / n bits per value; qcodec's
+//                       block-scale search (the default encoder)
+//   nvfp4_nvidia        NVFP4 with NVIDIA's block-scale recipe exactly (same decoder)
 // Counters: bits_per_value (scales included) and rel_mse = sum (y - x)^2 / sum x^2.
 #include <qcodec/quant/float/float_quantizer.hpp>
 #include <qcodec/quant/float/mx.hpp>
@@ -56,13 +58,14 @@ struct mx_format {
   }
 };
 
+template <nvfp4_scale_rule Rule>
 struct nvfp4_format {
   static double bits_per_value(std::size_t n) { return 4.5 + 32.0 / static_cast<double>(n); }
   static std::size_t bytes(std::size_t n) { return sizeof(float) + n / 16 * sizeof(nvfp4_block); }
   static void quantize(const float* x, std::size_t n, std::uint8_t* out) {
     const float g = nvfp4_global_scale(x, n);
     std::memcpy(out, &g, sizeof(float));
-    quantize_row_nvfp4(x, reinterpret_cast<nvfp4_block*>(out + 4), n, g);
+    quantize_row_nvfp4(x, reinterpret_cast<nvfp4_block*>(out + 4), n, g, Rule);
   }
   static void dequantize(const std::uint8_t* in, std::size_t n, float* y) {
     float g;
@@ -129,7 +132,8 @@ void register_format(const std::string& name) {
   register_format<mx_format<fp4_e2m1, mx_scale_rule::best_of_two>>("mxfp4");
   register_format<mx_format<fp4_e2m1, mx_scale_rule::spec>>("mxfp4_spec");
   register_format<mx_format<fp8_e4m3, mx_scale_rule::best_of_two>>("mxfp8_e4m3");
-  register_format<nvfp4_format>("nvfp4");
+  register_format<nvfp4_format<nvfp4_scale_rule::search>>("nvfp4");
+  register_format<nvfp4_format<nvfp4_scale_rule::nvidia>>("nvfp4_nvidia");
   return 0;
 }();
 
