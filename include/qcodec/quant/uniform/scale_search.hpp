@@ -33,6 +33,7 @@
 #include <qcodec/core/assert.hpp>
 #include <qcodec/quant/concepts.hpp>
 #include <qcodec/quant/uniform/uniform.hpp>
+#include <qcodec/simd/dispatch.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -87,8 +88,7 @@ template <Quantizer Q>
 template <unsigned Bits, class Mode, class Rounding>
 [[nodiscard]] auto fit_absmax(const uniform<Bits, Mode, Rounding>&,
                               std::span<const float> x) noexcept {
-  float m = 0.0f;
-  for (const float v : x) m = std::fmax(m, std::fabs(v));
+  const float m = simd::kernels().reductions.absmax(x.data(), x.size());
   return uniform<Bits, Mode, Rounding>::from_range(-m, m);
 }
 

@@ -261,15 +261,16 @@ class uniform {
     }
   }
 
-  /// Range fit: absmax (symmetric modes) or min/max (asymmetric) of x. Empty x: scale 0.
+  /// Range fit: absmax (symmetric modes) or min/max (asymmetric) of x, through the reduction
+  /// kernels (simd/reductions.hpp; NaN elements are skipped). Empty or all-NaN x: scale 0.
   [[nodiscard]] params_type fit(std::span<const float> x) const noexcept {
-    if (x.empty()) return from_range(0.0f, 0.0f);
-    float lo = x[0], hi = x[0];
-    for (const float v : x) {
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
+    if constexpr (std::is_same_v<Mode, asymmetric>) {
+      const min_max r = simd::kernels().reductions.minmax(x.data(), x.size());
+      return r.min <= r.max ? from_range(r.min, r.max) : from_range(0.0f, 0.0f);
+    } else {
+      const float m = simd::kernels().reductions.absmax(x.data(), x.size());
+      return from_range(-m, m);
     }
-    return from_range(lo, hi);
   }
 
   /// sym[i] = code of x[i] under p, in [q_min, q_max]. x.size() == sym.size().
