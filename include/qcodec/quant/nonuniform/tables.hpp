@@ -10,9 +10,10 @@
 //                        a 16-level non-linear 4-bit table fitted by ikawrakow to LLM weights
 //                        (denser near 0, asymmetric, no exact 0).
 //   e2m1_table           the FP4 E2M1 values divided by 6 (-1, -2/3, -1/2, -1/3, -1/4, -1/6,
-//                        -1/12, -0, +0, 1/12, ..., 1): FP4-like, as bitsandbytes' "fp4" with
-//                        absmax scaling. Two codes share the value 0 (the E2M1 signed zeros),
-//                        so only 15 values are distinct.
+//                        -1/12, -0, +0, 1/12, ..., 1): FP4 with absmax scaling instead of a
+//                        power-of-two scale (OCP MX element type, quant/float/fp4.hpp). Two
+//                        codes share the value 0 (the E2M1 signed zeros), so only 15 values
+//                        are distinct.
 //   dynamic_map_8bit()   bitsandbytes' 8-bit "dynamic" map of its 8-bit optimizers and
 //                        blockwise quantization (Dettmers et al., "8-bit Optimizers via
 //                        Block-wise Quantization", 2022, arXiv:2110.02861; create_dynamic_map
