@@ -5,7 +5,10 @@
 //
 // Symbols: the concept's symbols are bytes, so each value takes TWO symbols, the little-endian
 // bytes of its 16-bit encoding: sym.size() == 2 * x.size() (symbols_per_value = 2,
-// symbol_bits = 8). Bits per value: 16.
+// symbol_bits = 8). Bits per value: 16. Generic drivers that assume one symbol per value
+// (quant/grouping.hpp) cannot carry this policy; check `symbols_per_value` first. A span pair
+// of the wrong sizes fails QCODEC_ASSERT and, with asserts off, is never read or written past
+// its end (only min(x.size(), sym.size() / 2) values are converted).
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/bfloat16.hpp>
@@ -26,7 +29,8 @@ struct ieee16_quantizer {
   [[nodiscard]] params_type fit(std::span<const float>) const noexcept { return {}; }
   void encode(std::span<const float> x, const params_type&, std::span<std::uint8_t> sym) const noexcept {
     QCODEC_ASSERT(sym.size() == 2 * x.size(), "[qcodec.float.2] two symbols per value");
-    for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t n = x.size() < sym.size() / 2 ? x.size() : sym.size() / 2;
+    for (std::size_t i = 0; i < n; ++i) {
       const std::uint16_t b = T(x[i]).bits;
       sym[2 * i] = static_cast<std::uint8_t>(b & 0xFFu);
       sym[2 * i + 1] = static_cast<std::uint8_t>(b >> 8);
@@ -34,7 +38,8 @@ struct ieee16_quantizer {
   }
   void decode(std::span<const std::uint8_t> sym, const params_type&, std::span<float> y) const noexcept {
     QCODEC_ASSERT(sym.size() == 2 * y.size(), "[qcodec.float.2] two symbols per value");
-    for (std::size_t i = 0; i < y.size(); ++i)
+    const std::size_t n = y.size() < sym.size() / 2 ? y.size() : sym.size() / 2;
+    for (std::size_t i = 0; i < n; ++i)
       y[i] = T::from_bits(static_cast<std::uint16_t>(sym[2 * i] | sym[2 * i + 1] << 8)).to_float();
   }
 };
