@@ -17,6 +17,7 @@
 #include <qcodec/simd/hadamard.hpp>
 #include <qcodec/simd/lut.hpp>
 #include <qcodec/simd/reductions.hpp>
+#include <qcodec/simd/rows.hpp>
 
 namespace qcodec::simd {
 
@@ -28,6 +29,7 @@ struct kernel_table {
   hadamard_kernels hadamard;
   affine_kernels affine;
   lut_kernels lut;
+  row_kernels rows;
   ggml_kernels ggml;
 };
 
@@ -46,6 +48,7 @@ kernel_table make_kernel_table() noexcept {
       make_hadamard_kernels<Arch>(),
       make_affine_kernels<Arch>(),
       make_lut_kernels<Arch>(),
+      make_row_kernels<Arch>(),
       make_ggml_kernels<Arch>(),
   };
 }
