@@ -44,8 +44,8 @@ TEST_CASE("q3_K: qcodec's encoder has a lower error than ggml's on the known-ans
 }
 
 TEST_CASE("q3_K: qcodec's encoder has a lower error than ggml's on Gaussian data", "[ggml][q3_K]") {
-  // measured 0.906x
-  REQUIRE(ggml_vectors::gaussian_ratio<g::q3_K>() <= 0.921);
+  // measured 0.905x
+  REQUIRE(ggml_vectors::gaussian_ratio<g::q3_K>() <= 0.92);
 }
 
 TEST_CASE("q3_K: every value decodes to the nearest level of its sub-block", "[ggml][q3_K]") {

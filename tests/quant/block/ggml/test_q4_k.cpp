@@ -44,8 +44,8 @@ TEST_CASE("q4_K: qcodec's encoder has a lower error than ggml's on the known-ans
 }
 
 TEST_CASE("q4_K: qcodec's encoder has a lower error than ggml's on Gaussian data", "[ggml][q4_K]") {
-  // measured 0.966x
-  REQUIRE(ggml_vectors::gaussian_ratio<g::q4_K>() <= 0.981);
+  // measured 0.970x
+  REQUIRE(ggml_vectors::gaussian_ratio<g::q4_K>() <= 0.985);
 }
 
 TEST_CASE("q4_K: every value decodes to the nearest level of its sub-block", "[ggml][q4_K]") {

@@ -14,7 +14,7 @@ namespace g = qcodec::ggml;
 namespace {
 
 // Relative MSE on input_f32.bin: ggml's encoder (the vectors' README) and the bound qcodec's
-// keeps (0.9x of ggml's; measured 0.783x).
+// keeps (0.9x of ggml's; measured 0.771x).
 constexpr double ggml_rel_mse = 0.0016;
 constexpr double qcodec_ratio_bound = 0.9;
 
@@ -50,8 +50,8 @@ TEST_CASE("q5_K: qcodec's encoder has a lower error than ggml's on the known-ans
 }
 
 TEST_CASE("q5_K: qcodec's encoder has a lower error than ggml's on Gaussian data", "[ggml][q5_K]") {
-  // measured 0.932x
-  REQUIRE(ggml_vectors::gaussian_ratio<g::q5_K>() <= 0.947);
+  // measured 0.918x
+  REQUIRE(ggml_vectors::gaussian_ratio<g::q5_K>() <= 0.933);
 }
 
 TEST_CASE("q5_K: every value decodes to the nearest level of its sub-block", "[ggml][q5_K]") {

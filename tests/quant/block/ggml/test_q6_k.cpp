@@ -14,9 +14,9 @@ namespace g = qcodec::ggml;
 namespace {
 
 // Relative MSE on input_f32.bin: ggml's encoder (the vectors' README) and the bound qcodec's
-// keeps (below 1x of ggml's; measured 0.928x).
+// keeps (below 1x of ggml's; measured 0.913x).
 constexpr double ggml_rel_mse = 0.00032;
-constexpr double qcodec_ratio_bound = 0.943;
+constexpr double qcodec_ratio_bound = 0.928;
 
 std::vector<float> levels(const g::block_q6_K& b, int s) {
   const float dl = b.d.to_float() * static_cast<float>(b.scales[s]);
@@ -42,8 +42,8 @@ TEST_CASE("q6_K: qcodec's encoder has a lower error than ggml's on the known-ans
 }
 
 TEST_CASE("q6_K: qcodec's encoder has a lower error than ggml's on Gaussian data", "[ggml][q6_K]") {
-  // measured 0.936x
-  REQUIRE(ggml_vectors::gaussian_ratio<g::q6_K>() <= 0.951);
+  // measured 0.868x
+  REQUIRE(ggml_vectors::gaussian_ratio<g::q6_K>() <= 0.9);
 }
 
 TEST_CASE("q6_K: every value decodes to the nearest level of its sub-block", "[ggml][q6_K]") {

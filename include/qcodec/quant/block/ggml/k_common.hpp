@@ -185,27 +185,53 @@ inline void pack_2bit_k(const std::uint8_t* L, std::uint8_t* qs) noexcept {
 
 namespace kq {
 
-// GCC fully unrolls 16-iteration loops into scalar code before its loop vectoriser runs (and
-// its straight-line vectoriser then gives up on the clamps); keeping them rolled lets the loop
-// vectoriser turn each into one or two vector operations.
-#if defined(__GNUC__) && !defined(__clang__)
-#define QCODEC_KQ_LOOP _Pragma("GCC unroll 1")
-#else
-#define QCODEC_KQ_LOOP
-#endif
-
 // ---------------------------------------------------------------------------------------------
 // qcodec's encoder building blocks. Values are prescaled (|x| in [1, 2) for the super-block's
 // largest magnitude), so sums stay well inside float's range.
+//
+// A sub-block (16 or 32 values) is held in one or two 16-float vectors (GCC / Clang vector
+// extensions: one register with AVX-512, split by the compiler into two AVX2 or four SSE
+// registers elsewhere), so every candidate costs a handful of vector instructions and no
+// round trip through memory (auto-vectorised loops over small arrays stalled on store
+// forwarding when the sums read them back).
 
-/// Sum of n (16 or 32) values in a fixed tree order (vectorisable).
-template <int n>
-[[nodiscard]] inline float sum(const float* a) noexcept {
-  float t[16];
-  for (int j = 0; j < 16; ++j) t[j] = a[j];
-  if constexpr (n == 32)
-    for (int j = 0; j < 16; ++j) t[j] += a[j + 16];
-  return fold16<simd::scalar>(t);
+using vf = float __attribute__((vector_size(64)));
+using vf8 = float __attribute__((vector_size(32)));
+using vf4 = float __attribute__((vector_size(16)));
+
+// Vectors are passed by reference and results written through references: a vector
+// parameter or return value by value would have a different ABI with and without AVX-512
+// (GCC and Clang warn about it, -Wpsabi).
+
+inline void load16(vf& r, const float* p) noexcept { std::memcpy(&r, p, sizeof r); }
+
+/// Sum of the 16 lanes in a fixed tree order.
+[[nodiscard]] inline float hsum(const vf& a) noexcept {
+  const vf8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+  const vf4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
+  return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+[[nodiscard]] inline float hmin(const vf& a) noexcept {
+  float m = a[0];
+  for (int j = 1; j < 16; ++j) m = a[j] < m ? a[j] : m;
+  return m;
+}
+[[nodiscard]] inline float hmax(const vf& a) noexcept {
+  float m = a[0];
+  for (int j = 1; j < 16; ++j) m = a[j] > m ? a[j] : m;
+  return m;
+}
+
+/// r = round(clamp(v, lo, hi)): round to nearest (current rounding mode, ties to even) by
+/// adding and subtracting 1.5 * 2^23 (|lo|, |hi| <= 2^22).
+inline void clamp_round(vf& r, const vf& v, float lo, float hi) noexcept {
+  constexpr float magic = 12582912.0f;
+  vf c = v < lo ? lo : v;
+  c = c > hi ? hi : c;
+  const vf t = c + magic;
+  r = t - magic;
 }
 
 [[nodiscard]] inline float clampf(float v, float lo, float hi) noexcept {
@@ -214,6 +240,32 @@ template <int n>
 }
 
 [[nodiscard]] inline float rnd(float v) noexcept { return round_nearest<simd::scalar>(v); }
+
+/// A sub-block of n (16 or 32) values in m = n / 16 vectors.
+template <int n>
+struct vals {
+  static constexpr int m = n / 16;
+  vf v[m];
+  vals() = default;
+  explicit vals(const float* x) noexcept {
+    for (int k = 0; k < m; ++k) load16(v[k], x + 16 * k);
+  }
+  /// Writes the (integer-valued) lanes as bytes plus `bias`.
+  void to_bytes(std::uint8_t* out, int bias) const noexcept {
+    for (int k = 0; k < m; ++k)
+      for (int j = 0; j < 16; ++j)
+        out[16 * k + j] = static_cast<std::uint8_t>(static_cast<int>(v[k][j]) + bias);
+  }
+};
+
+template <int n>
+[[nodiscard]] inline float vsum(const vals<n>& a) noexcept {
+  if constexpr (n == 32) {
+    return hsum(a.v[0] + a.v[1]);
+  } else {
+    return hsum(a.v[0]);
+  }
+}
 
 /// x ~= s * q + b with q in 0..nmax and b <= 0 (the formats store m = -b >= 0).
 struct affine {
@@ -228,39 +280,39 @@ struct stats {
   float sx2;
   float mn;
   float mx;
-  explicit stats(const float* x) noexcept {
-    float t[n];
-    QCODEC_KQ_LOOP
-    for (int j = 0; j < n; ++j) t[j] = x[j] * x[j];
-    sx = sum<n>(x);
-    sx2 = sum<n>(t);
-    mn = x[0];
-    mx = x[0];
-    for (int j = 1; j < n; ++j) {
-      mn = x[j] < mn ? x[j] : mn;
-      mx = x[j] > mx ? x[j] : mx;
+  explicit stats(const vals<n>& x) noexcept {
+    vf s1 = x.v[0], s2 = x.v[0] * x.v[0], lo = x.v[0], hi = x.v[0];
+    for (int k = 1; k < vals<n>::m; ++k) {
+      s1 += x.v[k];
+      s2 += x.v[k] * x.v[k];
+      lo = x.v[k] < lo ? x.v[k] : lo;
+      hi = x.v[k] > hi ? x.v[k] : hi;
     }
+    sx = hsum(s1);
+    sx2 = hsum(s2);
+    mn = hmin(lo);
+    mx = hmax(hi);
   }
 };
 
-/// Codes of x under x ~= s * q + b: q = clamp(round((x - b) / s), 0, nmax) (0 when s == 0).
+/// Codes of x under x ~= s * q + b: q = clamp(round((x - b) * is), 0, nmax).
 template <int n, int nmax>
-inline void affine_codes(const float* x, float is, float b, float* q) noexcept {
-  QCODEC_KQ_LOOP
-  for (int j = 0; j < n; ++j)
-    q[j] = rnd(clampf((x[j] - b) * is, 0.0f, static_cast<float>(nmax)));
+inline void affine_codes(const vals<n>& x, float is, float b, vals<n>& q) noexcept {
+  for (int k = 0; k < vals<n>::m; ++k)
+    clamp_round(q.v[k], (x.v[k] - b) * is, 0.0f, static_cast<float>(nmax));
 }
 
 /// Least-squares (s, b <= 0) for given codes; returns the squared error of the fit.
 template <int n>
-inline float affine_refit(const float* x, const float* q, const stats<n>& st, affine& f) noexcept {
-  float t1[n], t2[n];
-  QCODEC_KQ_LOOP
-  for (int j = 0; j < n; ++j) {
-    t1[j] = q[j] * q[j];
-    t2[j] = q[j] * x[j];
+inline float affine_refit(const vals<n>& x, const vals<n>& q, const stats<n>& st,
+                          affine& f) noexcept {
+  vf a = q.v[0], b2 = q.v[0] * q.v[0], c = q.v[0] * x.v[0];
+  for (int k = 1; k < vals<n>::m; ++k) {
+    a += q.v[k];
+    b2 += q.v[k] * q.v[k];
+    c += q.v[k] * x.v[k];
   }
-  const float sq = sum<n>(q), sq2 = sum<n>(t1), sqx = sum<n>(t2);
+  const float sq = hsum(a), sq2 = hsum(b2), sqx = hsum(c);
   const float nn = static_cast<float>(n);
   const float D = nn * sq2 - sq * sq;
   float s = 0.0f, b = st.sx / nn;
@@ -283,11 +335,11 @@ inline float affine_refit(const float* x, const float* q, const stats<n>& st, af
 /// fraction of a step), each rounded and refitted by least squares; then `iters`
 /// round-and-refit steps from the best.
 template <int n, int nmax, int na>
-inline affine affine_search(const float* x, const float (&as)[na], int iters) noexcept {
-  const stats<n> st(x);
+inline affine affine_search(const vals<n>& x, const stats<n>& st, const float (&as)[na],
+                            int iters) noexcept {
   const float mn = st.mn < 0.0f ? st.mn : 0.0f;
   if (!(st.mx > mn)) return {0.0f, mn};
-  float q[n];
+  vals<n> q;
   affine best{0.0f, mn};
   float best_err = st.sx2 - 2.0f * mn * st.sx + static_cast<float>(n) * mn * mn;
   const float range = st.mx - mn;
@@ -315,21 +367,95 @@ inline affine affine_search(const float* x, const float (&as)[na], int iters) no
   return best;
 }
 
-/// Squared error of a sub-block decoded as ds * q - dm (the decoder's arithmetic, unfused),
-/// with codes re-rounded for exactly these ds, dm; writes the codes.
+/// Squared error of a sub-block decoded as ds * q - dm, with codes re-rounded for exactly
+/// these ds, dm (written to q).
 template <int n, int nmax>
-inline float affine_eval(const float* x, float ds, float dm, std::uint8_t* L) noexcept {
-  float q[n], e[n];
+inline float affine_eval(const vals<n>& x, float ds, float dm, vals<n>& q) noexcept {
   const float is = ds > 0.0f ? 1.0f / ds : 0.0f;
   affine_codes<n, nmax>(x, is, -dm, q);
-  QCODEC_KQ_LOOP
-  for (int j = 0; j < n; ++j) {
-    const float p = ds * q[j];
-    const float d = p - dm - x[j];
-    e[j] = d * d;
-    L[j] = static_cast<std::uint8_t>(q[j]);
+  vf e = {};
+  for (int k = 0; k < vals<n>::m; ++k) {
+    const vf d = (ds * q.v[k] - dm) - x.v[k];
+    e += d * d;
   }
-  return sum<n>(e);
+  return hsum(e);
+}
+
+/// Symmetric sub-block fit: x ~= d * l, l in [-N, N - 1]; candidates map the largest-magnitude
+/// value to -N - t or N - 1 - t, each rounded and refitted; then `iters` refit steps (for
+/// N >= 16: nine candidates -N - 4 .. -N + 4, each with its own refit step). Scored by the
+/// least-squares fit (sum l x)^2 / sum l^2. Returns d (signed).
+template <int n, int N>
+inline float sym_search(const vals<n>& x, int iters) noexcept {
+  vf lo = x.v[0], hi = x.v[0];
+  for (int k = 1; k < vals<n>::m; ++k) {
+    lo = x.v[k] < lo ? x.v[k] : lo;
+    hi = x.v[k] > hi ? x.v[k] : hi;
+  }
+  const float mn = hmin(lo), mx = hmax(hi);
+  const float ext = mx >= -mn ? mx : mn;  // the largest magnitude (the maximum on a tie)
+  if (!(ext != 0.0f)) return 0.0f;
+  const float fN = static_cast<float>(N);
+  float best = -1.0f, best_d = 0.0f;
+  const auto fit = [&](float id, float& lx, float& l2) {
+    vf a = {}, b = {};
+    for (int k = 0; k < vals<n>::m; ++k) {
+      vf l;
+      clamp_round(l, x.v[k] * id, -fN, fN - 1.0f);
+      a += l * x.v[k];
+      b += l * l;
+    }
+    lx = hsum(a);
+    l2 = hsum(b);
+  };
+  const auto keep = [&](float lx, float l2) {
+    if (l2 > 0.0f && lx * lx > best * l2) {
+      best = lx * lx / l2;
+      best_d = lx / l2;
+    }
+  };
+  if constexpr (N >= 16) {
+    // many levels: the error is a rugged function of the scale; try the extreme at every
+    // level from -N + 4 to -N - 4 (under-using or clipping the range), each with one refit
+    for (int c = -4; c <= 4; ++c) {
+      float lx, l2;
+      fit(-(fN + static_cast<float>(c)) / ext, lx, l2);
+      keep(lx, l2);
+      if (!(l2 > 0.0f) || lx == 0.0f) continue;
+      fit(l2 / lx, lx, l2);
+      keep(lx, l2);
+    }
+    return best_d;
+  }
+  const float cands[10] = {-fN - 0.75f, -fN - 0.5f, -fN - 0.25f, -fN, -fN + 0.25f, -fN + 0.5f,
+                           fN - 1.5f, fN - 1.25f, fN - 1.0f, fN - 0.75f};
+  for (const float c : cands) {
+    float lx, l2;
+    fit(c / ext, lx, l2);
+    keep(lx, l2);
+  }
+  for (int it = 0; it < iters && best_d != 0.0f; ++it) {
+    float lx, l2;
+    fit(1.0f / best_d, lx, l2);
+    if (!(l2 > 0.0f && lx * lx > best * l2)) break;
+    keep(lx, l2);
+  }
+  return best_d;
+}
+
+/// Squared error of a symmetric sub-block decoded as ds * l for l in [-N, N - 1], codes
+/// re-rounded against ds (written to l).
+template <int n, int N>
+inline float sym_eval(const vals<n>& x, float ds, vals<n>& l) noexcept {
+  const float fN = static_cast<float>(N);
+  const float is = ds != 0.0f ? 1.0f / ds : 0.0f;
+  vf e = {};
+  for (int k = 0; k < vals<n>::m; ++k) {
+    clamp_round(l.v[k], x.v[k] * is, -fN, fN - 1.0f);
+    const vf d = ds * l.v[k] - x.v[k];
+    e += d * d;
+  }
+  return hsum(e);
 }
 
 /// Integer levels l[j] in [lo, hi] and a scale d with v[j] ~= d * l[j], minimising
@@ -404,70 +530,6 @@ struct superblock {
     return half(r > half_max ? half_max : (r < -half_max ? -half_max : r));
   }
 };
-
-/// Symmetric sub-block fit: x ~= d * l, l in [-N, N - 1]; candidates map the largest-magnitude
-/// value to -N - t or N - 1 - t, each rounded and refitted; then `iters` refit steps.
-/// Returns d (signed) and writes nothing else.
-template <int n, int N>
-inline float sym_search(const float* x, int iters) noexcept {
-  float amax = 0.0f, ext = 0.0f;
-  QCODEC_KQ_LOOP
-  for (int j = 0; j < n; ++j) {
-    const float a = std::fabs(x[j]);
-    if (a > amax) {
-      amax = a;
-      ext = x[j];
-    }
-  }
-  if (!(amax > 0.0f)) return 0.0f;
-  const float fN = static_cast<float>(N);
-  const float cands[6] = {-fN, -fN - 0.25f, -fN - 0.5f, -fN + 0.3f, fN - 1.0f, fN - 0.7f};
-  float best = -1.0f, best_d = 0.0f;
-  float l[n], a[n], b[n];
-  const auto fit = [&](float id, float& lx, float& l2) {
-    QCODEC_KQ_LOOP
-    for (int j = 0; j < n; ++j) {
-      l[j] = rnd(clampf(x[j] * id, -fN, fN - 1.0f));
-      a[j] = l[j] * x[j];
-      b[j] = l[j] * l[j];
-    }
-    lx = sum<n>(a);
-    l2 = sum<n>(b);
-  };
-  for (const float c : cands) {
-    float lx, l2;
-    fit(c / ext, lx, l2);
-    if (l2 > 0.0f && lx * lx > best * l2) {
-      best = lx * lx / l2;
-      best_d = lx / l2;
-    }
-  }
-  for (int it = 0; it < iters && best_d != 0.0f; ++it) {
-    float lx, l2;
-    fit(1.0f / best_d, lx, l2);
-    if (!(l2 > 0.0f && lx * lx > best * l2)) break;
-    best = lx * lx / l2;
-    best_d = lx / l2;
-  }
-  return best_d;
-}
-
-/// Squared error of a symmetric sub-block decoded as ds * (l) for l in [-N, N-1], codes
-/// re-rounded against ds; writes l + N to L.
-template <int n, int N>
-inline float sym_eval(const float* x, float ds, std::uint8_t* L) noexcept {
-  const float fN = static_cast<float>(N);
-  const float is = ds != 0.0f ? 1.0f / ds : 0.0f;
-  float e[n];
-  QCODEC_KQ_LOOP
-  for (int j = 0; j < n; ++j) {
-    const float l = rnd(clampf(x[j] * is, -fN, fN - 1.0f));
-    const float d = ds * l - x[j];
-    e[j] = d * d;
-    L[j] = static_cast<std::uint8_t>(static_cast<int>(l) + N);
-  }
-  return sum<n>(e);
-}
 
 }  // namespace kq
 }  // namespace detail

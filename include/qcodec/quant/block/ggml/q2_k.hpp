@@ -39,14 +39,14 @@ inline void q2_K_block(const float* x, block_q2_K& y) noexcept {
     std::memset(&y, 0, sizeof y);
     return;
   }
-  static constexpr float as[3] = {0.0f, 0.3f, 0.6f};
+  static constexpr float as[2] = {0.0f, 0.5f};
   float s[16], m[16], w[16], wm[16];
   for (int j = 0; j < 16; ++j) {
-    const float* xj = sb.xs + 16 * j;
-    const kq::affine f = kq::affine_search<16, 3>(xj, as, 2);
+    const kq::vals<16> xj(sb.xs + 16 * j);
+    const kq::stats<16> st(xj);
+    const kq::affine f = kq::affine_search<16, 3>(xj, st, as, 2);
     s[j] = f.s;
     m[j] = -f.b;
-    const kq::stats<16> st(xj);
     const float v = st.sx2 - 2.0f * f.b * st.sx + 16.0f * f.b * f.b;
     w[j] = f.s > 0.0f ? v / (f.s * f.s) : 0.0f;
     wm[j] = 16.0f;
@@ -56,25 +56,37 @@ inline void q2_K_block(const float* x, block_q2_K& y) noexcept {
   const float D = y.d.to_float(), DM = y.dmin.to_float();
   const float Dp = D * sb.up, DMp = DM * sb.up;
   for (int j = 0; j < 16; ++j) {
-    const float* xj = sb.xs + 16 * j;
+    const kq::vals<16> xj(sb.xs + 16 * j);
     const int l0 = Dp > 0.0f ? static_cast<int>(kq::rnd(kq::clampf(s[j] / Dp, 0.0f, 15.0f))) : 0;
     const int m0 = DMp > 0.0f ? static_cast<int>(kq::rnd(kq::clampf(m[j] / DMp, 0.0f, 15.0f))) : 0;
+    // the nearest integer scale and min, then each moved by one step (the scale first, then
+    // the min with the best scale)
+    kq::vals<16> codes, best_codes{};
     float best = INFINITY;
-    std::uint8_t codes[16];
-    for (int a = l0 - 1; a <= l0 + 1; ++a) {
-      if (a < 0 || a > 15 || (Dp == 0.0f && a != l0)) continue;
-      for (int b = m0 - 1; b <= m0 + 1; ++b) {
-        if (b < 0 || b > 15 || (DMp == 0.0f && b != m0)) continue;
-        const float ds = D * static_cast<float>(a) * sb.up;
-        const float dmv = DM * static_cast<float>(b) * sb.up;
-        const float e = kq::affine_eval<16, 3>(xj, ds, dmv, codes);
-        if (e < best) {
-          best = e;
-          y.scales[j] = static_cast<std::uint8_t>(a | (b << 4));
-          std::memcpy(L + 16 * j, codes, 16);
-        }
+    int la = l0;
+    const auto eval = [&](int a, int b) {
+      if (a < 0 || a > 15 || b < 0 || b > 15) return;
+      const float ds = D * static_cast<float>(a) * sb.up;
+      const float dmv = DM * static_cast<float>(b) * sb.up;
+      const float e = kq::affine_eval<16, 3>(xj, ds, dmv, codes);
+      if (e < best) {
+        best = e;
+        la = a;
+        y.scales[j] = static_cast<std::uint8_t>(a | (b << 4));
+        best_codes = codes;
       }
+    };
+    eval(l0, m0);
+    if (Dp > 0.0f) {
+      eval(l0 - 1, m0);
+      eval(l0 + 1, m0);
     }
+    if (DMp > 0.0f) {
+      const int a = la;
+      eval(a, m0 - 1);
+      eval(a, m0 + 1);
+    }
+    best_codes.to_bytes(L + 16 * j, 0);
   }
   pack_2bit_k(L, y.qs);
 }
@@ -130,9 +142,11 @@ inline void quantize_row_q2_K_ref(const float* x, block_q2_K* y, std::int64_t k)
 }
 
 /// qcodec's Q2_K encoder (k_common.hpp): unweighted least-squares fits per 16 values over a
-/// 3 x 3 grid of clipped ranges, weighted searches for the 4-bit scale and min grids, then per
-/// sub-block the best of the 3 x 3 nearest (scale, min) pairs with codes re-rounded against
-/// the decoded values. x: k floats, k a multiple of 256; y: k / 256 blocks.
+/// 2 x 2 grid of clipped ranges plus two refit steps, weighted searches for the 4-bit scale
+/// and min grids, then per sub-block the best of 5 (scale, min) pairs around the rounded ones
+/// with codes re-rounded against the decoded values. Relative squared error vs ggml's
+/// encoder: 0.837x on ggml's known-answer input, 0.781x on N(0,1).
+/// x: k floats, k a multiple of 256; y: k / 256 blocks.
 inline void quantize_row_q2_K(const float* x, block_q2_K* y, std::int64_t k) noexcept {
   QCODEC_ASSERT(k % qk_k == 0, "[qcodec.ggml.1] row length is not a multiple of the block size");
   for (std::int64_t i = 0; i < k / qk_k; ++i, x += qk_k) detail::q2_K_block(x, y[i]);
@@ -149,12 +163,13 @@ inline void dequantize_row_q2_K(const block_q2_K* x, float* y, std::int64_t k) n
       dl[j] = d * static_cast<float>(x[i].scales[j] & 0xF);
       ml[j] = min * static_cast<float>(x[i].scales[j] >> 4);
     }
-    for (int h = 0; h < 2; ++h)
-      for (int s = 0; s < 4; ++s)
-        for (int l = 0; l < 32; ++l) {
-          const int v = 128 * h + 32 * s + l;
-          y[v] = dl[v / 16] * static_cast<float>((x[i].qs[32 * h + l] >> (2 * s)) & 3);
-        }
+    // sub-block j = 8 h + 2 s + t holds values 128 h + 32 s + 16 t + l, l < 16
+    for (int j = 0; j < 16; ++j) {
+      const std::uint8_t* q = x[i].qs + 32 * (j / 8) + 16 * (j % 2);
+      const int shift = 2 * ((j % 8) / 2);
+      for (int l = 0; l < 16; ++l)
+        y[16 * j + l] = dl[j] * static_cast<float>((q[l] >> shift) & 3);
+    }
     detail::product_barrier();
     for (int j = 0; j < 16; ++j)
       for (int l = 0; l < 16; ++l) y[16 * j + l] -= ml[j];

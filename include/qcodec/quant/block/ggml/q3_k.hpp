@@ -152,7 +152,9 @@ inline void quantize_row_q3_K_ref(const float* x, block_q3_K* y, std::int64_t k)
 
 /// qcodec's Q3_K encoder (k_common.hpp, detail::sym16_K_block): unweighted least-squares
 /// sub-block scales, a weighted search for the 6-bit scale grid, the best of the 3 nearest
-/// scales per sub-block with codes re-rounded against the decoded scale.
+/// scales per sub-block with codes re-rounded against the decoded scale. Relative squared error
+/// vs ggml's encoder: 0.903x on ggml's known-answer input, 0.905x on N(0,1) (a brute-force
+/// scale search per sub-block reaches the same: the format's limit for single-scale fits).
 /// x: k floats, k a multiple of 256; y: k / 256 blocks.
 inline void quantize_row_q3_K(const float* x, block_q3_K* y, std::int64_t k) noexcept {
   QCODEC_ASSERT(k % qk_k == 0, "[qcodec.ggml.1] row length is not a multiple of the block size");
@@ -176,10 +178,16 @@ inline void dequantize_row_q3_K(const block_q3_K* x, float* y, std::int64_t k) n
     detail::unpack_q3_K_scales(x[i].scales, sc);
     float dl[16];
     for (int j = 0; j < 16; ++j) dl[j] = d * static_cast<float>(sc[j] - 32);
-    std::int8_t a[256];
-    detail::q3_K_codes(x[i], a);
-    for (int j = 0; j < 16; ++j)
-      for (int l = 0; l < 16; ++l) y[16 * j + l] = dl[j] * static_cast<float>(a[16 * j + l]);
+    // sub-block j = 8 h + 2 s + t holds values 128 h + 32 s + 16 t + l, l < 16
+    for (int j = 0; j < 16; ++j) {
+      const std::uint8_t* q = x[i].qs + 32 * (j / 8) + 16 * (j % 2);
+      const std::uint8_t* hm = x[i].hmask + 16 * (j % 2);
+      const int shift = 2 * ((j % 8) / 2), hbit = 4 * (j / 8) + (j % 8) / 2;
+      for (int l = 0; l < 16; ++l) {
+        const int c = ((q[l] >> shift) & 3) + 4 * ((hm[l] >> hbit) & 1) - 4;
+        y[16 * j + l] = dl[j] * static_cast<float>(c);
+      }
+    }
   }
 }
 

@@ -55,8 +55,10 @@ inline void quantize_row_q5_K_ref(const float* x, block_q5_K* y, std::int64_t k)
   }
 }
 
-/// qcodec's Q5_K encoder: Q4_K's (k_common.hpp, q4_k.hpp) with 5-bit codes.
-/// x: k floats, k a multiple of 256; y: k / 256 blocks.
+/// qcodec's Q5_K encoder: Q4_K's (k_common.hpp, q4_k.hpp) with 5-bit codes, two refit steps
+/// and, per sub-block, the best of the integer scales within 2 of the rounded one times the
+/// mins within 1. Relative squared error vs ggml's encoder: 0.771x on ggml's known-answer
+/// input, 0.918x on N(0,1). x: k floats, k a multiple of 256; y: k / 256 blocks.
 inline void quantize_row_q5_K(const float* x, block_q5_K* y, std::int64_t k) noexcept {
   QCODEC_ASSERT(k % qk_k == 0, "[qcodec.ggml.1] row length is not a multiple of the block size");
   for (std::int64_t i = 0; i < k / qk_k; ++i, x += qk_k) {
