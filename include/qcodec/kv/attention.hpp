@@ -3,9 +3,10 @@
 //
 //   out = softmax(scale * q K^T) V   for each query head, over the tokens of one layer
 //
-// computed without decoding the cache: key scores come from the key codec's scores() on each
-// compressed unit (decode_dot on packed codes), values from the value codec's accumulate()
-// (decode_axpy), fp32 sink and residual tokens directly. Tokens are visited in blocks of one
+// computed without decoding the cache: key scores come from the key codec's scores() on the
+// compressed units of a page (row kernels on the packed codes, simd/rows.hpp), values from the
+// value codec's accumulate(), fp32 sink and residual tokens directly. Each row is read once for
+// all the query heads that share its KV head. Tokens are visited in blocks of one
 // page with an online softmax (running maximum and sum, accumulators rescaled when the maximum
 // grows), so memory traffic is one pass over the compressed cache.
 //
@@ -39,14 +40,6 @@ struct attention_options {
   float* log_sum_exp = nullptr;
 };
 
-namespace detail {
-
-inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
-}
-
-}  // namespace detail
-
 /// Attention of n_queries queries of `q_heads` heads over `layer` of sequence s, for the KV
 /// heads [head_begin, head_end); writes out[query][q_head][head_dim] for their query heads.
 template <class Cache>
@@ -78,59 +71,66 @@ template <class Cache>
       options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(d));
   const auto keys = c.key_stream(s, layer);
   const auto values = c.value_stream(s, layer);
-  const simd::reduction_kernels& reduce = simd::kernels().reductions;
 
   // Per query head of the group: prepared query, softmax state, two accumulators (values from
   // compressed units live in the value codec's space until finish_output; fp32 values do not).
+  // Scores and weights of one block: [group][ld], ld leaving room for a whole trailing unit.
+  const std::size_t ld = block + std::max(key_group, value_group);
   std::vector<float> prepared(group * d), acc_codec(group * d), acc_float(group * d);
-  std::vector<float> scores(group * (block + key_group)), weights(block + value_group);
+  std::vector<float> scores(group * ld), weights(group * ld);
   std::vector<float> running_max(group), running_sum(group);
+  const simd::row_kernels& rows = simd::kernels().rows;
+  const simd::softmax_kernels& softmax = simd::kernels().softmax;
+  const std::size_t float_stride =
+      cfg.kv_heads * d * sizeof(float);  // fp32 rows: [token][head][dim]
 
   for (std::size_t qi = 0; qi < n_queries; ++qi) {
     const std::size_t visible = length - n_queries + qi + 1;  // causal: tokens [0, visible)
     for (std::size_t h = head_begin; h < head_end; ++h) {
-      const float* qh = q + (qi * q_heads + h * group) * d;
+      const float* qh = q + (qi * q_heads + h * group) * d;  // [group][d]
+      const auto rows_of = [&](const float* base, std::size_t token) {
+        return reinterpret_cast<const std::uint8_t*>(base + (token * cfg.kv_heads + h) * d);
+      };
       for (std::size_t g = 0; g < group; ++g) c.keys().prepare_query(qh + g * d, &prepared[g * d]);
       std::fill(acc_codec.begin(), acc_codec.end(), 0.0f);
       std::fill(acc_float.begin(), acc_float.end(), 0.0f);
       std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
       std::fill(running_sum.begin(), running_sum.end(), 0.0f);
 
-      // Blocks: the sinks, then page-aligned runs of the remaining tokens.
+      // Blocks: the sinks, then page-aligned runs of the remaining tokens (so that the
+      // compressed units of a block are consecutive units of one page).
       for (std::size_t begin = 0; begin < visible;) {
-        const std::size_t end =
-            begin < keys.sinks
-                ? keys.sinks
-                : std::min(visible, keys.sinks + ((begin - keys.sinks) / block + 1) * block);
-        const std::size_t stop = std::min(end, visible);
-        const std::size_t n = stop - begin;
+        const std::size_t end = begin < keys.sinks
+                                    ? keys.sinks
+                                    : keys.sinks + ((begin - keys.sinks) / block + 1) * block;
+        const std::size_t stop = std::min(end, visible), n = stop - begin;
 
-        // 1. Scores of tokens [begin, stop) for every query head of the group.
+        // 1. Scores of tokens [begin, stop) for the group's query heads; a unit cut by the
+        //    causal limit is scored whole and its extra tokens ignored.
         for (std::size_t t = begin; t < stop;) {
-          if (t < keys.sinks || t >= keys.sinks + keys.compressed) {
-            const float* k =
-                t < keys.sinks
-                    ? keys.sink_data + (t * cfg.kv_heads + h) * d
-                    : keys.tail_data + ((t - keys.sinks - keys.compressed) * cfg.kv_heads + h) * d;
-            for (std::size_t g = 0; g < group; ++g) {
-              scores[g * (block + key_group) + (t - begin)] = reduce.dot(qh + g * d, k, d);
-            }
-            ++t;
-          } else {
-            // A whole unit; tokens past `stop` (causal cut) are scored and ignored.
+          float* st = &scores[t - begin];
+          if (t < keys.sinks) {
+            rows.f32_row_dots(rows_of(keys.sink_data, t), float_stride, stop - t, d, qh, group, st,
+                              ld);
+            t = stop;
+          } else if (t < keys.sinks + keys.compressed) {
             const std::size_t j = t - keys.sinks;
-            const std::uint8_t* unit = c.key_unit(s, layer, h, j);
-            for (std::size_t g = 0; g < group; ++g) {
-              c.keys().scores(unit, &prepared[g * d],
-                              &scores[g * (block + key_group) + (t - begin)]);
-            }
-            t += key_group;
+            const std::size_t last = std::min(stop, keys.sinks + keys.compressed);
+            const std::size_t units = (last - t + key_group - 1) / key_group;
+            c.keys().scores(c.key_unit(s, layer, h, j), units, prepared.data(), group, st, ld);
+            t += units * key_group;
+          } else {
+            const std::size_t first = t - keys.sinks - keys.compressed;
+            rows.f32_row_dots(rows_of(keys.tail_data, first), float_stride, stop - t, d, qh, group,
+                              st, ld);
+            t = stop;
           }
         }
 
-        // 2. Online softmax, then 3. the values of the block, once per query head.
+        // 2. Online softmax: weights of the block, accumulators rescaled to the new maximum.
         for (std::size_t g = 0; g < group; ++g) {
-          float* sg = &scores[g * (block + key_group)];
+          float* sg = &scores[g * ld];
+          float* wg = &weights[g * ld];
           float block_max = -std::numeric_limits<float>::infinity();
           for (std::size_t i = 0; i < n; ++i) {
             sg[i] *= scale;
@@ -139,35 +139,36 @@ template <class Cache>
           const float new_max = std::max(running_max[g], block_max);
           const float rescale = std::exp(running_max[g] - new_max);  // 0 on the first block
           running_max[g] = new_max;
-          float sum = 0.0f;
-          for (std::size_t i = 0; i < n; ++i) {
-            weights[i] = std::exp(sg[i] - new_max);
-            sum += weights[i];
-          }
-          std::fill(weights.begin() + static_cast<std::ptrdiff_t>(n), weights.end(), 0.0f);
+          const float sum = softmax.exp_shifted(sg, n, new_max, wg);
+          std::fill(wg + n, wg + ld, 0.0f);
           running_sum[g] = running_sum[g] * rescale + sum;
-          float* ac = &acc_codec[g * d];
-          float* af = &acc_float[g * d];
           if (rescale != 1.0f) {
             for (std::size_t i = 0; i < d; ++i) {
-              ac[i] *= rescale;
-              af[i] *= rescale;
+              acc_codec[g * d + i] *= rescale;
+              acc_float[g * d + i] *= rescale;
             }
           }
-          for (std::size_t t = begin; t < stop;) {
-            if (t < values.sinks || t >= values.sinks + values.compressed) {
-              const float* v =
-                  t < values.sinks
-                      ? values.sink_data + (t * cfg.kv_heads + h) * d
-                      : values.tail_data +
-                            ((t - values.sinks - values.compressed) * cfg.kv_heads + h) * d;
-              detail::axpy(weights[t - begin], v, af, d);
-              ++t;
-            } else {
-              const std::size_t j = t - values.sinks;
-              c.values().accumulate(c.value_unit(s, layer, h, j), &weights[t - begin], ac);
-              t += value_group;
-            }
+        }
+
+        // 3. Values of the block.
+        for (std::size_t t = begin; t < stop;) {
+          const float* w = &weights[t - begin];
+          if (t < values.sinks) {
+            rows.f32_row_axpys(rows_of(values.sink_data, t), float_stride, stop - t, d, w, ld,
+                               group, acc_float.data());
+            t = stop;
+          } else if (t < values.sinks + values.compressed) {
+            const std::size_t j = t - values.sinks;
+            const std::size_t last = std::min(stop, values.sinks + values.compressed);
+            const std::size_t units = (last - t + value_group - 1) / value_group;
+            c.values().accumulate(c.value_unit(s, layer, h, j), units, w, ld, group,
+                                  acc_codec.data());
+            t += units * value_group;
+          } else {
+            const std::size_t first = t - values.sinks - values.compressed;
+            rows.f32_row_axpys(rows_of(values.tail_data, first), float_stride, stop - t, d, w, ld,
+                               group, acc_float.data());
+            t = stop;
           }
         }
         begin = end;

@@ -32,28 +32,17 @@ class fp32_stream {
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
-  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
-    float chunk[chunk_values], acc = 0.0f;
-    for (std::size_t start = 0; start < d_; start += chunk_values) {
-      // Units carry no alignment guarantee: copy, then use the dot kernel.
-      const std::size_t n = d_ - start < chunk_values ? d_ - start : chunk_values;
-      std::memcpy(chunk, unit + start * sizeof(float), n * sizeof(float));
-      acc += simd::kernels().reductions.dot(chunk, q + start, n);
-    }
-    *s = acc;
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    simd::kernels().rows.f32_row_dots(units, unit_bytes(), count, d_, q, nq, s, ld);
   }
-  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
-    float chunk[chunk_values];
-    for (std::size_t start = 0; start < d_; start += chunk_values) {
-      const std::size_t n = d_ - start < chunk_values ? d_ - start : chunk_values;
-      std::memcpy(chunk, unit + start * sizeof(float), n * sizeof(float));
-      for (std::size_t i = 0; i < n; ++i) acc[start + i] += p[0] * chunk[i];
-    }
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    simd::kernels().rows.f32_row_axpys(units, unit_bytes(), count, d_, p, ldp, nq, acc);
   }
   void finish_output(float*) const noexcept {}
 
  private:
-  static constexpr std::size_t chunk_values = 256;
   std::size_t d_;
 };
 
@@ -86,27 +75,13 @@ class fp16_stream {
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
-  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
-    const simd::kernel_table& k = simd::kernels();
-    float acc = 0.0f, chunk[max_dim];
-    std::uint16_t h[max_dim];
-    for (std::size_t start = 0; start < d_; start += max_dim) {
-      const std::size_t n = d_ - start < max_dim ? d_ - start : max_dim;
-      std::memcpy(h, unit + 2 * start, 2 * n);
-      k.convert.f16_to_f32(h, n, chunk);
-      acc += k.reductions.dot(chunk, q + start, n);
-    }
-    *s = acc;
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    simd::kernels().rows.f16_row_dots(units, unit_bytes(), count, d_, q, nq, s, ld);
   }
-  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
-    float chunk[max_dim];
-    std::uint16_t h[max_dim];
-    for (std::size_t start = 0; start < d_; start += max_dim) {
-      const std::size_t n = d_ - start < max_dim ? d_ - start : max_dim;
-      std::memcpy(h, unit + 2 * start, 2 * n);
-      simd::kernels().convert.f16_to_f32(h, n, chunk);
-      for (std::size_t i = 0; i < n; ++i) acc[start + i] += p[0] * chunk[i];
-    }
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    simd::kernels().rows.f16_row_axpys(units, unit_bytes(), count, d_, p, ldp, nq, acc);
   }
   void finish_output(float*) const noexcept {}
 

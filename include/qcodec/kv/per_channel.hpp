@@ -9,8 +9,8 @@
 //
 // Attention on the codes: with k[t][c] = s_c * code[t][c] + o_c,
 //   q . k_t = sum_c (q_c s_c) code[t][c] + sum_c q_c o_c
-// so the query is scaled once per unit and each token's score is one decode_dot over its codes
-// (unit parameters); values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c * sum_t p_t.
+// so the query is scaled once per unit and the unit's scores are one row-dot kernel call over its
+// codes (simd/rows.hpp); values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c sum_t p_t.
 //
 // Reference: Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (2024).
 
@@ -90,34 +90,53 @@ class per_channel {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
 
-  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
-    float qs[max_head_dim];
-    float constant = 0.0f;
-    for (std::size_t c = 0; c < d_; ++c) {
-      float sc, oc;
-      detail::load_half_pair(unit + 4 * c, sc, oc);
-      qs[c] = q[c] * sc;
-      constant += q[c] * oc;
-    }
-    const simd::affine_kernels& k = simd::kernels().affine;
-    for (std::size_t t = 0; t < G; ++t) {
-      s[t] = k.decode_dot(unit + 4 * d_ + t * row_bytes(), d_, Bits, {1.0f, 0.0f}, qs) + constant;
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    constexpr std::size_t heads = 4;
+    float scaled[heads * max_head_dim], constant[heads];
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* unit = units + u * unit_bytes();
+      detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+        for (std::size_t g = 0; g < gn; ++g) {
+          constant[g] = 0.0f;
+          for (std::size_t c = 0; c < d_; ++c) {
+            float sc, oc;
+            detail::load_half_pair(unit + 4 * c, sc, oc);
+            scaled[g * d_ + c] = q[(g0 + g) * d_ + c] * sc;
+            constant[g] = std::fma(q[(g0 + g) * d_ + c], oc, constant[g]);
+          }
+        }
+        float* out = s + g0 * ld + u * G;
+        simd::kernels().rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out,
+                                           ld);
+        for (std::size_t g = 0; g < gn; ++g)
+          for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
+      });
     }
   }
 
-  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
-    float sum[max_head_dim];
-    std::memset(sum, 0, d_ * sizeof(float));
-    float p_total = 0.0f;
-    const simd::affine_kernels& k = simd::kernels().affine;
-    for (std::size_t t = 0; t < G; ++t) {
-      k.decode_axpy(unit + 4 * d_ + t * row_bytes(), d_, Bits, {1.0f, 0.0f}, p[t], sum);
-      p_total += p[t];
-    }
-    for (std::size_t c = 0; c < d_; ++c) {
-      float sc, oc;
-      detail::load_half_pair(unit + 4 * c, sc, oc);
-      acc[c] += std::fma(sc, sum[c], oc * p_total);
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    constexpr std::size_t heads = 4;
+    float sums[heads * max_head_dim];
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* unit = units + u * unit_bytes();
+      detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+        std::memset(sums, 0, gn * d_ * sizeof(float));
+        const float* pu = p + g0 * ldp + u * G;
+        simd::kernels().rows.code_row_axpys(unit + 4 * d_, row_bytes(), G, d_, Bits, pu, ldp, gn,
+                                            sums);
+        for (std::size_t g = 0; g < gn; ++g) {
+          float p_total = 0.0f;
+          for (std::size_t t = 0; t < G; ++t) p_total += pu[g * ldp + t];
+          float* row = acc + (g0 + g) * d_;
+          for (std::size_t c = 0; c < d_; ++c) {
+            float sc, oc;
+            detail::load_half_pair(unit + 4 * c, sc, oc);
+            row[c] += std::fma(sc, sums[g * d_ + c], oc * p_total);
+          }
+        }
+      });
     }
   }
   void finish_output(float*) const noexcept {}

@@ -5,12 +5,13 @@
 // Unit (one token): scale (fp16), offset (fp16), then head_dim codes of Bits bits packed
 // LSB-first. Bits per value: Bits + 32 / head_dim.
 //
-// Attention runs on the codes: scores are decode_dot(codes, q) and values accumulate with
-// decode_axpy (simd/affine.hpp), so the cache is never decoded.
+// Attention runs on the codes with the row kernels (simd/rows.hpp): scale and offset factor
+// out of both the scores and the value sums, so the cache is never decoded.
 
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -42,15 +43,57 @@ class per_token {
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
-  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
-    *s = simd::kernels().affine.decode_dot(unit + 4, d_, Bits, params(unit), q);
+  // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes.
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    simd::kernels().rows.code_row_dots(units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
+    detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
+      float scale[chunk_tokens], offset[chunk_tokens];
+      load_params(units + t0 * unit_bytes(), tn, scale, offset);
+      for (std::size_t g = 0; g < nq; ++g) {
+        float q_sum = 0.0f;
+        for (std::size_t i = 0; i < d_; ++i) q_sum += q[g * d_ + i];
+        float* sg = s + g * ld + t0;
+        for (std::size_t t = 0; t < tn; ++t) sg[t] = std::fma(scale[t], sg[t], offset[t] * q_sum);
+      }
+    });
   }
-  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
-    simd::kernels().affine.decode_axpy(unit + 4, d_, Bits, params(unit), p[0], acc);
+  // sum_t p_t (s_t c_t + o_t) = sum_t (p_t s_t) c_t + sum_t p_t o_t: the weights absorb the
+  // scales (chunks of 64 tokens and 8 heads on the stack), the offsets add once per head.
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    constexpr std::size_t heads = 8;
+    detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
+      float scale[chunk_tokens], offset[chunk_tokens], weights[heads * chunk_tokens];
+      load_params(units + t0 * unit_bytes(), tn, scale, offset);
+      detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+        for (std::size_t g = 0; g < gn; ++g) {
+          const float* pg = p + (g0 + g) * ldp + t0;
+          float offset_sum = 0.0f;
+          for (std::size_t t = 0; t < tn; ++t) {
+            weights[g * chunk_tokens + t] = pg[t] * scale[t];
+            offset_sum = std::fma(pg[t], offset[t], offset_sum);
+          }
+          float* row = acc + (g0 + g) * d_;
+          for (std::size_t i = 0; i < d_; ++i) row[i] += offset_sum;
+        }
+        simd::kernels().rows.code_row_axpys(units + t0 * unit_bytes() + 4, unit_bytes(), tn, d_,
+                                            Bits, weights, chunk_tokens, gn, acc + g0 * d_);
+      });
+    });
   }
   void finish_output(float*) const noexcept {}
 
  private:
+  static constexpr std::size_t chunk_tokens = 64;
+
+  // The (scale, offset) of n consecutive units, decoded once per chunk for every query head.
+  void load_params(const std::uint8_t* units, std::size_t n, float* scale,
+                   float* offset) const noexcept {
+    for (std::size_t t = 0; t < n; ++t) {
+      detail::load_half_pair(units + t * unit_bytes(), scale[t], offset[t]);
+    }
+  }
   static affine_params params(const std::uint8_t* unit) noexcept {
     affine_params p;
     detail::load_half_pair(unit, p.scale, p.offset);

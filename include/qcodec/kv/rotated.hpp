@@ -57,11 +57,13 @@ class rotated {
     rotate(out);
     inner_.prepare_query(out, out);
   }
-  void scores(const std::uint8_t* unit, const float* q, float* s) const noexcept {
-    inner_.scores(unit, q, s);
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    inner_.scores(units, count, q, nq, s, ld);
   }
-  void accumulate(const std::uint8_t* unit, const float* p, float* acc) const noexcept {
-    inner_.accumulate(unit, p, acc);
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    inner_.accumulate(units, count, p, ldp, nq, acc);
   }
   void finish_output(float* acc) const noexcept {
     inner_.finish_output(acc);

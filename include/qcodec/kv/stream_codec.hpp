@@ -7,14 +7,18 @@
 // channel over the group. A unit is `unit_bytes()` bytes with no alignment requirement.
 //
 // Besides encode/decode (decode is the reference path), a codec computes what attention needs
-// directly on a unit, without decoding it:
-//   prepare_query(q, q')     the query in the codec's space, once per step (q may equal q')
-//   scores(unit, q', s)      s[t] = q . k_t for the unit's tokens
-//   accumulate(unit, p, acc) acc += sum_t p[t] * v_t, in the codec's space
-//   finish_output(acc)       maps an accumulator from the codec's space to the model's (the
-//                            inverse rotation for rotated codecs; nothing otherwise)
+// directly on `count` consecutive units (count * group_tokens tokens), for the nq query heads
+// that share this KV head, without decoding them:
+//   prepare_query(q, q')                  the query in the codec's space, once per step
+//                                         (q may equal q')
+//   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q'_g . k_t
+//   accumulate(units, count, p, ldp, nq, acc)
+//                                         acc[g * head_dim + i] += sum_t p[g * ldp + t] v_t[i],
+//                                         in the codec's space
+//   finish_output(acc)                    maps one accumulator from the codec's space to the
+//                                         model's (the inverse rotation for rotated codecs)
 // so that q . k_t == scores(...) and sum_t p_t v_t == finish_output(accumulate(...)) up to
-// rounding.
+// rounding. Units of one head are contiguous within a page, so a page is one call.
 
 #include <qcodec/core/half.hpp>
 
@@ -26,27 +30,23 @@
 
 namespace qcodec::kv {
 
+// clang-format off
 template <class C>
 concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
                                const std::uint8_t* cunit, float* y, const float* q, float* s,
-                               const float* p) {
+                               const float* p, std::size_t n) {
   { C::group_tokens } -> std::convertible_to<std::size_t>;
   { c.head_dim() } -> std::same_as<std::size_t>;
   { c.unit_bytes() } -> std::same_as<std::size_t>;
   { c.name() } -> std::convertible_to<std::string>;
-  { c.encode(x, unit) }
-  noexcept;
-  { c.decode(cunit, y) }
-  noexcept;
-  { c.prepare_query(q, y) }
-  noexcept;
-  { c.scores(cunit, q, s) }
-  noexcept;
-  { c.accumulate(cunit, p, y) }
-  noexcept;
-  { c.finish_output(y) }
-  noexcept;
+  { c.encode(x, unit) } noexcept;
+  { c.decode(cunit, y) } noexcept;
+  { c.prepare_query(q, y) } noexcept;
+  { c.scores(cunit, n, q, n, s, n) } noexcept;
+  { c.accumulate(cunit, n, p, n, n, y) } noexcept;
+  { c.finish_output(y) } noexcept;
 };
+// clang-format on
 
 namespace detail {
 
@@ -60,6 +60,15 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
   std::memcpy(h, in, 4);
   a = half::from_bits(h[0]).to_float();
   b = half::from_bits(h[1]).to_float();
+}
+
+/// Calls f(first, count) over [0, total) in chunks of at most `chunk`: codecs that need a
+/// scratch row per token keep it on the stack this way.
+template <class F>
+void for_chunks(std::size_t total, std::size_t chunk, F&& f) {
+  for (std::size_t first = 0; first < total; first += chunk) {
+    f(first, total - first < chunk ? total - first : chunk);
+  }
 }
 
 }  // namespace detail

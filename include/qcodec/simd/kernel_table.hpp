@@ -18,6 +18,7 @@
 #include <qcodec/simd/lut.hpp>
 #include <qcodec/simd/reductions.hpp>
 #include <qcodec/simd/rows.hpp>
+#include <qcodec/simd/softmax.hpp>
 
 namespace qcodec::simd {
 
@@ -30,6 +31,7 @@ struct kernel_table {
   affine_kernels affine;
   lut_kernels lut;
   row_kernels rows;
+  softmax_kernels softmax;
   ggml_kernels ggml;
 };
 
@@ -49,6 +51,7 @@ kernel_table make_kernel_table() noexcept {
       make_affine_kernels<Arch>(),
       make_lut_kernels<Arch>(),
       make_row_kernels<Arch>(),
+      make_softmax_kernels<Arch>(),
       make_ggml_kernels<Arch>(),
   };
 }

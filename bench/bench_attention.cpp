@@ -1,0 +1,94 @@
+// One decode step of attention on the compressed KV cache:
+//
+//   BM_attention_decode/<scheme>/<context>/<head_dim>
+//
+// 32 query heads over 8 KV heads (GQA 4), one layer, single-threaded, contexts 1024 to 65536.
+// Counters: bits_per_value (the cache's own accounting, everything stored), bytes_read (the
+// compressed K and V one step reads) and the bandwidth that implies. Compare schemes within one
+// run: the fp32 row is the baseline the others' speed-ups are quoted against.
+#include <qcodec/kv.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+
+namespace {
+
+namespace kv = qcodec::kv;
+
+constexpr std::size_t kv_heads = 8, q_heads = 32;
+
+template <class Cache>
+void BM_attention_decode(benchmark::State& state) {
+  const auto context = static_cast<std::size_t>(state.range(0));
+  const auto head_dim = static_cast<std::size_t>(state.range(1));
+  kv::cache_config config;
+  config.layers = 1;
+  config.kv_heads = kv_heads;
+  config.head_dim = head_dim;
+  config.page_tokens = 256;
+  config.max_pages = context / 256 + 2;
+  config.residual_tokens = Cache::key_codec::group_tokens > 1 ? 128 : 0;  // KIVI keeps R = 128
+  auto cache = Cache::create(config);
+  if (!cache.ok()) {
+    state.SkipWithError(cache.error().message().c_str());
+    return;
+  }
+  const kv::sequence_id seq = cache->add_sequence();
+  // Keys with a few outlier channels, as real keys have; fill in chunks to bound memory.
+  constexpr std::size_t chunk = 1024;
+  const std::size_t row = kv_heads * head_dim;
+  std::vector<float> keys = qcodec_bench::normal_floats(chunk * row, 1);
+  const std::vector<float> values = qcodec_bench::normal_floats(chunk * row, 2);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i % head_dim == 5 || i % head_dim == 17) keys[i] *= 10.0f;
+  }
+  for (std::size_t t = 0; t < context; t += chunk) {
+    const std::size_t n = std::min(chunk, context - t);
+    if (!cache->append(seq, 0, keys.data(), values.data(), n).ok()) {
+      state.SkipWithError("append failed");
+      return;
+    }
+  }
+  const std::vector<float> q = qcodec_bench::normal_floats(q_heads * head_dim, 3);
+  std::vector<float> out(q.size());
+  for (auto _ : state) {
+    const qcodec::status s = kv::attention(*cache, seq, 0, q.data(), q_heads, out.data());
+    benchmark::DoNotOptimize(out.data());
+    if (!s.ok()) state.SkipWithError(s.message().c_str());
+  }
+  const double bytes = static_cast<double>(cache->sequence_bytes(seq));
+  state.counters["bits_per_value"] = cache->bits_per_value(seq);
+  state.counters["bytes_read"] = bytes;
+  state.counters["read_bandwidth"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(qcodec::simd::kernels().arch);
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t context : {1024, 4096, 16384, 65536})
+    for (std::int64_t head_dim : {64, 128}) b->Args({context, head_dim});
+  b->Unit(benchmark::kMicrosecond);
+}
+
+using fp32 = kv::cache<kv::fp32_stream, kv::fp32_stream>;
+using fp16 = kv::cache<kv::fp16_stream, kv::fp16_stream>;
+using q8 = kv::cache<kv::per_token<8>, kv::per_token<8>>;
+using q4 = kv::cache<kv::per_token<4>, kv::per_token<4>>;
+using kivi2 = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
+using kivi4 = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
+using rotated4 = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, fp32)->Name("BM_attention_decode/fp32")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, fp16)->Name("BM_attention_decode/fp16")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, q8)->Name("BM_attention_decode/q8")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, q4)->Name("BM_attention_decode/q4")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi2)->Name("BM_attention_decode/kivi2")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4)->Name("BM_attention_decode/kivi4")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, rotated4)
+    ->Name("BM_attention_decode/rotated4")
+    ->Apply(shapes);
+
+}  // namespace

@@ -1,0 +1,32 @@
+// exp_shifted against std::exp: a few ulp per element, the sum within its rounding bound.
+#include <qcodec/simd/softmax.hpp>
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "parity.hpp"
+
+TEST_CASE("exp_shifted matches std::exp within 4 ulp", "[parity][softmax]") {
+  const auto& k = parity::under_test().softmax;
+  for (std::size_t n : parity::lengths()) {
+    for (std::size_t off : parity::offsets) {
+      parity::floats x(n, off, static_cast<std::uint32_t>(n * 3 + off), 8.0f);
+      if (n > 2) x.data[n / 2] = -std::numeric_limits<float>::infinity();  // a masked score
+      float shift = 0.0f;
+      for (std::size_t i = 0; i < n; ++i) shift = std::max(shift, x.data[i]);
+      std::vector<float> want(n + 1, 5.0f), got(n + 1, 5.0f);
+      const float sum_want = qcodec::ref::exp_shifted(x.data, n, shift, want.data());
+      const float sum_got = k.exp_shifted(x.data, n, shift, got.data());
+      INFO("n=" << n << " offset=" << off);
+      for (std::size_t i = 0; i < n; ++i) {
+        REQUIRE(std::fabs(got[i] - want[i]) <= 4 * FLT_EPSILON * want[i] + FLT_MIN);
+      }
+      REQUIRE(got[n] == 5.0f);  // nothing written past n
+      if (n > 2) REQUIRE(got[n / 2] == 0.0f);
+      REQUIRE(std::fabs(sum_got - sum_want) <= float(n + 4) * FLT_EPSILON * sum_want + FLT_MIN);
+    }
+  }
+}
