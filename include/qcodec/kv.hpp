@@ -1,6 +1,7 @@
 #pragma once
 // The compressed KV cache: stream codecs for keys and values, the paged cache, fused attention
 // on the compressed data, and the reference attention.
+#include <qcodec/kv/any_cache.hpp>
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/fp_stream.hpp>

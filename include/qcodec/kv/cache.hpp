@@ -290,6 +290,13 @@ class cache {
     if (c.layers == 0 || c.kv_heads == 0 || c.head_dim == 0) {
       return status::failure(errors::bad_config, "layers, kv_heads and head_dim must be positive");
     }
+    constexpr bool power_of_two_only = requires { KeyCodec::needs_power_of_two_head_dim; }
+    || requires { ValueCodec::needs_power_of_two_head_dim; };
+    if (power_of_two_only && (c.head_dim & (c.head_dim - 1)) != 0) {
+      return status::failure(
+          errors::bad_config,
+          "rotated codecs need a power-of-two head_dim, got " + std::to_string(c.head_dim));
+    }
     if (c.page_tokens == 0 || c.page_tokens % KeyCodec::group_tokens != 0 ||
         c.page_tokens % ValueCodec::group_tokens != 0) {
       return status::failure(errors::bad_config,

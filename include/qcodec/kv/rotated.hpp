@@ -28,6 +28,8 @@ class rotated {
  public:
   static constexpr std::size_t group_tokens = Inner::group_tokens;
   static constexpr std::uint64_t default_seed = 0x9e3779b97f4a7c15ull;
+  /// kv::cache rejects other head dimensions with a status instead of this constructor's assert.
+  static constexpr bool needs_power_of_two_head_dim = true;
 
   explicit rotated(std::size_t head_dim, std::uint64_t seed = default_seed)
       : inner_(head_dim), signs_((head_dim + 7) / 8), scratch_(group_tokens * head_dim) {

@@ -1,0 +1,180 @@
+#pragma once
+// any_cache: a KV cache whose scheme is chosen at run time by name, for engines and tools that
+// take the scheme from a command line or a config file. Compile-time users instantiate
+// kv::cache<KeyCodec, ValueCodec> directly; this adds one virtual call per layer and step.
+//
+//   auto c = qcodec::kv::make_cache("kivi2:residual=128", config);
+//
+// Specs (codec/spec.hpp grammar): a scheme name from kv_schemes(), with the options
+//   sinks=S      first S tokens kept in fp32          (default: the config's sink_tokens)
+//   residual=R   most recent R tokens kept in fp32    (default: the scheme's, see kv_schemes())
+// Everything else about the scheme is in its name, so a spec names one configuration exactly.
+
+#include <qcodec/codec/spec.hpp>
+#include <qcodec/core/result.hpp>
+#include <qcodec/kv/attention.hpp>
+#include <qcodec/kv/cache.hpp>
+#include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/per_channel.hpp>
+#include <qcodec/kv/per_token.hpp>
+#include <qcodec/kv/rotated.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace qcodec::kv {
+
+class any_cache {
+ public:
+  virtual ~any_cache() = default;
+
+  /// The canonical spec of this cache's scheme.
+  [[nodiscard]] virtual std::string spec() const = 0;
+  [[nodiscard]] virtual const cache_config& config() const noexcept = 0;
+
+  [[nodiscard]] virtual sequence_id add_sequence() = 0;
+  [[nodiscard]] virtual result<sequence_id> fork(sequence_id source) = 0;
+  virtual status free_sequence(sequence_id s) = 0;
+  virtual status clear(sequence_id s) = 0;
+  virtual status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
+                        std::size_t n) = 0;
+  /// kv::attention on this cache (see kv/attention.hpp for shapes).
+  [[nodiscard]] virtual status attention(sequence_id s, std::size_t layer, const float* q,
+                                         std::size_t q_heads, float* out, std::size_t n_queries = 1,
+                                         std::size_t head_begin = 0,
+                                         std::size_t head_end = static_cast<std::size_t>(-1),
+                                         const attention_options& options = {}) const = 0;
+  /// Keys and values of a layer decoded to [kv_heads][length][head_dim] (reference path).
+  virtual void decode_layer(sequence_id s, std::size_t layer, float* keys, float* values) const = 0;
+
+  [[nodiscard]] virtual std::size_t length(sequence_id s, std::size_t layer) const noexcept = 0;
+  [[nodiscard]] virtual std::size_t sequence_bytes(sequence_id s) const noexcept = 0;
+  [[nodiscard]] virtual double bits_per_value(sequence_id s) const noexcept = 0;
+};
+
+namespace detail {
+
+template <class Cache>
+class cache_model final : public any_cache {
+ public:
+  cache_model(Cache c, std::string spec) : cache_(std::move(c)), spec_(std::move(spec)) {}
+
+  [[nodiscard]] std::string spec() const override { return spec_; }
+  [[nodiscard]] const cache_config& config() const noexcept override { return cache_.config(); }
+  [[nodiscard]] sequence_id add_sequence() override { return cache_.add_sequence(); }
+  [[nodiscard]] result<sequence_id> fork(sequence_id source) override {
+    return cache_.fork(source);
+  }
+  status free_sequence(sequence_id s) override { return cache_.free_sequence(s); }
+  status clear(sequence_id s) override { return cache_.clear(s); }
+  status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
+                std::size_t n) override {
+    return cache_.append(s, layer, keys, values, n);
+  }
+  [[nodiscard]] status attention(sequence_id s, std::size_t layer, const float* q,
+                                 std::size_t q_heads, float* out, std::size_t n_queries,
+                                 std::size_t head_begin, std::size_t head_end,
+                                 const attention_options& options) const override {
+    return kv::attention(cache_, s, layer, q, q_heads, out, n_queries, head_begin, head_end,
+                         options);
+  }
+  void decode_layer(sequence_id s, std::size_t layer, float* keys, float* values) const override {
+    cache_.decode_layer(s, layer, keys, values);
+  }
+  [[nodiscard]] std::size_t length(sequence_id s, std::size_t layer) const noexcept override {
+    return cache_.length(s, layer);
+  }
+  [[nodiscard]] std::size_t sequence_bytes(sequence_id s) const noexcept override {
+    return cache_.sequence_bytes(s);
+  }
+  [[nodiscard]] double bits_per_value(sequence_id s) const noexcept override {
+    return cache_.bits_per_value(s);
+  }
+
+ private:
+  Cache cache_;
+  std::string spec_;
+};
+
+}  // namespace detail
+
+/// One registered KV scheme.
+struct kv_scheme {
+  const char* name;
+  const char* description;
+  /// Residual window used when the spec does not set one (KIVI: 128 recent tokens in fp32).
+  std::size_t default_residual;
+  result<std::unique_ptr<any_cache>> (*make)(const cache_config& config, std::string spec);
+};
+
+namespace detail {
+
+template <class KeyCodec, class ValueCodec>
+result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, std::string spec) {
+  using cache_type = cache<KeyCodec, ValueCodec>;
+  result<cache_type> c = cache_type::create(config);
+  if (!c) return c.error();
+  return std::unique_ptr<any_cache>(
+      std::make_unique<cache_model<cache_type>>(std::move(*c), std::move(spec)));
+}
+
+}  // namespace detail
+
+/// Every KV scheme make_cache knows, in the order tools list them. Adding a scheme is one line.
+[[nodiscard]] inline std::span<const kv_scheme> kv_schemes() {
+  using namespace detail;
+  static const kv_scheme schemes[] = {
+      {"fp32", "keys and values in fp32 (the reference)", 0,
+       &make_cache_model<fp32_stream, fp32_stream>},
+      {"fp16", "keys and values in fp16", 0, &make_cache_model<fp16_stream, fp16_stream>},
+      {"q8", "8-bit per-token keys and values, fp16 scale and offset", 0,
+       &make_cache_model<per_token<8>, per_token<8>>},
+      {"q4", "4-bit per-token keys and values", 0, &make_cache_model<per_token<4>, per_token<4>>},
+      {"kivi4", "KIVI: 4-bit per-channel keys (32-token groups), 4-bit per-token values", 128,
+       &make_cache_model<per_channel<4, 32>, per_token<4>>},
+      {"kivi2", "KIVI: 2-bit per-channel keys (32-token groups), 2-bit per-token values", 128,
+       &make_cache_model<per_channel<2, 32>, per_token<2>>},
+      {"k4v2", "KIVI-style 4-bit per-channel keys, 2-bit per-token values", 128,
+       &make_cache_model<per_channel<4, 32>, per_token<2>>},
+      {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0,
+       &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
+      {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0,
+       &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
+  };
+  return schemes;
+}
+
+/// A cache of the scheme `spec` names ("kivi2", "q4:residual=32,sinks=4"), with `config`'s
+/// shape and capacity.
+[[nodiscard]] inline result<std::unique_ptr<any_cache>> make_cache(std::string_view spec,
+                                                                   cache_config config) {
+  result<codec_spec> parsed = codec_spec::parse(spec);
+  if (!parsed) return parsed.error();
+  if (status s = parsed->only_options({"sinks", "residual"}); !s) return s;
+  for (const kv_scheme& scheme : kv_schemes()) {
+    if (parsed->name() != scheme.name) continue;
+    auto sinks = parsed->get_uint("sinks", config.sink_tokens, 0, config.max_tokens);
+    if (!sinks) return sinks.error();
+    auto residual = parsed->get_uint("residual", scheme.default_residual, 0, config.max_tokens);
+    if (!residual) return residual.error();
+    config.sink_tokens = *sinks;
+    config.residual_tokens = *residual;
+    std::string canonical = scheme.name;
+    std::string options;
+    if (*sinks != 0) options += "sinks=" + std::to_string(*sinks);
+    if (*residual != scheme.default_residual) {
+      options +=
+          (options.empty() ? "" : ",") + std::string("residual=") + std::to_string(*residual);
+    }
+    if (!options.empty()) canonical += ":" + options;
+    return scheme.make(config, std::move(canonical));
+  }
+  return status::failure(codec_errors::unknown_codec,
+                         parsed->name() + " (kv_schemes() lists the KV schemes)");
+}
+
+}  // namespace qcodec::kv

@@ -1,0 +1,83 @@
+#include <qcodec/kv.hpp>
+
+#include <cstring>
+#include <vector>
+
+#include "../support/catch.hpp"
+#include "kv_test_data.hpp"
+
+namespace kv = qcodec::kv;
+
+namespace {
+
+kv::cache_config config() {
+  kv::cache_config c;
+  c.layers = 2;
+  c.kv_heads = 2;
+  c.head_dim = 64;
+  c.page_tokens = 128;
+  c.max_pages = 16;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("any_cache: every scheme by name computes what its concrete cache computes",
+          "[kv][any_cache]") {
+  const kv_test::kv_data data = kv_test::make_kv(300, 2, 64, 1);
+  const std::vector<float> q = kv_test::make_queries(4 * 64, 2);
+  for (const kv::kv_scheme& scheme : kv::kv_schemes()) {
+    INFO("scheme " << scheme.name);
+    auto c = kv::make_cache(scheme.name, config());
+    REQUIRE(c.ok());
+    CHECK((*c)->spec() == scheme.name);
+    CHECK((*c)->config().residual_tokens == scheme.default_residual);
+    const kv::sequence_id s = (*c)->add_sequence();
+    REQUIRE((*c)->append(s, 1, data.keys.data(), data.values.data(), 300).ok());
+    std::vector<float> out(q.size());
+    REQUIRE((*c)->attention(s, 1, q.data(), 4, out.data()).ok());
+    CHECK((*c)->length(s, 1) == 300);
+    CHECK((*c)->bits_per_value(s) > 0.0);
+
+    // Against exact attention on the original data: every scheme is an approximation of it.
+    std::vector<float> keys(2 * 300 * 64), values(keys.size());
+    (*c)->decode_layer(s, 1, keys.data(), values.data());
+    std::vector<float> want(64);
+    kv::reference_attention(keys.data(), values.data(), 300, 64, q.data(), 0.125f, want.data());
+    for (std::size_t i = 0; i < 64; ++i) CHECK(out[i] == Approx(want[i]).margin(1e-4));
+  }
+  // The concrete type behind "kivi2", bit for bit.
+  auto named = kv::make_cache("kivi2", config());
+  auto direct = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>::create([] {
+    kv::cache_config c = config();
+    c.residual_tokens = 128;
+    return c;
+  }());
+  REQUIRE(named.ok());
+  REQUIRE(direct.ok());
+  const kv::sequence_id a = (*named)->add_sequence(), b = direct->add_sequence();
+  REQUIRE((*named)->append(a, 0, data.keys.data(), data.values.data(), 300).ok());
+  REQUIRE(direct->append(b, 0, data.keys.data(), data.values.data(), 300).ok());
+  std::vector<float> o1(q.size()), o2(q.size());
+  REQUIRE((*named)->attention(a, 0, q.data(), 4, o1.data()).ok());
+  REQUIRE(kv::attention(*direct, b, 0, q.data(), 4, o2.data()).ok());
+  CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * 4) == 0);
+}
+
+TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
+  namespace e = qcodec::codec_errors;
+  auto c = kv::make_cache("q4:residual=32,sinks=4", config());
+  REQUIRE(c.ok());
+  CHECK((*c)->spec() == "q4:sinks=4,residual=32");
+  CHECK((*c)->config().sink_tokens == 4);
+  CHECK((*c)->config().residual_tokens == 32);
+  CHECK((*kv::make_cache("kivi4:residual=128", config()))->spec() == "kivi4");
+  CHECK((*kv::make_cache("kivi4:residual=0", config()))->spec() == "kivi4:residual=0");
+  CHECK(kv::make_cache("nope", config()).error().is(e::unknown_codec));
+  CHECK(kv::make_cache("q4:bits=3", config()).error().is(e::unknown_option));
+  CHECK(kv::make_cache("q4:residual=x", config()).error().is(e::bad_option));
+  kv::cache_config odd = config();
+  odd.head_dim = 48;
+  CHECK(kv::make_cache("rot4", odd).error().is(kv::errors::bad_config));
+  CHECK(kv::make_cache("q4", odd).ok());
+}
