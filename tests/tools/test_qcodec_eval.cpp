@@ -1,0 +1,88 @@
+// qcodec-eval run as a user runs it, on a small generated dump (and on the real one when present).
+#include <qcodec/core/rng.hpp>
+#include <qcodec/io/npy.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../support/catch.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+int run(const std::string& arguments, std::string& output) {
+  const fs::path log = fs::temp_directory_path() / "qcodec_eval_test.log";
+  const std::string command =
+      std::string("\"") + QCODEC_EVAL + "\" " + arguments + " > \"" + log.string() + "\" 2>&1";
+  const int status = std::system(command.c_str());
+  output.clear();
+  if (std::FILE* f = std::fopen(log.string().c_str(), "rb")) {
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) output.append(buffer, n);
+    std::fclose(f);
+  }
+  return status;
+}
+
+std::string read_text(const std::string& path) {
+  std::string text;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+    std::fclose(f);
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]") {
+  const fs::path dir = fs::temp_directory_path() / "qcodec_eval_dump";
+  fs::create_directories(dir);
+  qcodec::rng rng(1);
+  auto write = [&](const char* name, std::size_t heads) {
+    std::vector<float> x(2 * heads * 64 * 16);
+    for (float& v : x) v = rng.normal();
+    const std::size_t shape[] = {2, heads, 64, 16};
+    REQUIRE(qcodec::io::write_npy((dir / name).string(), x, shape).ok());
+  };
+  write("k_postrope.npy", 2);
+  write("v.npy", 2);
+  write("q_postrope.npy", 4);
+  const std::string json = (dir / "out.json").string(), svg = (dir / "out.svg").string();
+  std::string output;
+  REQUIRE(run("--kv " + dir.string() + " --schemes q8,kivi2:residual=16 --json " + json +
+                  " --plot " + svg,
+              output) == 0);
+  INFO(output);
+  const std::string report = read_text(json);
+  for (const char* key :
+       {"\"scheme\": \"fp32\"", "\"scheme\": \"q8\"", "\"scheme\": \"kivi2:residual=16\"",
+        "\"bits_per_value\"", "\"key_rel_err\"", "\"value_rel_err\"", "\"attn_out_rel_err\""}) {
+    CHECK(report.find(key) != std::string::npos);
+  }
+  CHECK(read_text(svg).find("<svg") == 0);
+
+  // Errors: a missing folder, an unknown scheme.
+  CHECK(run("--kv " + (dir / "missing").string(), output) != 0);
+  CHECK(output.find("k_postrope.npy") != std::string::npos);
+  CHECK(run("--kv " + dir.string() + " --schemes nope", output) != 0);
+  CHECK(output.find("qcodec.codec.2") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
+  const std::string dir = std::string(QCODEC_SHARED_DIR) + "/data/kv/stories260K";
+  if (!fs::exists(dir + "/k_postrope.npy")) QCODEC_SKIP("no " << dir);
+  std::string output;
+  REQUIRE(run("--kv " + dir + " --schemes q8,kivi4", output) == 0);
+  INFO(output);
+  CHECK(output.find("key_err_pre") != std::string::npos);  // k_prerope.npy is there
+  CHECK(output.find("kivi4") != std::string::npos);
+}

@@ -1,0 +1,426 @@
+// qcodec-eval: what each KV scheme does to real keys, values and attention.
+//
+//   qcodec-eval --kv DIR [--schemes SPEC,...] [--json FILE] [--csv FILE] [--plot FILE.svg]
+//               [--rope-theta 10000]
+//
+// DIR holds K/V/Q dumps as .npy, [layer, head, token, head_dim], float16 or float32:
+//   k_postrope.npy, v.npy, q_postrope.npy (required); k_prerope.npy (optional).
+// The GQA mapping comes from the shapes (query head h uses KV head h / (q_heads / kv_heads)).
+// For every scheme (default: every registered KV scheme, kv::kv_schemes()) and the fp32
+// reference, it stores each layer in a qcodec KV cache and reports:
+//   bits_per_value     the cache's own accounting, every stored byte counted
+//   key_rel_err        sum (k' - k)^2 / sum k^2 over all keys (likewise value_rel_err)
+//   score_rel_err      the same for the causal attention logits q.k / sqrt(d)
+//   attn_out_rel_err   the same for the causal attention outputs, computed by qcodec's fused
+//                      attention on the compressed cache against exact attention on the dump
+// and, when k_prerope.npy is present, key_rel_err_prerope / attn_out_rel_err_prerope for a
+// cache that stores keys before RoPE (KVQuant) and applies RoPE (interleaved pairs) after
+// decoding.
+#include <qcodec/io/npy.hpp>
+#include <qcodec/kv.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr qcodec::error_id bad_usage{qcodec::errc::invalid_argument, "qcodec.eval.1",
+                                     "bad command line"};
+constexpr qcodec::error_id bad_dump{qcodec::errc::corrupt_data, "qcodec.eval.2",
+                                    "inconsistent K/V/Q dump"};
+
+constexpr const char* usage_text =
+    "usage: qcodec-eval --kv DIR [--schemes SPEC,...] [--json FILE] [--csv FILE]\n"
+    "                   [--plot FILE.svg] [--rope-theta THETA]\n";
+
+// A [layer][head][token][dim] tensor.
+struct tensor4 {
+  std::size_t layers = 0, heads = 0, tokens = 0, dim = 0;
+  std::vector<float> data;
+  const float* at(std::size_t l, std::size_t h, std::size_t t) const {
+    return data.data() + ((l * heads + h) * tokens + t) * dim;
+  }
+};
+
+qcodec::result<tensor4> load(const std::string& path) {
+  auto a = qcodec::io::read_npy(path);
+  if (!a) return qcodec::status::failure(bad_dump, path + ": " + a.error().message());
+  if (a->shape.size() != 4) {
+    return qcodec::status::failure(bad_dump, path + ": expected [layer, head, token, head_dim]");
+  }
+  return tensor4{a->shape[0], a->shape[1], a->shape[2], a->shape[3], std::move(a->data)};
+}
+
+bool file_exists(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f) std::fclose(f);
+  return f != nullptr;
+}
+
+// RoPE with interleaved pairs (2i, 2i+1), as llama2.c applies it, at position `pos`.
+void apply_rope(float* x, std::size_t dim, std::size_t pos, double theta) {
+  for (std::size_t i = 0; i + 1 < dim; i += 2) {
+    const double freq = 1.0 / std::pow(theta, static_cast<double>(i) / static_cast<double>(dim));
+    const double angle = static_cast<double>(pos) * freq;
+    const double c = std::cos(angle), s = std::sin(angle);
+    const double a = x[i], b = x[i + 1];
+    x[i] = static_cast<float>(a * c - b * s);
+    x[i + 1] = static_cast<float>(a * s + b * c);
+  }
+}
+
+struct row {
+  std::string scheme;
+  double bits_per_value = 0, key_rel_err = 0, value_rel_err = 0, score_rel_err = 0,
+         attn_out_rel_err = 0, key_rel_err_prerope = NAN, attn_out_rel_err_prerope = NAN;
+};
+
+struct error_sum {
+  double err = 0, ref = 0;
+  void add(double got, double want) {
+    err += (got - want) * (got - want);
+    ref += want * want;
+  }
+  double value() const { return ref > 0 ? err / ref : 0.0; }
+};
+
+// Stores `keys` (and v) of every layer in a cache of `spec`, returns the decoded keys/values and
+// fused-attention outputs for all queries; accumulates the byte count.
+struct scheme_run {
+  std::vector<float> keys, values;  // decoded, [layer][kv_head][token][dim]
+  std::vector<float> out;           // fused attention, [layer][token][q_head][dim]
+  double bits_per_value = 0;
+};
+
+qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k, const tensor4& v,
+                                      const tensor4& q, bool with_attention) {
+  qcodec::kv::cache_config config;
+  config.layers = k.layers;
+  config.kv_heads = k.heads;
+  config.head_dim = k.dim;
+  config.page_tokens = 128;
+  config.max_pages = k.tokens / 128 + 2;
+  config.max_tokens = k.tokens;
+  auto made = qcodec::kv::make_cache(spec, config);
+  if (!made) return made.error();
+  qcodec::kv::any_cache& cache = **made;
+  const qcodec::kv::sequence_id seq = cache.add_sequence();
+  const std::size_t L = k.layers, H = k.heads, T = k.tokens, D = k.dim, Q = q.heads;
+  scheme_run run;
+  run.keys.resize(L * H * T * D);
+  run.values.resize(run.keys.size());
+  run.out.resize(L * T * Q * D);
+  std::vector<float> kt(T * H * D), vt(T * H * D), qt(T * Q * D);
+  for (std::size_t l = 0; l < L; ++l) {
+    for (std::size_t t = 0; t < T; ++t) {
+      for (std::size_t h = 0; h < H; ++h) {
+        std::memcpy(&kt[(t * H + h) * D], k.at(l, h, t), D * sizeof(float));
+        std::memcpy(&vt[(t * H + h) * D], v.at(l, h, t), D * sizeof(float));
+      }
+      for (std::size_t h = 0; h < Q; ++h) std::memcpy(&qt[(t * Q + h) * D], q.at(l, h, t), D * 4);
+    }
+    if (auto s = cache.append(seq, l, kt.data(), vt.data(), T); !s) return s;
+    cache.decode_layer(seq, l, &run.keys[l * H * T * D], &run.values[l * H * T * D]);
+    if (with_attention) {
+      if (auto s = cache.attention(seq, l, qt.data(), Q, &run.out[l * T * Q * D], T); !s) return s;
+    }
+  }
+  run.bits_per_value = cache.bits_per_value(seq);
+  return run;
+}
+
+// Keys [layer][head][token][dim] with RoPE applied at each token's position.
+std::vector<float> roped(std::vector<float> keys, const tensor4& shape, double theta) {
+  for (std::size_t lh = 0; lh < shape.layers * shape.heads; ++lh)
+    for (std::size_t t = 0; t < shape.tokens; ++t)
+      apply_rope(&keys[(lh * shape.tokens + t) * shape.dim], shape.dim, t, theta);
+  return keys;
+}
+
+// Causal attention outputs [layer][token][q_head][dim] of q over (keys, values) laid out
+// [layer][kv_head][token][dim], exactly (double precision).
+std::vector<float> exact_attention(const float* keys, const float* values, const tensor4& q,
+                                   std::size_t kv_heads) {
+  const std::size_t L = q.layers, T = q.tokens, D = q.dim, Q = q.heads, group = Q / kv_heads;
+  std::vector<float> out(L * T * Q * D);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (std::size_t l = 0; l < L; ++l)
+    for (std::size_t h = 0; h < Q; ++h) {
+      const std::size_t kh = h / group;
+      const float* kl = keys + (l * kv_heads + kh) * T * D;
+      const float* vl = values + (l * kv_heads + kh) * T * D;
+      for (std::size_t t = 0; t < T; ++t) {
+        qcodec::kv::reference_attention(kl, vl, t + 1, D, q.at(l, h, t), scale,
+                                        &out[((l * T + t) * Q + h) * D]);
+      }
+    }
+  return out;
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  error_sum e;
+  for (std::size_t i = 0; i < got.size(); ++i) e.add(got[i], want[i]);
+  return e.value();
+}
+
+double score_rel_err(const std::vector<float>& keys, const tensor4& k, const tensor4& q) {
+  error_sum e;
+  const std::size_t group = q.heads / k.heads, D = k.dim, T = k.tokens;
+  for (std::size_t l = 0; l < k.layers; ++l)
+    for (std::size_t h = 0; h < q.heads; ++h)
+      for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t s = 0; s <= t; ++s) {
+          const float* qv = q.at(l, h, t);
+          const float* kw = k.at(l, h / group, s);
+          const float* kg = &keys[((l * k.heads + h / group) * T + s) * D];
+          double want = 0, got = 0;
+          for (std::size_t i = 0; i < D; ++i) {
+            want += double(qv[i]) * kw[i];
+            got += double(qv[i]) * kg[i];
+          }
+          e.add(got, want);
+        }
+  return e.value();
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t comma = s.find(',', start);
+    // A comma inside an option list ("q4:sinks=4,residual=8") belongs to the spec: an item
+    // without ':' directly after one with options continues it when it looks like key=value.
+    std::string item =
+        s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!out.empty() && item.find('=') != std::string::npos &&
+        item.find(':') == std::string::npos && out.back().find(':') != std::string::npos) {
+      out.back() += "," + item;
+    } else if (!item.empty()) {
+      out.push_back(item);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", v);
+  return text;
+}
+
+void write_svg(const std::string& path, const std::vector<row>& rows) {
+  // One panel: bits per value (x, log2) against attention-output relative error (y, log10).
+  const double width = 640, height = 420, left = 70, right = 20, top = 30, bottom = 50;
+  double xmin = 1, xmax = 32, ymin = 1e-6, ymax = 1;
+  for (const row& r : rows) {
+    if (r.attn_out_rel_err > 0) ymin = std::min(ymin, r.attn_out_rel_err / 2);
+  }
+  auto x_of = [&](double bits) {
+    return left + (std::log2(bits) - std::log2(xmin)) / (std::log2(xmax) - std::log2(xmin)) *
+                      (width - left - right);
+  };
+  auto y_of = [&](double e) {
+    e = std::max(e, ymin);
+    return top + (std::log10(ymax) - std::log10(e)) / (std::log10(ymax) - std::log10(ymin)) *
+                     (height - top - bottom);
+  };
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) return;
+  std::fprintf(f,
+               "<svg xmlns='http://www.w3.org/2000/svg' width='%g' height='%g' "
+               "font-family='sans-serif' font-size='11'>\n<rect width='100%%' height='100%%' "
+               "fill='white'/>\n",
+               width, height);
+  std::fprintf(
+      f, "<text x='%g' y='18' font-size='13'>attention-output error vs bits per value</text>\n",
+      left);
+  for (double b : {1.0, 2.0, 4.0, 8.0, 16.0, 32.0}) {
+    std::fprintf(f,
+                 "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/><text x='%g' y='%g' "
+                 "text-anchor='middle'>%g</text>\n",
+                 x_of(b), top, x_of(b), height - bottom, x_of(b), height - bottom + 15, b);
+  }
+  for (double e = 1; e >= ymin; e /= 10) {
+    std::fprintf(f,
+                 "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/><text x='%g' y='%g' "
+                 "text-anchor='end'>%g</text>\n",
+                 left, y_of(e), width - right, y_of(e), left - 4, y_of(e) + 4, e);
+  }
+  std::fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>bits per value (all metadata)</text>\n",
+               (left + width - right) / 2, height - 12);
+  for (const row& r : rows) {
+    const double x = x_of(std::clamp(r.bits_per_value, xmin, xmax)), y = y_of(r.attn_out_rel_err);
+    std::fprintf(f, "<circle cx='%g' cy='%g' r='4' fill='#1f77b4'/><text x='%g' y='%g'>%s</text>\n",
+                 x, y, x + 6, y - 6, r.scheme.c_str());
+  }
+  std::fprintf(f, "</svg>\n");
+  std::fclose(f);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (key.rfind("--", 0) != 0 || i + 1 >= argc) {
+      std::fprintf(stderr, "qcodec-eval: [%s] %s: %s\n%s", bad_usage.id, bad_usage.text,
+                   key.c_str(), usage_text);
+      return 2;
+    }
+    args[key.substr(2)] = argv[++i];
+  }
+  for (const auto& [key, value] : args) {
+    if (key != "kv" && key != "schemes" && key != "json" && key != "csv" && key != "plot" &&
+        key != "rope-theta") {
+      std::fprintf(stderr, "qcodec-eval: unknown option --%s\n%s", key.c_str(), usage_text);
+      return 2;
+    }
+  }
+  if (!args.count("kv")) {
+    std::fprintf(stderr, "qcodec-eval: --kv DIR is required\n%s", usage_text);
+    return 2;
+  }
+  const std::string dir = args["kv"] + "/";
+  const double theta = args.count("rope-theta") ? std::atof(args["rope-theta"].c_str()) : 10000.0;
+  auto k = load(dir + "k_postrope.npy");
+  auto v = load(dir + "v.npy");
+  auto q = load(dir + "q_postrope.npy");
+  for (const auto* r : {&k, &v, &q}) {
+    if (!*r) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", r->error().message().c_str());
+      return 1;
+    }
+  }
+  if (v->layers != k->layers || v->heads != k->heads || v->tokens != k->tokens ||
+      v->dim != k->dim || q->layers != k->layers || q->tokens != k->tokens || q->dim != k->dim ||
+      q->heads % k->heads != 0 || k->tokens == 0) {
+    std::fprintf(stderr, "qcodec-eval: [%s] %s: K %zux%zux%zux%zu, V, Q shapes disagree\n",
+                 bad_dump.id, bad_dump.text, k->layers, k->heads, k->tokens, k->dim);
+    return 1;
+  }
+  qcodec::result<tensor4> k_pre = qcodec::status::failure(bad_dump, "absent");
+  if (file_exists(dir + "k_prerope.npy")) {
+    k_pre = load(dir + "k_prerope.npy");
+    if (!k_pre) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", k_pre.error().message().c_str());
+      return 1;
+    }
+  }
+
+  std::vector<std::string> schemes = {"fp32"};
+  if (args.count("schemes")) {
+    for (const std::string& s : split(args["schemes"])) {
+      if (s != "fp32") schemes.push_back(s);
+    }
+  } else {
+    for (const auto& s : qcodec::kv::kv_schemes()) {
+      if (std::string(s.name) != "fp32") schemes.push_back(s.name);
+    }
+  }
+
+  const std::vector<float> exact = exact_attention(k->data.data(), v->data.data(), *q, k->heads);
+  // The pre-RoPE reference: exact attention with RoPE applied to the dump's pre-RoPE keys.
+  std::vector<float> exact_pre;
+  if (k_pre) {
+    const std::vector<float> keys = roped(k_pre->data, *k_pre, theta);
+    exact_pre = exact_attention(keys.data(), v->data.data(), *q, k->heads);
+  }
+  std::vector<row> rows;
+  for (std::size_t i = 0; i < schemes.size(); ++i) {
+    std::fprintf(stderr, "\r[%-30s] %zu/%zu %-24s",
+                 std::string(30 * i / schemes.size(), '#').c_str(), i, schemes.size(),
+                 schemes[i].c_str());
+    auto run = run_scheme(schemes[i], *k, *v, *q, true);
+    if (!run) {
+      std::fprintf(stderr, "\nqcodec-eval: %s: %s\n", schemes[i].c_str(),
+                   run.error().message().c_str());
+      return 1;
+    }
+    row r;
+    r.scheme = schemes[i];
+    r.bits_per_value = run->bits_per_value;
+    r.key_rel_err = rel_err(run->keys, k->data);
+    r.value_rel_err = rel_err(run->values, v->data);
+    r.score_rel_err = score_rel_err(run->keys, *k, *q);
+    r.attn_out_rel_err = rel_err(run->out, exact);
+    if (k_pre) {
+      // KVQuant's pre-RoPE keys: the cache stores keys before RoPE, RoPE follows decoding.
+      auto pre = run_scheme(schemes[i], *k_pre, *v, *q, false);
+      if (!pre) {
+        std::fprintf(stderr, "\nqcodec-eval: %s: %s\n", schemes[i].c_str(),
+                     pre.error().message().c_str());
+        return 1;
+      }
+      r.key_rel_err_prerope = rel_err(pre->keys, k_pre->data);
+      const std::vector<float> keys = roped(pre->keys, *k_pre, theta);
+      r.attn_out_rel_err_prerope =
+          rel_err(exact_attention(keys.data(), pre->values.data(), *q, k->heads), exact_pre);
+    }
+    rows.push_back(r);
+  }
+  std::fprintf(stderr, "\r[%-30s] %zu/%zu %-24s\n", std::string(30, '#').c_str(), schemes.size(),
+               schemes.size(), "done");
+
+  std::printf("%-24s %9s %11s %11s %11s %11s", "scheme", "bits/val", "key_err", "value_err",
+              "score_err", "attn_err");
+  if (k_pre) std::printf(" %12s %12s", "key_err_pre", "attn_err_pre");
+  std::printf("\n");
+  for (const row& r : rows) {
+    std::printf("%-24s %9.3f %11.3e %11.3e %11.3e %11.3e", r.scheme.c_str(), r.bits_per_value,
+                r.key_rel_err, r.value_rel_err, r.score_rel_err, r.attn_out_rel_err);
+    if (k_pre) std::printf(" %12.3e %12.3e", r.key_rel_err_prerope, r.attn_out_rel_err_prerope);
+    std::printf("\n");
+  }
+
+  if (args.count("json")) {
+    std::FILE* f = std::fopen(args["json"].c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "qcodec-eval: cannot write %s\n", args["json"].c_str());
+      return 1;
+    }
+    std::fprintf(f, "[\n");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const row& r = rows[i];
+      std::fprintf(f,
+                   "  {\"scheme\": \"%s\", \"bits_per_value\": %s, \"key_rel_err\": %s, "
+                   "\"value_rel_err\": %s, \"score_rel_err\": %s, \"attn_out_rel_err\": %s, "
+                   "\"key_rel_err_prerope\": %s, \"attn_out_rel_err_prerope\": %s}%s\n",
+                   r.scheme.c_str(), number(r.bits_per_value).c_str(),
+                   number(r.key_rel_err).c_str(), number(r.value_rel_err).c_str(),
+                   number(r.score_rel_err).c_str(), number(r.attn_out_rel_err).c_str(),
+                   number(r.key_rel_err_prerope).c_str(),
+                   number(r.attn_out_rel_err_prerope).c_str(), i + 1 < rows.size() ? "," : "");
+    }
+    std::fprintf(f, "]\n");
+    std::fclose(f);
+  }
+  if (args.count("csv")) {
+    std::FILE* f = std::fopen(args["csv"].c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "qcodec-eval: cannot write %s\n", args["csv"].c_str());
+      return 1;
+    }
+    std::fprintf(f,
+                 "scheme,bits_per_value,key_rel_err,value_rel_err,score_rel_err,attn_out_rel_err,"
+                 "key_rel_err_prerope,attn_out_rel_err_prerope\n");
+    for (const row& r : rows) {
+      std::fprintf(f, "%s,%s,%s,%s,%s,%s,%s,%s\n", r.scheme.c_str(),
+                   number(r.bits_per_value).c_str(), number(r.key_rel_err).c_str(),
+                   number(r.value_rel_err).c_str(), number(r.score_rel_err).c_str(),
+                   number(r.attn_out_rel_err).c_str(), number(r.key_rel_err_prerope).c_str(),
+                   number(r.attn_out_rel_err_prerope).c_str());
+    }
+    std::fclose(f);
+  }
+  if (args.count("plot")) write_svg(args["plot"], rows);
+  return 0;
+}
