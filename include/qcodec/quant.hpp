@@ -1,4 +1,22 @@
 #pragma once
-// Quantizer policies: the Quantizer concept and every policy family.
+// Quantizer policies: the Quantizer concept, every policy family and the granularity drivers.
+#include <qcodec/quant/block/bfp.hpp>
+#include <qcodec/quant/block/blockwise.hpp>
 #include <qcodec/quant/block/ggml.hpp>
 #include <qcodec/quant/concepts.hpp>
+#include <qcodec/quant/float/float_quantizer.hpp>
+#include <qcodec/quant/float/fp4.hpp>
+#include <qcodec/quant/float/fp8.hpp>
+#include <qcodec/quant/float/ieee16_quantizer.hpp>
+#include <qcodec/quant/float/minifloat.hpp>
+#include <qcodec/quant/float/mx.hpp>
+#include <qcodec/quant/float/nvfp4.hpp>
+#include <qcodec/quant/grouping.hpp>
+#include <qcodec/quant/nonuniform/code_table.hpp>
+#include <qcodec/quant/nonuniform/lloyd_max.hpp>
+#include <qcodec/quant/nonuniform/tables.hpp>
+#include <qcodec/quant/transform/permutation.hpp>
+#include <qcodec/quant/uniform/binary.hpp>
+#include <qcodec/quant/uniform/scale_search.hpp>
+#include <qcodec/quant/uniform/ternary.hpp>
+#include <qcodec/quant/uniform/uniform.hpp>

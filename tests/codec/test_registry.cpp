@@ -51,6 +51,9 @@ double error_budget(const qcodec::codec_entry& entry) {
   if (name == "bf16") return 6e-6;        // 7-bit mantissa
   if (name == "fp8_e4m3") return 1.5e-3;  // 3-bit mantissa
   if (name == "fp8_e5m2") return 5e-3;    // 2-bit mantissa
+  // MX FP8 blocks share a power-of-two scale, but relative steps are still the mantissa's.
+  if (name == "mx_fp8_e4m3") return 1.5e-3;
+  if (name == "mx_fp8_e5m2") return 5e-3;
   return std::pow(4.0, -(entry.bits_per_value - 2.5));
 }
 
@@ -72,8 +75,9 @@ TEST_CASE("registry: every codec round-trips a strided matrix within its bit bud
     const qcodec::any_codec& codec = **made;
     CHECK(codec.spec() == entry.name);
     REQUIRE(codec.check_shape(rows, cols).ok());
-    // Long rows: the nominal bits per value is exact.
-    CHECK(codec.bits_per_value(rows, cols) == Approx(entry.bits_per_value));
+    // Long rows: the nominal bits per value is exact (nvfp4 adds 32 bits per row, 3e-5 here).
+    CHECK(codec.bits_per_value(1, std::size_t{1} << 20) ==
+          Approx(entry.bits_per_value).epsilon(1e-5));
 
     std::vector<std::uint8_t> encoded(codec.encoded_bytes(rows, cols));
     codec.encode(x, encoded);
@@ -96,11 +100,15 @@ TEST_CASE("registry: untrusted streams of the wrong size are errors; any bytes d
     INFO("codec " << entry.name);
     auto codec = qcodec::make_codec(entry.name);
     REQUIRE(codec.ok());
-    const std::size_t bytes = (*codec)->encoded_bytes(2, 64);
+    // 256 columns: a whole super-block of every K-quant and sb format.
+    constexpr std::size_t cols = 256;
+    REQUIRE((*codec)->check_shape(2, cols).ok());
+    const std::size_t bytes = (*codec)->encoded_bytes(2, cols);
+    REQUIRE(bytes > 0);
     std::vector<std::uint8_t> garbage(bytes + 1);
     for (auto& b : garbage) b = static_cast<std::uint8_t>(rng.next_u64() >> 56);
-    std::vector<float> y(2 * 64);
-    const qcodec::matrix_view<float> out(y.data(), 2, 64);
+    std::vector<float> y(2 * cols);
+    const qcodec::matrix_view<float> out(y.data(), 2, cols);
     CHECK(
         (*codec)->decode({garbage.data(), bytes - 1}, out).is(qcodec::codec_errors::size_mismatch));
     CHECK((*codec)->decode(garbage, out).is(qcodec::codec_errors::size_mismatch));
@@ -164,4 +172,75 @@ TEST_CASE("registry: parameterised families name their canonical spec", "[codec]
   CHECK(qcodec::make_codec("bfp:bits=5").error().is(e::bad_option));
   CHECK(qcodec::make_codec("bfp:bits=9").error().is(e::bad_option));
   CHECK(qcodec::make_codec("bfp:block=24").error().is(e::bad_option));
+}
+
+TEST_CASE("registry: uniform family options and canonical specs", "[codec][registry]") {
+  namespace e = qcodec::codec_errors;
+  CHECK((*qcodec::make_codec("uniform:bits=4,mode=sym,group=64"))->spec() == "uniform");
+  auto u3 = qcodec::make_codec("uniform:group=128,mode=asym,bits=3");
+  REQUIRE(u3.ok());
+  CHECK((*u3)->spec() == "uniform:bits=3,mode=asym,group=128");
+  CHECK((*u3)->bits_per_value(1, 128) == 3.5);  // 3 + 64 bits of scale and offset / 128
+  auto n1 = qcodec::make_codec("uniform:bits=1,mode=nozero");
+  REQUIRE(n1.ok());
+  CHECK((*n1)->bits_per_value(1, 64) == 1.5);
+  CHECK(qcodec::make_codec("uniform:bits=1").error().is(e::bad_option));  // sym: level 0 only
+  CHECK(qcodec::make_codec("uniform:mode=signed").error().is(e::bad_option));
+  CHECK(qcodec::make_codec("uniform:bits=9").error().is(e::bad_option));
+  CHECK(qcodec::make_codec("uniform:scale=f16").error().is(e::unknown_option));
+
+  // Every bits x mode round-trips Gaussian data within the b-bit budget of the first test.
+  const std::vector<float> x = gaussian(4 * 256, 3);
+  for (unsigned bits = 1; bits <= 8; ++bits) {
+    for (const char* mode : {"sym", "nozero", "asym"}) {
+      if (bits == 1 && std::string(mode) == "sym") continue;
+      const std::string spec =
+          "uniform:bits=" + std::to_string(bits) + ",mode=" + mode + ",group=64";
+      INFO(spec);
+      auto c = qcodec::make_codec(spec);
+      REQUIRE(c.ok());
+      std::vector<std::uint8_t> enc((*c)->encoded_bytes(4, 256));
+      (*c)->encode({x.data(), 4, 256}, enc);
+      std::vector<float> y(x.size());
+      REQUIRE((*c)->decode(enc, {y.data(), 4, 256}).ok());
+      // Except 1-bit asym: min/max puts every value on an end of the group's range, m ~ 2.4
+      // for 64 Gaussians, so E(x - sign(x) m)^2 ~ 1 - 2 E|x| m + m^2 ~ 2.9 (worse than 0).
+      const double budget = bits == 1 && std::string(mode) == "asym"
+                                ? 3.5
+                                : std::pow(4.0, -((*c)->bits_per_value(4, 256) - 2.5));
+      CHECK(rel_mse(x, y) <= budget);
+    }
+  }
+}
+
+TEST_CASE("registry: the two MXFP4 layouts put the same codes in different nibbles",
+          "[codec][registry]") {
+  // Elements 0..15 are 0 and 16..31 are 4: both encode exactly. ggml's layout pairs element j
+  // with element j + 16 in byte j; the OCP layout pairs elements 2j and 2j + 1.
+  std::vector<float> x(32, 0.0f);
+  for (std::size_t i = 16; i < 32; ++i) x[i] = 4.0f;
+  auto ggml = qcodec::make_codec("mxfp4");
+  auto ocp = qcodec::make_codec("mx_fp4");
+  REQUIRE(ggml.ok());
+  REQUIRE(ocp.ok());
+  std::vector<std::uint8_t> g(17), o(17);
+  REQUIRE((*ggml)->encoded_bytes(1, 32) == 17);
+  REQUIRE((*ocp)->encoded_bytes(1, 32) == 17);
+  (*ggml)->encode({x.data(), 1, 32}, g);
+  (*ocp)->encode({x.data(), 1, 32}, o);
+  for (std::size_t j = 0; j < 16; ++j) {
+    INFO("byte " << j);
+    CHECK((g[1 + j] & 0x0F) == 0);
+    CHECK((g[1 + j] >> 4) != 0);
+    if (j < 8) CHECK(o[1 + j] == 0);
+    if (j >= 8) CHECK((o[1 + j] >> 4) == (o[1 + j] & 0x0F));
+    if (j >= 8) CHECK((o[1 + j] & 0x0F) != 0);
+  }
+  for (auto* c : {&ggml, &ocp}) {
+    std::vector<float> y(32);
+    REQUIRE((**c)->decode(c == &ggml ? g : o, {y.data(), 1, 32}).ok());
+    CHECK(y == x);
+  }
+  CHECK((*ocp)->check_shape(1, 48).is(qcodec::codec_errors::bad_shape));
+  CHECK(qcodec::make_codec("nvfp4")->get()->check_shape(1, 24).is(qcodec::codec_errors::bad_shape));
 }

@@ -35,6 +35,13 @@ class grouped_codec final : public any_codec {
   using params_type = typename Q::params_type;
   static constexpr unsigned bits = Q::symbol_bits;
   static_assert(bits >= 1 && bits <= 8, "grouped_codec packs 1..8-bit symbols");
+  static_assert(
+      [] {
+        if constexpr (requires { Q::symbols_per_value; }) return Q::symbols_per_value == 1;
+        return true;
+      }(),
+      "grouped_codec stores one symbol per value: policies with symbols_per_value != 1 "
+      "(ieee16_quantizer) cannot be carried");
 
   /// `quantizer` applied to groups of `group` values (group > 0); `spec` names the codec.
   grouped_codec(Q quantizer, std::size_t group, std::string spec)

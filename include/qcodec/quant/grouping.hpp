@@ -40,6 +40,13 @@ namespace qcodec {
 /// Symbols and parameters of a quantized rows x cols matrix; see the file comment for layouts.
 template <Quantizer Q>
 struct quantized_matrix {
+  static_assert(
+      [] {
+        if constexpr (requires { Q::symbols_per_value; }) return Q::symbols_per_value == 1;
+        return true;
+      }(),
+      "quantize/dequantize keep one symbol per element: policies with symbols_per_value != 1 "
+      "(ieee16_quantizer) cannot be carried");
   std::size_t rows = 0;
   std::size_t cols = 0;
   std::vector<std::uint8_t> symbols;
