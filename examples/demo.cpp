@@ -1,176 +1,168 @@
-// qcodec demo: quantize a seeded, transformer-like key tensor with the kernels qcodec has today
-// and print what each scheme costs (bits per value, all metadata included) and what it loses.
+// qcodec demo: what each KV-cache scheme costs and what it buys, on a seeded, transformer-like
+// workload that needs nothing but this repository.
 //
-// The tensor is 4096 tokens x 128 channels, like one KV head's keys: Gaussian channels whose
-// scales vary, plus a few outlier channels 12x larger (real keys have them; see
-// ../shared/data/kv/stories260K/README.md). Schemes:
-//   fp16                 every value stored as IEEE half
-//   int<b> per-token     b-bit asymmetric codes, one fp16 (scale, offset) pair per token
-//   int<b> per-token+RHT the same after a randomized Hadamard transform of each token, which
-//                        spreads the outlier channels over all channels (QuaRot-style)
-//   int<b> per-channel   b-bit codes, one fp16 (scale, offset) pair per channel per group of
-//                        32 tokens (KIVI's layout for keys)
-// Speeds are single-threaded encode and decode throughput in GB/s of float data.
-#include <qcodec/core/half.hpp>
+// Workload: one layer of an 8B-class model's attention (head_dim 128, 8 KV heads, 32 query
+// heads: GQA 4) over a 16384-token context. Keys have the structure real keys have: Gaussian
+// channels of different scales, a few outlier channels 10-20x larger, and attention sinks (the
+// first tokens' keys align with the queries, so they draw a large share of attention). Values
+// are Gaussian. For every registered KV scheme (kv::kv_schemes()) the demo prints
+//   bits/value     everything the cache stores, metadata included (its own accounting)
+//   32k GiB        KV memory of a 32k-token context of an 8B-class model (32 layers) at that rate
+//   attn err       relative error of the decode-attention output against exact fp32 attention
+//   speed-up       decode attention time of fp32 / this scheme, measured in this run
+// Usage: qcodec_demo [--tokens N]
 #include <qcodec/core/rng.hpp>
+#include <qcodec/kv.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <cstdio>
-#include <functional>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 namespace {
 
-constexpr std::size_t tokens = 4096;
-constexpr std::size_t dim = 128;
-constexpr std::size_t channel_group = 32;  // tokens per per-channel group
-constexpr std::uint64_t seed = 2024;
+namespace kv = qcodec::kv;
 
-std::vector<float> make_keys() {
-  qcodec::rng rng(seed);
-  std::vector<float> channel_scale(dim);
-  for (std::size_t c = 0; c < dim; ++c) channel_scale[c] = 0.5f + rng.uniform();
-  for (std::size_t c : {7u, 38u, 71u, 126u}) channel_scale[c] *= 12.0f;  // outlier channels
-  std::vector<float> x(tokens * dim);
-  for (std::size_t t = 0; t < tokens; ++t)
-    for (std::size_t c = 0; c < dim; ++c) x[t * dim + c] = channel_scale[c] * rng.normal();
-  return x;
-}
+constexpr std::size_t head_dim = 128, kv_heads = 8, q_heads = 32, group = q_heads / kv_heads;
+constexpr std::size_t sink_tokens = 4;
 
-// Min/max affine parameters for `bits`, rounded to fp16 as they would be stored.
-qcodec::affine_params fit(const float* x, std::size_t n, unsigned bits) {
-  const qcodec::min_max range = qcodec::simd::kernels().reductions.minmax(x, n);
-  const float scale = (range.max - range.min) / static_cast<float>((1u << bits) - 1);
-  return {qcodec::half(scale).to_float(), qcodec::half(range.min).to_float()};
-}
-
-struct scheme {
-  std::string name;
-  double bits_per_value;
-  std::function<void(const std::vector<float>&)> encode;  // into the scheme's own storage
-  std::function<void(std::vector<float>&)> decode;        // back to floats
+struct workload {
+  std::size_t tokens;
+  std::vector<float> keys, values;  // [token][kv_head][head_dim]
+  std::vector<float> queries;       // [q_head][head_dim], one decode step
 };
 
-double seconds_per_call(const std::function<void()>& f) {
+workload make_workload(std::size_t tokens, std::uint64_t seed) {
+  qcodec::rng rng(seed);
+  workload w{tokens, std::vector<float>(tokens * kv_heads * head_dim),
+             std::vector<float>(tokens * kv_heads * head_dim),
+             std::vector<float>(q_heads * head_dim)};
+  std::vector<float> scale(kv_heads * head_dim);
+  for (std::size_t i = 0; i < scale.size(); ++i) {
+    scale[i] = 0.3f + 0.7f * rng.uniform();
+    if (i % head_dim == 7 || i % head_dim == 70) scale[i] *= 12.0f;  // outlier channels
+    if (i % head_dim == 126) scale[i] *= 20.0f;
+  }
+  for (float& v : w.queries) v = 0.25f * rng.normal();
+  for (std::size_t t = 0; t < tokens; ++t) {
+    for (std::size_t h = 0; h < kv_heads; ++h) {
+      float* k = &w.keys[(t * kv_heads + h) * head_dim];
+      float* v = &w.values[(t * kv_heads + h) * head_dim];
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        k[i] = scale[h * head_dim + i] * rng.normal();
+        v[i] = rng.normal();
+      }
+      if (t < sink_tokens) {
+        // Sinks: keys along the group's mean query, so every head of the group attends to them.
+        for (std::size_t i = 0; i < head_dim; ++i) {
+          float mean = 0.0f;
+          for (std::size_t g = 0; g < group; ++g) mean += w.queries[(h * group + g) * head_dim + i];
+          k[i] += 4.0f * mean;
+        }
+      }
+    }
+  }
+  return w;
+}
+
+// Exact attention of the step's queries over the original keys and values.
+std::vector<float> exact_attention(const workload& w) {
+  std::vector<float> out(q_heads * head_dim), k(w.tokens * head_dim), v(w.tokens * head_dim);
+  for (std::size_t h = 0; h < kv_heads; ++h) {
+    for (std::size_t t = 0; t < w.tokens; ++t) {
+      std::memcpy(&k[t * head_dim], &w.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
+      std::memcpy(&v[t * head_dim], &w.values[(t * kv_heads + h) * head_dim], head_dim * 4);
+    }
+    for (std::size_t g = 0; g < group; ++g) {
+      const std::size_t qh = h * group + g;
+      kv::reference_attention(k.data(), v.data(), w.tokens, head_dim, &w.queries[qh * head_dim],
+                              1.0f / std::sqrt(float(head_dim)), &out[qh * head_dim]);
+    }
+  }
+  return out;
+}
+
+// Seconds per decode-attention step, the median of several timed runs.
+double time_attention(const kv::any_cache& cache, kv::sequence_id seq, const workload& w,
+                      std::vector<float>& out) {
   using clock = std::chrono::steady_clock;
-  int calls = 0;
-  const auto start = clock::now();
-  do {
-    f();
-    ++calls;
-  } while (clock::now() - start < std::chrono::milliseconds(150));
-  return std::chrono::duration<double>(clock::now() - start).count() / calls;
+  std::vector<double> runs;
+  for (int r = 0; r < 7; ++r) {
+    const auto start = clock::now();
+    if (!cache.attention(seq, 0, w.queries.data(), q_heads, out.data()).ok()) std::abort();
+    runs.push_back(std::chrono::duration<double>(clock::now() - start).count());
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
 }
 
 }  // namespace
 
-int main() {
-  const auto& k = qcodec::simd::kernels();
-  const std::vector<float> x = make_keys();
-  const std::size_t n = x.size();
-
-  std::vector<std::uint8_t> codes(n);  // large enough for any width
-  std::vector<qcodec::affine_params> params(n / channel_group + tokens);
-  std::vector<std::uint16_t> halves(n);
-  std::vector<std::uint8_t> signs((dim + 7) / 8);
-  qcodec::fill_sign_bits(seed, dim, signs.data());
-  std::vector<float> rotated(n);
-
-  std::vector<scheme> schemes;
-  schemes.push_back(
-      {"fp16", 16.0,
-       [&](const std::vector<float>& in) { k.convert.f32_to_f16(in.data(), n, halves.data()); },
-       [&](std::vector<float>& out) { k.convert.f16_to_f32(halves.data(), n, out.data()); }});
-
-  for (unsigned bits : {8u, 4u, 3u, 2u}) {
-    const std::size_t row_bytes = (dim * bits + 7) / 8;
-    const double per_token_bits = bits + 32.0 / dim;
-    for (bool rotate : {false, true}) {
-      schemes.push_back(
-          {"int" + std::to_string(bits) + " per-token" + (rotate ? "+RHT" : ""), per_token_bits,
-           [&, bits, row_bytes, rotate](const std::vector<float>& in) {
-             const float* src = in.data();
-             if (rotate) {
-               std::copy(in.begin(), in.end(), rotated.begin());
-               for (std::size_t t = 0; t < tokens; ++t)
-                 k.hadamard.randomized_hadamard(rotated.data() + t * dim, dim, signs.data());
-               src = rotated.data();
-             }
-             for (std::size_t t = 0; t < tokens; ++t) {
-               params[t] = fit(src + t * dim, dim, bits);
-               k.affine.quantize_pack(src + t * dim, dim, params[t], bits,
-                                      codes.data() + t * row_bytes);
-             }
-           },
-           [&, bits, row_bytes, rotate](std::vector<float>& out) {
-             for (std::size_t t = 0; t < tokens; ++t) {
-               k.affine.unpack_dequantize(codes.data() + t * row_bytes, dim, bits, params[t],
-                                          out.data() + t * dim);
-               if (rotate)
-                 k.hadamard.randomized_hadamard_inverse(out.data() + t * dim, dim, signs.data());
-             }
-           }});
+int main(int argc, char** argv) {
+  std::size_t tokens = 16384;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--tokens" && i + 1 < argc) {
+      tokens = std::strtoul(argv[++i], nullptr, 10);
+    } else {
+      std::fprintf(stderr, "usage: qcodec_demo [--tokens N]\n");
+      return 2;
     }
-    if (bits > 4) continue;
-    // Per channel: each group of 32 tokens x 1 channel is gathered, fitted and coded on its own.
-    const std::size_t group_bytes = (channel_group * bits + 7) / 8;
-    schemes.push_back({"int" + std::to_string(bits) + " per-channel", bits + 32.0 / channel_group,
-                       [&, bits, group_bytes](const std::vector<float>& in) {
-                         float column[channel_group];
-                         std::size_t g = 0;
-                         for (std::size_t t0 = 0; t0 < tokens; t0 += channel_group)
-                           for (std::size_t c = 0; c < dim; ++c, ++g) {
-                             for (std::size_t i = 0; i < channel_group; ++i)
-                               column[i] = in[(t0 + i) * dim + c];
-                             params[g] = fit(column, channel_group, bits);
-                             k.affine.quantize_pack(column, channel_group, params[g], bits,
-                                                    codes.data() + g * group_bytes);
-                           }
-                       },
-                       [&, bits, group_bytes](std::vector<float>& out) {
-                         float column[channel_group];
-                         std::size_t g = 0;
-                         for (std::size_t t0 = 0; t0 < tokens; t0 += channel_group)
-                           for (std::size_t c = 0; c < dim; ++c, ++g) {
-                             k.affine.unpack_dequantize(codes.data() + g * group_bytes,
-                                                        channel_group, bits, params[g], column);
-                             for (std::size_t i = 0; i < channel_group; ++i)
-                               out[(t0 + i) * dim + c] = column[i];
-                           }
-                       }});
   }
+  if (tokens < sink_tokens + 1) tokens = sink_tokens + 1;
 
   std::printf(
-      "qcodec demo: %zu tokens x %zu channels of seeded transformer-like keys "
-      "(4 outlier channels), kernels: %s\n\n",
-      tokens, dim, k.arch);
-  std::printf("%-22s %10s %12s %9s %12s %12s %12s\n", "scheme", "bits/value", "rel. MSE", "SNR dB",
-              "max |err|", "enc GB/s", "dec GB/s");
-  const double energy = k.reductions.sum_squares(x.data(), n);
-  std::vector<float> y(n);
-  for (const scheme& s : schemes) {
-    s.encode(x);
-    s.decode(y);
-    double err = 0.0, max_err = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double e = double{y[i]} - x[i];
-      err += e * e;
-      max_err = std::max(max_err, std::fabs(e));
+      "qcodec demo: decode attention over %zu tokens, head_dim %zu, %zu KV heads, %zu query "
+      "heads (GQA %zu),\nkeys with outlier channels and %zu attention sinks; kernels: %s\n\n",
+      tokens, head_dim, kv_heads, q_heads, group, sink_tokens, qcodec::simd::kernels().arch);
+  const workload w = make_workload(tokens, 2024);
+  const std::vector<float> exact = exact_attention(w);
+  double exact_energy = 0.0;
+  for (float v : exact) exact_energy += double(v) * v;
+
+  kv::cache_config config;
+  config.layers = 1;
+  config.kv_heads = kv_heads;
+  config.head_dim = head_dim;
+  config.page_tokens = 256;
+  config.max_pages = tokens / 256 + 2;
+  config.max_tokens = tokens;
+
+  // 8B-class model (Llama-3-8B shape): 32 layers x 8 KV heads x 128 dims, keys and values.
+  const double values_32k = 32.0 * 8 * 128 * 2 * 32768;
+  std::printf("%-12s %10s %10s %12s %10s   %s\n", "scheme", "bits/value", "32k GiB", "attn err",
+              "speed-up", "description");
+  double fp32_seconds = 0.0;
+  for (const kv::kv_scheme& scheme : kv::kv_schemes()) {
+    auto made = kv::make_cache(scheme.name, config);
+    if (!made) {
+      std::fprintf(stderr, "%s: %s\n", scheme.name, made.error().message().c_str());
+      return 1;
     }
-    const double rel_mse = err / energy;
-    const double gb = static_cast<double>(n * sizeof(float)) / 1e9;
-    const double enc = gb / seconds_per_call([&] { s.encode(x); });
-    const double dec = gb / seconds_per_call([&] { s.decode(y); });
-    std::printf("%-22s %10.3f %12.3e %9.2f %12.4f %12.2f %12.2f\n", s.name.c_str(),
-                s.bits_per_value, rel_mse, -10.0 * std::log10(rel_mse), max_err, enc, dec);
+    kv::any_cache& cache = **made;
+    const kv::sequence_id seq = cache.add_sequence();
+    if (auto s = cache.append(seq, 0, w.keys.data(), w.values.data(), tokens); !s) {
+      std::fprintf(stderr, "%s: %s\n", scheme.name, s.message().c_str());
+      return 1;
+    }
+    std::vector<float> out(q_heads * head_dim);
+    const double seconds = time_attention(cache, seq, w, out);
+    if (fp32_seconds == 0.0) fp32_seconds = seconds;  // fp32 is the first scheme
+    double err = 0.0;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      err += double(out[i] - exact[i]) * (out[i] - exact[i]);
+    const double bits = cache.bits_per_value(seq);
+    std::printf("%-12s %10.3f %10.2f %12.3e %9.2fx   %s\n", scheme.name, bits,
+                values_32k * bits / 8 / (1u << 30), err / exact_energy, fp32_seconds / seconds,
+                scheme.description);
   }
   std::printf(
-      "\nbits/value counts every stored bit: codes plus one fp16 scale and offset per "
-      "group (per token: 128 values; per channel: 32 tokens).\n");
+      "\nbits/value counts every stored byte: codes, scales, the fp32 sink and residual tokens, "
+      "page tables.\nSpeed-ups are single-threaded decode-attention times against fp32 in this "
+      "run.\n");
   return 0;
 }
