@@ -1,9 +1,15 @@
-// ggml-compatible block formats: quantize_row (qcodec's encoder), quantize_row_ref (ggml's
-// reference encoder, for comparison), dequantize_row and vec_dot. The argument is the size of
-// the float side in bytes (n = bytes / 4 values) and SetBytesProcessed counts those float
-// bytes, so figures compare directly with BM_memcpy of the same size. Counters:
-// bits_per_value (storage, scales included) and rel_mse, the relative squared error
-// sum (decoded - x)^2 / sum x^2 of the benchmarked encoder on the N(0, 1) input.
+// ggml-compatible block formats (quant/block/ggml), named as in the codec registry:
+//   BM_quantize_row/<fmt>/<n>      qcodec's encoder (the default of every format)
+//   BM_quantize_row_ref/<fmt>/<n>  ggml's reference encoder, for comparison
+//   BM_dequantize_row/<fmt>/<n>
+//   BM_vec_dot/<fmt>/<n>           the format against its Q8 activation blocks (Q8_0 / Q8_1 /
+//                                  Q8_K), both quantized outside the loop
+// n is the number of values (4096, 65536: 16 KiB and 256 KiB of floats) and SetBytesProcessed
+// counts the 4n float bytes, so figures compare directly with BM_memcpy/16384 and
+// BM_memcpy/262144. Counters: bits_per_value (storage, scales included) and rel_mse, the
+// relative squared error sum (decoded - x)^2 / sum x^2 on the N(0, 1) row (for
+// BM_quantize_row_ref: of ggml's encoder). "mxfp4" is ggml's MXFP4 layout; the OCP layout is
+// "mx_fp4" (bench_formats.cpp).
 #include <qcodec/quant/block/ggml.hpp>
 
 #include <cstdint>
@@ -15,89 +21,46 @@
 namespace {
 
 namespace g = qcodec::ggml;
+using qcodec_bench::block_rows;
 
+// ggml's reference encoder, same decoder.
 template <class F>
-double rel_mse(const std::vector<float>& x, const std::vector<typename F::block>& b) {
-  std::vector<float> y(x.size());
-  F::dequantize_row(b.data(), y.data(), static_cast<std::int64_t>(x.size()));
-  double err = 0.0, sig = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double d = double{y[i]} - x[i];
-    err += d * d;
-    sig += double{x[i]} * x[i];
+struct block_ref_rows : block_rows<F> {
+  void quantize(const float* x, std::size_t n, typename F::block* out) const {
+    F::quantize_row_ref(x, out, static_cast<std::int64_t>(n));
   }
-  return err / sig;
-}
-
-template <class F, bool Ref>
-void bm_quantize(benchmark::State& state) {
-  const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
-  const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n));
-  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
-  for (auto _ : state) {
-    if constexpr (Ref) {
-      F::quantize_row_ref(x.data(), b.data(), n);
-    } else {
-      F::quantize_row(x.data(), b.data(), n);
-    }
-    benchmark::DoNotOptimize(b.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
-  state.counters["bits_per_value"] = F::bits_per_value;
-  state.counters["rel_mse"] = rel_mse<F>(x, b);
-  state.SetLabel(qcodec::simd::kernels().arch);
-}
-
-template <class F>
-void bm_dequantize(benchmark::State& state) {
-  const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
-  const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n));
-  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
-  F::quantize_row(x.data(), b.data(), n);
-  std::vector<float> y(static_cast<std::size_t>(n));
-  for (auto _ : state) {
-    F::dequantize_row(b.data(), y.data(), n);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
-  state.counters["bits_per_value"] = F::bits_per_value;
-  state.counters["rel_mse"] = rel_mse<F>(x, b);
-  state.SetLabel(qcodec::simd::kernels().arch);
-}
+};
 
 template <class F>
 void bm_vec_dot(benchmark::State& state) {
-  const auto n = static_cast<std::int64_t>(state.range(0)) / 4;
-  const std::vector<float> x = qcodec_bench::normal_floats(static_cast<std::size_t>(n), 1);
-  const std::vector<float> a = qcodec_bench::normal_floats(static_cast<std::size_t>(n), 2);
-  std::vector<typename F::block> b(static_cast<std::size_t>(n) / F::block_values);
-  std::vector<typename F::dot_block> q(static_cast<std::size_t>(n) / F::block_values);
-  F::quantize_row(x.data(), b.data(), n);
-  F::quantize_dot_row(a.data(), q.data(), n);
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::vector<float> x = qcodec_bench::normal_floats(n, 1);
+  const std::vector<float> a = qcodec_bench::normal_floats(n, 2);
+  std::vector<typename F::block> b(n / F::block_values);
+  std::vector<typename F::dot_block> q(n / F::block_values);
+  const auto k = static_cast<std::int64_t>(n);
+  F::quantize_row(x.data(), b.data(), k);
+  F::quantize_dot_row(a.data(), q.data(), k);
   float s = 0.0f;
   for (auto _ : state) {
-    F::vec_dot(n, &s, b.data(), q.data());
+    F::vec_dot(k, &s, b.data(), q.data());
     benchmark::DoNotOptimize(s);
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
-  state.counters["bits_per_value"] = F::bits_per_value;
-  state.counters["rel_mse"] = rel_mse<F>(x, b);
-  state.SetLabel(qcodec::simd::kernels().arch);
+  qcodec_bench::set_format_counters(state, block_rows<F>{}, x, b);
 }
 
 template <class F>
 void register_format() {
   const std::string fmt = F::name;
-  benchmark::RegisterBenchmark(("BM_quantize_row/" + fmt).c_str(), bm_quantize<F, false>)
-      ->Apply(qcodec_bench::standard_sizes);
-  benchmark::RegisterBenchmark(("BM_quantize_row_ref/" + fmt).c_str(), bm_quantize<F, true>)
-      ->Apply(qcodec_bench::standard_sizes);
-  benchmark::RegisterBenchmark(("BM_dequantize_row/" + fmt).c_str(), bm_dequantize<F>)
-      ->Apply(qcodec_bench::standard_sizes);
-  benchmark::RegisterBenchmark(("BM_vec_dot/" + fmt).c_str(), bm_vec_dot<F>)
-      ->Apply(qcodec_bench::standard_sizes);
+  qcodec_bench::register_row_format(fmt, block_rows<F>{});
+  auto* ref = benchmark::RegisterBenchmark(("BM_quantize_row_ref/" + fmt).c_str(),
+                                           qcodec_bench::bm_quantize_row<block_ref_rows<F>>,
+                                           block_ref_rows<F>{});
+  auto* dot = benchmark::RegisterBenchmark(("BM_vec_dot/" + fmt).c_str(), bm_vec_dot<F>);
+  for (const std::int64_t n : qcodec_bench::row_values) {
+    ref->Arg(n);
+    dot->Arg(n);
+  }
 }
 
 [[maybe_unused]] const int registered = [] {
