@@ -1,0 +1,324 @@
+#pragma once
+// A small Llama inference engine whose KV cache is qcodec's compressed cache.
+//
+// One decode step (engine::forward) for a token at position pos:
+//
+//   x = token_embedding[token]
+//   for each layer:
+//     h = RMSNorm(x) * rms_att
+//     q = Wq h, k = Wk h, v = Wv h             q: [n_heads][head_dim], k, v: [n_kv_heads][head_dim]
+//     RoPE(q), RoPE(k) at pos                  interleaved pairs (2i, 2i+1), as llama2.c
+//     cache.append(k, v)                       keys are stored AFTER RoPE, as engines do
+//     a = cache.attention(q)                   qcodec's fused attention on the compressed cache
+//                                              (GQA: query head h reads KV head h / group)
+//     x += Wo a
+//     h = RMSNorm(x) * rms_ffn
+//     x += W2 (SiLU(W1 h) * W3 h)              SwiGLU
+//   logits = classifier (RMSNorm(x) * rms_final)
+//
+// The cache is a kv::any_cache, so the codec (fp32, fp16, q8, q4, kivi2/4, rot4, ...) is chosen
+// at run time from a spec string; everything else is plain fp32 C++. Matrix-vector products use
+// qcodec's fp32 row-dot kernel (the same one attention uses on fp32 rows).
+//
+// Also here: greedy generation and the teacher-forced evaluation (perplexity, KL divergence
+// and top-1 agreement against an fp32 cache, KV bytes) that `qcodec_llama --ppl` prints and
+// that other tools can call (evaluate()).
+
+#include "model.hpp"
+#include "tokenizer.hpp"
+
+#include <qcodec/core/result.hpp>
+#include <qcodec/core/status.hpp>
+#include <qcodec/kv/any_cache.hpp>
+#include <qcodec/simd/dispatch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llama {
+
+namespace kv = qcodec::kv;
+
+// ---- building blocks ---------------------------------------------------------------------
+
+/// y = W x, W row-major [rows][cols]: one dot product per row, with qcodec's row kernel.
+inline void matmul(float* y, const float* w, const float* x, std::size_t rows,
+                   std::size_t cols) noexcept {
+  qcodec::simd::kernels().rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(w),
+                                            cols * sizeof(float), rows, cols, x, 1, y, rows);
+}
+
+/// out = x / sqrt(mean(x^2) + eps) * weight, over n values.
+inline void rmsnorm(float* out, const float* x, const float* weight, std::size_t n,
+                    float eps) noexcept {
+  float sum_squares = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) sum_squares += x[i] * x[i];
+  const float inv_rms = 1.0f / std::sqrt(sum_squares / static_cast<float>(n) + eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = weight[i] * (inv_rms * x[i]);
+}
+
+/// Rotary position embedding of `heads` vectors of head_dim at position pos, llama2.c style:
+/// channels (2i, 2i+1) of each head rotate together by pos * theta^(-2i / head_dim).
+inline void rope(float* x, std::size_t heads, std::size_t head_dim, std::size_t pos,
+                 float theta) noexcept {
+  for (std::size_t i = 0; i < head_dim; i += 2) {
+    const float frequency =
+        1.0f / std::pow(theta, static_cast<float>(i) / static_cast<float>(head_dim));
+    const float angle = static_cast<float>(pos) * frequency;
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (std::size_t h = 0; h < heads; ++h) {
+      float* pair = x + h * head_dim + i;
+      const float x0 = pair[0], x1 = pair[1];
+      pair[0] = x0 * c - x1 * s;
+      pair[1] = x0 * s + x1 * c;
+    }
+  }
+}
+
+/// log-softmax of n logits, in double (the evaluation sums hundreds of these).
+inline void log_softmax(const float* logits, std::size_t n, std::vector<double>& out) {
+  out.resize(n);
+  const double max = *std::max_element(logits, logits + n);
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_sum = max + std::log(sum);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<double>(logits[i]) - log_sum;
+}
+
+inline int argmax(const float* x, std::size_t n) noexcept {
+  return static_cast<int>(std::max_element(x, x + n) - x);  // the first maximum on ties
+}
+
+/// The KV cache shape a model needs: one cache layer per transformer layer, kv_heads heads of
+/// head_dim, room for max_seq_len tokens. Sinks and residual window stay 0 unless a spec's
+/// options set them.
+inline kv::cache_config cache_config_for(const config& c) {
+  kv::cache_config k;
+  k.layers = c.n_layers;
+  k.kv_heads = c.n_kv_heads;
+  k.head_dim = c.head_dim();
+  k.max_tokens = c.max_seq_len;
+  k.page_tokens = 256;
+  k.max_pages = c.max_seq_len / k.page_tokens + 1;
+  return k;
+}
+
+// ---- the engine ----------------------------------------------------------------------------
+
+/// Decodes one sequence, one token per forward() call, with its K/V in `cache`.
+class engine {
+ public:
+  /// The engine uses a new sequence of `cache` (which must outlive it and have the shape of
+  /// cache_config_for(m.cfg())).
+  engine(const model& m, kv::any_cache& cache)
+      : model_(m), cache_(cache), sequence_(cache.add_sequence()) {
+    const config& c = m.cfg();
+    x_.resize(c.dim);
+    h_.resize(c.dim);
+    q_.resize(c.dim);
+    attended_.resize(c.dim);
+    k_.resize(c.kv_dim());
+    v_.resize(c.kv_dim());
+    gate_.resize(c.hidden_dim);
+    up_.resize(c.hidden_dim);
+    logits_.resize(c.vocab_size);
+  }
+
+  /// Tokens decoded so far (the position of the next token).
+  [[nodiscard]] std::size_t position() const noexcept { return position_; }
+  [[nodiscard]] kv::sequence_id sequence() const noexcept { return sequence_; }
+  [[nodiscard]] const kv::any_cache& cache() const noexcept { return cache_; }
+
+  /// Forgets the sequence (the cache keeps its pages for reuse).
+  qcodec::status reset() {
+    position_ = 0;
+    return cache_.clear(sequence_);
+  }
+
+  /// Runs `token` at the next position; returns the logits of the token after it
+  /// ([vocab_size], valid until the next call).
+  qcodec::result<const float*> forward(int token) {
+    const config& c = model_.cfg();
+    if (token < 0 || static_cast<std::size_t>(token) >= c.vocab_size) {
+      return qcodec::status::failure(errors::bad_token, std::to_string(token));
+    }
+    if (position_ >= c.max_seq_len) {
+      return qcodec::status::failure(errors::too_long, std::to_string(position_));
+    }
+    const std::size_t dim = c.dim, hd = c.head_dim(), hidden = c.hidden_dim;
+    const float* embedding = model_.token_embedding() + static_cast<std::size_t>(token) * dim;
+    std::copy(embedding, embedding + dim, x_.begin());
+
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+      const layer_weights& w = model_.layer(l);
+
+      // Attention block.
+      rmsnorm(h_.data(), x_.data(), w.rms_att, dim, c.norm_eps);
+      matmul(q_.data(), w.wq, h_.data(), c.n_heads * hd, dim);
+      matmul(k_.data(), w.wk, h_.data(), c.kv_dim(), dim);
+      matmul(v_.data(), w.wv, h_.data(), c.kv_dim(), dim);
+      rope(q_.data(), c.n_heads, hd, position_, c.rope_theta);
+      rope(k_.data(), c.n_kv_heads, hd, position_, c.rope_theta);
+      // k_, v_ are [kv_head][head_dim] of one token: the cache's [token][kv_head][head_dim].
+      if (qcodec::status s = cache_.append(sequence_, l, k_.data(), v_.data(), 1); !s) return s;
+      if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data());
+          !s) {
+        return s;
+      }
+      matmul(h_.data(), w.wo, attended_.data(), dim, c.n_heads * hd);
+      for (std::size_t i = 0; i < dim; ++i) x_[i] += h_[i];
+
+      // Feed-forward block (SwiGLU).
+      rmsnorm(h_.data(), x_.data(), w.rms_ffn, dim, c.norm_eps);
+      matmul(gate_.data(), w.w1, h_.data(), hidden, dim);
+      matmul(up_.data(), w.w3, h_.data(), hidden, dim);
+      for (std::size_t i = 0; i < hidden; ++i) {
+        const float g = gate_[i];
+        gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];  // SiLU(g) * up
+      }
+      matmul(h_.data(), w.w2, gate_.data(), dim, hidden);
+      for (std::size_t i = 0; i < dim; ++i) x_[i] += h_[i];
+    }
+
+    rmsnorm(x_.data(), x_.data(), model_.rms_final(), dim, c.norm_eps);
+    matmul(logits_.data(), model_.classifier(), x_.data(), c.vocab_size, dim);
+    ++position_;
+    return static_cast<const float*>(logits_.data());
+  }
+
+ private:
+  const model& model_;
+  kv::any_cache& cache_;
+  kv::sequence_id sequence_;
+  std::size_t position_ = 0;
+  // Activations of one step: x_ the residual stream, h_ a normalised or projected copy.
+  std::vector<float> x_, h_, q_, attended_, k_, v_, gate_, up_, logits_;
+};
+
+// ---- generation ----------------------------------------------------------------------------
+
+/// Greedy decoding as llama2.c's `run -t 0` does it: the prompt (BOS, then the encoded text if
+/// any) is fed one token per step, then each step feeds the most likely next token, for `steps`
+/// forward passes in all (at most max_seq_len) or until the model emits BOS. Every token after
+/// the first is passed to on_text as decoded text (unprintable lone bytes dropped).
+inline qcodec::status generate_greedy(const model& m, const tokenizer& tok, kv::any_cache& cache,
+                                      std::string_view prompt, std::size_t steps,
+                                      const std::function<void(const std::string&)>& on_text) {
+  const std::vector<int> prompt_tokens = tok.encode(prompt, /*add_bos=*/true, /*add_eos=*/false);
+  steps = std::min(steps, m.cfg().max_seq_len);
+  engine e(m, cache);
+  int token = prompt_tokens[0];
+  for (std::size_t pos = 0; pos < steps; ++pos) {
+    qcodec::result<const float*> logits = e.forward(token);
+    if (!logits) return logits.error();
+    const int next = pos + 1 < prompt_tokens.size() ? prompt_tokens[pos + 1]
+                                                    : argmax(*logits, m.cfg().vocab_size);
+    if (next == tokenizer::bos) break;  // the model starts a new text: stop
+    const std::string text = tok.decode(token, next);
+    if (tokenizer::printable(text)) on_text(text);
+    token = next;
+  }
+  return {};
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+
+/// What a KV scheme does to the model on a text (teacher forcing: the engine is fed the text's
+/// tokens one at a time and predicts each next one).
+struct scheme_result {
+  std::string scheme;     ///< the cache spec
+  std::size_t predicted;  ///< tokens predicted (text tokens - 1)
+  double nll;             ///< mean negative log-likelihood of the text's next tokens (nats)
+  double perplexity;      ///< exp(nll)
+  double kl;              ///< mean KL(p_fp32 || p_scheme) of the next-token distribution (nats)
+  double top1;            ///< fraction of positions where the argmax equals the fp32 cache's
+  std::size_t kv_bytes;   ///< cache.sequence_bytes() after the whole text
+  double bits_per_value;  ///< cache.bits_per_value() after the whole text (all metadata)
+};
+
+/// Called after each scheme's run: (index of the scheme, its result).
+using evaluation_progress = std::function<void(std::size_t, const scheme_result&)>;
+
+/// Teacher-forced evaluation of `tokens` (BOS first, at most max_seq_len) for each KV cache
+/// spec in `schemes`, against an fp32 cache run first as the reference. Each scheme gets a new
+/// cache from kv::make_cache(spec, cache_config_for(m.cfg())).
+inline qcodec::result<std::vector<scheme_result>> evaluate(
+    const model& m, std::span<const int> tokens, std::span<const std::string> schemes,
+    const evaluation_progress& progress = {}) {
+  const config& c = m.cfg();
+  const std::size_t vocab = c.vocab_size;
+  if (tokens.size() < 2) {
+    return qcodec::status::failure(errors::too_short, "it needs at least two tokens");
+  }
+  if (tokens.size() > c.max_seq_len) {
+    return qcodec::status::failure(
+        errors::too_long,
+        std::to_string(tokens.size()) + " tokens; max_seq_len is " + std::to_string(c.max_seq_len));
+  }
+  const std::size_t predicted = tokens.size() - 1;
+
+  // One run: log-probabilities of every position's next-token distribution, [predicted][vocab].
+  const auto run = [&](std::string_view spec, std::vector<double>& log_probs,
+                       scheme_result& r) -> qcodec::status {
+    qcodec::result<std::unique_ptr<kv::any_cache>> cache =
+        kv::make_cache(spec, cache_config_for(c));
+    if (!cache) return cache.error();
+    engine e(m, **cache);
+    log_probs.resize(predicted * vocab);
+    std::vector<double> row;
+    for (std::size_t pos = 0; pos < predicted; ++pos) {
+      qcodec::result<const float*> logits = e.forward(tokens[pos]);
+      if (!logits) return logits.error();
+      log_softmax(*logits, vocab, row);
+      std::copy(row.begin(), row.end(),
+                log_probs.begin() + static_cast<std::ptrdiff_t>(pos * vocab));
+    }
+    r.scheme = (*cache)->spec();  // canonical spec, options included
+    r.predicted = predicted;
+    r.kv_bytes = (*cache)->sequence_bytes(e.sequence());
+    r.bits_per_value = (*cache)->bits_per_value(e.sequence());
+    return {};
+  };
+
+  std::vector<double> reference, current;
+  scheme_result reference_result{};
+  if (qcodec::status s = run("fp32", reference, reference_result); !s) return s;
+
+  std::vector<scheme_result> results;
+  for (std::size_t i = 0; i < schemes.size(); ++i) {
+    scheme_result r{};
+    if (schemes[i] == "fp32") {
+      current = reference;
+      r = reference_result;
+    } else if (qcodec::status s = run(schemes[i], current, r); !s) {
+      return s;
+    }
+    double nll = 0.0, kl = 0.0;
+    std::size_t agree = 0;
+    for (std::size_t pos = 0; pos < predicted; ++pos) {
+      const double* p = &reference[pos * vocab];  // log p_fp32
+      const double* q = &current[pos * vocab];    // log p_scheme
+      nll -= q[static_cast<std::size_t>(tokens[pos + 1])];
+      for (std::size_t t = 0; t < vocab; ++t) kl += std::exp(p[t]) * (p[t] - q[t]);
+      agree += std::max_element(p, p + vocab) - p == std::max_element(q, q + vocab) - q;
+    }
+    const double n = static_cast<double>(predicted);
+    r.nll = nll / n;
+    r.perplexity = std::exp(r.nll);
+    r.kl = kl / n;
+    r.top1 = static_cast<double>(agree) / n;
+    if (progress) progress(i, r);
+    results.push_back(r);
+  }
+  return results;
+}
+
+}  // namespace llama

@@ -1,0 +1,137 @@
+// End-to-end check of the example engine on the real stories260K model (ctest: example_llama).
+//
+//   test_llama SHARED_DIR
+//
+// SHARED_DIR is the project's shared folder (../shared next to the repository). Without its
+// model files the test prints why and exits with 77, which ctest reports as skipped. Checks:
+//   1. greedy generation, 200 steps from BOS with an fp32 cache, prints exactly
+//      data/models/stories260K/expected_greedy_200.txt (llama2.c's test_all.py output);
+//   2. the tokenizer encodes data/kv/stories260K/text.txt to the ids of tokens.npy (its first
+//      512 tokens, BOS first);
+//   3. the teacher-forced fp32 perplexity over those tokens is the 3.259 of the README;
+//   4. malformed model and tokenizer files give an error, not a crash.
+
+#include "engine.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) ++failures;
+}
+
+// int32 ids of a little-endian `<i4` .npy file of one dimension (data after the header).
+std::vector<int> read_npy_int32(const std::vector<char>& bytes) {
+  std::vector<int> ids;
+  if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) return ids;
+  const std::size_t header =
+      10 + static_cast<unsigned char>(bytes[8]) + 256u * static_cast<unsigned char>(bytes[9]);
+  const std::string dict(bytes.data() + 10, std::min(bytes.size(), header) - 10);
+  if (dict.find("'<i4'") == std::string::npos || header > bytes.size()) return ids;
+  ids.resize((bytes.size() - header) / 4);
+  std::memcpy(ids.data(), bytes.data() + header, ids.size() * 4);
+  return ids;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: test_llama SHARED_DIR\n");
+    return 2;
+  }
+  const std::filesystem::path shared = argv[1];
+  const std::filesystem::path models = shared / "data/models/stories260K";
+  const std::filesystem::path kv_dir = shared / "data/kv/stories260K";
+  for (const char* f : {"stories260K.bin", "tok512.bin", "expected_greedy_200.txt"}) {
+    if (!std::filesystem::exists(models / f)) {
+      std::printf("SKIP: %s not found (the shared model data is not on this machine)\n",
+                  (models / f).string().c_str());
+      return 77;
+    }
+  }
+
+  qcodec::result<llama::model> model = llama::model::load((models / "stories260K.bin").string());
+  if (!model) return std::printf("FAIL: %s\n", model.error().message().c_str()), 1;
+  qcodec::result<llama::tokenizer> tok =
+      llama::tokenizer::load((models / "tok512.bin").string(), model->cfg().vocab_size);
+  if (!tok) return std::printf("FAIL: %s\n", tok.error().message().c_str()), 1;
+  const llama::config& c = model->cfg();
+  check(c.dim == 64 && c.hidden_dim == 172 && c.n_layers == 5 && c.n_heads == 8 &&
+            c.n_kv_heads == 4 && c.vocab_size == 512 && c.max_seq_len == 512 && c.shared_classifier,
+        "stories260K header: dim 64, hidden 172, 5 layers, 8/4 heads, vocab 512, tied");
+
+  // 1. Greedy generation.
+  {
+    auto cache = qcodec::kv::make_cache("fp32", llama::cache_config_for(c));
+    if (!cache) return std::printf("FAIL: %s\n", cache.error().message().c_str()), 1;
+    std::string text;
+    const qcodec::status s = llama::generate_greedy(
+        *model, *tok, **cache, "", 200, [&](const std::string& piece) { text += piece; });
+    qcodec::result<std::vector<char>> expected =
+        llama::read_file((models / "expected_greedy_200.txt").string());
+    // The file holds the generated text byte for byte (llama2.c's final newline is not in it).
+    const bool same = s && expected && text == std::string(expected->begin(), expected->end());
+    check(same, "greedy 200 steps from BOS (fp32 cache) == expected_greedy_200.txt");
+    if (!same) std::printf("---- got ----\n%s\n-------------\n", text.c_str());
+  }
+
+  // 2 and 3. Tokenizer and perplexity on the dumped text.
+  qcodec::result<std::vector<char>> text = llama::read_file((kv_dir / "text.txt").string());
+  qcodec::result<std::vector<char>> npy = llama::read_file((kv_dir / "tokens.npy").string());
+  if (text && npy) {
+    std::vector<int> tokens =
+        tok->encode(std::string_view(text->data(), text->size()), true, false);
+    const std::vector<int> want = read_npy_int32(*npy);
+    if (tokens.size() > 512) tokens.resize(512);
+    check(want.size() == 512 && tokens == want, "text.txt encodes to tokens.npy (512 tokens)");
+
+    const std::vector<std::string> schemes = {"fp32"};
+    qcodec::result<std::vector<llama::scheme_result>> r = llama::evaluate(*model, tokens, schemes);
+    const bool ppl_ok = r && std::fabs((*r)[0].perplexity - 3.259) < 0.002 && (*r)[0].kl == 0.0 &&
+                        (*r)[0].top1 == 1.0;
+    check(ppl_ok, "fp32 perplexity over 511 predicted tokens = 3.259 (README), KL 0, top-1 1");
+    if (r) std::printf("      perplexity %.5f\n", (*r)[0].perplexity);
+  } else {
+    std::printf("SKIP (part): %s not found\n", kv_dir.string().c_str());
+  }
+
+  // 4. Malformed files.
+  {
+    qcodec::result<std::vector<char>> bytes =
+        llama::read_file((models / "stories260K.bin").string());
+    std::vector<char> truncated(bytes->begin(), bytes->end() - 4);
+    check(!llama::model::parse(truncated, "truncated").ok(), "a truncated model is refused");
+    std::vector<char> bad = *bytes;
+    const std::int32_t huge = 1 << 30;
+    std::memcpy(bad.data(), &huge, 4);  // dim
+    check(!llama::model::parse(bad, "bad dim").ok(), "a model with dim 2^30 is refused");
+    std::vector<char> header_only(bytes->begin(), bytes->begin() + 20);
+    check(!llama::model::parse(header_only, "short").ok(), "a 20-byte model file is refused");
+    check(!llama::model::load((models / "no_such_file.bin").string()).ok(),
+          "a missing model file is refused");
+
+    qcodec::result<std::vector<char>> tb = llama::read_file((models / "tok512.bin").string());
+    std::vector<char> cut(tb->begin(), tb->begin() + static_cast<std::ptrdiff_t>(tb->size() / 2));
+    check(!llama::tokenizer::parse(cut, 512, "cut").ok(), "a truncated tokenizer is refused");
+    check(!llama::tokenizer::parse(*tb, 600, "short").ok(),
+          "a tokenizer with fewer tokens than the model's vocab is refused");
+    std::vector<char> negative = *tb;
+    const std::int32_t minus_one = -1;
+    std::memcpy(negative.data() + 8, &minus_one, 4);  // length of token 0
+    check(!llama::tokenizer::parse(negative, 512, "negative").ok(),
+          "a tokenizer with a negative piece length is refused");
+  }
+
+  std::printf("%s\n", failures == 0 ? "all checks passed" : "SOME CHECKS FAILED");
+  return failures == 0 ? 0 : 1;
+}
