@@ -98,8 +98,8 @@ inline int argmax(const float* x, std::size_t n) noexcept {
 }
 
 /// The KV cache shape a model needs: one cache layer per transformer layer, kv_heads heads of
-/// head_dim, room for max_seq_len tokens. Sinks and residual window stay 0 unless a spec's
-/// options set them.
+/// head_dim, room for max_seq_len tokens. Sinks and the residual window are left to the spec
+/// (kv::make_cache takes them from its options or the scheme's defaults).
 inline kv::cache_config cache_config_for(const config& c) {
   kv::cache_config k;
   k.layers = c.n_layers;
@@ -131,6 +131,9 @@ class engine {
     up_.resize(c.hidden_dim);
     logits_.resize(c.vocab_size);
   }
+  ~engine() { (void)cache_.free_sequence(sequence_); }
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
 
   /// Tokens decoded so far (the position of the next token).
   [[nodiscard]] std::size_t position() const noexcept { return position_; }
@@ -152,6 +155,11 @@ class engine {
     }
     if (position_ >= c.max_seq_len) {
       return qcodec::status::failure(errors::too_long, std::to_string(position_));
+    }
+    // append() reads kv_heads * head_dim floats per token: the cache must have our shape.
+    const kv::cache_config& kc = cache_.config();
+    if (kc.layers != c.n_layers || kc.kv_heads != c.n_kv_heads || kc.head_dim != c.head_dim()) {
+      return qcodec::status::failure(errors::cache_mismatch, "make it with cache_config_for()");
     }
     const std::size_t dim = c.dim, hd = c.head_dim(), hidden = c.hidden_dim;
     const float* embedding = model_.token_embedding() + static_cast<std::size_t>(token) * dim;
@@ -262,6 +270,11 @@ inline qcodec::result<std::vector<scheme_result>> evaluate(
     return qcodec::status::failure(
         errors::too_long,
         std::to_string(tokens.size()) + " tokens; max_seq_len is " + std::to_string(c.max_seq_len));
+  }
+  for (const int t : tokens) {
+    if (t < 0 || static_cast<std::size_t>(t) >= vocab) {
+      return qcodec::status::failure(errors::bad_token, std::to_string(t));
+    }
   }
   const std::size_t predicted = tokens.size() - 1;
 

@@ -49,6 +49,8 @@ inline constexpr qcodec::error_id bad_token{qcodec::errc::out_of_range, "llama.4
                                             "token id out of range"};
 inline constexpr qcodec::error_id too_long{qcodec::errc::out_of_range, "llama.5",
                                            "position beyond the model's max_seq_len"};
+inline constexpr qcodec::error_id cache_mismatch{qcodec::errc::invalid_argument, "llama.7",
+                                                 "the KV cache's shape is not the model's"};
 inline constexpr qcodec::error_id too_short{qcodec::errc::invalid_argument, "llama.6",
                                             "text too short to evaluate"};
 }  // namespace errors
