@@ -1,7 +1,7 @@
 // qcodec-eval: what each KV scheme does to real keys, values and attention.
 //
 //   qcodec-eval --kv DIR [--schemes SPEC,...] [--json FILE] [--csv FILE] [--plot FILE.svg]
-//               [--rope-theta 10000]
+//               [--rope-theta 10000] [--model M.bin --tokenizer T.bin --text TEXT [--tokens N]]
 //
 // DIR holds K/V/Q dumps as .npy, [layer, head, token, head_dim], float16 or float32:
 //   k_postrope.npy, v.npy, q_postrope.npy (required); k_prerope.npy (optional).
@@ -15,9 +15,14 @@
 //                      attention on the compressed cache against exact attention on the dump
 // and, when k_prerope.npy is present, key_rel_err_prerope / attn_out_rel_err_prerope for a
 // cache that stores keys before RoPE (KVQuant) and applies RoPE (interleaved pairs) after
-// decoding.
+// decoding. With a llama2.c model, its tokenizer and a text, it also runs the example engine
+// (examples/llama) teacher-forced over the first N tokens of the text (default 512, BOS
+// included) with each scheme's cache and adds ppl, kl (mean KL of the next-token distribution
+// against the fp32 cache) and top1 (agreement of the argmax with the fp32 cache).
 #include <qcodec/io/npy.hpp>
 #include <qcodec/kv.hpp>
+
+#include "../examples/llama/engine.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -36,7 +41,8 @@ constexpr qcodec::error_id bad_dump{qcodec::errc::corrupt_data, "qcodec.eval.2",
 
 constexpr const char* usage_text =
     "usage: qcodec-eval --kv DIR [--schemes SPEC,...] [--json FILE] [--csv FILE]\n"
-    "                   [--plot FILE.svg] [--rope-theta THETA]\n";
+    "                   [--plot FILE.svg] [--rope-theta THETA]\n"
+    "                   [--model M.bin --tokenizer T.bin --text TEXT [--tokens N]]\n";
 
 // A [layer][head][token][dim] tensor.
 struct tensor4 {
@@ -77,7 +83,8 @@ void apply_rope(float* x, std::size_t dim, std::size_t pos, double theta) {
 struct row {
   std::string scheme;
   double bits_per_value = 0, key_rel_err = 0, value_rel_err = 0, score_rel_err = 0,
-         attn_out_rel_err = 0, key_rel_err_prerope = NAN, attn_out_rel_err_prerope = NAN;
+         attn_out_rel_err = 0, key_rel_err_prerope = NAN, attn_out_rel_err_prerope = NAN, ppl = NAN,
+         kl = NAN, top1 = NAN;
 };
 
 struct error_sum {
@@ -216,53 +223,103 @@ std::string number(double v) {
   return text;
 }
 
+// Rate-distortion curves as a self-contained SVG: bits per value (x, log2) against the
+// attention-output error and, when the model ran, against the KL divergence (y, log10).
 void write_svg(const std::string& path, const std::vector<row>& rows) {
-  // One panel: bits per value (x, log2) against attention-output relative error (y, log10).
-  const double width = 640, height = 420, left = 70, right = 20, top = 30, bottom = 50;
-  double xmin = 1, xmax = 32, ymin = 1e-6, ymax = 1;
-  for (const row& r : rows) {
-    if (r.attn_out_rel_err > 0) ymin = std::min(ymin, r.attn_out_rel_err / 2);
+  struct panel {
+    const char* title;
+    double row::*metric;
+  };
+  std::vector<panel> panels = {{"attention-output relative error", &row::attn_out_rel_err}};
+  if (!rows.empty() && std::isfinite(rows.front().kl)) {
+    panels.push_back({"KL divergence vs the fp32 cache (nats)", &row::kl});
   }
-  auto x_of = [&](double bits) {
-    return left + (std::log2(bits) - std::log2(xmin)) / (std::log2(xmax) - std::log2(xmin)) *
-                      (width - left - right);
-  };
-  auto y_of = [&](double e) {
-    e = std::max(e, ymin);
-    return top + (std::log10(ymax) - std::log10(e)) / (std::log10(ymax) - std::log10(ymin)) *
-                     (height - top - bottom);
-  };
+  const double width = 640, panel_height = 360, left = 70, right = 20, top = 40, bottom = 45;
+  const double xmin = 1, xmax = 32;
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (!f) return;
   std::fprintf(f,
                "<svg xmlns='http://www.w3.org/2000/svg' width='%g' height='%g' "
                "font-family='sans-serif' font-size='11'>\n<rect width='100%%' height='100%%' "
                "fill='white'/>\n",
-               width, height);
-  std::fprintf(
-      f, "<text x='%g' y='18' font-size='13'>attention-output error vs bits per value</text>\n",
-      left);
-  for (double b : {1.0, 2.0, 4.0, 8.0, 16.0, 32.0}) {
+               width, panel_height * static_cast<double>(panels.size()));
+  for (std::size_t p = 0; p < panels.size(); ++p) {
+    const double y0 = panel_height * static_cast<double>(p);
+    double ymin = 1e-6;
+    for (const row& r : rows) {
+      const double v = r.*panels[p].metric;
+      if (v > 0 && std::isfinite(v)) ymin = std::min(ymin, v / 2);
+    }
+    const double ymax = 10;
+    auto x_of = [&](double bits) {
+      return left + std::log2(std::clamp(bits, xmin, xmax) / xmin) / std::log2(xmax / xmin) *
+                        (width - left - right);
+    };
+    auto y_of = [&](double e) {
+      e = std::clamp(e, ymin, ymax);
+      return y0 + top +
+             std::log10(ymax / e) / std::log10(ymax / ymin) * (panel_height - top - bottom);
+    };
+    std::fprintf(f, "<text x='%g' y='%g' font-size='13'>%s vs bits per value</text>\n", left,
+                 y0 + 22, panels[p].title);
+    for (double b = 1; b <= xmax; b *= 2) {
+      std::fprintf(f,
+                   "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/>"
+                   "<text x='%g' y='%g' text-anchor='middle'>%g</text>\n",
+                   x_of(b), y0 + top, x_of(b), y0 + panel_height - bottom, x_of(b),
+                   y0 + panel_height - bottom + 15, b);
+    }
+    for (double e = ymax; e >= ymin; e /= 10) {
+      std::fprintf(f,
+                   "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/>"
+                   "<text x='%g' y='%g' text-anchor='end'>%g</text>\n",
+                   left, y_of(e), width - right, y_of(e), left - 4, y_of(e) + 4, e);
+    }
     std::fprintf(f,
-                 "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/><text x='%g' y='%g' "
-                 "text-anchor='middle'>%g</text>\n",
-                 x_of(b), top, x_of(b), height - bottom, x_of(b), height - bottom + 15, b);
-  }
-  for (double e = 1; e >= ymin; e /= 10) {
-    std::fprintf(f,
-                 "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/><text x='%g' y='%g' "
-                 "text-anchor='end'>%g</text>\n",
-                 left, y_of(e), width - right, y_of(e), left - 4, y_of(e) + 4, e);
-  }
-  std::fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>bits per value (all metadata)</text>\n",
-               (left + width - right) / 2, height - 12);
-  for (const row& r : rows) {
-    const double x = x_of(std::clamp(r.bits_per_value, xmin, xmax)), y = y_of(r.attn_out_rel_err);
-    std::fprintf(f, "<circle cx='%g' cy='%g' r='4' fill='#1f77b4'/><text x='%g' y='%g'>%s</text>\n",
-                 x, y, x + 6, y - 6, r.scheme.c_str());
+                 "<text x='%g' y='%g' text-anchor='middle'>bits per value (all metadata)</text>\n",
+                 (left + width - right) / 2, y0 + panel_height - 10);
+    for (const row& r : rows) {
+      const double v = r.*panels[p].metric;
+      if (!std::isfinite(v)) continue;
+      std::fprintf(f,
+                   "<circle cx='%g' cy='%g' r='4' fill='#1f77b4'/><text x='%g' y='%g'>%s</text>\n",
+                   x_of(r.bits_per_value), y_of(v), x_of(r.bits_per_value) + 6, y_of(v) - 6,
+                   r.scheme.c_str());
+    }
   }
   std::fprintf(f, "</svg>\n");
   std::fclose(f);
+}
+
+// Runs the example engine over the text with every scheme; fills ppl / kl / top1 of `rows`
+// (same order as `schemes`).
+qcodec::status run_model(std::map<std::string, std::string>& args,
+                         const std::vector<std::string>& schemes, std::vector<row>& rows) {
+  if (!args.count("model") || !args.count("tokenizer") || !args.count("text")) {
+    return qcodec::status::failure(bad_usage, "--model, --tokenizer and --text go together");
+  }
+  auto m = llama::model::load(args["model"]);
+  if (!m) return m.error();
+  auto tok = llama::tokenizer::load(args["tokenizer"], m->cfg().vocab_size);
+  if (!tok) return tok.error();
+  auto text = llama::read_file(args["text"]);
+  if (!text) return text.error();
+  const std::size_t max_tokens =
+      args.count("tokens") ? std::strtoul(args["tokens"].c_str(), nullptr, 10) : 512;
+  std::vector<int> tokens = tok->encode(std::string_view(text->data(), text->size()), true, false);
+  if (tokens.size() > max_tokens) tokens.resize(max_tokens);
+  auto results = llama::evaluate(*m, tokens, schemes, [&](std::size_t i, const auto&) {
+    std::fprintf(stderr, "\rmodel [%-30s] %zu/%zu",
+                 std::string(30 * (i + 1) / schemes.size(), '#').c_str(), i + 1, schemes.size());
+  });
+  std::fprintf(stderr, "\n");
+  if (!results) return results.error();
+  for (std::size_t i = 0; i < rows.size() && i < results->size(); ++i) {
+    rows[i].ppl = (*results)[i].perplexity;
+    rows[i].kl = (*results)[i].kl;
+    rows[i].top1 = (*results)[i].top1;
+  }
+  return {};
 }
 
 }  // namespace
@@ -280,7 +337,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& [key, value] : args) {
     if (key != "kv" && key != "schemes" && key != "json" && key != "csv" && key != "plot" &&
-        key != "rope-theta") {
+        key != "rope-theta" && key != "model" && key != "tokenizer" && key != "text" &&
+        key != "tokens") {
       std::fprintf(stderr, "qcodec-eval: unknown option --%s\n%s", key.c_str(), usage_text);
       return 2;
     }
@@ -370,14 +428,24 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "\r[%-30s] %zu/%zu %-24s\n", std::string(30, '#').c_str(), schemes.size(),
                schemes.size(), "done");
 
+  const bool with_model = args.count("model") || args.count("tokenizer") || args.count("text");
+  if (with_model) {
+    if (auto s = run_model(args, schemes, rows); !s) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
+
   std::printf("%-24s %9s %11s %11s %11s %11s", "scheme", "bits/val", "key_err", "value_err",
               "score_err", "attn_err");
   if (k_pre) std::printf(" %12s %12s", "key_err_pre", "attn_err_pre");
+  if (with_model) std::printf(" %9s %10s %7s", "ppl", "kl", "top1");
   std::printf("\n");
   for (const row& r : rows) {
     std::printf("%-24s %9.3f %11.3e %11.3e %11.3e %11.3e", r.scheme.c_str(), r.bits_per_value,
                 r.key_rel_err, r.value_rel_err, r.score_rel_err, r.attn_out_rel_err);
     if (k_pre) std::printf(" %12.3e %12.3e", r.key_rel_err_prerope, r.attn_out_rel_err_prerope);
+    if (with_model) std::printf(" %9.4f %10.6f %7.4f", r.ppl, r.kl, r.top1);
     std::printf("\n");
   }
 
@@ -393,12 +461,14 @@ int main(int argc, char** argv) {
       std::fprintf(f,
                    "  {\"scheme\": \"%s\", \"bits_per_value\": %s, \"key_rel_err\": %s, "
                    "\"value_rel_err\": %s, \"score_rel_err\": %s, \"attn_out_rel_err\": %s, "
-                   "\"key_rel_err_prerope\": %s, \"attn_out_rel_err_prerope\": %s}%s\n",
+                   "\"key_rel_err_prerope\": %s, \"attn_out_rel_err_prerope\": %s, \"ppl\": %s, "
+                   "\"kl\": %s, \"top1\": %s}%s\n",
                    r.scheme.c_str(), number(r.bits_per_value).c_str(),
                    number(r.key_rel_err).c_str(), number(r.value_rel_err).c_str(),
                    number(r.score_rel_err).c_str(), number(r.attn_out_rel_err).c_str(),
                    number(r.key_rel_err_prerope).c_str(),
-                   number(r.attn_out_rel_err_prerope).c_str(), i + 1 < rows.size() ? "," : "");
+                   number(r.attn_out_rel_err_prerope).c_str(), number(r.ppl).c_str(),
+                   number(r.kl).c_str(), number(r.top1).c_str(), i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "]\n");
     std::fclose(f);

@@ -80,9 +80,20 @@ TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]
 TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   const std::string dir = std::string(QCODEC_SHARED_DIR) + "/data/kv/stories260K";
   if (!fs::exists(dir + "/k_postrope.npy")) QCODEC_SKIP("no " << dir);
+  const std::string model = std::string(QCODEC_SHARED_DIR) + "/data/models/stories260K/";
+  const fs::path json = fs::temp_directory_path() / "qcodec_eval_model.json";
   std::string output;
-  REQUIRE(run("--kv " + dir + " --schemes q8,kivi4", output) == 0);
+  REQUIRE(run("--kv " + dir + " --schemes q8,kivi4 --model " + model + "stories260K.bin" +
+                  " --tokenizer " + model + "tok512.bin --text " + dir + "/text.txt --json " +
+                  json.string(),
+              output) == 0);
   INFO(output);
   CHECK(output.find("key_err_pre") != std::string::npos);  // k_prerope.npy is there
   CHECK(output.find("kivi4") != std::string::npos);
+  const std::string report = read_text(json.string());
+  // The fp32 row of the engine: stories260K's perplexity on this text is 3.259, KL 0, top-1 1.
+  CHECK(report.find("\"scheme\": \"fp32\", \"bits_per_value\"") != std::string::npos);
+  CHECK(report.find("\"ppl\": 3.25") != std::string::npos);
+  CHECK(report.find("\"kl\": 0, \"top1\": 1}") != std::string::npos);
+  fs::remove(json);
 }
