@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../support/catch.hpp"
+#include "../support/same_bits.hpp"
 
 namespace simd = qcodec::simd;
 using qcodec::affine_params;
@@ -21,13 +22,6 @@ constexpr float eps = std::numeric_limits<float>::epsilon();
 constexpr float inf = std::numeric_limits<float>::infinity();
 
 std::size_t code_bytes(std::size_t n, unsigned bits) { return (n * bits + 7) / 8; }
-
-// Bitwise equality (NaN payloads and signed zeros included); memcmp must not see null.
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 
 // The stream built bit by bit from the layout's definition: code i at stream bits
 // [i * bits, (i + 1) * bits), stream bit k = bit (k % 8) of byte k / 8.
@@ -67,7 +61,8 @@ TEST_CASE("the scalar table holds the affine oracles", "[affine]") {
 TEST_CASE("codes are packed back to back, least significant bit first", "[affine]") {
   const affine_params identity{1.0f, 0.0f};  // inv = 1, bias = -0: x = q encodes to q exactly
   // 3 bits: sum of code_i << 3i = 0x1F58D1, stored little-endian.
-  CHECK(encode({1, 2, 3, 4, 5, 6, 7, 0}, identity, 3) == std::vector<std::uint8_t>{0xD1, 0x58, 0x1F});
+  CHECK(encode({1, 2, 3, 4, 5, 6, 7, 0}, identity, 3) ==
+        std::vector<std::uint8_t>{0xD1, 0x58, 0x1F});
   // 4 bits: byte j = code 2j | code 2j+1 << 4; an odd count leaves the last high nibble zero.
   CHECK(encode({3, 12, 15, 0, 9}, identity, 4) == std::vector<std::uint8_t>{0xC3, 0x0F, 0x09});
   // 1 bit: stream bit k is bit k % 8 of byte k / 8.
@@ -97,9 +92,9 @@ TEST_CASE("round trip error is at most scale/2 inside the code range", "[affine]
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
   for (unsigned bits = 1; bits <= 8; ++bits) {
     const float max_code = static_cast<float>((1u << bits) - 1);
-    for (affine_params p : {affine_params{0.1f, 0.0f}, affine_params{0.37f, -5.0f},
-                            affine_params{1e-3f, -0.2f}, affine_params{2.5f, 100.0f},
-                            affine_params{0.013f, -1.0f}}) {
+    for (affine_params p :
+         {affine_params{0.1f, 0.0f}, affine_params{0.37f, -5.0f}, affine_params{1e-3f, -0.2f},
+          affine_params{2.5f, 100.0f}, affine_params{0.013f, -1.0f}}) {
       const std::size_t n = 1003;
       std::vector<float> x(n);
       for (float& v : x) v = p.offset + p.scale * max_code * u(rng);
@@ -111,7 +106,8 @@ TEST_CASE("round trip error is at most scale/2 inside the code range", "[affine]
         // Exact arithmetic gives |y - x| <= scale / 2. Float adds: 1/scale and -offset/scale
         // rounded (<= eps relative each), one rounding in the encode fma and one in the decode
         // fma, i.e. a few eps of (|x| + |offset| + scale * max_code).
-        const float slack = 4.0f * eps * (std::fabs(x[i]) + std::fabs(p.offset) + p.scale * max_code);
+        const float slack =
+            4.0f * eps * (std::fabs(x[i]) + std::fabs(p.offset) + p.scale * max_code);
         INFO("bits=" << bits << " scale=" << p.scale << " offset=" << p.offset << " x=" << x[i]
                      << " y=" << y[i]);
         REQUIRE(std::fabs(y[i] - x[i]) <= p.scale / 2 + slack);
@@ -122,8 +118,8 @@ TEST_CASE("round trip error is at most scale/2 inside the code range", "[affine]
 
 TEST_CASE("exact ties round half to even", "[affine]") {
   // scale 1, offset 0: fma(x, 1, -0) = x exactly, so x = k + 0.5 is an exact tie.
-  CHECK(codes_of(encode({0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 13.5f, 14.5f, -0.5f}, {1.0f, 0.0f}, 4), 9, 4) ==
-        std::vector<float>{0, 2, 2, 4, 4, 6, 14, 14, 0});
+  CHECK(codes_of(encode({0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 13.5f, 14.5f, -0.5f}, {1.0f, 0.0f}, 4),
+                 9, 4) == std::vector<float>{0, 2, 2, 4, 4, 6, 14, 14, 0});
   // scale 1/4, offset -1: inv = 4 and bias = 4 are exact and x = -1 + (k + 0.5) / 4 is
   // representable, so t = 4x + 4 = k + 0.5 exactly. 7.5 rounds to 8 and clamps to 7.
   std::vector<float> x;
@@ -140,8 +136,16 @@ TEST_CASE("exact ties round half to even", "[affine]") {
 }
 
 TEST_CASE("encoding clamps: NaN and -inf to 0, +inf and large values to the top code", "[affine]") {
-  const std::vector<float> x = {std::numeric_limits<float>::quiet_NaN(), inf, -inf, 1e30f, -1e30f,
-                                 2.0f, 1e6f, -3.0f, 16.49f, 16.5f};
+  const std::vector<float> x = {std::numeric_limits<float>::quiet_NaN(),
+                                inf,
+                                -inf,
+                                1e30f,
+                                -1e30f,
+                                2.0f,
+                                1e6f,
+                                -3.0f,
+                                16.49f,
+                                16.5f};
   for (unsigned bits : {1u, 2u, 4u, 8u}) {
     const float top = static_cast<float>((1u << bits) - 1);
     const float two = top < 2.0f ? top : 2.0f;
@@ -152,8 +156,8 @@ TEST_CASE("encoding clamps: NaN and -inf to 0, +inf and large values to the top 
   }
   // scale 0: inv = 0, every finite x encodes to 0 and decodes to the offset.
   std::vector<float> y(4);
-  simd::kernels().affine.unpack_dequantize(encode({-5.0f, 0.0f, 7.0f, 1e20f}, {0.0f, 3.0f}, 4).data(), 4, 4,
-                                           {0.0f, 3.0f}, y.data());
+  simd::kernels().affine.unpack_dequantize(
+      encode({-5.0f, 0.0f, 7.0f, 1e20f}, {0.0f, 3.0f}, 4).data(), 4, 4, {0.0f, 3.0f}, y.data());
   CHECK(y == std::vector<float>{3.0f, 3.0f, 3.0f, 3.0f});
 }
 

@@ -8,17 +8,11 @@
 #include <vector>
 
 #include "../support/catch.hpp"
+#include "../support/same_bits.hpp"
 
 namespace simd = qcodec::simd;
 
 namespace {
-
-// Bitwise equality (NaN payloads and signed zeros included); memcmp must not see null.
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 
 // NormalFloat4 levels (Dettmers et al., "QLoRA", 2023), as bitsandbytes stores them.
 constexpr float nf4[16] = {-1.0f,

@@ -25,13 +25,25 @@ inline const qcodec::simd::kernel_table& under_test() {
 inline std::vector<std::size_t> lengths() {
   std::vector<std::size_t> n;
   for (std::size_t i = 0; i <= 70; ++i) n.push_back(i);
-  for (std::size_t m : {127u, 128u, 129u, 255u, 256u, 257u, 511u, 1023u, 1024u, 1025u, 4095u,
-                        4096u, 4097u, 4099u})
+  for (std::size_t m :
+       {127u, 128u, 129u, 255u, 256u, 257u, 511u, 1023u, 1024u, 1025u, 4095u, 4096u, 4097u, 4099u})
     n.push_back(m);
   std::mt19937 rng(7);
-  for (int i = 0; i < 24; ++i) n.push_back(std::uniform_int_distribution<std::size_t>(71, 4099)(rng));
+  for (int i = 0; i < 24; ++i)
+    n.push_back(std::uniform_int_distribution<std::size_t>(71, 4099)(rng));
   return n;
 }
+
+/// n elements at `offset` elements into an exactly sized buffer filled with `fill`, so that
+/// AddressSanitizer sees any access past the range.
+template <class T>
+struct exact {
+  std::vector<T> storage;
+  T* data;
+  exact(std::size_t n, std::size_t offset, T fill) : storage(n + offset, fill) {
+    data = storage.data() + offset;
+  }
+};
 
 /// Misalignments (in elements) applied to every pointer a test hands to a kernel.
 inline constexpr std::size_t offsets[] = {0, 1, 3};
