@@ -20,14 +20,26 @@
 #include <qcodec/quant/concepts.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace qcodec {
+
+/// A policy that packs its own symbols (ternary: 5 trits per byte) instead of storing
+/// symbol_bits bits per symbol: packed_bytes(n) bytes hold n symbols.
+template <class Q>
+concept SymbolPacker = requires(std::span<const std::uint8_t> in, std::span<std::uint8_t> out,
+                                std::size_t n) {
+  { Q::packed_bytes(n) } -> std::same_as<std::size_t>;
+  Q::pack(in, out);
+  Q::unpack(in, out);
+};
 
 template <Quantizer Q>
 class grouped_codec final : public any_codec {
@@ -69,7 +81,11 @@ class grouped_codec final : public any_codec {
         std::memcpy(p, &params, sizeof params);
         p += sizeof params;
         q_.encode(g, params, {symbols.data(), g.size()});
-        pack.pack_bits(symbols.data(), g.size(), bits, p);
+        if constexpr (SymbolPacker<Q>) {
+          Q::pack({symbols.data(), g.size()}, {p, code_bytes(g.size())});
+        } else {
+          pack.pack_bits(symbols.data(), g.size(), bits, p);
+        }
         p += code_bytes(g.size());
       }
     }
@@ -93,7 +109,11 @@ class grouped_codec final : public any_codec {
         params_type params;
         std::memcpy(&params, p, sizeof params);
         p += sizeof params;
-        pack.unpack_bits(p, g.size(), bits, symbols.data());
+        if constexpr (SymbolPacker<Q>) {
+          Q::unpack({p, code_bytes(g.size())}, {symbols.data(), g.size()});
+        } else {
+          pack.unpack_bits(p, g.size(), bits, symbols.data());
+        }
         p += code_bytes(g.size());
         q_.decode({symbols.data(), g.size()}, params, g);
       }
@@ -102,11 +122,19 @@ class grouped_codec final : public any_codec {
   }
 
   [[nodiscard]] const Q& quantizer() const noexcept { return q_; }
+
+  /// Bytes of the packed symbols of a group of n values.
+  [[nodiscard]] static constexpr std::size_t code_bytes(std::size_t n) noexcept {
+    if constexpr (SymbolPacker<Q>) {
+      return Q::packed_bytes(n);
+    } else {
+      return (n * bits + 7) / 8;
+    }
+  }
+
   [[nodiscard]] std::size_t group() const noexcept { return group_; }
 
  private:
-  static constexpr std::size_t code_bytes(std::size_t n) noexcept { return (n * bits + 7) / 8; }
-
   [[nodiscard]] std::size_t row_bytes(std::size_t cols) const noexcept {
     const std::size_t full = cols / group_, tail = cols % group_;
     return full * (sizeof(params_type) + code_bytes(group_)) +

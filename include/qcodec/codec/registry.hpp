@@ -133,7 +133,10 @@ inline result<std::unique_ptr<any_codec>> make_bfp_codec(const codec_spec& spec)
 template <Quantizer Q, std::size_t DefaultGroup>
 struct grouped_entry {
   static constexpr double bits_per_value =
-      Q::symbol_bits + 8.0 * sizeof(typename Q::params_type) / DefaultGroup;
+      8.0 *
+      static_cast<double>(grouped_codec<Q>::code_bytes(DefaultGroup) +
+                          sizeof(typename Q::params_type)) /
+      DefaultGroup;
 
   static result<std::unique_ptr<any_codec>> make(const codec_spec& spec, Q quantizer) {
     if (status s = spec.only_options({"group"}); !s) return s;
@@ -256,7 +259,7 @@ constexpr codec_entry float_storage_entry(const char* name, const char* descript
        "uniform codes, options bits=1..8 (4), mode=sym|nozero|asym (sym), group=G (64)",
        &make_uniform_codec},
       {"ternary", grouped_entry<ternary, 64>::bits_per_value,
-       "BitNet b1.58 ternary (absmean), 2-bit codes, fp32 scale per group=G (64)",
+       "BitNet b1.58 ternary (absmean), 5 trits per byte, fp32 scale per group=G (64)",
        &grouped_entry<ternary, 64>::make_default},
       {"binary", grouped_entry<binary, 64>::bits_per_value,
        "sign and fp32 mean-magnitude scale per group=G (64)",

@@ -38,6 +38,12 @@ class ternary {
   /// Storage per value with pack_trits, excluding the per-group scale.
   static constexpr double packed_bits_per_value = 1.6;
 
+  // The policy's own symbol packing (5 trits per byte), which codecs use instead of packing
+  // symbol_bits-bit codes (codec/grouped_codec.hpp). Defined after pack_trits below.
+  [[nodiscard]] static constexpr std::size_t packed_bytes(std::size_t n) noexcept;
+  static void pack(std::span<const std::uint8_t> sym, std::span<std::uint8_t> out) noexcept;
+  static void unpack(std::span<const std::uint8_t> packed, std::span<std::uint8_t> sym) noexcept;
+
   /// scale = mean |x| (absmean), accumulated in double.
   [[nodiscard]] params_type fit(std::span<const float> x) const noexcept {
     if (x.empty()) return {0.0f};
@@ -140,6 +146,15 @@ inline void unpack_trits(std::span<const std::uint8_t> packed,
     if (packed[bytes - 1] >= limit) return false;
   }
   return true;
+}
+
+constexpr std::size_t ternary::packed_bytes(std::size_t n) noexcept { return packed_trit_bytes(n); }
+inline void ternary::pack(std::span<const std::uint8_t> sym, std::span<std::uint8_t> out) noexcept {
+  pack_trits(sym, out);
+}
+inline void ternary::unpack(std::span<const std::uint8_t> packed,
+                            std::span<std::uint8_t> sym) noexcept {
+  unpack_trits(packed, sym);
 }
 
 }  // namespace qcodec
