@@ -9,7 +9,9 @@
 // g in [0, nq). A row is n elements of one kind:
 //   code_*  n codes of `bits` (1..8) bits packed LSB-first (simd/bit_packing.hpp), as integers
 //           (the caller applies scales and offsets: they factor out of both sums);
-//   f32_*   n little-endian floats;   f16_*   n IEEE binary16 values.
+//   f32_*   n little-endian floats;   f16_*   n IEEE binary16 values;
+//   lut_*   n codes of `bits` (1..4) bits packed LSB-first, each read as table[code] from a
+//           table of 1 << bits floats (non-uniform codebooks; appended below).
 // Each row is read once for all nq vectors, which is what makes compressed attention faster
 // than fp32 rather than slower: the decode cost is shared by the query heads of the group.
 //
@@ -20,6 +22,7 @@
 #include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
+#include <qcodec/simd/lut.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -107,9 +110,44 @@ inline void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_
   detail::row_axpys(&detail::f16_at, in, stride, rows, n, 0, w, ldw, nq, acc);
 }
 
+// Appended: lut_row_dots / lut_row_axpys, code rows whose `bits`-bit codes (1..4) index
+// table[0, 1 << bits): element i of a row is table[code_i] (non-uniform codebooks: TurboQuant's
+// Lloyd-Max levels, NF4). Same sums, order and exactness as code_row_*.
+inline void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                         std::size_t n, unsigned bits, const float* table, const float* q,
+                         std::size_t nq, float* out, std::size_t ld) noexcept {
+  for (std::size_t g = 0; g < nq; ++g)
+    for (std::size_t r = 0; r < rows; ++r) {
+      float acc = 0.0f;
+      for (std::size_t i = 0; i < n; ++i)
+        acc = std::fma(table[static_cast<std::size_t>(detail::code_at(in + r * stride, i, bits))],
+                       q[g * n + i], acc);
+      out[g * ld + r] = acc;
+    }
+}
+inline void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                          std::size_t n, unsigned bits, const float* table, const float* w,
+                          std::size_t ldw, std::size_t nq, float* acc) noexcept {
+  for (std::size_t g = 0; g < nq; ++g)
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t i = 0; i < n; ++i)
+        acc[g * n + i] = std::fma(
+            table[static_cast<std::size_t>(detail::code_at(in + r * stride, i, bits))],
+            w[g * ldw + r], acc[g * n + i]);
+}
+
 }  // namespace ref
 
 namespace simd {
+
+template <class Arch>
+void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                  unsigned bits, const float* table, const float* q, std::size_t nq, float* out,
+                  std::size_t ld) noexcept;
+template <class Arch>
+void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                   unsigned bits, const float* table, const float* w, std::size_t ldw,
+                   std::size_t nq, float* acc) noexcept;
 
 template <class Arch>
 void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
@@ -146,16 +184,23 @@ struct row_kernels {
                        std::size_t, float*, std::size_t) noexcept;
   void (*f16_row_axpys)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*,
                         std::size_t, std::size_t, float*) noexcept;
+  // Appended: code rows read through a table of up to 16 floats (lut_row_* below).
+  void (*lut_row_dots)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
+                       const float*, const float*, std::size_t, float*, std::size_t) noexcept;
+  void (*lut_row_axpys)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
+                        const float*, const float*, std::size_t, std::size_t, float*) noexcept;
 };
 
 template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
     return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
-            &ref::f32_row_axpys, &ref::f16_row_dots,   &ref::f16_row_axpys};
+            &ref::f32_row_axpys, &ref::f16_row_dots,   &ref::f16_row_axpys,
+            &ref::lut_row_dots,  &ref::lut_row_axpys};
   } else {
     return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
-            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,   &f16_row_axpys<Arch>};
+            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,   &f16_row_axpys<Arch>,
+            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>};
   }
 }
 
@@ -361,6 +406,199 @@ template <class Arch>
 void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
   detail::rows::axpys<detail::rows::f16_values<Arch>, Arch>(in, stride, rows, n, w, ldw, nq, acc);
+}
+
+// ---- appended: rows of table-indexed codes ------------------------------------------------
+//
+// lut_row_* are code_row_* with the codes looked up in a table of up to 16 floats instead of
+// converted: AVX-512 holds the table in one register (vpermps over 16 lanes), AVX2 blends two
+// 8-lane permutes, the generic path indexes memory (lut.hpp's lookup16). The loops are the
+// same as dots/axpys above, with a stateful element reader (the table) instead of a static one,
+// so axpys equal the oracle bit for bit and dots agree within the same bound.
+namespace detail::rows {
+
+template <unsigned Bits, class Arch>
+struct lut_codes {
+  detail::lut::scaled_table16<Arch> t;
+  explicit lut_codes(const float* padded16) noexcept : t(padded16, 1.0f) {}
+  std::size_t full(std::size_t n) const noexcept {
+    return packed::full_batches<Bits, Arch>(n, Arch{});
+  }
+  F<Arch> load(const std::uint8_t* row, std::size_t i) const noexcept {
+    return detail::lut::lookup16<Arch>(packed::unpack_batch<Bits, Arch>(row, i, Arch{}), t,
+                                       Arch{});
+  }
+  F<Arch> tail(const std::uint8_t* row, std::size_t i, std::size_t n) const noexcept {
+    return packed::keep_first<Arch>(
+        detail::lut::lookup16<Arch>(unpack_last(row, i, n), t, Arch{}), n - i, Arch{});
+  }
+
+ private:
+  // Codes [i, n) at the end of a row. The x86 batch decoder reads `reach` bytes (a power of
+  // two) for a `block` of fewer bytes (3 bits: 8 for 6), so with 3-bit codes the last batch of
+  // a 128-code row lands here; unpack_tail copies it through a zeroed buffer with a variable
+  // length. When the row is at least `reach` bytes long, one fixed-size load ending at the
+  // row's last byte, shifted down to the batch's first byte, is the same input in a register.
+  static packed::i32<Arch> unpack_last(const std::uint8_t* row, std::size_t i,
+                                       std::size_t n) noexcept {
+#if XSIMD_WITH_AVX2 || XSIMD_WITH_AVX512BW
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
+                  std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      constexpr std::size_t W = F<Arch>::size;
+      constexpr std::size_t reach = packed::x86_reach<Bits, W>;
+      const std::size_t start = i / 8 * Bits, end = packed::code_bytes<Arch>(n, Bits);
+      if constexpr (reach == 4 || reach == 8) {
+        if (end >= reach) {
+          using word = std::conditional_t<reach == 8, std::uint64_t, std::uint32_t>;
+          word v;
+          std::memcpy(&v, row + end - reach, reach);
+          v = static_cast<word>(v >> (8 * (start - (end - reach))));
+          std::uint8_t buf[reach];
+          std::memcpy(buf, &v, reach);
+          return packed::unpack_batch<Bits, Arch>(buf, 0, Arch{});
+        }
+      }
+    }
+#endif
+    return packed::unpack_tail<Bits, Arch>(row, i, n, Arch{});
+  }
+};
+
+template <class E, class Arch>
+void dots_with(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows,
+               std::size_t n, const float* q, std::size_t nq, float* out,
+               std::size_t ld) noexcept {
+  constexpr std::size_t W = F<Arch>::size;
+  const std::size_t full = e.full(n);
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      const float* qg = q + g0 * n;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::uint8_t* row = in + r * stride;
+        F<Arch> a[G];
+        for (std::size_t g = 0; g < G; ++g) a[g] = F<Arch>(0.0f);
+        std::size_t i = 0;
+        for (std::size_t b = 0; b < full; ++b, i += W) {
+          const F<Arch> c = e.load(row, i);
+          for (std::size_t g = 0; g < G; ++g)
+            a[g] = packed::fmadd<Arch>(c, F<Arch>::load_unaligned(qg + g * n + i), a[g]);
+        }
+        for (; i < n; i += W) {
+          const std::size_t k = n - i < W ? n - i : W;
+          const F<Arch> c = e.tail(row, i, i + k);
+          for (std::size_t g = 0; g < G; ++g)
+            a[g] =
+                packed::fmadd<Arch>(c, packed::load_first<Arch>(qg + g * n + i, k, Arch{}), a[g]);
+        }
+        for (std::size_t g = 0; g < G; ++g) out[(g0 + g) * ld + r] = reduce_add(a[g]);
+      }
+    });
+  }
+}
+
+template <class E, class Arch>
+void axpys_with(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                std::size_t n, const float* w, std::size_t ldw, std::size_t nq,
+                float* acc) noexcept {
+  constexpr std::size_t W = F<Arch>::size;
+  const std::size_t full = e.full(n);
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      float* ag = acc + g0 * n;
+      const float* wg = w + g0 * ldw;
+      std::size_t i = 0, b = 0;
+      for (; b + 2 <= full; b += 2, i += 2 * W) {
+        F<Arch> a0[G], a1[G];
+        for (std::size_t g = 0; g < G; ++g) {
+          a0[g] = F<Arch>::load_unaligned(ag + g * n + i);
+          a1[g] = F<Arch>::load_unaligned(ag + g * n + i + W);
+        }
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::uint8_t* row = in + r * stride;
+          const F<Arch> c0 = e.load(row, i), c1 = e.load(row, i + W);
+          for (std::size_t g = 0; g < G; ++g) {
+            const F<Arch> weight(wg[g * ldw + r]);
+            a0[g] = packed::fmadd<Arch>(c0, weight, a0[g]);
+            a1[g] = packed::fmadd<Arch>(c1, weight, a1[g]);
+          }
+        }
+        for (std::size_t g = 0; g < G; ++g) {
+          a0[g].store_unaligned(ag + g * n + i);
+          a1[g].store_unaligned(ag + g * n + i + W);
+        }
+      }
+      for (; i < n; i += W) {
+        const std::size_t k = n - i < W ? n - i : W;
+        const bool whole = b < full;
+        F<Arch> a[G];
+        for (std::size_t g = 0; g < G; ++g)
+          a[g] = packed::load_first<Arch>(ag + g * n + i, k, Arch{});
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::uint8_t* row = in + r * stride;
+          const F<Arch> c = whole ? e.load(row, i) : e.tail(row, i, i + k);
+          for (std::size_t g = 0; g < G; ++g)
+            a[g] = packed::fmadd<Arch>(c, F<Arch>(wg[g * ldw + r]), a[g]);
+        }
+        for (std::size_t g = 0; g < G; ++g)
+          packed::store_first<Arch>(a[g], ag + g * n + i, k, Arch{});
+        ++b;
+      }
+    });
+  }
+}
+
+// Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes a 16-entry table covers).
+template <class Fn>
+void with_lut_bits(unsigned bits, Fn&& f) noexcept {
+  switch (bits) {
+    case 1:
+      f(std::integral_constant<unsigned, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<unsigned, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<unsigned, 3>{});
+      break;
+    case 4:
+      f(std::integral_constant<unsigned, 4>{});
+      break;
+    default:
+      break;  // precondition violated: touch nothing
+  }
+}
+
+// The table padded to 16 entries (codes of fewer bits never reach the padding).
+template <class Arch>
+void pad_table16(const float* table, unsigned bits, float* padded) noexcept {
+  for (std::size_t k = 0; k < 16; ++k) padded[k] = k < (std::size_t{1} << bits) ? table[k] : 0.0f;
+}
+
+}  // namespace detail::rows
+
+template <class Arch>
+void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                  unsigned bits, const float* table, const float* q, std::size_t nq, float* out,
+                  std::size_t ld) noexcept {
+  alignas(64) float padded[16];
+  detail::rows::pad_table16<Arch>(table, bits, padded);
+  detail::rows::with_lut_bits(bits, [&](auto b) {
+    const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
+    detail::rows::dots_with<decltype(e), Arch>(e, in, stride, rows, n, q, nq, out, ld);
+  });
+}
+template <class Arch>
+void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                   unsigned bits, const float* table, const float* w, std::size_t ldw,
+                   std::size_t nq, float* acc) noexcept {
+  alignas(64) float padded[16];
+  detail::rows::pad_table16<Arch>(table, bits, padded);
+  detail::rows::with_lut_bits(bits, [&](auto b) {
+    const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
+    detail::rows::axpys_with<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
+  });
 }
 
 #if defined(__GNUC__) && !defined(__clang__)

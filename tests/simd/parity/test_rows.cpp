@@ -120,3 +120,67 @@ TEST_CASE("row dots and axpys match their oracles", "[parity][rows]") {
           check({kind::f16, 0, n, rows, nq, pad, offset}, rng);
         }
 }
+
+// Appended: rows of table-indexed codes (lut_row_dots / lut_row_axpys) against their oracles,
+// with random (sign-mixed, non-uniform) tables of 1 << bits entries: axpys bit for bit, dots
+// within (n + 1) eps sum_i |table[code_i] q_i|.
+namespace {
+
+void check_lut(unsigned bits, std::size_t n, std::size_t rows, std::size_t nq, std::size_t pad,
+               std::size_t offset, std::mt19937& rng) {
+  const auto& k = parity::under_test().rows;
+  const std::size_t bytes = (n * bits + 7) / 8, stride = bytes + pad;
+  const std::size_t total = rows == 0 ? 0 : (rows - 1) * stride + bytes;
+  std::vector<std::uint8_t> storage(total + offset);
+  std::uint8_t* in = storage.data() + offset;
+  for (std::size_t i = 0; i < total; ++i) in[i] = static_cast<std::uint8_t>(rng());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // Exactly 1 << bits entries, so reading past the table is an ASan error.
+  std::vector<float> table(std::size_t{1} << bits);
+  for (float& v : table) v = normal(rng);
+  std::vector<float> q(nq * n), w(nq * (rows + 2));
+  for (float& v : q) v = normal(rng);
+  for (float& v : w) v = normal(rng);
+  const std::size_t ld = rows + 2, ldw = rows + 2;
+  std::vector<float> want(nq * ld, 9.0f), got(nq * ld, 9.0f);
+  std::vector<float> acc_want(nq * n), acc_got;
+  for (float& v : acc_want) v = normal(rng);
+  acc_got = acc_want;
+  qcodec::ref::lut_row_dots(in, stride, rows, n, bits, table.data(), q.data(), nq, want.data(),
+                            ld);
+  k.lut_row_dots(in, stride, rows, n, bits, table.data(), q.data(), nq, got.data(), ld);
+  qcodec::ref::lut_row_axpys(in, stride, rows, n, bits, table.data(), w.data(), ldw, nq,
+                             acc_want.data());
+  k.lut_row_axpys(in, stride, rows, n, bits, table.data(), w.data(), ldw, nq, acc_got.data());
+  INFO("lut bits=" << bits << " n=" << n << " rows=" << rows << " nq=" << nq << " pad=" << pad
+                   << " offset=" << offset);
+  REQUIRE(std::memcmp(acc_want.data(), acc_got.data(), acc_want.size() * 4) == 0);
+  for (std::size_t g = 0; g < nq; ++g)
+    for (std::size_t r = 0; r < ld; ++r) {
+      if (r >= rows) {
+        REQUIRE(got[g * ld + r] == 9.0f);
+        continue;
+      }
+      double magnitude = 0.0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto code =
+            static_cast<std::size_t>(qcodec::ref::detail::code_at(in + r * stride, i, bits));
+        magnitude += std::fabs(double(table[code]) * q[g * n + i]);
+      }
+      REQUIRE(std::fabs(got[g * ld + r] - want[g * ld + r]) <=
+              double(n + 1) * FLT_EPSILON * magnitude);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("lut row dots and axpys match their oracles", "[parity][rows][lut]") {
+  std::mt19937 rng(7);
+  const std::size_t dims[] = {1, 2, 7, 8, 15, 16, 17, 31, 33, 48, 64, 65, 96, 128, 129, 200, 256};
+  for (std::size_t n : dims)
+    for (std::size_t rows : {0u, 1u, 3u, 17u})
+      for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u})
+        for (std::size_t pad : {0u, 3u})
+          for (unsigned bits = 1; bits <= 4; ++bits)
+            check_lut(bits, n, rows, nq, pad, (n + rows + nq + bits) % 3, rng);
+}
