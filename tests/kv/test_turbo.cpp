@@ -1,0 +1,231 @@
+// TurboQuant KV codec (kv/turbo.hpp): fused attention equals the reference on the decoded
+// cache; the decode error of unit vectors is the Lloyd–Max MSE of the sphere marginal; the
+// codebook matches the known Gaussian Lloyd–Max values for large d; attention error vs int4.
+#include <qcodec/kv.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../support/catch.hpp"
+#include "kv_test_data.hpp"
+
+namespace kv = qcodec::kv;
+
+namespace {
+
+using turbo3_cache = kv::cache<kv::turbo<3>, kv::turbo<3>>;
+using turbo4_cache = kv::cache<kv::turbo<4>, kv::turbo<4>>;
+using turbo2_cache = kv::cache<kv::turbo<2>, kv::turbo<2>>;
+using turbo_keys_cache = kv::cache<kv::turbo<4>, kv::per_token<4>>;
+using q4_cache = kv::cache<kv::per_token<4>, kv::per_token<4>>;
+using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
+using rotated3_cache = kv::cache<kv::rotated<kv::per_token<3>>, kv::rotated<kv::per_token<3>>>;
+
+constexpr std::size_t layers = 2, kv_heads = 2, head_dim = 64, group = 3;
+constexpr std::size_t q_heads = kv_heads * group;
+
+kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
+  kv::cache_config c;
+  c.layers = layers;
+  c.kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.page_tokens = 64;
+  c.max_pages = 64;
+  c.sink_tokens = sinks;
+  c.residual_tokens = residual;
+  return c;
+}
+
+template <class Cache>
+Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
+                   kv::sequence_id& seq) {
+  auto c = Cache::create(small_config(sinks, residual));
+  REQUIRE(c.ok());
+  seq = c->add_sequence();
+  for (std::size_t l = 0; l < layers; ++l) {
+    REQUIRE(c->append(seq, l, data.keys.data(), data.values.data(), data.tokens).ok());
+  }
+  return std::move(*c);
+}
+
+// Fused attention against the reference on the decoded cache (pattern of test_attention.cpp).
+template <class Cache>
+void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
+                            std::size_t n_queries, std::uint64_t seed) {
+  const std::size_t length = c.length(seq, layer);
+  const std::vector<float> q = kv_test::make_queries(n_queries * q_heads * head_dim, seed);
+  std::vector<float> out(q.size()), lse(n_queries * q_heads);
+  kv::attention_options options;
+  options.log_sum_exp = lse.data();
+  REQUIRE(
+      kv::attention(c, seq, layer, q.data(), q_heads, out.data(), n_queries, 0, kv_heads, options)
+          .ok());
+  std::vector<float> keys(kv_heads * length * head_dim), values(keys.size());
+  c.decode_layer(seq, layer, keys.data(), values.data());
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  for (std::size_t qi = 0; qi < n_queries; ++qi) {
+    for (std::size_t qh = 0; qh < q_heads; ++qh) {
+      const std::size_t h = qh / group, visible = length - n_queries + qi + 1;
+      std::vector<float> want(head_dim);
+      const double want_lse = kv::reference_attention(
+          &keys[h * length * head_dim], &values[h * length * head_dim], visible, head_dim,
+          &q[(qi * q_heads + qh) * head_dim], scale, want.data());
+      const float* got = &out[(qi * q_heads + qh) * head_dim];
+      double max_err = 0.0, max_ref = 0.0;
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        max_err = std::max(max_err, double(std::fabs(got[i] - want[i])));
+        max_ref = std::max(max_ref, double(std::fabs(want[i])));
+      }
+      INFO("query " << qi << " head " << qh << " scheme " << c.keys().name() << "/"
+                    << c.values().name());
+      CHECK(max_err <= 2e-5 * std::max(1.0, max_ref));
+      CHECK(std::fabs(lse[qi * q_heads + qh] - want_lse) <=
+            1e-4 * std::max(1.0, std::fabs(want_lse)));
+    }
+  }
+}
+
+template <class Cache>
+void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual) {
+  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual);
+  const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, tokens + sinks);
+  kv::sequence_id seq = 0;
+  const Cache c = filled_cache<Cache>(data, sinks, residual, seq);
+  check_reference_parity(c, seq, 1, 1, 7);
+  if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);
+}
+
+// Mean over many uniformly random unit vectors of ||u - decode(encode(u))||^2 / d.
+template <unsigned Bits>
+double unit_vector_mse(std::size_t d, std::size_t n, std::uint64_t seed) {
+  const kv::turbo<Bits> codec(d);
+  qcodec::rng rng(seed);
+  std::vector<float> x(d), y(d);
+  std::vector<std::uint8_t> unit(codec.unit_bytes());
+  double err = 0.0;
+  for (std::size_t v = 0; v < n; ++v) {
+    double sq = 0.0;
+    for (float& e : x) {
+      e = rng.normal();
+      sq += double(e) * e;
+    }
+    for (float& e : x) e = static_cast<float>(e / std::sqrt(sq));
+    codec.encode(x.data(), unit.data());
+    codec.decode(unit.data(), y.data());
+    for (std::size_t i = 0; i < d; ++i) err += std::pow(double(x[i]) - y[i], 2);
+  }
+  return err / double(n * d);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("turbo: attention on the codes equals the reference on its decoding",
+                   "[kv][turbo]", turbo3_cache, turbo4_cache, turbo2_cache, turbo_keys_cache) {
+  check_all<TestType>(1, 0, 0);
+  check_all<TestType>(37, 0, 0);
+  check_all<TestType>(300, 4, 0);
+  check_all<TestType>(333, 5, 20);
+}
+
+TEST_CASE("turbo: the codebook is the Lloyd-Max quantizer of the sphere marginal",
+          "[kv][turbo]") {
+  // For large d, sqrt(d) x is nearly N(0, 1): Lloyd–Max MSE of the unit Gaussian at 2, 3, 4
+  // bits is 0.1175, 0.03454, 0.009497 (Max 1960), and the 2-bit levels are +-0.4528, +-1.510.
+  const std::size_t d = 1024;
+  const kv::turbo<2> t2(d);
+  const kv::turbo<3> t3(d);
+  const kv::turbo<4> t4(d);
+  CHECK(std::fabs(t2.coordinate_mse() * d - 0.1175) < 0.002);
+  CHECK(std::fabs(t3.coordinate_mse() * d - 0.03454) < 0.0006);
+  CHECK(std::fabs(t4.coordinate_mse() * d - 0.009497) < 0.0002);
+  const float s = std::sqrt(float(d));
+  CHECK(std::fabs(t2.levels()[2] * s - 0.4528f) < 0.005f);
+  CHECK(std::fabs(t2.levels()[3] * s - 1.510f) < 0.01f);
+  CHECK(t2.levels()[0] == -t2.levels()[3]);  // symmetric density, symmetric levels
+  for (unsigned j = 0; j + 1 < 16; ++j) CHECK(t4.levels()[j] < t4.levels()[j + 1]);
+}
+
+TEST_CASE("turbo: unit-vector decode error is the per-coordinate Lloyd-Max MSE", "[kv][turbo]") {
+  // R is orthogonal, so R u of a uniformly random unit vector u is uniformly random and each
+  // coordinate follows the sphere marginal the codebook was fitted to: E ||u - u^||^2 / d is
+  // exactly coordinate_mse() (the fp16 norm of a unit vector is 1, exact). 4000 vectors of
+  // 64 or 128 coordinates: the sample mean is within a few percent.
+  for (std::size_t d : {64u, 128u}) {
+    INFO("d = " << d);
+    const double m2 = unit_vector_mse<2>(d, 4000, 1), m3 = unit_vector_mse<3>(d, 4000, 2),
+                 m4 = unit_vector_mse<4>(d, 4000, 3);
+    const double e2 = kv::turbo<2>(d).coordinate_mse(), e3 = kv::turbo<3>(d).coordinate_mse(),
+                 e4 = kv::turbo<4>(d).coordinate_mse();
+    WARN("d " << d << " unit-vector MSE per coordinate (measured / Lloyd-Max): 2-bit " << m2
+              << " / " << e2 << ", 3-bit " << m3 << " / " << e3 << ", 4-bit " << m4 << " / "
+              << e4);
+    CHECK(std::fabs(m2 / e2 - 1.0) < 0.04);
+    CHECK(std::fabs(m3 / e3 - 1.0) < 0.04);
+    CHECK(std::fabs(m4 / e4 - 1.0) < 0.04);
+  }
+}
+
+TEST_CASE("turbo: decode scales with the norm and zero stays zero", "[kv][turbo]") {
+  const kv::turbo<3> codec(64);
+  std::vector<float> x(64), y(64), z(64);
+  qcodec::rng rng(5);
+  for (float& e : x) e = rng.normal();
+  std::vector<std::uint8_t> u1(codec.unit_bytes()), u2(codec.unit_bytes());
+  codec.encode(x.data(), u1.data());
+  for (float& e : x) e *= 8.0f;  // power of two: same direction bits, norm exactly x8
+  codec.encode(x.data(), u2.data());
+  CHECK(std::memcmp(u1.data() + 2, u2.data() + 2, codec.unit_bytes() - 2) == 0);
+  codec.decode(u1.data(), y.data());
+  codec.decode(u2.data(), z.data());
+  for (std::size_t i = 0; i < 64; ++i) CHECK(z[i] == 8.0f * y[i]);
+  std::fill(x.begin(), x.end(), 0.0f);
+  codec.encode(x.data(), u1.data());
+  codec.decode(u1.data(), y.data());
+  for (float e : y) CHECK(e == 0.0f);
+}
+
+TEST_CASE("turbo: attention error against exact attention", "[kv][turbo]") {
+  const kv_test::kv_data data = kv_test::make_kv(512, kv_heads, head_dim, 9);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
+  auto output_error = [&]<class Cache>() {
+    kv::sequence_id seq = 0;
+    const Cache c = filled_cache<Cache>(data, 0, 0, seq);
+    std::vector<float> out(q.size());
+    REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
+    double err = 0.0, ref = 0.0;
+    for (std::size_t qh = 0; qh < q_heads; ++qh) {
+      const std::size_t h = qh / group;
+      std::vector<float> k(512 * head_dim), v(512 * head_dim), want(head_dim);
+      for (std::size_t t = 0; t < 512; ++t) {
+        std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
+        std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
+      }
+      kv::reference_attention(k.data(), v.data(), 512, head_dim, &q[qh * head_dim],
+                              1.0f / std::sqrt(float(head_dim)), want.data());
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        err += std::pow(out[qh * head_dim + i] - want[i], 2);
+        ref += std::pow(want[i], 2);
+      }
+    }
+    return err / ref;
+  };
+  const double e_q4 = output_error.template operator()<q4_cache>();
+  const double e_rot4 = output_error.template operator()<rotated4_cache>();
+  const double e_rot3 = output_error.template operator()<rotated3_cache>();
+  const double e_t2 = output_error.template operator()<turbo2_cache>();
+  const double e_t3 = output_error.template operator()<turbo3_cache>();
+  const double e_t4 = output_error.template operator()<turbo4_cache>();
+  WARN("attention output relative MSE: int4 " << e_q4 << ", rotated int4 " << e_rot4
+                                              << ", rotated int3 " << e_rot3 << ", turbo2 " << e_t2 << ", turbo3 " << e_t3
+                                              << ", turbo4 " << e_t4);
+  CHECK(e_t4 < e_t3);
+  CHECK(e_t3 < e_t2);
+  CHECK(e_t4 < e_q4);    // 4.25 vs 4.5 bits per value
+  CHECK(e_t3 < e_rot3);  // 3.25 vs 3.5 bits per value
+  // Not checked: turbo4 < rotated int4. On these keys it is not (0.018 vs 0.011 at d = 64):
+  // the keys are dominated by two outlier channels, and a randomized Hadamard transform (one
+  // fixed sign pattern, not a Haar-random rotation) maps a nearly 2-sparse vector to nearly
+  // 4-valued coordinates, which per-token min/max levels fit better than the Lloyd–Max levels
+  // of the sphere marginal; per-token 4-bit also spends 32 bits of metadata per token, not 16.
+}
