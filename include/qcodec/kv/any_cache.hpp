@@ -15,9 +15,11 @@
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/rotated.hpp>
+#include <qcodec/kv/turbo.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -144,6 +146,12 @@ result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, 
        &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0,
        &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
+      {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
+       &make_cache_model<turbo<3>, turbo<3>>},
+      {"turbo4", "TurboQuant: fp16 norm, rotation, 4-bit Lloyd-Max codes, keys and values", 0,
+       &make_cache_model<turbo<4>, turbo<4>>},
+      {"kivi2-o1", "KIVI-2 with 1% of each key kept exactly (KVQuant dense-and-sparse keys)", 128,
+       &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
   };
   return schemes;
 }
