@@ -91,4 +91,15 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4)
     ->Name("BM_attention_decode/rotated4")
     ->Apply(shapes);
 
+// TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
+using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;
+using turbo4 = kv::cache<kv::turbo<4>, kv::turbo<4>>;
+using kivi2_o1 = kv::cache<kv::outliers<kv::per_channel<2, 32>, 10>, kv::per_token<2>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, turbo3)->Name("BM_attention_decode/turbo3")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, turbo4)->Name("BM_attention_decode/turbo4")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_o1)
+    ->Name("BM_attention_decode/kivi2-o1")
+    ->Apply(shapes);
+
 }  // namespace
