@@ -191,8 +191,8 @@ TEST_CASE("outliers lower KIVI-2's key error on keys with outlier channels", "[k
   const double plain_tok = key_error<kv::per_token<2>>(data);
   const double kept_tok = key_error<kv::outliers<kv::per_token<2>, 10>>(data);
   WARN("relative key MSE: KIVI-2 keys " << plain << ", with 1% outliers " << kept
-                                        << "; 2-bit per-token " << plain_tok << ", with 1% outliers "
-                                        << kept_tok);
+                                        << "; 2-bit per-token " << plain_tok
+                                        << ", with 1% outliers " << kept_tok);
   CHECK(kept < 0.6 * plain);
   CHECK(kept_tok < 0.5 * plain_tok);  // per-token ranges were set by the outlier channels
 }

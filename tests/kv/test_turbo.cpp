@@ -217,8 +217,9 @@ TEST_CASE("turbo: attention error against exact attention", "[kv][turbo]") {
   const double e_t3 = output_error.template operator()<turbo3_cache>();
   const double e_t4 = output_error.template operator()<turbo4_cache>();
   WARN("attention output relative MSE: int4 " << e_q4 << ", rotated int4 " << e_rot4
-                                              << ", rotated int3 " << e_rot3 << ", turbo2 " << e_t2 << ", turbo3 " << e_t3
-                                              << ", turbo4 " << e_t4);
+                                              << ", rotated int3 " << e_rot3 << ", turbo2 "
+                                              << e_t2 << ", turbo3 " << e_t3 << ", turbo4 "
+                                              << e_t4);
   CHECK(e_t4 < e_t3);
   CHECK(e_t3 < e_t2);
   CHECK(e_t4 < e_q4);    // 4.25 vs 4.5 bits per value

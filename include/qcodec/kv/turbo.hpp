@@ -9,7 +9,7 @@
 //      rotation every coordinate of Ru follows the marginal of a uniformly random unit vector
 //      in R^d, f(x) ∝ (1 - x^2)^((d-3)/2) on [-1, 1], whatever x was;
 //   3. quantize each coordinate to the nearest level of the Lloyd–Max codebook of that density
-//      for d = head_dim and 2^Bits levels (computed once, at construction), and pack the level
+//      for d = head_dim and 2^Bits levels (computed once per process), and pack the level
 //      indices.
 //
 // Decoding is x^ = ||x|| R^T C[codes]. The codebook is data-independent (no per-token min/max:
@@ -39,7 +39,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qcodec::kv {
@@ -69,6 +72,18 @@ inline sphere_codebook make_sphere_codebook(std::size_t d, unsigned bits) {
   return cb;
 }
 
+/// make_sphere_codebook, computed once per (d, bits) per process (~60 ms each; a cache
+/// constructs two codecs, a model one cache per layer or sequence pool).
+inline sphere_codebook sphere_codebook_for(std::size_t d, unsigned bits) {
+  static std::mutex mutex;
+  static std::map<std::pair<std::size_t, unsigned>, sphere_codebook> computed;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(d, bits);
+  auto it = computed.find(key);
+  if (it == computed.end()) it = computed.emplace(key, make_sphere_codebook(d, bits)).first;
+  return it->second;
+}
+
 }  // namespace detail
 
 template <unsigned Bits>
@@ -86,7 +101,7 @@ class turbo {
     QCODEC_ASSERT(std::has_single_bit(head_dim) && head_dim <= 65536 && head_dim >= 4,
                   "turbo codecs need a power-of-two head_dim in [4, 65536]");
     fill_sign_bits(seed, head_dim, signs_.data());
-    codebook_ = detail::make_sphere_codebook(head_dim, Bits);
+    codebook_ = detail::sphere_codebook_for(head_dim, Bits);
   }
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
