@@ -42,19 +42,23 @@ inline void iq4_xs_set_scales(const int* ls, block_iq4_xs& b) noexcept {
 /// IQ4_NL level (in table units) and level index of every lane: the nearest table value,
 /// counted against the exact midpoints (as iq4nl_level / iq4nl_index_count, vectorised).
 /// (Results through references: see kq's note on -Wpsabi.)
+/// The 15 terms are small integers, so every summation order gives the same exact result:
+/// four interleaved partial sums (4 dependent additions each instead of 15 in a row).
 inline void iq4_level(kq::vf& q, const kq::vf& v) noexcept {
   const kq::vf v2 = v + v, zero = {};
-  q = zero + static_cast<float>(kvalues_iq4nl[0]);
+  kq::vf t[4] = {zero + static_cast<float>(kvalues_iq4nl[0]), zero, zero, zero};
   for (int j = 1; j < 16; ++j) {
     const kq::vf step = zero + static_cast<float>(kvalues_iq4nl[j] - kvalues_iq4nl[j - 1]);
-    q += v2 >= static_cast<float>(kvalues_iq4nl[j - 1] + kvalues_iq4nl[j]) ? step : zero;
+    t[j % 4] += v2 >= static_cast<float>(kvalues_iq4nl[j - 1] + kvalues_iq4nl[j]) ? step : zero;
   }
+  q = (t[0] + t[1]) + (t[2] + t[3]);
 }
 inline void iq4_index(kq::vf& q, const kq::vf& v) noexcept {
   const kq::vf v2 = v + v, zero = {}, one = zero + 1.0f;
-  q = zero;
+  kq::vf t[4] = {zero, zero, zero, zero};
   for (int j = 1; j < 16; ++j)
-    q += v2 >= static_cast<float>(kvalues_iq4nl[j - 1] + kvalues_iq4nl[j]) ? one : zero;
+    t[j % 4] += v2 >= static_cast<float>(kvalues_iq4nl[j - 1] + kvalues_iq4nl[j]) ? one : zero;
+  q = (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 /// IQ4 sub-block fit (32 values): six starting scales (the largest-magnitude value mapped to
@@ -67,22 +71,47 @@ inline float iq4_fit(const kq::vals<32>& x) noexcept {
   if (!(ext != 0.0f)) return 0.0f;
   static constexpr float cands[6] = {-135.0f, -127.0f, -119.0f, 105.0f, 113.0f, 121.0f};
   float best = -1.0f, best_d = 0.0f;
-  for (const float c : cands) {
-    float id = c / ext;
-    for (int step = 0; step < 2; ++step) {
-      kq::vf q0, q1;
-      iq4_level(q0, x.v[0] * id);
-      iq4_level(q1, x.v[1] * id);
-      const float qx = kq::hsum(q0 * x.v[0] + q1 * x.v[1]);
-      const float q2 = kq::hsum(q0 * q0 + q1 * q1);
-      if (!(q2 > 0.0f)) break;
-      if (qx * qx > best * q2) {
-        best = qx * qx / q2;
-        best_d = qx / q2;
-      }
-      if (qx == 0.0f) break;
-      id = q2 / qx;
+  // every candidate's two steps are computed first and kept (in the original order)
+  // afterwards: no data-dependent branch between the independent candidates, so they overlap
+  // in the pipeline
+  // (two candidates' sums reduced together by one hsum4)
+  const auto stepv = [&](float id, kq::vf& a, kq::vf& b) {
+    kq::vf q0, q1;
+    iq4_level(q0, x.v[0] * id);
+    iq4_level(q1, x.v[1] * id);
+    a = q0 * x.v[0] + q1 * x.v[1];
+    b = q0 * q0 + q1 * q1;
+  };
+  const auto step2 = [&](const float* id, float* qx, float* q2) {
+    kq::vf a0, b0, a1, b1;
+    stepv(id[0], a0, b0);
+    stepv(id[1], a1, b1);
+    kq::vf4 r;
+    kq::hsum4(a0, b0, a1, b1, r);
+    qx[0] = r[0];
+    q2[0] = r[1];
+    qx[1] = r[2];
+    q2[1] = r[3];
+  };
+  float qx1[6], q21[6], qx2[6], q22[6], id[6];
+  for (int c = 0; c < 6; ++c) id[c] = cands[c] / ext;
+  for (int c = 0; c < 6; c += 2) step2(id + c, qx1 + c, q21 + c);
+  for (int c = 0; c < 6; ++c) {
+    const bool ok = q21[c] > 0.0f && qx1[c] != 0.0f;
+    id[c] = ok ? q21[c] / qx1[c] : 0.0f;
+  }
+  for (int c = 0; c < 6; c += 2) step2(id + c, qx2 + c, q22 + c);
+  const auto keep = [&](float qx, float q2) {
+    if (qx * qx > best * q2) {
+      best = qx * qx / q2;
+      best_d = qx / q2;
     }
+  };
+  for (int c = 0; c < 6; ++c) {
+    if (!(q21[c] > 0.0f)) continue;
+    keep(qx1[c], q21[c]);
+    if (qx1[c] == 0.0f || !(q22[c] > 0.0f)) continue;
+    keep(qx2[c], q22[c]);
   }
   return best_d;
 }
@@ -221,19 +250,23 @@ inline void quantize_row_iq4_xs(const float* x, block_iq4_xs* y, std::int64_t k)
       const int l0 = Dp != 0.0f ? static_cast<int>(detail::kq::rnd(
                                       detail::kq::clampf(s[j] / Dp, -32.0f, 31.0f)))
                                 : 0;
-      float best = INFINITY;
-      detail::kq::vals<32> codes, best_codes{};
-      for (int a = l0 - 1; a <= l0 + 1; ++a) {
+      // the three evaluated first, picked afterwards in the same order (no data-dependent
+      // branch between independent evaluations)
+      float best = INFINITY, es[3];
+      detail::kq::vals<32> cs[3];
+      for (int c = 0; c < 3; ++c)
+        es[c] = detail::iq4_eval(xj, D * static_cast<float>(l0 - 1 + c) * sb.up, cs[c]);
+      int bc = 1;
+      for (int c = 0; c < 3; ++c) {
+        const int a = l0 - 1 + c;
         if (a < -32 || a > 31 || (Dp == 0.0f && a != l0)) continue;
-        const float ds = D * static_cast<float>(a) * sb.up;
-        const float e = detail::iq4_eval(xj, ds, codes);
-        if (e < best) {
-          best = e;
+        if (es[c] < best) {
+          best = es[c];
           ls[j] = a;
-          best_codes = codes;
+          bc = c;
         }
       }
-      best_codes.to_bytes(L + 32 * j, 0);
+      cs[bc].to_bytes(L + 32 * j, 0);
     }
     detail::iq4_xs_set_scales(ls, y[i]);
     detail::iq4_xs_pack(L, y[i]);

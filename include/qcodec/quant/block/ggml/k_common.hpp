@@ -213,6 +213,22 @@ inline void load16(vf& r, const float* p) noexcept { std::memcpy(&r, p, sizeof r
   return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
+/// hsum of four vectors at once, each with exactly hsum's additions (so bit-identical
+/// results), sharing the shuffles: a refit needs three or two sums of one candidate, and
+/// one reduction tree for all of them takes about the time of a single hsum.
+inline void hsum4(const vf& a, const vf& b, const vf& c, const vf& d, vf4& r) noexcept {
+  // lanes 0..7: a[i] + a[i + 8], lanes 8..15: the same for b (resp. c, d)
+  const vf p = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+               __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const vf q = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+               __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  // lanes 4 k .. 4 k + 3: hsum's c of vector k
+  const vf t = __builtin_shufflevector(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+               __builtin_shufflevector(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  r = (__builtin_shufflevector(t, t, 0, 4, 8, 12) + __builtin_shufflevector(t, t, 2, 6, 10, 14)) +
+      (__builtin_shufflevector(t, t, 1, 5, 9, 13) + __builtin_shufflevector(t, t, 3, 7, 11, 15));
+}
+
 [[nodiscard]] inline float hmin(const vf& a) noexcept {
   float m = a[0];
   for (int j = 1; j < 16; ++j) m = a[j] < m ? a[j] : m;
@@ -288,8 +304,10 @@ struct stats {
       lo = x.v[k] < lo ? x.v[k] : lo;
       hi = x.v[k] > hi ? x.v[k] : hi;
     }
-    sx = hsum(s1);
-    sx2 = hsum(s2);
+    vf4 r;
+    hsum4(s1, s2, s1, s2, r);
+    sx = r[0];
+    sx2 = r[1];
     mn = hmin(lo);
     mx = hmax(hi);
   }
@@ -312,7 +330,9 @@ inline float affine_refit(const vals<n>& x, const vals<n>& q, const stats<n>& st
     b2 += q.v[k] * q.v[k];
     c += q.v[k] * x.v[k];
   }
-  const float sq = hsum(a), sq2 = hsum(b2), sqx = hsum(c);
+  vf4 r;
+  hsum4(a, b2, c, c, r);
+  const float sq = r[0], sq2 = r[1], sqx = r[2];
   const float nn = static_cast<float>(n);
   const float D = nn * sq2 - sq * sq;
   float s = 0.0f, b = st.sx / nn;
@@ -343,18 +363,22 @@ inline affine affine_search(const vals<n>& x, const stats<n>& st, const float (&
   affine best{0.0f, mn};
   float best_err = st.sx2 - 2.0f * mn * st.sx + static_cast<float>(n) * mn * mn;
   const float range = st.mx - mn;
+  // all candidates first, then the selection in the same order: no data-dependent branch
+  // between the independent candidates, so they overlap in the pipeline
+  affine fs[na * na];
+  float es[na * na];
   for (int i = 0; i < na; ++i)
     for (int k = 0; k < na; ++k) {
       const float s = range / (static_cast<float>(nmax) + as[i] + as[k]);
       float b = mn + as[i] * s;
       b = b > 0.0f ? 0.0f : b;
       affine_codes<n, nmax>(x, 1.0f / s, b, q);
-      affine f;
-      const float e = affine_refit<n>(x, q, st, f);
-      if (e < best_err) {
-        best_err = e;
-        best = f;
-      }
+      es[na * i + k] = affine_refit<n>(x, q, st, fs[na * i + k]);
+    }
+  for (int c = 0; c < na * na; ++c)
+    if (es[c] < best_err) {
+      best_err = es[c];
+      best = fs[c];
     }
   for (int it = 0; it < iters && best.s > 0.0f; ++it) {
     affine_codes<n, nmax>(x, 1.0f / best.s, best.b, q);
@@ -405,8 +429,32 @@ inline float sym_search(const vals<n>& x, int iters) noexcept {
       a += l * x.v[k];
       b += l * l;
     }
-    lx = hsum(a);
-    l2 = hsum(b);
+    vf4 r;
+    hsum4(a, b, a, b, r);
+    lx = r[0];
+    l2 = r[1];
+  };
+  // two candidates' unreduced sums (a: sum l x, b: sum l^2), reduced together by one hsum4
+  const auto fitv = [&](float id, vf& a, vf& b) {
+    a = vf{};
+    b = vf{};
+    for (int k = 0; k < vals<n>::m; ++k) {
+      vf l;
+      clamp_round(l, x.v[k] * id, -fN, fN - 1.0f);
+      a += l * x.v[k];
+      b += l * l;
+    }
+  };
+  const auto fit2 = [&](float id0, float id1, float& lx0, float& l20, float& lx1, float& l21) {
+    vf a0, b0, a1, b1;
+    fitv(id0, a0, b0);
+    fitv(id1, a1, b1);
+    vf4 r;
+    hsum4(a0, b0, a1, b1, r);
+    lx0 = r[0];
+    l20 = r[1];
+    lx1 = r[2];
+    l21 = r[3];
   };
   const auto keep = [&](float lx, float l2) {
     if (l2 > 0.0f && lx * lx > best * l2) {
@@ -414,26 +462,32 @@ inline float sym_search(const vals<n>& x, int iters) noexcept {
       best_d = lx / l2;
     }
   };
+  // The candidates are computed first and kept (in the original order) afterwards: no
+  // data-dependent branch between independent fits, so they overlap in the pipeline.
   if constexpr (N >= 16) {
     // many levels: the error is a rugged function of the scale; try the extreme at every
     // level from -N + 4 to -N - 4 (under-using or clipping the range), each with one refit
-    for (int c = -4; c <= 4; ++c) {
-      float lx, l2;
-      fit(-(fN + static_cast<float>(c)) / ext, lx, l2);
-      keep(lx, l2);
-      if (!(l2 > 0.0f) || lx == 0.0f) continue;
-      fit(l2 / lx, lx, l2);
-      keep(lx, l2);
+    float lx1[10], l21[10], lx2[10], l22[10], id[10];
+    for (int c = 0; c < 10; ++c) id[c] = -(fN + static_cast<float>(c - 4)) / ext;  // 10: spare
+    for (int c = 0; c < 10; c += 2) fit2(id[c], id[c + 1], lx1[c], l21[c], lx1[c + 1], l21[c + 1]);
+    for (int c = 0; c < 10; ++c) {
+      const bool ok = l21[c] > 0.0f && lx1[c] != 0.0f;
+      id[c] = ok ? l21[c] / lx1[c] : 0.0f;
+    }
+    for (int c = 0; c < 10; c += 2) fit2(id[c], id[c + 1], lx2[c], l22[c], lx2[c + 1], l22[c + 1]);
+    for (int c = 0; c < 9; ++c) {
+      keep(lx1[c], l21[c]);
+      if (!(l21[c] > 0.0f) || lx1[c] == 0.0f) continue;
+      keep(lx2[c], l22[c]);
     }
     return best_d;
   }
   const float cands[10] = {-fN - 0.75f, -fN - 0.5f, -fN - 0.25f, -fN, -fN + 0.25f, -fN + 0.5f,
                            fN - 1.5f, fN - 1.25f, fN - 1.0f, fN - 0.75f};
-  for (const float c : cands) {
-    float lx, l2;
-    fit(c / ext, lx, l2);
-    keep(lx, l2);
-  }
+  float lxs[10], l2s[10];
+  for (int c = 0; c < 10; c += 2)
+    fit2(cands[c] / ext, cands[c + 1] / ext, lxs[c], l2s[c], lxs[c + 1], l2s[c + 1]);
+  for (int c = 0; c < 10; ++c) keep(lxs[c], l2s[c]);
   for (int it = 0; it < iters && best_d != 0.0f; ++it) {
     float lx, l2;
     fit(1.0f / best_d, lx, l2);
@@ -476,24 +530,34 @@ inline float quantize_scales(const float* v, const float* w, int lo, int hi) noe
   const float alt = ext < 0.0f ? -static_cast<float>(hi) : -static_cast<float>(lo);
   const float cands[8] = {end, end * 0.97f, end * 0.94f, end * 0.9f, end * 1.03f,
                           alt, alt * 0.96f, alt * 0.92f};
+  // The per-value work (products, clamping, rounding, the division by each candidate's d)
+  // runs on one vector of up to 16 lanes; the sums stay scalar and sequential (the same
+  // results as the plain loops, which the compiler cannot vectorise without reordering sums).
+  static_assert(m <= 16);
+  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+  vf vv = {}, wv = {};
+  std::memcpy(&vv, v, sizeof(float) * m);
+  std::memcpy(&wv, w, sizeof(float) * m);
+  const vf wvv = wv * vv;
   float best_err = INFINITY, best_d = ext / end;
   for (const float c : cands) {
     const float id = c / ext;
     float swl = 0.0f, swll = 0.0f;
-    float l[m];
+    vf l;
+    clamp_round(l, vv * id, flo, fhi);
+    const vf wl = wv * l;
     for (int j = 0; j < m; ++j) {
-      l[j] = rnd(clampf(v[j] * id, static_cast<float>(lo), static_cast<float>(hi)));
-      swl += w[j] * v[j] * l[j];
-      swll += w[j] * l[j] * l[j];
+      swl += wvv[j] * l[j];
+      swll += wl[j] * l[j];
     }
     if (!(swll > 0.0f)) continue;
     const float d = swl / swll;
+    vf q;
+    clamp_round(q, vv / d, flo, fhi);
+    const vf r = vv - d * q;
+    const vf wr = wv * r;
     float err = 0.0f;
-    for (int j = 0; j < m; ++j) {
-      const float r = v[j] - d * rnd(clampf(v[j] / d, static_cast<float>(lo),
-                                            static_cast<float>(hi)));
-      err += w[j] * r * r;
-    }
+    for (int j = 0; j < m; ++j) err += wr[j] * r[j];
     if (err < best_err) {
       best_err = err;
       best_d = d;

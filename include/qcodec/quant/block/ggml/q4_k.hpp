@@ -181,40 +181,60 @@ inline void q45_K_block(const float* x, Block& y, std::uint8_t* L) noexcept {
     const kq::vals<32> xj(sb.xs + 32 * j);
     const int l0 = Dp > 0.0f ? static_cast<int>(kq::rnd(kq::clampf(s[j] / Dp, 0.0f, 63.0f))) : 0;
     const int m0 = DMp > 0.0f ? static_cast<int>(kq::rnd(kq::clampf(m[j] / DMp, 0.0f, 63.0f))) : 0;
-    kq::vals<32> codes, best_codes{};
+    kq::vals<32> best_codes{};
     float best = INFINITY;
-    const auto eval = [&](int a, int b) {
-      if (a < 0 || a > 63 || b < 0 || b > 63) return;
-      const float ds = D * static_cast<float>(a) * sb.up;
-      const float dmv = DM * static_cast<float>(b) * sb.up;
-      const float e = kq::affine_eval<32, NMAX>(xj, ds, dmv, codes);
-      if (e < best) {
-        best = e;
-        ls[j] = static_cast<std::uint8_t>(a);
-        lm[j] = static_cast<std::uint8_t>(b);
-        best_codes = codes;
+    // (the candidates of each step evaluated first and picked afterwards in the same order:
+    // no data-dependent branch between independent evaluations)
+    [[maybe_unused]] const auto eval3 = [&](int a0, int b0, int a1, int b1, int a2, int b2, bool first,
+                           bool more) {
+      const int as_[3] = {a0, a1, a2}, bs_[3] = {b0, b1, b2};
+      float es[3];
+      kq::vals<32> cs[3];
+      for (int c = 0; c < 3; ++c)
+        es[c] = kq::affine_eval<32, NMAX>(xj, D * static_cast<float>(as_[c]) * sb.up,
+                                          DM * static_cast<float>(bs_[c]) * sb.up, cs[c]);
+      for (int c = 0; c < 3; ++c) {
+        const int a = as_[c], b = bs_[c];
+        if (a < 0 || a > 63 || b < 0 || b > 63) continue;
+        if (!(c == 0 ? first : more)) continue;
+        if (es[c] < best) {
+          best = es[c];
+          ls[j] = static_cast<std::uint8_t>(a);
+          lm[j] = static_cast<std::uint8_t>(b);
+          best_codes = cs[c];
+        }
       }
     };
     if constexpr (NMAX == 31) {
       // Q5_K: the squared error is a rugged function of the sub-block scale (the rounded
       // integer scale is often not the best of its neighbours): the scales within 2 of it
-      // times the mins within 1
-      for (int a = l0 - 2; a <= l0 + 2; ++a)
-        for (int b = m0 - 1; b <= m0 + 1; ++b)
-          if ((Dp > 0.0f || a == l0) && (DMp > 0.0f || b == m0)) eval(a, b);
+      // times the mins within 1. All 15 are evaluated first and the best picked afterwards
+      // (in the same order, so the same choice as evaluating one by one): no data-dependent
+      // branch between the independent evaluations, so they overlap in the pipeline.
+      float es[15];
+      kq::vals<32> cs[15];
+      for (int c = 0; c < 15; ++c) {
+        const int a = l0 - 2 + c / 3, b = m0 - 1 + c % 3;
+        const float ds = D * static_cast<float>(a) * sb.up;
+        const float dmv = DM * static_cast<float>(b) * sb.up;
+        es[c] = kq::affine_eval<32, NMAX>(xj, ds, dmv, cs[c]);
+      }
+      for (int c = 0; c < 15; ++c) {
+        const int a = l0 - 2 + c / 3, b = m0 - 1 + c % 3;
+        if (a < 0 || a > 63 || b < 0 || b > 63) continue;
+        if (!((Dp > 0.0f || a == l0) && (DMp > 0.0f || b == m0))) continue;
+        if (es[c] < best) {
+          best = es[c];
+          ls[j] = static_cast<std::uint8_t>(a);
+          lm[j] = static_cast<std::uint8_t>(b);
+          best_codes = cs[c];
+        }
+      }
     } else {
       // Q4_K: the nearest integer scale and min, then each moved by one step (the scale
       // first, then the min with the best scale)
-      eval(l0, m0);
-      if (Dp > 0.0f) {
-        eval(l0 - 1, m0);
-        eval(l0 + 1, m0);
-      }
-      if (DMp > 0.0f) {
-        const int a = ls[j];
-        eval(a, m0 - 1);
-        eval(a, m0 + 1);
-      }
+      eval3(l0, m0, l0 - 1, m0, l0 + 1, m0, true, Dp > 0.0f);
+      eval3(ls[j], m0 - 1, ls[j], m0 + 1, ls[j], m0 + 1, DMp > 0.0f, DMp > 0.0f);
     }
     best_codes.to_bytes(L + 32 * j, 0);
   }

@@ -133,19 +133,23 @@ inline void sym16_K_block(const float* x, half& d, int* ls, std::uint8_t* L) noe
         Dp != 0.0f ? static_cast<int>(kq::rnd(kq::clampf(s[j] / Dp, static_cast<float>(SLO),
                                                          static_cast<float>(SHI))))
                    : 0;
-    float best = INFINITY;
-    kq::vals<16> codes, best_codes{};
-    for (int a = l0 - 1; a <= l0 + 1; ++a) {
+    // the three evaluated first, picked afterwards in the same order (no data-dependent
+    // branch between independent evaluations)
+    float best = INFINITY, es[3];
+    kq::vals<16> cs[3];
+    for (int c = 0; c < 3; ++c)
+      es[c] = kq::sym_eval<16, N>(xj, D * static_cast<float>(l0 - 1 + c) * sb.up, cs[c]);
+    int bc = 1;
+    for (int c = 0; c < 3; ++c) {
+      const int a = l0 - 1 + c;
       if (a < SLO || a > SHI || (Dp == 0.0f && a != l0)) continue;
-      const float ds = D * static_cast<float>(a) * sb.up;
-      const float e = kq::sym_eval<16, N>(xj, ds, codes);
-      if (e < best) {
-        best = e;
+      if (es[c] < best) {
+        best = es[c];
         ls[j] = a;
-        best_codes = codes;
+        bc = c;
       }
     }
-    best_codes.to_bytes(L + 16 * j, N);
+    cs[bc].to_bytes(L + 16 * j, N);
   }
 }
 
