@@ -5,9 +5,19 @@
 #include <vector>
 
 #include "../support/catch.hpp"
+#include "kv_parity.hpp"
 #include "kv_test_data.hpp"
 
 namespace kv = qcodec::kv;
+using kv_test::check_all;
+using kv_test::check_reference_parity;
+using kv_test::filled_cache;
+using kv_test::group;
+using kv_test::head_dim;
+using kv_test::kv_heads;
+using kv_test::layers;
+using kv_test::q_heads;
+using kv_test::small_config;
 
 using fp32_cache = kv::cache<kv::fp32_stream, kv::fp32_stream>;
 using fp16_cache = kv::cache<kv::fp16_stream, kv::fp16_stream>;
@@ -17,86 +27,6 @@ using kivi2_cache = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
 using kivi4_cache = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
 using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
 using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
-
-namespace {
-
-constexpr std::size_t layers = 2, kv_heads = 2, head_dim = 64, group = 3;
-constexpr std::size_t q_heads = kv_heads * group;
-
-kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
-  kv::cache_config c;
-  c.layers = layers;
-  c.kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.page_tokens = 64;
-  c.max_pages = 64;
-  c.sink_tokens = sinks;
-  c.residual_tokens = residual;
-  return c;
-}
-
-template <class Cache>
-Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
-                   kv::sequence_id& seq) {
-  auto c = Cache::create(small_config(sinks, residual));
-  REQUIRE(c.ok());
-  seq = c->add_sequence();
-  for (std::size_t l = 0; l < layers; ++l) {
-    REQUIRE(c->append(seq, l, data.keys.data(), data.values.data(), data.tokens).ok());
-  }
-  return std::move(*c);
-}
-
-// Fused attention against the reference on the decoded cache, for every query head.
-template <class Cache>
-void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
-                            std::size_t n_queries, std::uint64_t seed) {
-  const std::size_t length = c.length(seq, layer);
-  const std::vector<float> q = kv_test::make_queries(n_queries * q_heads * head_dim, seed);
-  std::vector<float> out(q.size()), lse(n_queries * q_heads);
-  kv::attention_options options;
-  options.log_sum_exp = lse.data();
-  REQUIRE(
-      kv::attention(c, seq, layer, q.data(), q_heads, out.data(), n_queries, 0, kv_heads, options)
-          .ok());
-
-  std::vector<float> keys(kv_heads * length * head_dim), values(keys.size());
-  c.decode_layer(seq, layer, keys.data(), values.data());
-  const float scale = 1.0f / std::sqrt(float(head_dim));
-  for (std::size_t qi = 0; qi < n_queries; ++qi) {
-    for (std::size_t qh = 0; qh < q_heads; ++qh) {
-      const std::size_t h = qh / group, visible = length - n_queries + qi + 1;
-      std::vector<float> want(head_dim);
-      const double want_lse = kv::reference_attention(
-          &keys[h * length * head_dim], &values[h * length * head_dim], visible, head_dim,
-          &q[(qi * q_heads + qh) * head_dim], scale, want.data());
-      const float* got = &out[(qi * q_heads + qh) * head_dim];
-      double max_err = 0.0, max_ref = 0.0;
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        max_err = std::max(max_err, double(std::fabs(got[i] - want[i])));
-        max_ref = std::max(max_ref, double(std::fabs(want[i])));
-      }
-      INFO("query " << qi << " head " << qh << " scheme " << c.keys().name() << "/"
-                    << c.values().name());
-      // Float accumulation in blocks against double: a few ulps of the output's scale.
-      CHECK(max_err <= 2e-5 * std::max(1.0, max_ref));
-      CHECK(std::fabs(lse[qi * q_heads + qh] - want_lse) <=
-            1e-4 * std::max(1.0, std::fabs(want_lse)));
-    }
-  }
-}
-
-template <class Cache>
-void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual) {
-  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual);
-  const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, tokens + sinks);
-  kv::sequence_id seq = 0;
-  const Cache c = filled_cache<Cache>(data, sinks, residual, seq);
-  check_reference_parity(c, seq, 1, 1, 7);
-  if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);  // chunked prefill, causal
-}
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
@@ -183,7 +113,7 @@ TEST_CASE("compression error against exact attention is what the bits imply", "[
                                               << e_kivi4 << ", KIVI-2 " << e_kivi2);
   CHECK(e_fp16 < 1e-6);
   CHECK(e_q8 < e_q4);
-  CHECK(e_rot4 < e_q4);   // the rotation spreads the outlier channels
-  CHECK(e_kivi4 < e_q4);  // per-channel keys isolate them
+  CHECK(e_rot4 < e_q4);      // the rotation spreads the outlier channels
+  CHECK(e_kivi4 < e_q4);     // per-channel keys isolate them
   CHECK(e_kivi4 < e_kivi2);  // fewer bits, more error (2-bit values are the noisy part)
 }

@@ -6,14 +6,24 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "../support/catch.hpp"
+#include "kv_parity.hpp"
 #include "kv_test_data.hpp"
 
 namespace kv = qcodec::kv;
+using kv_test::check_all;
+using kv_test::check_reference_parity;
+using kv_test::filled_cache;
+using kv_test::group;
+using kv_test::head_dim;
+using kv_test::kv_heads;
+using kv_test::layers;
+using kv_test::q_heads;
+using kv_test::small_config;
 
 namespace {
 
@@ -24,81 +34,6 @@ using q4_o2_cache =
 using q2_o5_cache = kv::cache<kv::outliers<kv::per_token<2>, 50>, kv::per_token<2>>;
 using small_groups_cache =
     kv::cache<kv::outliers<kv::per_channel<3, 4>, 30>, kv::outliers<kv::per_channel<2, 8>, 10>>;
-
-constexpr std::size_t layers = 2, kv_heads = 2, head_dim = 64, group = 3;
-constexpr std::size_t q_heads = kv_heads * group;
-
-kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
-  kv::cache_config c;
-  c.layers = layers;
-  c.kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.page_tokens = 64;
-  c.max_pages = 64;
-  c.sink_tokens = sinks;
-  c.residual_tokens = residual;
-  return c;
-}
-
-template <class Cache>
-Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
-                   kv::sequence_id& seq) {
-  auto c = Cache::create(small_config(sinks, residual));
-  REQUIRE(c.ok());
-  seq = c->add_sequence();
-  for (std::size_t l = 0; l < layers; ++l) {
-    REQUIRE(c->append(seq, l, data.keys.data(), data.values.data(), data.tokens).ok());
-  }
-  return std::move(*c);
-}
-
-// Fused attention against the reference on the decoded cache (pattern of test_attention.cpp).
-template <class Cache>
-void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
-                            std::size_t n_queries, std::uint64_t seed) {
-  const std::size_t length = c.length(seq, layer);
-  const std::vector<float> q = kv_test::make_queries(n_queries * q_heads * head_dim, seed);
-  std::vector<float> out(q.size()), lse(n_queries * q_heads);
-  kv::attention_options options;
-  options.log_sum_exp = lse.data();
-  REQUIRE(
-      kv::attention(c, seq, layer, q.data(), q_heads, out.data(), n_queries, 0, kv_heads, options)
-          .ok());
-  std::vector<float> keys(kv_heads * length * head_dim), values(keys.size());
-  c.decode_layer(seq, layer, keys.data(), values.data());
-  const float scale = 1.0f / std::sqrt(float(head_dim));
-  for (std::size_t qi = 0; qi < n_queries; ++qi) {
-    for (std::size_t qh = 0; qh < q_heads; ++qh) {
-      const std::size_t h = qh / group, visible = length - n_queries + qi + 1;
-      std::vector<float> want(head_dim);
-      const double want_lse = kv::reference_attention(
-          &keys[h * length * head_dim], &values[h * length * head_dim], visible, head_dim,
-          &q[(qi * q_heads + qh) * head_dim], scale, want.data());
-      const float* got = &out[(qi * q_heads + qh) * head_dim];
-      double max_err = 0.0, max_ref = 0.0;
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        max_err = std::max(max_err, double(std::fabs(got[i] - want[i])));
-        max_ref = std::max(max_ref, double(std::fabs(want[i])));
-      }
-      INFO("query " << qi << " head " << qh << " scheme " << c.keys().name() << "/"
-                    << c.values().name());
-      CHECK(max_err <= 2e-5 * std::max(1.0, max_ref));
-      CHECK(std::fabs(lse[qi * q_heads + qh] - want_lse) <=
-            1e-4 * std::max(1.0, std::fabs(want_lse)));
-    }
-  }
-}
-
-template <class Cache>
-void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual) {
-  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual);
-  const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, tokens + sinks);
-  kv::sequence_id seq = 0;
-  const Cache c = filled_cache<Cache>(data, sinks, residual, seq);
-  check_reference_parity(c, seq, 1, 1, 7);
-  if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);
-}
-
 
 // Relative squared decode error of head 0's keys, through Codec in units of its group.
 template <class Codec>
@@ -162,8 +97,7 @@ void check_kept_entries(std::size_t d, std::uint64_t seed) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("outliers: attention on the codes equals the reference on its decoding",
-                   "[kv][outliers]", kivi2_o1_cache, q4_o2_cache, q2_o5_cache,
-                   small_groups_cache) {
+                   "[kv][outliers]", kivi2_o1_cache, q4_o2_cache, q2_o5_cache, small_groups_cache) {
   check_all<TestType>(1, 0, 0);
   check_all<TestType>(37, 0, 0);
   check_all<TestType>(300, 4, 0);
@@ -172,12 +106,12 @@ TEMPLATE_TEST_CASE("outliers: attention on the codes equals the reference on its
 }
 
 TEST_CASE("outliers: the kept entries are the largest and decode exactly", "[kv][outliers]") {
-  check_kept_entries<kv::outliers<kv::per_token<2>, 10>>(64, 1);    // k = 1
-  check_kept_entries<kv::outliers<kv::per_token<4>, 50>>(128, 2);   // k = 7
+  check_kept_entries<kv::outliers<kv::per_token<2>, 10>>(64, 1);         // k = 1
+  check_kept_entries<kv::outliers<kv::per_token<4>, 50>>(128, 2);        // k = 7
   check_kept_entries<kv::outliers<kv::per_channel<2, 32>, 10>>(128, 3);  // k = 2 per token
   check_kept_entries<kv::outliers<kv::per_channel<3, 4>, 100>>(100, 4);  // k = 10
-  CHECK(kv::outliers<kv::per_token<2>, 10>(128).kept() == 2);  // ceil(1.28)
-  CHECK(kv::outliers<kv::per_token<2>, 10>(100).kept() == 1);  // ceil(1.0)
+  CHECK(kv::outliers<kv::per_token<2>, 10>(128).kept() == 2);            // ceil(1.28)
+  CHECK(kv::outliers<kv::per_token<2>, 10>(100).kept() == 1);            // ceil(1.0)
   CHECK(kv::outliers<kv::per_token<2>, 10>(128).unit_bytes() ==
         kv::per_token<2>(128).unit_bytes() + 2 * 4);
 }
