@@ -6,7 +6,8 @@
 // DIR holds K/V/Q dumps as .npy, [layer, head, token, head_dim], float16 or float32:
 //   k_postrope.npy, v.npy, q_postrope.npy (required); k_prerope.npy (optional).
 // The GQA mapping comes from the shapes (query head h uses KV head h / (q_heads / kv_heads)).
-// For every scheme (default: every registered KV scheme, kv::kv_schemes()) and the fp32
+// For every scheme (default: every registered KV scheme but the calibrated ones, which need a
+// model run to fit them: qcodec_llama --ppl and qcodec_demo run those) and the fp32
 // reference, it stores each layer in a qcodec KV cache and reports:
 //   bits_per_value     the cache's own accounting, every stored byte counted
 //   key_rel_err        sum (k' - k)^2 / sum k^2 over all keys (likewise value_rel_err)
@@ -381,7 +382,8 @@ int main(int argc, char** argv) {
     }
   } else {
     for (const auto& s : qcodec::kv::kv_schemes()) {
-      if (std::string(s.name) != "fp32") schemes.push_back(s.name);
+      // Calibrated schemes need a model run to fit them: qcodec_llama --ppl and the demo run them.
+      if (std::string(s.name) != "fp32" && !s.calibrated) schemes.push_back(s.name);
     }
   }
 

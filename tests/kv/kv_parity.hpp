@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "../support/catch.hpp"
@@ -31,10 +32,10 @@ inline kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
   return c;
 }
 
-template <class Cache>
+template <class Cache, class... Codecs>
 Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
-                   kv::sequence_id& seq) {
-  auto c = Cache::create(small_config(sinks, residual));
+                   kv::sequence_id& seq, Codecs&&... codecs) {
+  auto c = Cache::create(small_config(sinks, residual), std::forward<Codecs>(codecs)...);
   REQUIRE(c.ok());
   seq = c->add_sequence();
   for (std::size_t l = 0; l < layers; ++l) {
@@ -58,6 +59,11 @@ void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t lay
 
   std::vector<float> keys(kv_heads * length * head_dim), values(keys.size());
   c.decode_layer(seq, layer, keys.data(), values.data());
+  if (c.config().rope.pre_rope) {  // the cache stores keys before RoPE: rotate as attention does
+    for (std::size_t i = 0; i < kv_heads * length; ++i) {
+      kv::apply_rope(&keys[i * head_dim], 1, head_dim, i % length, c.config().rope);
+    }
+  }
   const float scale = 1.0f / std::sqrt(float(head_dim));
   for (std::size_t qi = 0; qi < n_queries; ++qi) {
     for (std::size_t qh = 0; qh < q_heads; ++qh) {

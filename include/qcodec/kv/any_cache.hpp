@@ -8,12 +8,17 @@
 // Specs (codec/spec.hpp grammar): a scheme name from kv_schemes(), with the options
 //   sinks=S      first S tokens kept in fp32          (default: the config's sink_tokens)
 //   residual=R   most recent R tokens kept in fp32    (default: the scheme's, see kv_schemes())
+//   prerope=0|1  keys appended before RoPE, rotated when scored (kv/rope.hpp; the config's
+//                rope theta and style)                (default: 1 for calibrated schemes)
 // Everything else about the scheme is in its name, so a spec names one configuration exactly.
+// Calibrated schemes (kv_scheme::calibrated: per-channel codebooks) also need K/V samples of
+// the model (kv_samples, e.g. from a run on calibration text); make_cache fits them per stream.
 
 #include <qcodec/codec/spec.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
+#include <qcodec/kv/channel_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
@@ -110,18 +115,48 @@ struct kv_scheme {
   const char* description;
   /// Residual window used when the spec does not set one (KIVI: 128 recent tokens in fp32).
   std::size_t default_residual;
-  result<std::unique_ptr<any_cache>> (*make)(const cache_config& config, std::string spec);
+  /// Whether make needs calibration samples (it fails without them).
+  bool calibrated;
+  result<std::unique_ptr<any_cache>> (*make)(const cache_config& config, std::string spec,
+                                             const kv_samples* calibration);
 };
 
 namespace detail {
 
-template <class KeyCodec, class ValueCodec>
-result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, std::string spec) {
-  using cache_type = cache<KeyCodec, ValueCodec>;
-  result<cache_type> c = cache_type::create(config);
+template <class Cache>
+result<std::unique_ptr<any_cache>> wrap(result<Cache> c, std::string spec) {
   if (!c) return c.error();
   return std::unique_ptr<any_cache>(
-      std::make_unique<cache_model<cache_type>>(std::move(*c), std::move(spec)));
+      std::make_unique<cache_model<Cache>>(std::move(*c), std::move(spec)));
+}
+
+template <class KeyCodec, class ValueCodec>
+result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, std::string spec,
+                                                    const kv_samples*) {
+  return wrap(cache<KeyCodec, ValueCodec>::create(config), std::move(spec));
+}
+
+// Codecs fitted per stream to the calibration samples, which must have the cache's shape.
+template <class KeyCodec, class ValueCodec>
+result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_config& config,
+                                                               std::string spec,
+                                                               const kv_samples* calibration) {
+  if (calibration == nullptr) {
+    return status::failure(errors::bad_calibration, spec + " needs calibration samples");
+  }
+  if (calibration->layers != config.layers || calibration->kv_heads != config.kv_heads ||
+      calibration->head_dim != config.head_dim) {
+    return status::failure(errors::bad_calibration, "calibration samples of another model shape");
+  }
+  result<std::vector<KeyCodec>> keys =
+      fit_per_stream<KeyCodec>(*calibration, config.rope.pre_rope ? kv_samples::kind::pre_rope_keys
+                                                                  : kv_samples::kind::keys);
+  if (!keys) return keys.error();
+  result<std::vector<ValueCodec>> values =
+      fit_per_stream<ValueCodec>(*calibration, kv_samples::kind::values);
+  if (!values) return values.error();
+  return wrap(cache<KeyCodec, ValueCodec>::create(config, std::move(*keys), std::move(*values)),
+              std::move(spec));
 }
 
 }  // namespace detail
@@ -130,47 +165,72 @@ result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, 
 [[nodiscard]] inline std::span<const kv_scheme> kv_schemes() {
   using namespace detail;
   static const kv_scheme schemes[] = {
-      {"fp32", "keys and values in fp32 (the reference)", 0,
+      {"fp32", "keys and values in fp32 (the reference)", 0, false,
        &make_cache_model<fp32_stream, fp32_stream>},
-      {"fp16", "keys and values in fp16", 0, &make_cache_model<fp16_stream, fp16_stream>},
-      {"q8", "8-bit per-token keys and values, fp16 scale and offset", 0,
+      {"fp16", "keys and values in fp16", 0, false, &make_cache_model<fp16_stream, fp16_stream>},
+      {"q8", "8-bit per-token keys and values, fp16 scale and offset", 0, false,
        &make_cache_model<per_token<8>, per_token<8>>},
-      {"q4", "4-bit per-token keys and values", 0, &make_cache_model<per_token<4>, per_token<4>>},
+      {"q4", "4-bit per-token keys and values", 0, false,
+       &make_cache_model<per_token<4>, per_token<4>>},
       {"kivi4", "KIVI: 4-bit per-channel keys (32-token groups), 4-bit per-token values", 128,
-       &make_cache_model<per_channel<4, 32>, per_token<4>>},
+       false, &make_cache_model<per_channel<4, 32>, per_token<4>>},
       {"kivi2", "KIVI: 2-bit per-channel keys (32-token groups), 2-bit per-token values", 128,
-       &make_cache_model<per_channel<2, 32>, per_token<2>>},
-      {"k4v2", "KIVI-style 4-bit per-channel keys, 2-bit per-token values", 128,
+       false, &make_cache_model<per_channel<2, 32>, per_token<2>>},
+      {"k4v2", "KIVI-style 4-bit per-channel keys, 2-bit per-token values", 128, false,
        &make_cache_model<per_channel<4, 32>, per_token<2>>},
-      {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0,
+      {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
-      {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0,
+      {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
-       &make_cache_model<turbo<3>, turbo<3>>},
+       false, &make_cache_model<turbo<3>, turbo<3>>},
       {"turbo4", "TurboQuant: fp16 norm, rotation, 4-bit Lloyd-Max codes, keys and values", 0,
-       &make_cache_model<turbo<4>, turbo<4>>},
+       false, &make_cache_model<turbo<4>, turbo<4>>},
       {"kivi2-o1", "KIVI-2 with 1% of each key kept exactly (KVQuant dense-and-sparse keys)", 128,
-       &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
+       false, &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
+      // KVQuant-style (calibrated): keys stored before RoPE, every channel with its own
+      // Lloyd-Max codebook, bits moved to the channels where the query-weighted error drops
+      // most; Bits per value exactly, no per-token or per-group metadata.
+      {"cb4", "calibrated per-channel codebooks (pre-RoPE keys), 4-bit keys and values", 0, true,
+       &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<4>>},
+      {"cb-k5v4", "calibrated per-channel codebooks (pre-RoPE keys), 5-bit keys, 4-bit values", 0,
+       true, &make_calibrated_cache_model<channel_codebook<5>, channel_codebook<4>>},
+      {"cb3", "calibrated per-channel codebooks (pre-RoPE keys), 3-bit keys and values", 0, true,
+       &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<3>>},
+      {"cb-k4v2", "calibrated per-channel codebooks (pre-RoPE keys), 4-bit keys, 2-bit values", 0,
+       true, &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<2>>},
   };
   return schemes;
 }
 
+/// Whether the scheme `spec` names needs calibration samples (false for unknown names).
+[[nodiscard]] inline bool needs_calibration(std::string_view spec) {
+  const std::string_view name = spec.substr(0, spec.find(':'));
+  for (const kv_scheme& scheme : kv_schemes()) {
+    if (name == scheme.name) return scheme.calibrated;
+  }
+  return false;
+}
+
 /// A cache of the scheme `spec` names ("kivi2", "q4:residual=32,sinks=4"), with `config`'s
-/// shape and capacity.
-[[nodiscard]] inline result<std::unique_ptr<any_cache>> make_cache(std::string_view spec,
-                                                                   cache_config config) {
+/// shape and capacity; calibrated schemes are fitted to `calibration`.
+[[nodiscard]] inline result<std::unique_ptr<any_cache>> make_cache(
+    std::string_view spec, cache_config config, const kv_samples* calibration = nullptr) {
   result<codec_spec> parsed = codec_spec::parse(spec);
   if (!parsed) return parsed.error();
-  if (status s = parsed->only_options({"sinks", "residual"}); !s) return s;
+  if (status s = parsed->only_options({"sinks", "residual", "prerope"}); !s) return s;
   for (const kv_scheme& scheme : kv_schemes()) {
     if (parsed->name() != scheme.name) continue;
     auto sinks = parsed->get_uint("sinks", config.sink_tokens, 0, config.max_tokens);
     if (!sinks) return sinks.error();
     auto residual = parsed->get_uint("residual", scheme.default_residual, 0, config.max_tokens);
     if (!residual) return residual.error();
+    const bool default_pre_rope = scheme.calibrated;
+    auto pre_rope = parsed->get_uint("prerope", default_pre_rope ? 1 : 0, 0, 1);
+    if (!pre_rope) return pre_rope.error();
     config.sink_tokens = *sinks;
     config.residual_tokens = *residual;
+    config.rope.pre_rope = *pre_rope == 1;
     std::string canonical = scheme.name;
     std::string options;
     if (*sinks != 0) options += "sinks=" + std::to_string(*sinks);
@@ -178,8 +238,11 @@ result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, 
       options +=
           (options.empty() ? "" : ",") + std::string("residual=") + std::to_string(*residual);
     }
+    if (config.rope.pre_rope != default_pre_rope) {
+      options += (options.empty() ? "" : ",") + std::string("prerope=") + (*pre_rope ? "1" : "0");
+    }
     if (!options.empty()) canonical += ":" + options;
-    return scheme.make(config, std::move(canonical));
+    return scheme.make(config, std::move(canonical), calibration);
   }
   return status::failure(codec_errors::unknown_codec,
                          parsed->name() + " (kv_schemes() lists the KV schemes)");

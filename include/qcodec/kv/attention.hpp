@@ -20,12 +20,14 @@
 
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/cache.hpp>
+#include <qcodec/kv/rope.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -79,6 +81,7 @@ template <class Cache>
   std::vector<float> prepared(group * d), acc_codec(group * d), acc_float(group * d);
   std::vector<float> scores(group * ld), weights(group * ld);
   std::vector<float> running_max(group), running_sum(group);
+  std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
   const std::size_t float_stride =
@@ -91,7 +94,8 @@ template <class Cache>
       const auto rows_of = [&](const float* base, std::size_t token) {
         return reinterpret_cast<const std::uint8_t*>(base + (token * cfg.kv_heads + h) * d);
       };
-      for (std::size_t g = 0; g < group; ++g) c.keys().prepare_query(qh + g * d, &prepared[g * d]);
+      for (std::size_t g = 0; g < group; ++g)
+        c.keys(layer, h).prepare_query(qh + g * d, &prepared[g * d]);
       std::fill(acc_codec.begin(), acc_codec.end(), 0.0f);
       std::fill(acc_float.begin(), acc_float.end(), 0.0f);
       std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
@@ -106,8 +110,30 @@ template <class Cache>
         const std::size_t stop = std::min(end, visible), n = stop - begin;
 
         // 1. Scores of tokens [begin, stop) for the group's query heads; a unit cut by the
-        //    causal limit is scored whole and its extra tokens ignored.
-        for (std::size_t t = begin; t < stop;) {
+        //    causal limit is scored whole and its extra tokens ignored. Keys stored before RoPE
+        //    are decoded a block at a time and rotated to their positions first.
+        if (cfg.rope.pre_rope) {
+          for (std::size_t t = begin; t < stop;) {
+            float* row = &key_rows[(t - begin) * d];
+            if (t < keys.sinks) {
+              std::memcpy(row, keys.sink_data + (t * cfg.kv_heads + h) * d, d * sizeof(float));
+              ++t;
+            } else if (t < keys.sinks + keys.compressed) {
+              c.keys(layer, h).decode(c.key_unit(s, layer, h, t - keys.sinks), row);
+              t += key_group;
+            } else {
+              const std::size_t first = t - keys.sinks - keys.compressed;
+              std::memcpy(row, keys.tail_data + (first * cfg.kv_heads + h) * d, d * sizeof(float));
+              ++t;
+            }
+          }
+          for (std::size_t t = begin; t < stop; ++t) {
+            apply_rope(&key_rows[(t - begin) * d], 1, d, t, cfg.rope);
+          }
+          rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
+                            d * sizeof(float), n, d, qh, group, scores.data(), ld);
+        }
+        for (std::size_t t = cfg.rope.pre_rope ? stop : begin; t < stop;) {
           float* st = &scores[t - begin];
           if (t < keys.sinks) {
             rows.f32_row_dots(rows_of(keys.sink_data, t), float_stride, stop - t, d, qh, group, st,
@@ -117,7 +143,8 @@ template <class Cache>
             const std::size_t j = t - keys.sinks;
             const std::size_t last = std::min(stop, keys.sinks + keys.compressed);
             const std::size_t units = (last - t + key_group - 1) / key_group;
-            c.keys().scores(c.key_unit(s, layer, h, j), units, prepared.data(), group, st, ld);
+            c.keys(layer, h).scores(c.key_unit(s, layer, h, j), units, prepared.data(), group, st,
+                                    ld);
             t += units * key_group;
           } else {
             const std::size_t first = t - keys.sinks - keys.compressed;
@@ -161,8 +188,8 @@ template <class Cache>
             const std::size_t j = t - values.sinks;
             const std::size_t last = std::min(stop, values.sinks + values.compressed);
             const std::size_t units = (last - t + value_group - 1) / value_group;
-            c.values().accumulate(c.value_unit(s, layer, h, j), units, w, ld, group,
-                                  acc_codec.data());
+            c.values(layer, h).accumulate(c.value_unit(s, layer, h, j), units, w, ld, group,
+                                          acc_codec.data());
             t += units * value_group;
           } else {
             const std::size_t first = t - values.sinks - values.compressed;
@@ -177,7 +204,7 @@ template <class Cache>
       // 4. Normalise: out = (finish(acc_codec) + acc_float) / sum.
       for (std::size_t g = 0; g < group; ++g) {
         float* ac = &acc_codec[g * d];
-        c.values().finish_output(ac);
+        c.values(layer, h).finish_output(ac);
         float* o = out + (qi * q_heads + h * group + g) * d;
         const float inv = 1.0f / running_sum[g];
         for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[g * d + i]) * inv;

@@ -26,9 +26,11 @@
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
+#include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -66,6 +68,8 @@ struct cache_config {
   std::size_t sink_tokens = 0;
   /// Most recent tokens kept in fp32 (KIVI's residual length R).
   std::size_t residual_tokens = 0;
+  /// Whether keys arrive before RoPE (then attention applies it, kv/rope.hpp), and how.
+  rope_config rope = {};
 };
 
 using sequence_id = std::uint32_t;
@@ -78,23 +82,53 @@ class cache {
   using value_codec = ValueCodec;
 
   /// A cache with codecs built from the head dimension, or why the configuration is invalid.
-  [[nodiscard]] static result<cache> create(const cache_config& config) {
+  [[nodiscard]] static result<cache> create(
+      const cache_config& config) requires std::constructible_from<KeyCodec, std::size_t> &&
+      std::constructible_from<ValueCodec, std::size_t> {
     if (status s = validate(config); !s) return s;
-    return cache(config, KeyCodec(config.head_dim), ValueCodec(config.head_dim));
+    return cache(config, {KeyCodec(config.head_dim)}, {ValueCodec(config.head_dim)});
   }
   /// A cache with given codec objects (e.g. rotated codecs with a chosen seed).
   [[nodiscard]] static result<cache> create(const cache_config& config, KeyCodec keys,
                                             ValueCodec values) {
+    return create(config, std::vector<KeyCodec>{std::move(keys)},
+                  std::vector<ValueCodec>{std::move(values)});
+  }
+  /// A cache with one codec per stream, [layer][kv_head] (codecs calibrated per head, such as
+  /// channel_codebook), or one codec shared by every stream. Units of every stream of a
+  /// codec type must have the same size.
+  [[nodiscard]] static result<cache> create(const cache_config& config, std::vector<KeyCodec> keys,
+                                            std::vector<ValueCodec> values) {
     if (status s = validate(config); !s) return s;
-    if (keys.head_dim() != config.head_dim || values.head_dim() != config.head_dim) {
-      return status::failure(errors::bad_config, "codec head_dim differs from the cache's");
+    const std::size_t streams = config.layers * config.kv_heads;
+    if ((keys.size() != 1 && keys.size() != streams) ||
+        (values.size() != 1 && values.size() != streams)) {
+      return status::failure(errors::bad_config, "give one codec, or one per layer and KV head (" +
+                                                     std::to_string(streams) + ")");
+    }
+    for (const KeyCodec& k : keys) {
+      if (k.head_dim() != config.head_dim || k.unit_bytes() != keys[0].unit_bytes()) {
+        return status::failure(errors::bad_config, "key codecs differ from the cache's shape");
+      }
+    }
+    for (const ValueCodec& v : values) {
+      if (v.head_dim() != config.head_dim || v.unit_bytes() != values[0].unit_bytes()) {
+        return status::failure(errors::bad_config, "value codecs differ from the cache's shape");
+      }
     }
     return cache(config, std::move(keys), std::move(values));
   }
 
   [[nodiscard]] const cache_config& config() const noexcept { return config_; }
-  [[nodiscard]] const KeyCodec& keys() const noexcept { return key_codec_; }
-  [[nodiscard]] const ValueCodec& values() const noexcept { return value_codec_; }
+  /// The codecs of the key and value streams of (layer, head).
+  [[nodiscard]] const KeyCodec& keys(std::size_t layer = 0, std::size_t head = 0) const noexcept {
+    return key_codecs_.size() == 1 ? key_codecs_[0] : key_codecs_[layer * config_.kv_heads + head];
+  }
+  [[nodiscard]] const ValueCodec& values(std::size_t layer = 0,
+                                         std::size_t head = 0) const noexcept {
+    return value_codecs_.size() == 1 ? value_codecs_[0]
+                                     : value_codecs_[layer * config_.kv_heads + head];
+  }
 
   // ---- sequences -------------------------------------------------------------------------
 
@@ -243,9 +277,9 @@ class cache {
   }
   /// Bits per value of the compressed part alone, per codec: unit bytes over unit values.
   [[nodiscard]] double codec_bits_per_value() const noexcept {
-    const double k = 8.0 * static_cast<double>(key_codec_.unit_bytes()) /
+    const double k = 8.0 * static_cast<double>(keys().unit_bytes()) /
                      static_cast<double>(KeyCodec::group_tokens * config_.head_dim);
-    const double v = 8.0 * static_cast<double>(value_codec_.unit_bytes()) /
+    const double v = 8.0 * static_cast<double>(values().unit_bytes()) /
                      static_cast<double>(ValueCodec::group_tokens * config_.head_dim);
     return (k + v) / 2.0;
   }
@@ -277,18 +311,21 @@ class cache {
     std::vector<page_id> free;
   };
 
-  cache(const cache_config& config, KeyCodec keys, ValueCodec values)
-      : config_(config), key_codec_(std::move(keys)), value_codec_(std::move(values)) {
+  cache(const cache_config& config, std::vector<KeyCodec> keys, std::vector<ValueCodec> values)
+      : config_(config), key_codecs_(std::move(keys)), value_codecs_(std::move(values)) {
     layout_.key_units = config.page_tokens / KeyCodec::group_tokens;
     layout_.value_units = config.page_tokens / ValueCodec::group_tokens;
-    layout_.key_region = layout_.key_units * key_codec_.unit_bytes();
-    layout_.head_bytes = layout_.key_region + layout_.value_units * value_codec_.unit_bytes();
+    layout_.key_region = layout_.key_units * this->keys().unit_bytes();
+    layout_.head_bytes = layout_.key_region + layout_.value_units * this->values().unit_bytes();
     layout_.page_bytes = config.layers * config.kv_heads * layout_.head_bytes;
   }
 
   static status validate(const cache_config& c) {
     if (c.layers == 0 || c.kv_heads == 0 || c.head_dim == 0) {
       return status::failure(errors::bad_config, "layers, kv_heads and head_dim must be positive");
+    }
+    if (c.rope.pre_rope && (c.head_dim % 2 != 0 || !(c.rope.theta > 1.0f))) {
+      return status::failure(errors::bad_config, "RoPE needs an even head_dim and theta > 1");
     }
     constexpr bool power_of_two_only = requires { KeyCodec::needs_power_of_two_head_dim; }
     || requires { ValueCodec::needs_power_of_two_head_dim; };
@@ -324,10 +361,9 @@ class cache {
                                         std::size_t j) const noexcept {
     const std::size_t in_page = j % config_.page_tokens;
     const std::size_t base = (layer * config_.kv_heads + head) * layout_.head_bytes;
-    return which == stream::key
-               ? base + (in_page / KeyCodec::group_tokens) * key_codec_.unit_bytes()
-               : base + layout_.key_region +
-                     (in_page / ValueCodec::group_tokens) * value_codec_.unit_bytes();
+    return which == stream::key ? base + (in_page / KeyCodec::group_tokens) * keys().unit_bytes()
+                                : base + layout_.key_region +
+                                      (in_page / ValueCodec::group_tokens) * values().unit_bytes();
   }
   [[nodiscard]] const std::uint8_t* unit_address(const sequence& seq, std::size_t layer,
                                                  std::size_t head, stream which,
@@ -397,9 +433,9 @@ class cache {
         }
         std::uint8_t* unit = *page + unit_offset(layer, h, which, compressed);
         if (which == stream::key) {
-          key_codec_.encode(scratch.data(), unit);
+          keys(layer, h).encode(scratch.data(), unit);
         } else {
-          value_codec_.encode(scratch.data(), unit);
+          values(layer, h).encode(scratch.data(), unit);
         }
       }
       tail.erase(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(group * row_floats()));
@@ -424,9 +460,9 @@ class cache {
         const std::uint8_t* unit = unit_address(sequences_[s], layer, h, which, j);
         float* dst = head_out + (v.sinks + j) * d;
         if (which == stream::key) {
-          key_codec_.decode(unit, dst);
+          keys(layer, h).decode(unit, dst);
         } else {
-          value_codec_.decode(unit, dst);
+          values(layer, h).decode(unit, dst);
         }
       }
       for (std::size_t t = 0; t < v.tail; ++t) {
@@ -437,8 +473,8 @@ class cache {
   }
 
   cache_config config_;
-  KeyCodec key_codec_;
-  ValueCodec value_codec_;
+  std::vector<KeyCodec> key_codecs_;      // one shared, or [layer][kv_head]
+  std::vector<ValueCodec> value_codecs_;  // likewise
   page_layout layout_;
   page_pool pool_;
   std::vector<sequence> sequences_;

@@ -156,8 +156,8 @@ class turbo {
   // s_t = ||k_t|| (Rq . C[codes_t]): the row kernel looks the levels up, the norm scales after.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    simd::kernels().rows.lut_row_dots(units + 2, unit_bytes(), count, d_, Bits, codebook_.levels,
-                                      q, nq, s, ld);
+    simd::kernels().rows.lut_row_dots(units + 2, unit_bytes(), count, d_, Bits, codebook_.levels, q,
+                                      nq, s, ld);
     detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
       float norm[chunk_tokens];
       for (std::size_t t = 0; t < tn; ++t) norm[t] = load_norm(units + (t0 + t) * unit_bytes());
