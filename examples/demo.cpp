@@ -10,7 +10,14 @@
 //   32k GiB        KV memory of a 32k-token context of an 8B-class model (32 layers) at that rate
 //   attn err       relative error of the decode-attention output against exact fp32 attention
 //   speed-up       decode attention time of fp32 / this scheme, measured in this run
-// Usage: qcodec_demo [--tokens N]
+// Calibrated schemes (per-channel codebooks) are fitted to a second workload of another seed.
+//
+// Then, when a real model is at hand (--model/--tokenizer/--text, by default stories260K from
+// ../shared/data when it exists), the real model's table: perplexity, KL divergence and top-1
+// agreement against an fp32 cache, teacher-forced through qcodec_llama's engine.
+// Usage: qcodec_demo [--tokens N] [--model M.bin --tokenizer T.bin --text F.txt | --no-model]
+#include "llama/engine.hpp"
+
 #include <qcodec/core/rng.hpp>
 #include <qcodec/kv.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -21,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -101,15 +109,91 @@ double time_attention(const kv::any_cache& cache, kv::sequence_id seq, const wor
   return runs[runs.size() / 2];
 }
 
+// A workload's keys and values as calibration samples ([layer][head][token][dim]; the
+// synthetic keys carry no RoPE, so calibrated schemes run with prerope=0 here).
+kv::kv_samples calibration_samples(const workload& w) {
+  kv::kv_samples s;
+  s.layers = 1;
+  s.kv_heads = kv_heads;
+  s.tokens = w.tokens;
+  s.head_dim = head_dim;
+  s.keys.resize(kv_heads * w.tokens * head_dim);
+  s.values.resize(s.keys.size());
+  for (std::size_t h = 0; h < kv_heads; ++h) {
+    for (std::size_t t = 0; t < w.tokens; ++t) {
+      std::memcpy(&s.keys[(h * w.tokens + t) * head_dim], &w.keys[(t * kv_heads + h) * head_dim],
+                  head_dim * sizeof(float));
+      std::memcpy(&s.values[(h * w.tokens + t) * head_dim],
+                  &w.values[(t * kv_heads + h) * head_dim], head_dim * sizeof(float));
+    }
+  }
+  return s;
+}
+
+// The real model's table: every scheme below through the Llama engine, teacher-forced on the
+// text (what `qcodec_llama --ppl` prints).
+int real_model_table(const std::string& model_path, const std::string& tokenizer_path,
+                     const std::string& text_path) {
+  auto model = llama::model::load(model_path);
+  if (!model) return std::fprintf(stderr, "%s\n", model.error().message().c_str()), 1;
+  auto tok = llama::tokenizer::load(tokenizer_path, model->cfg().vocab_size);
+  if (!tok) return std::fprintf(stderr, "%s\n", tok.error().message().c_str()), 1;
+  auto text = llama::read_file(text_path);
+  if (!text) return std::fprintf(stderr, "%s\n", text.error().message().c_str()), 1;
+  std::vector<int> tokens = tok->encode(std::string_view(text->data(), text->size()), true, false);
+  tokens.resize(std::min(tokens.size(), model->cfg().max_seq_len));
+  auto sampled = llama::sample_tokens(*model, model->cfg().max_seq_len, 1);
+  if (!sampled) return std::fprintf(stderr, "%s\n", sampled.error().message().c_str()), 1;
+  auto calibration = llama::collect_kv(*model, *sampled);
+  if (!calibration) return std::fprintf(stderr, "%s\n", calibration.error().message().c_str()), 1;
+
+  const std::vector<std::string> schemes = {
+      "fp32",   "fp16",    "q8",  "q4",  "kivi4",  "kivi4:residual=32", "kivi2:residual=32",
+      "turbo4", "cb-k5v4", "cb4", "cb3", "cb-k4v2"};
+  std::printf(
+      "\nReal model: %s (head_dim %zu, %zu layers, %zu KV heads), teacher-forced on %zu "
+      "tokens of %s;\ncalibrated schemes fitted to %zu tokens the model sampled itself.\n\n",
+      model_path.c_str(), model->cfg().head_dim(), model->cfg().n_layers, model->cfg().n_kv_heads,
+      tokens.size(), text_path.c_str(), sampled->size());
+  std::printf("%-20s %10s %10s %10s %8s\n", "scheme", "bits/value", "perplexity", "KL", "top-1");
+  auto results = llama::evaluate(
+      *model, tokens, schemes,
+      [](std::size_t, const llama::scheme_result& r) {
+        std::printf("%-20s %10.3f %10.4f %10.6f %8.4f\n", r.scheme.c_str(), r.bits_per_value,
+                    r.perplexity, r.kl, r.top1);
+        std::fflush(stdout);
+      },
+      &*calibration);
+  if (!results) return std::fprintf(stderr, "%s\n", results.error().message().c_str()), 1;
+  std::printf("\nKL: mean KL divergence of the next-token distribution from the fp32 cache's.\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t tokens = 16384;
+  const std::string shared = QCODEC_SHARED_DIR "/data/";
+  std::string model = shared + "models/stories260K/stories260K.bin",
+              tokenizer = shared + "models/stories260K/tok512.bin",
+              text = shared + "kv/stories260K/text.txt";
+  bool model_given = false, no_model = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--tokens" && i + 1 < argc) {
+    const std::string arg = argv[i];
+    if (arg == "--tokens" && i + 1 < argc) {
       tokens = std::strtoul(argv[++i], nullptr, 10);
+    } else if (arg == "--model" && i + 1 < argc) {
+      model = argv[++i], model_given = true;
+    } else if (arg == "--tokenizer" && i + 1 < argc) {
+      tokenizer = argv[++i];
+    } else if (arg == "--text" && i + 1 < argc) {
+      text = argv[++i];
+    } else if (arg == "--no-model") {
+      no_model = true;
     } else {
-      std::fprintf(stderr, "usage: qcodec_demo [--tokens N]\n");
+      std::fprintf(stderr,
+                   "usage: qcodec_demo [--tokens N] [--model M.bin --tokenizer T.bin --text F.txt "
+                   "| --no-model]\n");
       return 2;
     }
   }
@@ -131,14 +215,17 @@ int main(int argc, char** argv) {
   config.page_tokens = 256;
   config.max_pages = tokens / 256 + 2;
   config.max_tokens = tokens;
+  config.sink_tokens = sink_tokens;  // every scheme keeps the sinks in fp32, as engines do
 
   // 8B-class model (Llama-3-8B shape): 32 layers x 8 KV heads x 128 dims, keys and values.
   const double values_32k = 32.0 * 8 * 128 * 2 * 32768;
   std::printf("%-12s %10s %10s %12s %10s   %s\n", "scheme", "bits/value", "32k GiB", "attn err",
               "speed-up", "description");
   double fp32_seconds = 0.0;
+  const kv::kv_samples calibration = calibration_samples(make_workload(4096, 2025));
   for (const kv::kv_scheme& scheme : kv::kv_schemes()) {
-    auto made = kv::make_cache(scheme.name, config);
+    const std::string spec = std::string(scheme.name) + (scheme.calibrated ? ":prerope=0" : "");
+    auto made = kv::make_cache(spec, config, &calibration);
     if (!made) {
       std::fprintf(stderr, "%s: %s\n", scheme.name, made.error().message().c_str());
       return 1;
@@ -164,5 +251,14 @@ int main(int argc, char** argv) {
       "\nbits/value counts every stored byte: codes, scales, the fp32 sink and residual tokens, "
       "page tables.\nSpeed-ups are single-threaded decode-attention times against fp32 in this "
       "run.\n");
-  return 0;
+
+  if (no_model) return 0;
+  if (!model_given && !std::filesystem::exists(model)) {
+    std::printf(
+        "\n(No real model: %s is absent; --model M.bin --tokenizer T.bin --text F.txt "
+        "adds its table.)\n",
+        model.c_str());
+    return 0;
+  }
+  return real_model_table(model, tokenizer, text);
 }

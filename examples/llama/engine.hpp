@@ -8,7 +8,8 @@
 //     h = RMSNorm(x) * rms_att
 //     q = Wq h, k = Wk h, v = Wv h             q: [n_heads][head_dim], k, v: [n_kv_heads][head_dim]
 //     RoPE(q), RoPE(k) at pos                  interleaved pairs (2i, 2i+1), as llama2.c
-//     cache.append(k, v)                       keys are stored AFTER RoPE, as engines do
+//     cache.append(k, v)                       keys stored after RoPE, as engines do (or
+//                                              before, for caches that apply it: KVQuant)
 //     a = cache.attention(q)                   qcodec's fused attention on the compressed cache
 //                                              (GQA: query head h reads KV head h / group)
 //     x += Wo a
@@ -28,6 +29,7 @@
 #include "tokenizer.hpp"
 
 #include <qcodec/core/result.hpp>
+#include <qcodec/core/rng.hpp>
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/any_cache.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -65,24 +67,6 @@ inline void rmsnorm(float* out, const float* x, const float* weight, std::size_t
   for (std::size_t i = 0; i < n; ++i) out[i] = weight[i] * (inv_rms * x[i]);
 }
 
-/// Rotary position embedding of `heads` vectors of head_dim at position pos, llama2.c style:
-/// channels (2i, 2i+1) of each head rotate together by pos * theta^(-2i / head_dim).
-inline void rope(float* x, std::size_t heads, std::size_t head_dim, std::size_t pos,
-                 float theta) noexcept {
-  for (std::size_t i = 0; i < head_dim; i += 2) {
-    const float frequency =
-        1.0f / std::pow(theta, static_cast<float>(i) / static_cast<float>(head_dim));
-    const float angle = static_cast<float>(pos) * frequency;
-    const float c = std::cos(angle), s = std::sin(angle);
-    for (std::size_t h = 0; h < heads; ++h) {
-      float* pair = x + h * head_dim + i;
-      const float x0 = pair[0], x1 = pair[1];
-      pair[0] = x0 * c - x1 * s;
-      pair[1] = x0 * s + x1 * c;
-    }
-  }
-}
-
 /// log-softmax of n logits, in double (the evaluation sums hundreds of these).
 inline void log_softmax(const float* logits, std::size_t n, std::vector<double>& out) {
   out.resize(n);
@@ -108,6 +92,8 @@ inline kv::cache_config cache_config_for(const config& c) {
   k.max_tokens = c.max_seq_len;
   k.page_tokens = 256;
   k.max_pages = c.max_seq_len / k.page_tokens + 1;
+  k.rope.theta = c.rope_theta;
+  k.rope.style = kv::rope_style::interleaved;  // llama2.c's pairs (2i, 2i+1)
   return k;
 }
 
@@ -139,6 +125,10 @@ class engine {
   [[nodiscard]] std::size_t position() const noexcept { return position_; }
   [[nodiscard]] kv::sequence_id sequence() const noexcept { return sequence_; }
   [[nodiscard]] const kv::any_cache& cache() const noexcept { return cache_; }
+
+  /// Calls f(layer, q) with each layer's queries ([n_heads][head_dim], after RoPE) as they are
+  /// computed (for calibration).
+  void on_query(std::function<void(std::size_t, const float*)> f) { on_query_ = std::move(f); }
 
   /// Forgets the sequence (the cache keeps its pages for reuse).
   qcodec::status reset() {
@@ -173,8 +163,10 @@ class engine {
       matmul(q_.data(), w.wq, h_.data(), c.n_heads * hd, dim);
       matmul(k_.data(), w.wk, h_.data(), c.kv_dim(), dim);
       matmul(v_.data(), w.wv, h_.data(), c.kv_dim(), dim);
-      rope(q_.data(), c.n_heads, hd, position_, c.rope_theta);
-      rope(k_.data(), c.n_kv_heads, hd, position_, c.rope_theta);
+      kv::apply_rope(q_.data(), c.n_heads, hd, position_, kc.rope);
+      if (on_query_) on_query_(l, q_.data());
+      // A pre-RoPE cache rotates the keys itself when it scores them.
+      if (!kc.rope.pre_rope) kv::apply_rope(k_.data(), c.n_kv_heads, hd, position_, kc.rope);
       // k_, v_ are [kv_head][head_dim] of one token: the cache's [token][kv_head][head_dim].
       if (qcodec::status s = cache_.append(sequence_, l, k_.data(), v_.data(), 1); !s) return s;
       if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data());
@@ -209,6 +201,7 @@ class engine {
   std::size_t position_ = 0;
   // Activations of one step: x_ the residual stream, h_ a normalised or projected copy.
   std::vector<float> x_, h_, q_, attended_, k_, v_, gate_, up_, logits_;
+  std::function<void(std::size_t, const float*)> on_query_;
 };
 
 // ---- generation ----------------------------------------------------------------------------
@@ -237,6 +230,79 @@ inline qcodec::status generate_greedy(const model& m, const tokenizer& tok, kv::
   return {};
 }
 
+// ---- calibration ---------------------------------------------------------------------------
+
+/// n tokens the model writes itself from BOS, sampled at temperature 1 with a seeded generator
+/// (a new text starting with BOS when the model emits BOS): calibration text for KV codecs
+/// that is not the text they are evaluated on.
+inline qcodec::result<std::vector<int>> sample_tokens(const model& m, std::size_t n,
+                                                      std::uint64_t seed) {
+  auto cache = kv::make_cache("fp32", cache_config_for(m.cfg()));
+  if (!cache) return cache.error();
+  engine e(m, **cache);
+  qcodec::rng random(seed);
+  std::vector<int> tokens{tokenizer::bos};
+  std::vector<double> log_probs;
+  while (tokens.size() < std::min(n, m.cfg().max_seq_len)) {
+    qcodec::result<const float*> logits = e.forward(tokens.back());
+    if (!logits) return logits.error();
+    log_softmax(*logits, m.cfg().vocab_size, log_probs);
+    double u = static_cast<double>(random.uniform());
+    std::size_t next = 0;
+    while (next + 1 < log_probs.size() && (u -= std::exp(log_probs[next])) >= 0.0) ++next;
+    tokens.push_back(static_cast<int>(next));
+  }
+  return tokens;
+}
+
+/// The keys (before and after RoPE) and values the model computes on `tokens` (fp32 cache),
+/// for fitting calibrated KV codecs (kv::make_cache's calibrated schemes).
+inline qcodec::result<kv::kv_samples> collect_kv(const model& m, std::span<const int> tokens) {
+  const config& c = m.cfg();
+  const kv::cache_config kc = cache_config_for(c);
+  auto cache = kv::make_cache("fp32:prerope=1", kc);
+  if (!cache) return cache.error();
+  engine e(m, **cache);
+  const std::size_t hd = c.head_dim(), group = c.n_heads / c.n_kv_heads;
+  std::vector<double> q_squares(c.n_layers * c.n_kv_heads * hd);
+  e.on_query([&](std::size_t layer, const float* q) {  // q: [n_heads][head_dim], after RoPE
+    for (std::size_t h = 0; h < c.n_heads; ++h) {
+      for (std::size_t i = 0; i < hd; i += 2) {  // a RoPE pair shares its weight
+        const double pair = 0.5 * (static_cast<double>(q[h * hd + i]) * q[h * hd + i] +
+                                   static_cast<double>(q[h * hd + i + 1]) * q[h * hd + i + 1]);
+        double* w = &q_squares[(layer * c.n_kv_heads + h / group) * hd + i];
+        w[0] += pair;
+        w[1] += pair;
+      }
+    }
+  });
+  for (const int t : tokens) {
+    if (qcodec::result<const float*> r = e.forward(t); !r) return r.error();
+  }
+  kv::kv_samples samples;
+  for (const double w : q_squares) {
+    samples.key_weights.push_back(
+        static_cast<float>(w / static_cast<double>(tokens.size() * group)));
+  }
+  samples.layers = c.n_layers;
+  samples.kv_heads = c.n_kv_heads;
+  samples.tokens = tokens.size();
+  samples.head_dim = c.head_dim();
+  const std::size_t per_layer = samples.kv_heads * samples.tokens * samples.head_dim;
+  samples.pre_rope_keys.resize(samples.layers * per_layer);
+  samples.values.resize(samples.layers * per_layer);
+  for (std::size_t l = 0; l < c.n_layers; ++l) {
+    (*cache)->decode_layer(e.sequence(), l, samples.pre_rope_keys.data() + l * per_layer,
+                           samples.values.data() + l * per_layer);
+  }
+  samples.keys = samples.pre_rope_keys;  // [layer][head][token][dim]: rotate each to its token
+  for (std::size_t i = 0; i < samples.layers * samples.kv_heads * samples.tokens; ++i) {
+    kv::apply_rope(&samples.keys[i * samples.head_dim], 1, samples.head_dim, i % samples.tokens,
+                   kc.rope);
+  }
+  return samples;
+}
+
 // ---- evaluation ----------------------------------------------------------------------------
 
 /// What a KV scheme does to the model on a text (teacher forcing: the engine is fed the text's
@@ -257,10 +323,10 @@ using evaluation_progress = std::function<void(std::size_t, const scheme_result&
 
 /// Teacher-forced evaluation of `tokens` (BOS first, at most max_seq_len) for each KV cache
 /// spec in `schemes`, against an fp32 cache run first as the reference. Each scheme gets a new
-/// cache from kv::make_cache(spec, cache_config_for(m.cfg())).
+/// cache from kv::make_cache(spec, cache_config_for(m.cfg()), calibration).
 inline qcodec::result<std::vector<scheme_result>> evaluate(
     const model& m, std::span<const int> tokens, std::span<const std::string> schemes,
-    const evaluation_progress& progress = {}) {
+    const evaluation_progress& progress = {}, const kv::kv_samples* calibration = nullptr) {
   const config& c = m.cfg();
   const std::size_t vocab = c.vocab_size;
   if (tokens.size() < 2) {
@@ -282,7 +348,7 @@ inline qcodec::result<std::vector<scheme_result>> evaluate(
   const auto run = [&](std::string_view spec, std::vector<double>& log_probs,
                        scheme_result& r) -> qcodec::status {
     qcodec::result<std::unique_ptr<kv::any_cache>> cache =
-        kv::make_cache(spec, cache_config_for(c));
+        kv::make_cache(spec, cache_config_for(c), calibration);
     if (!cache) return cache.error();
     engine e(m, **cache);
     log_probs.resize(predicted * vocab);

@@ -9,10 +9,13 @@
 //
 // Models and tokenizers are llama2.c's legacy `.bin` exports (see model.hpp, tokenizer.hpp);
 // KV specs are those of kv::make_cache ("fp32", "fp16", "q8", "q4", "kivi2", "kivi4", "rot4",
-// with options such as "kivi2:residual=32,sinks=4").
+// with options such as "kivi2:residual=32,sinks=4"). Calibrated schemes ("cb4", "cb3", ...:
+// per-channel codebooks) are fitted to the K/V of a text the model samples itself first
+// (--calibration-tokens tokens from BOS, seed --calibration-seed), never to the evaluated text.
 
 #include "engine.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -27,7 +30,9 @@ constexpr const char* usage =
     "  --steps N            greedy generation: forward passes (default 200)\n"
     "  --prompt TEXT        greedy generation: text after BOS (default none)\n"
     "  --ppl TEXTFILE       evaluate perplexity / KL / top-1 per scheme on the text instead\n"
-    "  --tokens N           --ppl: tokens of the text to use, BOS included (default 512)\n";
+    "  --tokens N           --ppl: tokens of the text to use, BOS included (default 512)\n"
+    "  --calibration-tokens N  tokens the model samples to calibrate cb* schemes (default 512)\n"
+    "  --calibration-seed S    seed of that sampling (default 1)\n";
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "qcodec_llama: %s\n", message.c_str());
@@ -69,7 +74,7 @@ std::vector<std::string> split(std::string_view list) {
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
   std::string kv_list = "fp32", prompt, text_path;
-  std::size_t steps = 200, max_tokens = 512;
+  std::size_t steps = 200, max_tokens = 512, calibration_tokens = 512, calibration_seed = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -86,6 +91,13 @@ int main(int argc, char** argv) {
       if (!parse_count(argv[++i], steps)) return fail("--steps needs a count");
     } else if (arg == "--tokens" && has_value) {
       if (!parse_count(argv[++i], max_tokens)) return fail("--tokens needs a count");
+    } else if (arg == "--calibration-tokens" && has_value) {
+      if (!parse_count(argv[++i], calibration_tokens) || calibration_tokens < 2) {
+        return fail("--calibration-tokens needs a count of at least 2");
+      }
+    } else if (arg == "--calibration-seed" && has_value) {
+      if (!parse_count(argv[++i], calibration_seed))
+        return fail("--calibration-seed needs a number");
     } else if (arg.starts_with("-")) {
       std::fputs(usage, stderr);
       return fail("unknown option or missing value: " + std::string(arg));
@@ -106,9 +118,25 @@ int main(int argc, char** argv) {
       llama::tokenizer::load(positional[1], model->cfg().vocab_size);
   if (!tok) return fail(tok.error().message());
 
+  // Calibration samples, only when a scheme needs them.
+  qcodec::kv::kv_samples calibration;
+  const bool calibrate = std::any_of(schemes.begin(), schemes.end(), [](const std::string& s) {
+    return qcodec::kv::needs_calibration(s);
+  });
+  if (calibrate) {
+    auto sampled = llama::sample_tokens(*model, calibration_tokens, calibration_seed);
+    if (!sampled) return fail(sampled.error().message());
+    auto collected = llama::collect_kv(*model, *sampled);
+    if (!collected) return fail(collected.error().message());
+    calibration = std::move(*collected);
+    std::fprintf(stderr, "calibration: K/V of %zu tokens the model sampled (seed %zu)\n",
+                 calibration.tokens, calibration_seed);
+  }
+  const qcodec::kv::kv_samples* cal = calibrate ? &calibration : nullptr;
+
   if (text_path.empty()) {  // greedy generation
     qcodec::result<std::unique_ptr<qcodec::kv::any_cache>> cache =
-        qcodec::kv::make_cache(schemes[0], llama::cache_config_for(model->cfg()));
+        qcodec::kv::make_cache(schemes[0], llama::cache_config_for(model->cfg()), cal);
     if (!cache) return fail(cache.error().message());
     const qcodec::status s =
         llama::generate_greedy(*model, *tok, **cache, prompt, steps, [](const std::string& piece) {
@@ -129,12 +157,14 @@ int main(int argc, char** argv) {
               text_path.c_str(), tokens.size(), tokens.size() - 1);
   std::printf("%-28s %10s %10s %8s %10s %8s\n", "kv", "ppl", "kl", "top1", "kv_bytes", "bits/val");
   std::fflush(stdout);
-  qcodec::result<std::vector<llama::scheme_result>> results =
-      llama::evaluate(*model, tokens, schemes, [](std::size_t, const llama::scheme_result& r) {
+  qcodec::result<std::vector<llama::scheme_result>> results = llama::evaluate(
+      *model, tokens, schemes,
+      [](std::size_t, const llama::scheme_result& r) {
         std::printf("%-28s %10.4f %10.6f %8.4f %10zu %8.3f\n", r.scheme.c_str(), r.perplexity, r.kl,
                     r.top1, r.kv_bytes, r.bits_per_value);
         std::fflush(stdout);
-      });
+      },
+      cal);
   if (!results) return fail(results.error().message());
   return 0;
 }
