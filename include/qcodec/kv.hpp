@@ -4,11 +4,13 @@
 #include <qcodec/kv/any_cache.hpp>
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
+#include <qcodec/kv/channel_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/reference.hpp>
+#include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/kv/turbo.hpp>
