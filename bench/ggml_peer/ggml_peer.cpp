@@ -10,8 +10,9 @@
 //                 search quantize_row_iq4_nl_ref skips), and qcodec's copy of it
 //                 (<f>::quantize_row_ref); outputs must be byte-identical
 //   quantize      the activation encoders ggml's CPU backend runs before each vec_dot
-//                 (libggml-cpu quantize_row_q8_0 / q8_1 / q8_K) and qcodec's; outputs must be
-//                 byte-identical
+//                 (libggml-cpu quantize_row_q8_0 / q8_1 / q8_K, SIMD) and qcodec's byte-identical
+//                 ones: quantize_row_q8_0_ref / q8_1_ref (scalar; qcodec's SIMD quantize_row_q8_0
+//                 rounds against the decoded scale, so its bytes differ) and quantize_row_q8_K
 //   dequantize    dequantize_row_<f> (libggml-base; ggml's CPU backend uses these) and qcodec's;
 //                 same blocks in, bit-identical floats out
 //   vec_dot       ggml_vec_dot_<f>_<q8> (libggml-cpu, SIMD) and qcodec's vec_dot on the same
