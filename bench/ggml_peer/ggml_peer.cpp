@@ -427,7 +427,9 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Iteration) continue;
+      // Iteration runs, or only the aggregates with --benchmark_display_aggregates_only.
+      const bool median_aggregate = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      if (r.run_type != Run::RT_Iteration && !median_aggregate) continue;
       // function_name: BM_ggml_peer/<op>/<format>/<impl>; args: n
       const std::string& f = r.run_name.function_name;
       const std::size_t cut = f.rfind('/');
@@ -438,7 +440,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
       if (r.error_occurred) {
         s.error = r.error_message;
       } else if (const auto it = r.counters.find("bytes_per_second"); it != r.counters.end()) {
-        s.bytes_per_second.push_back(it->second.value);
+        (median_aggregate ? s.median_aggregate : s.bytes_per_second).push_back(it->second.value);
       }
     }
     benchmark::ConsoleReporter::ReportRuns(runs);
@@ -463,11 +465,10 @@ class ratio_reporter : public benchmark::ConsoleReporter {
         ++failed;
         std::fprintf(out, "FAILED: %s\n",
                      (w.ggml.error.empty() ? w.qcodec.error : w.ggml.error).c_str());
-      } else if (w.ggml.bytes_per_second.empty() || w.qcodec.bytes_per_second.empty()) {
+      } else if (w.ggml.empty() || w.qcodec.empty()) {
         std::fprintf(out, "(one side filtered out)\n");
       } else {
-        const double gs = median(w.ggml.bytes_per_second);
-        const double qs = median(w.qcodec.bytes_per_second);
+        const double gs = w.ggml.speed(), qs = w.qcodec.speed();
         std::fprintf(out, "%10.2f %10.2f %7.2fx\n", gs * 1e-9, qs * 1e-9, qs / gs);
       }
     }
@@ -476,8 +477,12 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 
  private:
   struct side {
-    std::vector<double> bytes_per_second;
+    std::vector<double> bytes_per_second, median_aggregate;
     std::string error;
+    bool empty() const { return bytes_per_second.empty() && median_aggregate.empty(); }
+    double speed() const {
+      return bytes_per_second.empty() ? median_aggregate.back() : median(bytes_per_second);
+    }
   };
   struct row {
     side ggml, qcodec;
