@@ -24,8 +24,8 @@
 //                 bit-identical outputs
 // Each benchmark compares both outputs before timing and fails (SkipWithError) when they differ:
 // a speed ratio between different results would mean nothing; the program then exits with 1.
-// ggml_generic_bitexact depends on the variant: GCC contracts ggml's C code into FMAs in the
-// variants built with FMA, so it is 1 for every format only with QCODEC_GGML_CPU=x64.
+// ggml_generic_bitexact depends on the variant: the compiler contracts ggml's C code into FMAs
+// in the variants built with FMA, so it is 1 for every format only with QCODEC_GGML_CPU=x64.
 //
 // SetBytesProcessed counts the 4 n float bytes (as bench_ggml.cpp), so GB/s compare across ops.
 // After the run, the table lists, per op / format / n, both speeds (CPU time, median over
