@@ -27,13 +27,17 @@ qcodec_install_deps() {
   fi
 }
 
-# qcodec_build <preset> [targets...]: configure (once) and build a CMake preset.
+# Extra cache entries (-DNAME=VALUE) for qcodec_build's configure step.
+QCODEC_CONFIGURE_ARGS=()
+
+# qcodec_build <preset> [targets...]: configure (once) and build a CMake preset, with
+# $QCODEC_JOBS parallel jobs (default: every core).
 qcodec_build() {
   local preset="$1"
   shift
   local jobs
-  jobs="$(nproc 2>/dev/null || echo 2)"
-  (cd "$QCODEC_ROOT" && cmake --preset "$preset" >/dev/null &&
+  jobs="${QCODEC_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+  (cd "$QCODEC_ROOT" && cmake --preset "$preset" "${QCODEC_CONFIGURE_ARGS[@]}" >/dev/null &&
     if [ $# -gt 0 ]; then
       cmake --build --preset "$preset" -j "$jobs" --target "$@"
     else
