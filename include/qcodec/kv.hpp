@@ -5,6 +5,7 @@
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/gear.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
