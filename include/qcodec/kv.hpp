@@ -13,3 +13,4 @@
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/kv/turbo.hpp>
+#include <qcodec/kv/turbo_qjl.hpp>

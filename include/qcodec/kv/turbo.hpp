@@ -24,8 +24,8 @@
 //   sum_t p_t v_t = R^T sum_t (p_t ||v_t||) C[codes_t]
 //                                            one lut_row_axpys call in the rotated space; the
 //                                            inverse rotation is applied once (finish_output).
-// This is TurboQuant_mse; the optional 1-bit QJL sketch of the residual (TurboQuant_prod, an
-// unbiased inner-product estimator) is not implemented.
+// This is TurboQuant_mse; TurboQuant_prod ((Bits - 1)-bit codes plus a 1-bit QJL sketch of the
+// residual, an unbiased inner-product estimator for keys) is turbo_qjl<Bits> (turbo_qjl.hpp).
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/half.hpp>
