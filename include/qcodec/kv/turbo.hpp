@@ -95,6 +95,7 @@ class turbo {
   static constexpr std::uint64_t default_seed = 0x7572626f71756174ull;
   /// kv::cache rejects other head dimensions with a status instead of this constructor's assert.
   static constexpr bool needs_power_of_two_head_dim = true;
+  static constexpr std::size_t max_head_dim = 65536;
 
   explicit turbo(std::size_t head_dim, std::uint64_t seed = default_seed)
       : d_(head_dim), signs_((head_dim + 7) / 8), scratch_(head_dim) {
