@@ -231,11 +231,10 @@ TEST_CASE("turbo_qjl: the inner-product estimate is unbiased, TurboQuant_mse's s
   const moments qjl2 = stats([&](std::uint64_t s) { return kv::turbo_qjl<2>(d, s); }, 5);
   const moments mse1 = stats([&](std::uint64_t s) { return kv::turbo<1>(d, s); }, 5);
   const moments mse3 = stats([&](std::uint64_t s) { return kv::turbo<3>(d, s); }, 9);
-  WARN("q.k = " << truth << "; mean error (standard error) over " << n
-                << " seeds: turbo_qjl<3> " << qjl3.mean << " (" << qjl3.se << "), turbo<2> "
-                << mse2.mean << " (" << mse2.se << "), turbo_qjl<2> " << qjl2.mean << " ("
-                << qjl2.se << "), turbo<1> " << mse1.mean << " (" << mse1.se << "), turbo<3> "
-                << mse3.mean << " (" << mse3.se << ")");
+  WARN("q.k = " << truth << "; mean error (standard error) over " << n << " seeds: turbo_qjl<3> "
+                << qjl3.mean << " (" << qjl3.se << "), turbo<2> " << mse2.mean << " (" << mse2.se
+                << "), turbo_qjl<2> " << qjl2.mean << " (" << qjl2.se << "), turbo<1> " << mse1.mean
+                << " (" << mse1.se << "), turbo<3> " << mse3.mean << " (" << mse3.se << ")");
   CHECK(std::fabs(qjl3.mean) <= 4.0 * qjl3.se);
   CHECK(std::fabs(qjl2.mean) <= 4.0 * qjl2.se);
   // The MSE quantizers are biased towards 0 by about d * coordinate_mse of q . k.
@@ -309,9 +308,8 @@ TEST_CASE("turbo_qjl keys: attention error against exact attention", "[kv][turbo
   const double e_t3 = output_error.template operator()<turbo3_cache>();
   const double e_t3q = output_error.template operator()<turbo3_qjl_cache>();
   const double e_t2k = output_error.template operator()<kv::cache<kv::turbo<2>, kv::turbo<3>>>();
-  WARN("attention output relative MSE, turbo3 values: turbo3 keys " << e_t3 << ", turbo3-qjl keys "
-                                                                    << e_t3q << ", turbo2 keys "
-                                                                    << e_t2k);
+  WARN("attention output relative MSE, turbo3 values: turbo3 keys "
+       << e_t3 << ", turbo3-qjl keys " << e_t3q << ", turbo2 keys " << e_t2k);
   // Not checked against each other: one seed's attention error mixes bias and variance; the
   // unbiasedness test above is the property that QJL buys.
   CHECK(e_t3q < 1.0);

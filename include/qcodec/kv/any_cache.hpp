@@ -156,11 +156,9 @@ result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, 
        &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
       // GEAR on KIVI, both streams, as the paper applies it: 64-token groups, rank 2, 2% of the
       // entries kept exactly; at head_dim 128 the correction costs 0.75 + 0.64 bits per value.
-      {"gear2", "GEAR: KIVI-2 keys and values + rank-2 residual + 2% sparse (64-token groups)",
-       128,
+      {"gear2", "GEAR: KIVI-2 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
        &make_cache_model<gear<per_channel<2, 32>, 2, 20, 64>, gear<per_token<2>, 2, 20, 64>>},
-      {"gear4", "GEAR: KIVI-4 keys and values + rank-2 residual + 2% sparse (64-token groups)",
-       128,
+      {"gear4", "GEAR: KIVI-4 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
        &make_cache_model<gear<per_channel<4, 32>, 2, 20, 64>, gear<per_token<4>, 2, 20, 64>>},
       // TurboQuant_prod keys (unbiased scores), TurboQuant_mse values (lowest vector MSE).
       {"turbo3-qjl", "TurboQuant: keys 2-bit Lloyd-Max + 1-bit QJL residual sketch, turbo3 values",

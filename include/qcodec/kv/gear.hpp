@@ -7,10 +7,13 @@
 // paper's Algorithm 1 (S = Filter_s(X), D = Quant(X - S), L = LowRank_r(X - D - S)):
 //   1. S: the k = ceil(SparsePerMille / 1000 * G * head_dim) largest-magnitude entries of X
 //      (ties: lower position first) are set aside and zeroed, so Inner's ranges do not stretch
-//      to cover them (the paper's filter; issue 4 described the sparse part as "the largest
-//      residual entries", but after a min/max quantizer every residual is below half a step,
-//      so picking them afterwards removes little error, while filtering first shrinks the
-//      steps of every entry that shares a range with an outlier);
+//      to cover them. This is the paper's filter; issue 4 described the sparse part as "the
+//      largest residual entries", but after a min/max quantizer every residual is below half
+//      a step, while filtering first shrinks the steps of every entry that shares a range with
+//      an outlier. Measured on Gaussian rows with 1% of entries x30 (d = 128, 64-token units,
+//      2% kept): KIVI-2 relative MSE 0.153 -> 0.076 keeping the top residuals, -> 0.011
+//      filtering first; int2-token 1.19 -> 0.90 vs -> 0.016; int4-token 0.050 -> 0.039 vs
+//      -> 0.00064;
 //   2. D: Inner encodes the zeroed matrix (G / Inner::group_tokens Inner units);
 //   3. L = A B: a rank-r approximation (A: G x r, B: r x head_dim, both fp16) of the residual
 //      R = X - D^ with the S positions zeroed, by a fixed number of subspace (block power)
@@ -55,14 +58,18 @@ class gear {
   static_assert(Rank <= 64, "the low-rank part keeps at most 64 components");
   static_assert(Rank <= GroupTokens, "rank cannot exceed the group's tokens");
   static_assert(SparsePerMille <= 1000, "SparsePerMille in 0..1000");
-  static_assert(!requires { Inner::needs_power_of_two_head_dim; },
-                "gear's corrections are in model space: Inner must not rotate (no rotated<> or "
-                "turbo<> inside gear)");
+  static_assert(
+      !requires { Inner::needs_power_of_two_head_dim; },
+      "gear's corrections are in model space: Inner must not rotate (no rotated<> or "
+      "turbo<> inside gear)");
 
  public:
   static constexpr std::size_t group_tokens = GroupTokens;
   static constexpr std::size_t rank = Rank;
-  static constexpr std::size_t max_head_dim = 1024;
+  /// Stack buffers hold 1024 floats, positions in a unit (G x head_dim) are 16-bit, and Inner
+  /// may have its own limit.
+  static constexpr std::size_t max_head_dim =
+      std::min({std::size_t{1024}, 65536 / GroupTokens, detail::max_head_dim_of<Inner>()});
   /// Subspace iterations of the low-rank fit: the residual's spectrum is flat (quantization
   /// noise plus a few structured directions), so the top directions settle in a few steps.
   static constexpr int power_iterations = 6;
@@ -77,8 +84,7 @@ class gear {
         start_(head_dim * Rank),
         coeff_(GroupTokens * Rank),
         order_(GroupTokens * head_dim) {
-    QCODEC_ASSERT(head_dim <= max_head_dim, "gear supports head_dim <= 1024");
-    QCODEC_ASSERT(GroupTokens * head_dim <= 65536, "gear positions are 16-bit");
+    QCODEC_ASSERT(head_dim <= max_head_dim, "gear takes head_dim <= min(1024, 65536 / G)");
     // The power iteration's start: fixed Gaussian columns, the same for every encode.
     qcodec::rng gen(0x67656172u);
     for (double& v : start_) v = gen.normal();
@@ -222,7 +228,8 @@ class gear {
             load_halves(factor_b(unit) + 2 * j * d_, d_, row);
             for (std::size_t g = 0; g < gn; ++g) {
               float* out = acc + (g0 + g) * d_;
-              for (std::size_t i = 0; i < d_; ++i) out[i] = std::fma(w[g * Rank + j], row[i], out[i]);
+              for (std::size_t i = 0; i < d_; ++i)
+                out[i] = std::fma(w[g * Rank + j], row[i], out[i]);
             }
           }
         });

@@ -152,13 +152,13 @@ class turbo_qjl {
         float sketch_dot[heads * chunk_tokens], norm[chunk_tokens], gamma[chunk_tokens];
         for (std::size_t t = 0; t < tn; ++t)
           detail::load_half_pair(units + (t0 + t) * ub, norm[t], gamma[t]);
-        rows.lut_row_dots(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one, sq,
-                          gn, sketch_dot, chunk_tokens);
+        rows.lut_row_dots(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one, sq, gn,
+                          sketch_dot, chunk_tokens);
         for (std::size_t g = 0; g < gn; ++g) {
           float* sg = s + (g0 + g) * ld + t0;
           for (std::size_t t = 0; t < tn; ++t)
-            sg[t] = norm[t] * std::fma(gamma[t] * qjl_scale(), sketch_dot[g * chunk_tokens + t],
-                                       sg[t]);
+            sg[t] =
+                norm[t] * std::fma(gamma[t] * qjl_scale(), sketch_dot[g * chunk_tokens + t], sg[t]);
         }
       });
     });
@@ -187,8 +187,8 @@ class turbo_qjl {
         }
         rows.lut_row_axpys(units + t0 * ub + 4, ub, tn, d_, mse_bits, codebook_.levels, w_mse,
                            chunk_tokens, gn, acc + g0 * d_);
-        rows.lut_row_axpys(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one,
-                           w_qjl, chunk_tokens, gn, z_acc);
+        rows.lut_row_axpys(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one, w_qjl,
+                           chunk_tokens, gn, z_acc);
       });
       for (std::size_t g = 0; g < gn; ++g) {
         float* out = acc + (g0 + g) * d_;
