@@ -25,11 +25,13 @@
 // Attention on the codes: the query is rotated once (prepare_query), then per call of scores
 //   s_t = ||k_t|| (Rq . c^_t + gamma_t sqrt(pi/2) / m  (S Rq) . z_t)
 // with two row-kernel passes (lut_row_dots over the codes, and over the sign bits with the
-// table {-1, +1}). S Rq is computed in every scores call (m * d per query head, about half the
-// work of a 256-token page at d = 128) because the prepared query has room for head_dim floats
-// only; hoisting it to once per step would need a wider prepared query in the StreamCodec
-// concept. accumulate sums sign rows into an m-vector per head and applies S^T once per call.
-// S is stored as floats (m * d * 4 bytes per codec object: 64 KiB at d = 128).
+// table {-1, +1}). S Rq is computed in every scores call (one f32_row_dots over S's rows: m * d
+// per query head, the work of m / 2 more tokens per page at d = 128, 1-bit codes included)
+// because the prepared query has room for head_dim floats only; hoisting it to once per step
+// would need a wider prepared query in the StreamCodec concept. accumulate sums sign rows into
+// an m-vector per head and applies S^T once per call (f32_row_axpys). S is stored as floats
+// (m * d * 4 bytes per codec object: 64 KiB at d = 128). encode computes S r in double, so the
+// stored signs do not depend on the SIMD target.
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/half.hpp>
@@ -147,7 +149,8 @@ class turbo_qjl {
     rows.lut_row_dots(units + 4, ub, count, d_, mse_bits, codebook_.levels, q, nq, s, ld);
     detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
       float sq[heads * max_head_dim];
-      for (std::size_t g = 0; g < gn; ++g) project(q + (g0 + g) * d_, sq + g * m);
+      // S Rq for the chunk's heads: S's rows as f32 rows, each read once for all gn heads.
+      rows.f32_row_dots(sketch_bytes(), d_ * sizeof(float), m, d_, q + g0 * d_, gn, sq, m);
       detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
         float sketch_dot[heads * chunk_tokens], norm[chunk_tokens], gamma[chunk_tokens];
         for (std::size_t t = 0; t < tn; ++t)
@@ -190,14 +193,7 @@ class turbo_qjl {
         rows.lut_row_axpys(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one, w_qjl,
                            chunk_tokens, gn, z_acc);
       });
-      for (std::size_t g = 0; g < gn; ++g) {
-        float* out = acc + (g0 + g) * d_;
-        for (std::size_t j = 0; j < m; ++j) {
-          const float* sj = sketch_.data() + j * d_;
-          const float zj = z_acc[g * m + j];
-          for (std::size_t i = 0; i < d_; ++i) out[i] = std::fma(zj, sj[i], out[i]);
-        }
-      }
+      rows.f32_row_axpys(sketch_bytes(), d_ * sizeof(float), m, d_, z_acc, m, gn, acc + g0 * d_);
     });
   }
 
@@ -225,14 +221,8 @@ class turbo_qjl {
   static float sign_at(const std::uint8_t* bits, std::size_t j) noexcept {
     return (bits[j / 8] >> (j % 8)) & 1u ? 1.0f : -1.0f;
   }
-  // out = S y (m floats).
-  void project(const float* y, float* out) const noexcept {
-    for (std::size_t j = 0; j < sketch_rows(); ++j) {
-      const float* sj = sketch_.data() + j * d_;
-      float dot = 0.0f;
-      for (std::size_t i = 0; i < d_; ++i) dot = std::fma(sj[i], y[i], dot);
-      out[j] = dot;
-    }
+  const std::uint8_t* sketch_bytes() const noexcept {
+    return reinterpret_cast<const std::uint8_t*>(sketch_.data());
   }
 
   std::size_t d_;
