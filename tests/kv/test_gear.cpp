@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "../support/catch.hpp"
@@ -319,4 +320,26 @@ TEST_CASE("kv::cache refuses heads larger than a codec's buffers", "[kv][gear]")
   using qjl = kv::cache<kv::turbo_qjl<3>, kv::turbo<3>>;
   CHECK(qjl::create(config(1024)).ok());
   CHECK(!qjl::create(config(2048)).ok());
+}
+
+TEST_CASE("gear: NaN inputs are kept aside, not sorted into undefined behaviour", "[kv][gear]") {
+  // fabs(NaN) compares false with everything; gear ranks NaN as the largest magnitude, so the
+  // selection stays a strict weak order and the NaNs land in the sparse list.
+  const std::size_t d = 64, G = 16;
+  const gear<kv::per_token<4>, 1, 20, G> codec(d);
+  std::vector<float> x = outlier_data(G, d, 21), y(G * d);
+  x[5] = x[300] = x[777] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::uint8_t> unit(codec.unit_bytes());
+  codec.encode(x.data(), unit.data());
+  codec.decode(unit.data(), y.data());
+  std::vector<std::uint16_t> pos(codec.kept());
+  std::vector<float> corr(codec.kept());
+  codec.sparse_entries(unit.data(), pos.data(), corr.data());
+  CHECK(pos[0] == 5);
+  CHECK(pos[1] == 300);
+  CHECK(pos[2] == 777);
+  CHECK(std::isnan(y[5]));
+  std::size_t finite = 0;
+  for (float v : y) finite += std::isfinite(v) ? 1 : 0;
+  CHECK(finite == G * d - 3);
 }
