@@ -102,4 +102,15 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_o1)
     ->Name("BM_attention_decode/kivi2-o1")
     ->Apply(shapes);
 
+// GEAR on KIVI-2 (kv/gear.hpp) and TurboQuant_prod keys (kv/turbo_qjl.hpp), as kv_schemes()
+// registers them.
+using gear2 =
+    kv::cache<kv::gear<kv::per_channel<2, 32>, 2, 20, 64>, kv::gear<kv::per_token<2>, 2, 20, 64>>;
+using turbo3_qjl = kv::cache<kv::turbo_qjl<3>, kv::turbo<3>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, gear2)->Name("BM_attention_decode/gear2")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, turbo3_qjl)
+    ->Name("BM_attention_decode/turbo3-qjl")
+    ->Apply(shapes);
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/channel_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/gear.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
@@ -14,3 +15,4 @@
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/kv/turbo.hpp>
+#include <qcodec/kv/turbo_qjl.hpp>

@@ -20,11 +20,13 @@
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/channel_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
+#include <qcodec/kv/gear.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/turbo.hpp>
+#include <qcodec/kv/turbo_qjl.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -188,6 +190,17 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        false, &make_cache_model<turbo<4>, turbo<4>>},
       {"kivi2-o1", "KIVI-2 with 1% of each key kept exactly (KVQuant dense-and-sparse keys)", 128,
        false, &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
+      // GEAR on KIVI, both streams, as the paper applies it: 64-token groups, rank 2, 2% of the
+      // entries kept exactly; at head_dim 128 the correction costs 0.75 + 0.64 bits per value.
+      {"gear2", "GEAR: KIVI-2 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
+       false,
+       &make_cache_model<gear<per_channel<2, 32>, 2, 20, 64>, gear<per_token<2>, 2, 20, 64>>},
+      {"gear4", "GEAR: KIVI-4 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
+       false,
+       &make_cache_model<gear<per_channel<4, 32>, 2, 20, 64>, gear<per_token<4>, 2, 20, 64>>},
+      // TurboQuant_prod keys (unbiased scores), TurboQuant_mse values (lowest vector MSE).
+      {"turbo3-qjl", "TurboQuant: keys 2-bit Lloyd-Max + 1-bit QJL residual sketch, turbo3 values",
+       0, false, &make_cache_model<turbo_qjl<3>, turbo<3>>},
       // KVQuant-style (calibrated): keys stored before RoPE, every channel with its own
       // Lloyd-Max codebook, bits moved to the channels where the query-weighted error drops
       // most; Bits per value exactly, no per-token or per-group metadata.

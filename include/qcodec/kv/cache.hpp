@@ -334,6 +334,15 @@ class cache {
           errors::bad_config,
           "rotated codecs need a power-of-two head_dim, got " + std::to_string(c.head_dim));
     }
+    // Codec constructors only assert this (in debug builds); their kernels index stack
+    // buffers of max_head_dim floats, so a larger head must be refused here.
+    constexpr std::size_t max_dim =
+        std::min(detail::max_head_dim_of<KeyCodec>(), detail::max_head_dim_of<ValueCodec>());
+    if (c.head_dim > max_dim) {
+      return status::failure(errors::bad_config,
+                             "these codecs take head_dim <= " + std::to_string(max_dim) + ", got " +
+                                 std::to_string(c.head_dim));
+    }
     if (c.page_tokens == 0 || c.page_tokens % KeyCodec::group_tokens != 0 ||
         c.page_tokens % ValueCodec::group_tokens != 0) {
       return status::failure(errors::bad_config,

@@ -41,6 +41,9 @@ class outliers {
 
  public:
   static constexpr std::size_t group_tokens = Inner::group_tokens;
+  /// Inner's limit, and indices are 16-bit.
+  static constexpr std::size_t max_head_dim =
+      std::min<std::size_t>(detail::max_head_dim_of<Inner>(), 65536);
   /// The bytes of Inner units copied per chunk in scores/accumulate (a stack buffer).
   static constexpr std::size_t chunk_bytes = 16384;
 

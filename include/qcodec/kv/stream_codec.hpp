@@ -50,6 +50,18 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 
 namespace detail {
 
+/// The largest head_dim a codec takes (kv::cache refuses larger ones with a status): codecs
+/// with fixed-size stack buffers declare max_head_dim, wrappers pass their Inner's on; others
+/// take any.
+template <class Codec>
+constexpr std::size_t max_head_dim_of() noexcept {
+  if constexpr (requires { Codec::max_head_dim; }) {
+    return Codec::max_head_dim;
+  } else {
+    return static_cast<std::size_t>(-1);
+  }
+}
+
 /// A (scale, offset) pair stored as two binary16 values (4 bytes).
 inline void store_half_pair(float a, float b, std::uint8_t* out) noexcept {
   const std::uint16_t h[2] = {half(a).bits, half(b).bits};

@@ -24,8 +24,8 @@
 //   sum_t p_t v_t = R^T sum_t (p_t ||v_t||) C[codes_t]
 //                                            one lut_row_axpys call in the rotated space; the
 //                                            inverse rotation is applied once (finish_output).
-// This is TurboQuant_mse; the optional 1-bit QJL sketch of the residual (TurboQuant_prod, an
-// unbiased inner-product estimator) is not implemented.
+// This is TurboQuant_mse; TurboQuant_prod ((Bits - 1)-bit codes plus a 1-bit QJL sketch of the
+// residual, an unbiased inner-product estimator for keys) is turbo_qjl<Bits> (turbo_qjl.hpp).
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/half.hpp>
@@ -95,6 +95,7 @@ class turbo {
   static constexpr std::uint64_t default_seed = 0x7572626f71756174ull;
   /// kv::cache rejects other head dimensions with a status instead of this constructor's assert.
   static constexpr bool needs_power_of_two_head_dim = true;
+  static constexpr std::size_t max_head_dim = 65536;
 
   explicit turbo(std::size_t head_dim, std::uint64_t seed = default_seed)
       : d_(head_dim), signs_((head_dim + 7) / 8), scratch_(head_dim) {
