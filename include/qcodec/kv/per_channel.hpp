@@ -90,25 +90,24 @@ class per_channel {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
 
+  // The unit's (scale, offset) pairs are converted once (one kernel call), then per query head
+  // the scaled query and its constant term.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     constexpr std::size_t heads = 4;
-    float scaled[heads * max_head_dim], constant[heads];
+    float scaled[heads * max_head_dim], constant[heads], pairs[2 * max_head_dim];
+    const simd::kernel_table& k = simd::kernels();
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* unit = units + u * unit_bytes();
+      load_pairs(unit, pairs);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
-          constant[g] = 0.0f;
-          for (std::size_t c = 0; c < d_; ++c) {
-            float sc, oc;
-            detail::load_half_pair(unit + 4 * c, sc, oc);
-            scaled[g * d_ + c] = q[(g0 + g) * d_ + c] * sc;
-            constant[g] = std::fma(q[(g0 + g) * d_ + c], oc, constant[g]);
-          }
+          const float* qg = q + (g0 + g) * d_;
+          for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[c] * pairs[2 * c];
+          constant[g] = detail::dot_pairs(qg, pairs + 1, d_);
         }
         float* out = s + g0 * ld + u * G;
-        simd::kernels().rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out,
-                                           ld);
+        k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
         for (std::size_t g = 0; g < gn; ++g)
           for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
       });
@@ -143,6 +142,12 @@ class per_channel {
 
  private:
   [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
+  // The unit's per-channel (scale, offset) as floats: pairs[2c], pairs[2c + 1].
+  void load_pairs(const std::uint8_t* unit, float* pairs) const noexcept {
+    std::uint16_t h[2 * max_head_dim];
+    std::memcpy(h, unit, 4 * d_);
+    simd::kernels().convert.f16_to_f32(h, 2 * d_, pairs);
+  }
   std::size_t d_;
 };
 

@@ -22,6 +22,7 @@
 
 #include <qcodec/core/half.hpp>
 
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +61,17 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
   std::memcpy(h, in, 4);
   a = half::from_bits(h[0]).to_float();
   b = half::from_bits(h[1]).to_float();
+}
+
+/// sum_t a[t] * b[2 t] for t in [0, n), with eight partial sums (one sequential chain of fused
+/// multiply-adds would be latency-bound): b strides over (scale, offset)-like pairs.
+inline float dot_pairs(const float* a, const float* b, std::size_t n) noexcept {
+  float part[8] = {};
+  std::size_t t = 0;
+  for (; t + 8 <= n; t += 8)
+    for (std::size_t j = 0; j < 8; ++j) part[j] = std::fma(a[t + j], b[2 * (t + j)], part[j]);
+  for (std::size_t j = 0; t < n; ++t, ++j) part[j] = std::fma(a[t], b[2 * t], part[j]);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 /// Calls f(first, count) over [0, total) in chunks of at most `chunk`: codecs that need a
