@@ -438,9 +438,12 @@ __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
 }
 
 // Scores of T <= 4 rows for G query vectors qp ([G][n], permuted per 32 elements).
-template <std::size_t G, std::size_t T, class Arch>
-void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, const float* qp,
+// N: the row length when known at compile time (64 and 128: loops unrolled, accumulators stay
+// in registers), else 0 and n at run time.
+template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_, const float* qp,
                      float* out, std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : n_;
   __m512 acc[T][G];
   for (std::size_t t = 0; t < T; ++t)
     for (std::size_t g = 0; g < G; ++g) acc[t][g] = _mm512_setzero_ps();
@@ -455,11 +458,18 @@ void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, 
       }
     }
   }
-  const auto row = [&](std::size_t t, std::size_t g) {
-    return t < T ? acc[t < T ? t : 0][g] : _mm512_setzero_ps();
-  };
   for (std::size_t g = 0; g < G; ++g) {
-    const __m128 s = sum4<Arch>(row(0, g), row(1, g), row(2, g), row(3, g));
+    const __m512 z = _mm512_setzero_ps();
+    __m128 s;
+    if constexpr (T == 4) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], acc[2][g], acc[3][g]);
+    } else if constexpr (T == 3) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], acc[2][g], z);
+    } else if constexpr (T == 2) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], z, z);
+    } else {
+      s = sum4<Arch>(acc[0][g], z, z, z);
+    }
     if constexpr (T == 4) {
       _mm_storeu_ps(out + g * ld, s);
     } else {
@@ -485,23 +495,33 @@ void code4_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, st
           _mm512_store_ps(qp + g * n + i + 16, _mm512_permutex2var_ps(a, split_odd<Arch>(), b));
         }
       float* og = out + g0 * ld;
-      std::size_t r = 0;
-      for (; r + 4 <= rows; r += 4) {
-        prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, 4 * stride);
-        code4_dots_rows<G, 4, Arch>(in + r * stride, stride, n, qp, og + r, ld);
-      }
-      switch (rows - r) {
-        case 1:
-          code4_dots_rows<G, 1, Arch>(in + r * stride, stride, n, qp, og + r, ld);
-          break;
-        case 2:
-          code4_dots_rows<G, 2, Arch>(in + r * stride, stride, n, qp, og + r, ld);
-          break;
-        case 3:
-          code4_dots_rows<G, 3, Arch>(in + r * stride, stride, n, qp, og + r, ld);
-          break;
-        default:
-          break;
+      const auto run = [&](auto fixed) {
+        constexpr std::size_t N = decltype(fixed)::value;
+        std::size_t r = 0;
+        for (; r + 4 <= rows; r += 4) {
+          prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, 4 * stride);
+          code4_dots_rows<G, 4, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+        }
+        switch (rows - r) {
+          case 1:
+            code4_dots_rows<G, 1, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          case 2:
+            code4_dots_rows<G, 2, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          case 3:
+            code4_dots_rows<G, 3, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          default:
+            break;
+        }
+      };
+      if (n == 128) {
+        run(std::integral_constant<std::size_t, 128>{});
+      } else if (n == 64) {
+        run(std::integral_constant<std::size_t, 64>{});
+      } else {
+        run(std::integral_constant<std::size_t, 0>{});
       }
     });
   }
