@@ -18,6 +18,7 @@
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -95,16 +96,18 @@ class per_channel {
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     constexpr std::size_t heads = 4;
-    float scaled[heads * max_head_dim], constant[heads], pairs[2 * max_head_dim];
+    float scaled[heads * max_head_dim], constant[heads], scale[max_head_dim], offset[max_head_dim];
     const simd::kernel_table& k = simd::kernels();
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* unit = units + u * unit_bytes();
-      load_pairs(unit, pairs);
+      for (std::size_t c0 = 0; c0 < d_; c0 += 256)
+        detail::load_half_pairs(unit + 4 * c0, 4, std::min<std::size_t>(256, d_ - c0), scale + c0,
+                                offset + c0);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
           const float* qg = q + (g0 + g) * d_;
-          for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[c] * pairs[2 * c];
-          constant[g] = detail::dot_pairs(qg, pairs + 1, d_);
+          for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[c] * scale[c];
+          constant[g] = k.reductions.dot(qg, offset, d_);
         }
         float* out = s + g0 * ld + u * G;
         k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
@@ -142,12 +145,6 @@ class per_channel {
 
  private:
   [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
-  // The unit's per-channel (scale, offset) as floats: pairs[2c], pairs[2c + 1].
-  void load_pairs(const std::uint8_t* unit, float* pairs) const noexcept {
-    std::uint16_t h[2 * max_head_dim];
-    std::memcpy(h, unit, 4 * d_);
-    simd::kernels().convert.f16_to_f32(h, 2 * d_, pairs);
-  }
   std::size_t d_;
 };
 

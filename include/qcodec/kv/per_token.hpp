@@ -57,12 +57,12 @@ class per_token {
         q_sum[g] = sum;
       }
       detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
-        float pairs[2 * chunk_tokens];
-        load_params(units + t0 * unit_bytes(), tn, pairs);
+        float scale[chunk_tokens], offset[chunk_tokens];
+        detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);
         for (std::size_t g = 0; g < gn; ++g) {
           float* sg = s + (g0 + g) * ld + t0;
           for (std::size_t t = 0; t < tn; ++t)
-            sg[t] = std::fma(pairs[2 * t], sg[t], pairs[2 * t + 1] * q_sum[g]);
+            sg[t] = std::fma(scale[t], sg[t], offset[t] * q_sum[g]);
         }
       });
     });
@@ -73,13 +73,13 @@ class per_token {
                   std::size_t nq, float* acc) const noexcept {
     constexpr std::size_t heads = 8;
     detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
-      float pairs[2 * chunk_tokens], weights[heads * chunk_tokens];
-      load_params(units + t0 * unit_bytes(), tn, pairs);
+      float scale[chunk_tokens], offset[chunk_tokens], weights[heads * chunk_tokens];
+      detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
           const float* pg = p + (g0 + g) * ldp + t0;
-          for (std::size_t t = 0; t < tn; ++t) weights[g * chunk_tokens + t] = pg[t] * pairs[2 * t];
-          const float offset_sum = detail::dot_pairs(pg, pairs + 1, tn);
+          for (std::size_t t = 0; t < tn; ++t) weights[g * chunk_tokens + t] = pg[t] * scale[t];
+          const float offset_sum = simd::kernels().reductions.dot(pg, offset, tn);
           float* row = acc + (g0 + g) * d_;
           for (std::size_t i = 0; i < d_; ++i) row[i] += offset_sum;
         }
@@ -93,14 +93,6 @@ class per_token {
  private:
   static constexpr std::size_t chunk_tokens = 64;
 
-  // The (scale, offset) of n <= chunk_tokens consecutive units as floats, pairs[2t] and
-  // pairs[2t + 1]: gathered as binary16 and converted by one kernel call, once per chunk for
-  // every query head.
-  void load_params(const std::uint8_t* units, std::size_t n, float* pairs) const noexcept {
-    std::uint16_t h[2 * chunk_tokens];
-    for (std::size_t t = 0; t < n; ++t) std::memcpy(&h[2 * t], units + t * unit_bytes(), 4);
-    simd::kernels().convert.f16_to_f32(h, 2 * n, pairs);
-  }
   static affine_params params(const std::uint8_t* unit) noexcept {
     affine_params p;
     detail::load_half_pair(unit, p.scale, p.offset);

@@ -21,8 +21,8 @@
 // rounding. Units of one head are contiguous within a page, so a page is one call.
 
 #include <qcodec/core/half.hpp>
+#include <qcodec/simd/dispatch.hpp>
 
-#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -63,15 +63,18 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
   b = half::from_bits(h[1]).to_float();
 }
 
-/// sum_t a[t] * b[2 t] for t in [0, n), with eight partial sums (one sequential chain of fused
-/// multiply-adds would be latency-bound): b strides over (scale, offset)-like pairs.
-inline float dot_pairs(const float* a, const float* b, std::size_t n) noexcept {
-  float part[8] = {};
-  std::size_t t = 0;
-  for (; t + 8 <= n; t += 8)
-    for (std::size_t j = 0; j < 8; ++j) part[j] = std::fma(a[t + j], b[2 * (t + j)], part[j]);
-  for (std::size_t j = 0; t < n; ++t, ++j) part[j] = std::fma(a[t], b[2 * t], part[j]);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+/// n (first, second) pairs of binary16 values at `in` (4 bytes each, `stride` bytes apart) as
+/// floats: the parameters of consecutive units, converted by one kernel call. n <= 256.
+inline void load_half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n,
+                            float* first, float* second) noexcept {
+  std::uint16_t h[2 * 256];
+  float f[2 * 256];
+  for (std::size_t t = 0; t < n; ++t) std::memcpy(&h[2 * t], in + t * stride, 4);
+  simd::kernels().convert.f16_to_f32(h, 2 * n, f);
+  for (std::size_t t = 0; t < n; ++t) {
+    first[t] = f[2 * t];
+    second[t] = f[2 * t + 1];
+  }
 }
 
 /// Calls f(first, count) over [0, total) in chunks of at most `chunk`: codecs that need a
