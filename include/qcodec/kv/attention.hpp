@@ -158,11 +158,20 @@ template <class Cache>
         for (std::size_t g = 0; g < group; ++g) {
           float* sg = &scores[g * ld];
           float* wg = &weights[g * ld];
-          float block_max = -std::numeric_limits<float>::infinity();
-          for (std::size_t i = 0; i < n; ++i) {
-            sg[i] *= scale;
-            block_max = std::max(block_max, sg[i]);
+          // Eight running maxima (a maximum does not depend on the order): no serial chain.
+          float lane_max[8];
+          std::fill(lane_max, lane_max + 8, -std::numeric_limits<float>::infinity());
+          std::size_t k = 0;
+          for (; k + 8 <= n; k += 8)
+            for (std::size_t j = 0; j < 8; ++j) {
+              sg[k + j] *= scale;
+              lane_max[j] = std::max(lane_max[j], sg[k + j]);
+            }
+          for (std::size_t j = 0; k < n; ++k, ++j) {
+            sg[k] *= scale;
+            lane_max[j] = std::max(lane_max[j], sg[k]);
           }
+          const float block_max = *std::max_element(lane_max, lane_max + 8);
           const float new_max = std::max(running_max[g], block_max);
           const float rescale = std::exp(running_max[g] - new_max);  // 0 on the first block
           running_max[g] = new_max;

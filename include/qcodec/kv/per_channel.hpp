@@ -18,6 +18,7 @@
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -90,25 +91,26 @@ class per_channel {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
 
+  // The unit's (scale, offset) pairs are converted once (one kernel call), then per query head
+  // the scaled query and its constant term.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     constexpr std::size_t heads = 4;
-    float scaled[heads * max_head_dim], constant[heads];
+    float scaled[heads * max_head_dim], constant[heads], scale[max_head_dim], offset[max_head_dim];
+    const simd::kernel_table& k = simd::kernels();
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* unit = units + u * unit_bytes();
+      for (std::size_t c0 = 0; c0 < d_; c0 += 256)
+        detail::load_half_pairs(unit + 4 * c0, 4, std::min<std::size_t>(256, d_ - c0), scale + c0,
+                                offset + c0);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
-          constant[g] = 0.0f;
-          for (std::size_t c = 0; c < d_; ++c) {
-            float sc, oc;
-            detail::load_half_pair(unit + 4 * c, sc, oc);
-            scaled[g * d_ + c] = q[(g0 + g) * d_ + c] * sc;
-            constant[g] = std::fma(q[(g0 + g) * d_ + c], oc, constant[g]);
-          }
+          const float* qg = q + (g0 + g) * d_;
+          for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[c] * scale[c];
+          constant[g] = k.reductions.dot(qg, offset, d_);
         }
         float* out = s + g0 * ld + u * G;
-        simd::kernels().rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out,
-                                           ld);
+        k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
         for (std::size_t g = 0; g < gn; ++g)
           for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
       });

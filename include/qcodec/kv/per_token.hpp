@@ -43,19 +43,28 @@ class per_token {
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
-  // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes.
+  // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes,
+  // sum(q) once per call and head.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     simd::kernels().rows.code_row_dots(units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
-    detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
-      float scale[chunk_tokens], offset[chunk_tokens];
-      load_params(units + t0 * unit_bytes(), tn, scale, offset);
-      for (std::size_t g = 0; g < nq; ++g) {
-        float q_sum = 0.0f;
-        for (std::size_t i = 0; i < d_; ++i) q_sum += q[g * d_ + i];
-        float* sg = s + g * ld + t0;
-        for (std::size_t t = 0; t < tn; ++t) sg[t] = std::fma(scale[t], sg[t], offset[t] * q_sum);
+    constexpr std::size_t heads = 8;
+    detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+      float q_sum[heads];
+      for (std::size_t g = 0; g < gn; ++g) {
+        float sum = 0.0f;
+        for (std::size_t i = 0; i < d_; ++i) sum += q[(g0 + g) * d_ + i];
+        q_sum[g] = sum;
       }
+      detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
+        float scale[chunk_tokens], offset[chunk_tokens];
+        detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);
+        for (std::size_t g = 0; g < gn; ++g) {
+          float* sg = s + (g0 + g) * ld + t0;
+          for (std::size_t t = 0; t < tn; ++t)
+            sg[t] = std::fma(scale[t], sg[t], offset[t] * q_sum[g]);
+        }
+      });
     });
   }
   // sum_t p_t (s_t c_t + o_t) = sum_t (p_t s_t) c_t + sum_t p_t o_t: the weights absorb the
@@ -65,15 +74,12 @@ class per_token {
     constexpr std::size_t heads = 8;
     detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
       float scale[chunk_tokens], offset[chunk_tokens], weights[heads * chunk_tokens];
-      load_params(units + t0 * unit_bytes(), tn, scale, offset);
+      detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
           const float* pg = p + (g0 + g) * ldp + t0;
-          float offset_sum = 0.0f;
-          for (std::size_t t = 0; t < tn; ++t) {
-            weights[g * chunk_tokens + t] = pg[t] * scale[t];
-            offset_sum = std::fma(pg[t], offset[t], offset_sum);
-          }
+          for (std::size_t t = 0; t < tn; ++t) weights[g * chunk_tokens + t] = pg[t] * scale[t];
+          const float offset_sum = simd::kernels().reductions.dot(pg, offset, tn);
           float* row = acc + (g0 + g) * d_;
           for (std::size_t i = 0; i < d_; ++i) row[i] += offset_sum;
         }
@@ -87,13 +93,6 @@ class per_token {
  private:
   static constexpr std::size_t chunk_tokens = 64;
 
-  // The (scale, offset) of n consecutive units, decoded once per chunk for every query head.
-  void load_params(const std::uint8_t* units, std::size_t n, float* scale,
-                   float* offset) const noexcept {
-    for (std::size_t t = 0; t < n; ++t) {
-      detail::load_half_pair(units + t * unit_bytes(), scale[t], offset[t]);
-    }
-  }
   static affine_params params(const std::uint8_t* unit) noexcept {
     affine_params p;
     detail::load_half_pair(unit, p.scale, p.offset);

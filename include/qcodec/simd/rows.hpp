@@ -369,10 +369,243 @@ void axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::si
 
 }  // namespace detail::rows
 
+// ---- appended: 4-bit code rows on AVX-512 -----------------------------------------------------
+//
+// The common KV case (4-bit codes, head_dim a multiple of 32) without the generic per-batch
+// unpack (a broadcast, a byte shuffle and a variable shift per 16 codes) and without one
+// horizontal sum per row and vector:
+//   * nibble split: 16 bytes (32 codes) are zero-extended to 16 lanes once; `& 15` gives codes
+//     2j and `>> 4` codes 2j+1 of lane j. The vectors are permuted to match instead of the
+//     codes: dots take the query as [even elements | odd elements] per 32 (permuted once per
+//     call), axpys keep their accumulators in that order in registers and restore it on store;
+//   * dots score four rows at once and reduce their 4 x G accumulators with one transposing
+//     sum tree per vector (4 rows -> one 128-bit store), instead of a full reduction per row.
+// Same results as the generic kernels: axpys still add the rows in order with one fused
+// multiply-add per element (bit for bit the oracle), dots only sum in another order (within
+// the bound above).
+namespace detail::rows {
+
+// Longest row the 4-bit kernels take (their permuted query copy lives on the stack).
+inline constexpr std::size_t code4_max_n = 1024;
+
+#if XSIMD_WITH_AVX512BW
+// 32 codes (16 bytes at p): codes 2j in lane j of `lo`, codes 2j + 1 in lane j of `hi`.
+template <class Arch>
+void nibbles32(const std::uint8_t* p, __m512& lo, __m512& hi) noexcept {
+  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  lo = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
+  hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+}
+
+// Lanes of (a, b) = elements [0, 32) in natural order <-> (even, odd) = elements 2j, 2j + 1.
+template <class Arch>
+__m512i split_even() noexcept {
+  return _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+}
+template <class Arch>
+__m512i split_odd() noexcept {
+  return _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+}
+template <class Arch>
+__m512i merge_low() noexcept {  // natural elements 0..15 from (even, odd)
+  return _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+}
+template <class Arch>
+__m512i merge_high() noexcept {  // natural elements 16..31
+  return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+}
+
+// Rows are read once, from memory, with much arithmetic per byte: the hardware prefetcher alone
+// leaves the loads of a page waiting on DRAM. Prefetch the bytes [p, p + bytes) this many rows
+// ahead (prefetches past the caller's rows are harmless: they never fault).
+inline constexpr std::size_t code4_prefetch_rows = 24;
+template <class Arch>
+void prefetch_rows(const std::uint8_t* p, std::size_t bytes) noexcept {
+  for (std::size_t b = 0; b < bytes; b += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + b), _MM_HINT_T0);
+}
+
+// The four horizontal sums of a0..a3, as lanes 0..3.
+template <class Arch>
+__m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
+  const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+  const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+  const __m256 y = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
+}
+
+// Scores of T <= 4 rows for G query vectors qp ([G][n], permuted per 32 elements).
+// N: the row length when known at compile time (64 and 128: loops unrolled, accumulators stay
+// in registers), else 0 and n at run time.
+template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_, const float* qp,
+                     float* out, std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : n_;
+  __m512 acc[T][G];
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t g = 0; g < G; ++g) acc[t][g] = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 32) {
+    __m512 lo[T], hi[T];
+    for (std::size_t t = 0; t < T; ++t) nibbles32<Arch>(in + t * stride + i / 2, lo[t], hi[t]);
+    for (std::size_t g = 0; g < G; ++g) {
+      const __m512 q0 = _mm512_loadu_ps(qp + g * n + i), q1 = _mm512_loadu_ps(qp + g * n + i + 16);
+      for (std::size_t t = 0; t < T; ++t) {
+        acc[t][g] = _mm512_fmadd_ps(lo[t], q0, acc[t][g]);
+        acc[t][g] = _mm512_fmadd_ps(hi[t], q1, acc[t][g]);
+      }
+    }
+  }
+  for (std::size_t g = 0; g < G; ++g) {
+    const __m512 z = _mm512_setzero_ps();
+    __m128 s;
+    if constexpr (T == 4) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], acc[2][g], acc[3][g]);
+    } else if constexpr (T == 3) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], acc[2][g], z);
+    } else if constexpr (T == 2) {
+      s = sum4<Arch>(acc[0][g], acc[1][g], z, z);
+    } else {
+      s = sum4<Arch>(acc[0][g], z, z, z);
+    }
+    if constexpr (T == 4) {
+      _mm_storeu_ps(out + g * ld, s);
+    } else {
+      alignas(16) float v[4];
+      _mm_store_ps(v, s);
+      for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[t];
+    }
+  }
+}
+
+template <class Arch>
+void code4_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(64) float qp[4 * code4_max_n];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      for (std::size_t g = 0; g < G; ++g)
+        for (std::size_t i = 0; i < n; i += 32) {
+          const __m512 a = _mm512_loadu_ps(q + (g0 + g) * n + i);
+          const __m512 b = _mm512_loadu_ps(q + (g0 + g) * n + i + 16);
+          _mm512_store_ps(qp + g * n + i, _mm512_permutex2var_ps(a, split_even<Arch>(), b));
+          _mm512_store_ps(qp + g * n + i + 16, _mm512_permutex2var_ps(a, split_odd<Arch>(), b));
+        }
+      float* og = out + g0 * ld;
+      const auto run = [&](auto fixed) {
+        constexpr std::size_t N = decltype(fixed)::value;
+        std::size_t r = 0;
+        for (; r + 4 <= rows; r += 4) {
+          prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, 4 * stride);
+          code4_dots_rows<G, 4, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+        }
+        switch (rows - r) {
+          case 1:
+            code4_dots_rows<G, 1, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          case 2:
+            code4_dots_rows<G, 2, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          case 3:
+            code4_dots_rows<G, 3, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            break;
+          default:
+            break;
+        }
+      };
+      if (n == 128) {
+        run(std::integral_constant<std::size_t, 128>{});
+      } else if (n == 64) {
+        run(std::integral_constant<std::size_t, 64>{});
+      } else {
+        run(std::integral_constant<std::size_t, 0>{});
+      }
+    });
+  }
+}
+
+// Elements [i, i + 32 K) of G accumulators over all rows, in registers.
+template <std::size_t G, std::size_t K, class Arch>
+void code4_axpys_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                         std::size_t n, std::size_t i, const float* w, std::size_t ldw,
+                         float* acc) noexcept {
+  __m512 a[G][2 * K];
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t k = 0; k < K; ++k) {
+      const __m512 x = _mm512_loadu_ps(acc + g * n + i + 32 * k);
+      const __m512 y = _mm512_loadu_ps(acc + g * n + i + 32 * k + 16);
+      a[g][2 * k] = _mm512_permutex2var_ps(x, split_even<Arch>(), y);
+      a[g][2 * k + 1] = _mm512_permutex2var_ps(x, split_odd<Arch>(), y);
+    }
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (i == 0) prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, stride);
+    const std::uint8_t* row = in + r * stride + i / 2;
+    __m512 lo[K], hi[K];
+    for (std::size_t k = 0; k < K; ++k) nibbles32<Arch>(row + 16 * k, lo[k], hi[k]);
+    for (std::size_t g = 0; g < G; ++g) {
+      const __m512 weight = _mm512_set1_ps(w[g * ldw + r]);
+      for (std::size_t k = 0; k < K; ++k) {
+        a[g][2 * k] = _mm512_fmadd_ps(lo[k], weight, a[g][2 * k]);
+        a[g][2 * k + 1] = _mm512_fmadd_ps(hi[k], weight, a[g][2 * k + 1]);
+      }
+    }
+  }
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t k = 0; k < K; ++k) {
+      _mm512_storeu_ps(acc + g * n + i + 32 * k,
+                       _mm512_permutex2var_ps(a[g][2 * k], merge_low<Arch>(), a[g][2 * k + 1]));
+      _mm512_storeu_ps(acc + g * n + i + 32 * k + 16,
+                       _mm512_permutex2var_ps(a[g][2 * k], merge_high<Arch>(), a[g][2 * k + 1]));
+    }
+}
+
+template <class Arch>
+void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                 const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      const float* wg = w + g0 * ldw;
+      float* ag = acc + g0 * n;
+      std::size_t i = 0;
+      for (; i + 64 <= n; i += 64)
+        code4_axpys_columns<G, 2, Arch>(in, stride, rows, n, i, wg, ldw, ag);
+      if (i < n) code4_axpys_columns<G, 1, Arch>(in, stride, rows, n, i, wg, ldw, ag);
+    });
+  }
+}
+#endif
+
+// Whether the 4-bit AVX-512 row kernels above take rows of n codes.
+template <class Arch>
+constexpr bool code4_fast(unsigned bits, std::size_t n) noexcept {
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    return bits == 4 && n % 32 == 0 && n <= code4_max_n;
+  }
+#endif
+  (void)bits;
+  (void)n;
+  return false;
+}
+
+}  // namespace detail::rows
+
 template <class Arch>
 void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    unsigned bits, const float* q, std::size_t nq, float* out,
                    std::size_t ld) noexcept {
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (detail::rows::code4_fast<Arch>(bits, n)) {
+      detail::rows::code4_dots<Arch>(in, stride, rows, n, q, nq, out, ld);
+      return;
+    }
+  }
+#endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
     detail::rows::dots<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
         in, stride, rows, n, q, nq, out, ld);
@@ -382,6 +615,14 @@ template <class Arch>
 void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                     unsigned bits, const float* w, std::size_t ldw, std::size_t nq,
                     float* acc) noexcept {
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (detail::rows::code4_fast<Arch>(bits, n)) {
+      detail::rows::code4_axpys<Arch>(in, stride, rows, n, w, ldw, nq, acc);
+      return;
+    }
+  }
+#endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
     detail::rows::axpys<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
         in, stride, rows, n, w, ldw, nq, acc);
