@@ -117,9 +117,11 @@ static_assert(std::is_standard_layout_v<block_q2_K> && std::is_standard_layout_v
 
 namespace detail {
 
-/// ggml's nearest_int: round to nearest, ties to even, for |v| <= 2^22.
+/// ggml's nearest_int: round to nearest, ties to even, for |v| <= 2^22. v is kept a rounded
+/// float: inlined into nearest_int(a * b), GCC would otherwise fuse the product into this add
+/// and round differently from ggml (Q2_K, Q4_K, Q5_K reference encoders).
 [[nodiscard]] inline int nearest_int(float v) noexcept {
-  const float val = v + 12582912.0f;
+  const float val = unfused<simd::scalar>(v) + 12582912.0f;
   std::int32_t i;
   std::memcpy(&i, &val, sizeof i);
   return (i & 0x007fffff) - 0x00400000;
