@@ -30,7 +30,12 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#ifndef QCODEC_SHARED_DIR
+#define QCODEC_SHARED_DIR "../shared"
+#endif
 
 namespace {
 
@@ -142,9 +147,7 @@ int real_model_table(const std::string& model_path, const std::string& tokenizer
   if (!text) return std::fprintf(stderr, "%s\n", text.error().message().c_str()), 1;
   std::vector<int> tokens = tok->encode(std::string_view(text->data(), text->size()), true, false);
   tokens.resize(std::min(tokens.size(), model->cfg().max_seq_len));
-  auto sampled = llama::sample_tokens(*model, model->cfg().max_seq_len, 1);
-  if (!sampled) return std::fprintf(stderr, "%s\n", sampled.error().message().c_str()), 1;
-  auto calibration = llama::collect_kv(*model, *sampled);
+  auto calibration = llama::calibrate(*model, 8192, 1);
   if (!calibration) return std::fprintf(stderr, "%s\n", calibration.error().message().c_str()), 1;
 
   const std::vector<std::string> schemes = {
@@ -154,7 +157,7 @@ int real_model_table(const std::string& model_path, const std::string& tokenizer
       "\nReal model: %s (head_dim %zu, %zu layers, %zu KV heads), teacher-forced on %zu "
       "tokens of %s;\ncalibrated schemes fitted to %zu tokens the model sampled itself.\n\n",
       model_path.c_str(), model->cfg().head_dim(), model->cfg().n_layers, model->cfg().n_kv_heads,
-      tokens.size(), text_path.c_str(), sampled->size());
+      tokens.size(), text_path.c_str(), calibration->tokens);
   std::printf("%-20s %10s %10s %10s %8s\n", "scheme", "bits/value", "perplexity", "KL", "top-1");
   auto results = llama::evaluate(
       *model, tokens, schemes,
@@ -253,7 +256,8 @@ int main(int argc, char** argv) {
       "run.\n");
 
   if (no_model) return 0;
-  if (!model_given && !std::filesystem::exists(model)) {
+  std::error_code no_throw;
+  if (!model_given && !std::filesystem::exists(model, no_throw)) {
     std::printf(
         "\n(No real model: %s is absent; --model M.bin --tokenizer T.bin --text F.txt "
         "adds its table.)\n",

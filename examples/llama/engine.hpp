@@ -151,6 +151,10 @@ class engine {
     if (kc.layers != c.n_layers || kc.kv_heads != c.n_kv_heads || kc.head_dim != c.head_dim()) {
       return qcodec::status::failure(errors::cache_mismatch, "make it with cache_config_for()");
     }
+    const kv::rope_config rope = cache_config_for(c).rope;  // the model's RoPE
+    if (kc.rope.pre_rope && (kc.rope.theta != rope.theta || kc.rope.style != rope.style)) {
+      return qcodec::status::failure(errors::cache_mismatch, "the cache applies another RoPE");
+    }
     const std::size_t dim = c.dim, hd = c.head_dim(), hidden = c.hidden_dim;
     const float* embedding = model_.token_embedding() + static_cast<std::size_t>(token) * dim;
     std::copy(embedding, embedding + dim, x_.begin());
@@ -163,10 +167,10 @@ class engine {
       matmul(q_.data(), w.wq, h_.data(), c.n_heads * hd, dim);
       matmul(k_.data(), w.wk, h_.data(), c.kv_dim(), dim);
       matmul(v_.data(), w.wv, h_.data(), c.kv_dim(), dim);
-      kv::apply_rope(q_.data(), c.n_heads, hd, position_, kc.rope);
+      kv::apply_rope(q_.data(), c.n_heads, hd, position_, rope);
       if (on_query_) on_query_(l, q_.data());
       // A pre-RoPE cache rotates the keys itself when it scores them.
-      if (!kc.rope.pre_rope) kv::apply_rope(k_.data(), c.n_kv_heads, hd, position_, kc.rope);
+      if (!kc.rope.pre_rope) kv::apply_rope(k_.data(), c.n_kv_heads, hd, position_, rope);
       // k_, v_ are [kv_head][head_dim] of one token: the cache's [token][kv_head][head_dim].
       if (qcodec::status s = cache_.append(sequence_, l, k_.data(), v_.data(), 1); !s) return s;
       if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data());
@@ -233,8 +237,8 @@ inline qcodec::status generate_greedy(const model& m, const tokenizer& tok, kv::
 // ---- calibration ---------------------------------------------------------------------------
 
 /// n tokens the model writes itself from BOS, sampled at temperature 1 with a seeded generator
-/// (a new text starting with BOS when the model emits BOS): calibration text for KV codecs
-/// that is not the text they are evaluated on.
+/// (BOS included; a BOS the model emits is fed back like any token): calibration text for KV
+/// codecs that is not the text they are evaluated on.
 inline qcodec::result<std::vector<int>> sample_tokens(const model& m, std::size_t n,
                                                       std::uint64_t seed) {
   auto cache = kv::make_cache("fp32", cache_config_for(m.cfg()));
@@ -267,7 +271,7 @@ inline qcodec::result<kv::kv_samples> collect_kv(const model& m, std::span<const
   std::vector<double> q_squares(c.n_layers * c.n_kv_heads * hd);
   e.on_query([&](std::size_t layer, const float* q) {  // q: [n_heads][head_dim], after RoPE
     for (std::size_t h = 0; h < c.n_heads; ++h) {
-      for (std::size_t i = 0; i < hd; i += 2) {  // a RoPE pair shares its weight
+      for (std::size_t i = 0; i < hd; i += 2) {  // an (interleaved) RoPE pair shares its weight
         const double pair = 0.5 * (static_cast<double>(q[h * hd + i]) * q[h * hd + i] +
                                    static_cast<double>(q[h * hd + i + 1]) * q[h * hd + i + 1]);
         double* w = &q_squares[(layer * c.n_kv_heads + h / group) * hd + i];
@@ -301,6 +305,24 @@ inline qcodec::result<kv::kv_samples> collect_kv(const model& m, std::span<const
                    kc.rope);
   }
   return samples;
+}
+
+/// Calibration samples from `tokens` tokens the model writes itself: as many texts of up to
+/// max_seq_len tokens as needed, sampled with seeds seed, seed + 1, ...
+inline qcodec::result<kv::kv_samples> calibrate(const model& m, std::size_t tokens,
+                                                std::uint64_t seed) {
+  kv::kv_samples all;
+  for (std::size_t done = 0; done < tokens; ++seed) {
+    const std::size_t n = std::min(tokens - done, m.cfg().max_seq_len);
+    if (n < 2) break;
+    qcodec::result<std::vector<int>> text = sample_tokens(m, n, seed);
+    if (!text) return text.error();
+    qcodec::result<kv::kv_samples> samples = collect_kv(m, *text);
+    if (!samples) return samples.error();
+    if (qcodec::status s = all.append(*samples); !s) return s;
+    done += n;
+  }
+  return all;
 }
 
 // ---- evaluation ----------------------------------------------------------------------------

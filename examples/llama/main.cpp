@@ -11,7 +11,8 @@
 // KV specs are those of kv::make_cache ("fp32", "fp16", "q8", "q4", "kivi2", "kivi4", "rot4",
 // with options such as "kivi2:residual=32,sinks=4"). Calibrated schemes ("cb4", "cb3", ...:
 // per-channel codebooks) are fitted to the K/V of a text the model samples itself first
-// (--calibration-tokens tokens from BOS, seed --calibration-seed), never to the evaluated text.
+// (--calibration-tokens tokens, texts from BOS with seeds from --calibration-seed), never to the
+// evaluated text.
 
 #include "engine.hpp"
 
@@ -31,7 +32,7 @@ constexpr const char* usage =
     "  --prompt TEXT        greedy generation: text after BOS (default none)\n"
     "  --ppl TEXTFILE       evaluate perplexity / KL / top-1 per scheme on the text instead\n"
     "  --tokens N           --ppl: tokens of the text to use, BOS included (default 512)\n"
-    "  --calibration-tokens N  tokens the model samples to calibrate cb* schemes (default 512)\n"
+    "  --calibration-tokens N  tokens the model samples to calibrate cb* schemes (default 8192)\n"
     "  --calibration-seed S    seed of that sampling (default 1)\n";
 
 int fail(const std::string& message) {
@@ -74,7 +75,7 @@ std::vector<std::string> split(std::string_view list) {
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
   std::string kv_list = "fp32", prompt, text_path;
-  std::size_t steps = 200, max_tokens = 512, calibration_tokens = 512, calibration_seed = 1;
+  std::size_t steps = 200, max_tokens = 512, calibration_tokens = 8192, calibration_seed = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -124,12 +125,10 @@ int main(int argc, char** argv) {
     return qcodec::kv::needs_calibration(s);
   });
   if (calibrate) {
-    auto sampled = llama::sample_tokens(*model, calibration_tokens, calibration_seed);
-    if (!sampled) return fail(sampled.error().message());
-    auto collected = llama::collect_kv(*model, *sampled);
+    auto collected = llama::calibrate(*model, calibration_tokens, calibration_seed);
     if (!collected) return fail(collected.error().message());
     calibration = std::move(*collected);
-    std::fprintf(stderr, "calibration: K/V of %zu tokens the model sampled (seed %zu)\n",
+    std::fprintf(stderr, "calibration: K/V of %zu tokens the model sampled (seeds from %zu)\n",
                  calibration.tokens, calibration_seed);
   }
   const qcodec::kv::kv_samples* cal = calibrate ? &calibration : nullptr;

@@ -36,6 +36,7 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
   check_all<TestType>(300, 4, 0);
   check_all<TestType>(300, 0, 32);
   check_all<TestType>(333, 5, 20);
+  check_all<TestType>(250, 150, 8);  // more sinks than a page (64) holds: several sink blocks
 }
 
 TEMPLATE_TEST_CASE("appending one token at a time equals appending in one batch", "[kv][cache]",

@@ -232,3 +232,33 @@ TEST_CASE("make_cache: calibrated schemes", "[kv][codebook][any_cache]") {
   samples.head_dim = 32;
   CHECK(kv::make_cache("cb4:prerope=0", config, &samples).error().is(kv::errors::bad_calibration));
 }
+
+TEST_CASE("kv_samples: append joins each stream's tokens", "[kv][codebook]") {
+  const auto make = [](std::size_t tokens, float base) {
+    kv::kv_samples s;
+    s.layers = 2, s.kv_heads = 2, s.tokens = tokens, s.head_dim = 2;
+    for (std::size_t i = 0; i < 2 * 2 * tokens * 2; ++i) {
+      s.keys.push_back(base + float(i));
+      s.values.push_back(-base - float(i));
+    }
+    s.pre_rope_keys = s.keys;
+    s.key_weights.assign(2 * 2 * 2, base);
+    return s;
+  };
+  kv::kv_samples all;
+  REQUIRE(all.append(make(3, 0.0f)).ok());
+  const kv::kv_samples b = make(2, 100.0f);
+  REQUIRE(all.append(b).ok());
+  CHECK(all.tokens == 5);
+  const std::span<const float> joined = all.stream(kv::kv_samples::kind::pre_rope_keys, 1, 0);
+  const kv::kv_samples a = make(3, 0.0f);
+  const std::span<const float> first = a.stream(kv::kv_samples::kind::pre_rope_keys, 1, 0);
+  const std::span<const float> second = b.stream(kv::kv_samples::kind::pre_rope_keys, 1, 0);
+  REQUIRE(joined.size() == first.size() + second.size());
+  CHECK(std::equal(first.begin(), first.end(), joined.begin()));
+  CHECK(std::equal(second.begin(), second.end(), joined.begin() + 6));
+  CHECK(all.key_weights[0] == Approx(40.0f));  // (3 * 0 + 2 * 100) / 5
+  kv::kv_samples other = make(2, 1.0f);
+  other.head_dim = 4;
+  CHECK(all.append(other).is(kv::errors::bad_calibration));
+}

@@ -147,7 +147,9 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     return status::failure(errors::bad_calibration, spec + " needs calibration samples");
   }
   if (calibration->layers != config.layers || calibration->kv_heads != config.kv_heads ||
-      calibration->head_dim != config.head_dim) {
+      calibration->head_dim != config.head_dim ||
+      (!calibration->key_weights.empty() &&
+       calibration->key_weights.size() != config.layers * config.kv_heads * config.head_dim)) {
     return status::failure(errors::bad_calibration, "calibration samples of another model shape");
   }
   result<std::vector<KeyCodec>> keys =

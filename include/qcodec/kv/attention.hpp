@@ -94,8 +94,11 @@ template <class Cache>
       const auto rows_of = [&](const float* base, std::size_t token) {
         return reinterpret_cast<const std::uint8_t*>(base + (token * cfg.kv_heads + h) * d);
       };
-      for (std::size_t g = 0; g < group; ++g)
-        c.keys(layer, h).prepare_query(qh + g * d, &prepared[g * d]);
+      if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
+        for (std::size_t g = 0; g < group; ++g) {
+          c.keys(layer, h).prepare_query(qh + g * d, &prepared[g * d]);
+        }
+      }
       std::fill(acc_codec.begin(), acc_codec.end(), 0.0f);
       std::fill(acc_float.begin(), acc_float.end(), 0.0f);
       std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
@@ -105,7 +108,7 @@ template <class Cache>
       // compressed units of a block are consecutive units of one page).
       for (std::size_t begin = 0; begin < visible;) {
         const std::size_t end = begin < keys.sinks
-                                    ? keys.sinks
+                                    ? std::min(keys.sinks, begin + block)  // at most a block
                                     : keys.sinks + ((begin - keys.sinks) / block + 1) * block;
         const std::size_t stop = std::min(end, visible), n = stop - begin;
 

@@ -233,7 +233,8 @@ class cache {
   }
 
   /// Decodes every key and value of a layer of sequence s into [kv_heads][length][head_dim]
-  /// arrays (the reference path: attention never needs this).
+  /// arrays (the reference path: attention never needs this). Keys are as appended: before
+  /// RoPE when config().rope.pre_rope.
   void decode_layer(sequence_id s, std::size_t layer, float* keys_out, float* values_out) const {
     decode_stream(s, layer, stream::key, keys_out);
     decode_stream(s, layer, stream::value, values_out);

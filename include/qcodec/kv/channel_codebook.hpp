@@ -64,12 +64,17 @@ class channel_codebook {
   [[nodiscard]] static result<channel_codebook> fit(
       std::span<const float> x, std::size_t head_dim, std::span<const float> weights = {},
       bit_allocation allocation = bit_allocation::greedy) {
+    if (head_dim == 0 || head_dim > max_head_dim || x.empty() || x.size() % head_dim != 0) {
+      return status::failure(errors::bad_calibration,
+                             "calibration needs whole vectors of head_dim (1..1024) floats");
+    }
     if (!weights.empty() && weights.size() != head_dim) {
       return status::failure(errors::bad_calibration, "one weight per channel");
     }
-    if (head_dim == 0 || x.empty() || x.size() % head_dim != 0) {
-      return status::failure(errors::bad_calibration,
-                             "calibration needs whole vectors of head_dim floats");
+    for (const float w : weights) {
+      if (!(w >= 0.0f && std::isfinite(w))) {
+        return status::failure(errors::bad_calibration, "weights must be finite and >= 0");
+      }
     }
     const std::size_t n = x.size() / head_dim;
     // candidates[i][b]: channel i's Lloyd-Max levels with b bits (empty if no fit) and MSE.
@@ -88,7 +93,7 @@ class channel_codebook {
       const unsigned top = allocation == bit_allocation::uniform ? Bits : max_channel_bits;
       for (unsigned b = allocation == bit_allocation::uniform ? Bits : 0; b <= top; ++b) {
         result<lloyd_max_fit> f = lloyd_max_samples(channel, {}, std::size_t{1} << b, options);
-        if (!f) continue;  // e.g. more levels than distinct samples: the channel stops there
+        if (!f) continue;  // no convergence (or non-finite samples): the channel stops there
         candidates[i][b].levels.assign(f->levels.begin(), f->levels.end());
         candidates[i][b].mse = f->mse;
       }
@@ -97,13 +102,13 @@ class channel_codebook {
     if (allocation == bit_allocation::greedy) {
       for (std::size_t spent = 0; spent < Bits * head_dim; ++spent) {
         std::size_t best = head_dim;
-        double best_gain = -1.0;
+        double best_gain = -std::numeric_limits<double>::infinity();
         for (std::size_t i = 0; i < head_dim; ++i) {
           if (bits[i] == max_channel_bits) continue;
           const double weight = weights.empty() ? 1.0 : static_cast<double>(weights[i]);
           const double gain =
               weight * (candidates[i][bits[i]].mse - candidates[i][bits[i] + 1].mse);
-          if (gain > best_gain) best_gain = gain, best = i;
+          if (std::isfinite(gain) && gain > best_gain) best_gain = gain, best = i;
         }
         if (best == head_dim) break;
         ++bits[best];
@@ -123,7 +128,7 @@ class channel_codebook {
       c.table_.insert(c.table_.end(), levels.begin(), levels.end());
       bit += bits[i];
     }
-    c.unit_bytes_ = (bit + 7) / 8;
+    c.unit_bytes_ = (Bits * head_dim + 7) / 8;  // the same for every stream, all bits spent or not
     c.make_thresholds();
     return c;
   }
@@ -143,7 +148,8 @@ class channel_codebook {
     for (std::size_t i = 0; i < d_; ++i) {
       // The nearest level: the number of midpoints below x (ties go to the lower level).
       const channel& ch = channels_[i];
-      const float* t = &thresholds_[ch.first_level - i];  // 2^bits - 1 midpoints per channel
+      const float* t =
+          thresholds_.data() + (ch.first_level - i);  // 2^bits - 1 midpoints per channel
       const std::size_t count = (std::size_t{1} << ch.bits) - 1;
       put(unit, ch, static_cast<std::uint32_t>(std::lower_bound(t, t + count, x[i]) - t));
     }
@@ -247,6 +253,41 @@ struct kv_samples {
     const std::size_t n = tokens * head_dim;
     return {of(k).data() + (layer * kv_heads + head) * n, n};
   }
+
+  /// Adds the tokens of another text (same shape) after this one's, stream by stream; key
+  /// weights become the token-weighted mean. More calibration text, less overfitted codebooks.
+  [[nodiscard]] status append(const kv_samples& other) {
+    if (tokens == 0) {
+      *this = other;
+      return {};
+    }
+    if (other.layers != layers || other.kv_heads != kv_heads || other.head_dim != head_dim ||
+        other.pre_rope_keys.empty() != pre_rope_keys.empty() ||
+        other.key_weights.size() != key_weights.size()) {
+      return status::failure(errors::bad_calibration, "appended samples of another shape");
+    }
+    const auto concatenate = [&](std::vector<float>& mine, const std::vector<float>& theirs) {
+      std::vector<float> joined;
+      joined.reserve(mine.size() + theirs.size());
+      const std::size_t a = tokens * head_dim, b = other.tokens * head_dim;
+      for (std::size_t s = 0; s < layers * kv_heads; ++s) {
+        joined.insert(joined.end(), mine.begin() + static_cast<std::ptrdiff_t>(s * a),
+                      mine.begin() + static_cast<std::ptrdiff_t>((s + 1) * a));
+        joined.insert(joined.end(), theirs.begin() + static_cast<std::ptrdiff_t>(s * b),
+                      theirs.begin() + static_cast<std::ptrdiff_t>((s + 1) * b));
+      }
+      mine = std::move(joined);
+    };
+    concatenate(keys, other.keys);
+    if (!pre_rope_keys.empty()) concatenate(pre_rope_keys, other.pre_rope_keys);
+    concatenate(values, other.values);
+    const float wa = static_cast<float>(tokens), wb = static_cast<float>(other.tokens);
+    for (std::size_t i = 0; i < key_weights.size(); ++i) {
+      key_weights[i] = (wa * key_weights[i] + wb * other.key_weights[i]) / (wa + wb);
+    }
+    tokens += other.tokens;
+    return {};
+  }
 };
 
 /// One codec per stream ([layer][kv_head]), each fitted to that stream's keys (or values);
@@ -259,6 +300,10 @@ template <class Codec>
   } else {
     const std::size_t floats =
         samples.layers * samples.kv_heads * samples.tokens * samples.head_dim;
+    if (!samples.key_weights.empty() &&
+        samples.key_weights.size() != samples.layers * samples.kv_heads * samples.head_dim) {
+      return status::failure(errors::bad_calibration, "key weights of the wrong size");
+    }
     if (floats == 0 || samples.of(which).size() != floats) {
       return status::failure(errors::bad_calibration,
                              which == kv_samples::kind::pre_rope_keys

@@ -77,8 +77,8 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
 
 /// n (first, second) pairs of binary16 values at `in` (4 bytes each, `stride` bytes apart) as
 /// floats: the parameters of consecutive units, converted by one kernel call. n <= 256.
-inline void load_half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n,
-                            float* first, float* second) noexcept {
+inline void load_half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                            float* second) noexcept {
   std::uint16_t h[2 * 256];
   float f[2 * 256];
   for (std::size_t t = 0; t < n; ++t) std::memcpy(&h[2 * t], in + t * stride, 4);

@@ -433,7 +433,7 @@ __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
   const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
   const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
                                  _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-  const __m256 y = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
+  const __m256 y = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
   return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
 }
 
