@@ -2,11 +2,12 @@
 // The reference-parity check shared by the KV attention tests: a small GQA cache (2 layers, 2 KV
 // heads of 64 dims, 3 query heads per KV head) filled with kv_test data, and fused attention
 // compared with the reference attention on the cache's own decoding, for one query and for a
-// causal chunk of five.
+// causal chunk of five; and the error of fused attention against exact attention.
 #include <qcodec/kv.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -86,6 +87,33 @@ void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t lay
             1e-4 * std::max(1.0, std::fabs(want_lse)));
     }
   }
+}
+
+// Relative MSE of fused attention (one query per head, on layer 0 of a Cache filled with
+// `data`, no sinks or residual) against exact attention on the original float K/V.
+template <class Cache>
+double attention_error(const kv_test::kv_data& data, const std::vector<float>& q) {
+  kv::sequence_id seq = 0;
+  const Cache c = filled_cache<Cache>(data, 0, 0, seq);
+  std::vector<float> out(q.size());
+  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
+  const std::size_t n = data.tokens;
+  double err = 0.0, ref = 0.0;
+  for (std::size_t qh = 0; qh < q_heads; ++qh) {
+    const std::size_t h = qh / group;
+    std::vector<float> k(n * head_dim), v(n * head_dim), want(head_dim);
+    for (std::size_t t = 0; t < n; ++t) {
+      std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
+      std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
+    }
+    kv::reference_attention(k.data(), v.data(), n, head_dim, &q[qh * head_dim],
+                            1.0f / std::sqrt(float(head_dim)), want.data());
+    for (std::size_t i = 0; i < head_dim; ++i) {
+      err += std::pow(out[qh * head_dim + i] - want[i], 2);
+      ref += std::pow(want[i], 2);
+    }
+  }
+  return err / ref;
 }
 
 template <class Cache>

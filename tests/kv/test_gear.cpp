@@ -270,28 +270,7 @@ TEST_CASE("gear: unit sizes follow the layout", "[kv][gear]") {
 TEST_CASE("gear: attention error against exact attention", "[kv][gear]") {
   const kv_test::kv_data data = kv_test::make_kv(512, kv_heads, head_dim, 9);
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
-  auto output_error = [&]<class Cache>() {
-    kv::sequence_id seq = 0;
-    const Cache c = filled_cache<Cache>(data, 0, 0, seq);
-    std::vector<float> out(q.size());
-    REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
-    double err = 0.0, ref = 0.0;
-    for (std::size_t qh = 0; qh < q_heads; ++qh) {
-      const std::size_t h = qh / group;
-      std::vector<float> k(512 * head_dim), v(512 * head_dim), want(head_dim);
-      for (std::size_t t = 0; t < 512; ++t) {
-        std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
-        std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
-      }
-      kv::reference_attention(k.data(), v.data(), 512, head_dim, &q[qh * head_dim],
-                              1.0f / std::sqrt(float(head_dim)), want.data());
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        err += std::pow(out[qh * head_dim + i] - want[i], 2);
-        ref += std::pow(want[i], 2);
-      }
-    }
-    return err / ref;
-  };
+  auto output_error = [&]<class Cache>() { return kv_test::attention_error<Cache>(data, q); };
   const double e_kivi2 = output_error.template operator()<kivi2_cache>();
   const double e_gear2 = output_error.template operator()<gear2_cache>();
   WARN("attention output relative MSE: KIVI-2 " << e_kivi2 << ", GEAR on KIVI-2 " << e_gear2);

@@ -122,28 +122,7 @@ TEST_CASE("turbo: decode scales with the norm and zero stays zero", "[kv][turbo]
 TEST_CASE("turbo: attention error against exact attention", "[kv][turbo]") {
   const kv_test::kv_data data = kv_test::make_kv(512, kv_heads, head_dim, 9);
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
-  auto output_error = [&]<class Cache>() {
-    kv::sequence_id seq = 0;
-    const Cache c = filled_cache<Cache>(data, 0, 0, seq);
-    std::vector<float> out(q.size());
-    REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
-    double err = 0.0, ref = 0.0;
-    for (std::size_t qh = 0; qh < q_heads; ++qh) {
-      const std::size_t h = qh / group;
-      std::vector<float> k(512 * head_dim), v(512 * head_dim), want(head_dim);
-      for (std::size_t t = 0; t < 512; ++t) {
-        std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
-        std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
-      }
-      kv::reference_attention(k.data(), v.data(), 512, head_dim, &q[qh * head_dim],
-                              1.0f / std::sqrt(float(head_dim)), want.data());
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        err += std::pow(out[qh * head_dim + i] - want[i], 2);
-        ref += std::pow(want[i], 2);
-      }
-    }
-    return err / ref;
-  };
+  auto output_error = [&]<class Cache>() { return kv_test::attention_error<Cache>(data, q); };
   const double e_q4 = output_error.template operator()<q4_cache>();
   const double e_rot4 = output_error.template operator()<rotated4_cache>();
   const double e_rot3 = output_error.template operator()<rotated3_cache>();
@@ -283,28 +262,7 @@ TEST_CASE("turbo_qjl: unit layout and decode", "[kv][turbo][qjl]") {
 TEST_CASE("turbo_qjl keys: attention error against exact attention", "[kv][turbo][qjl]") {
   const kv_test::kv_data data = kv_test::make_kv(512, kv_heads, head_dim, 9);
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
-  auto output_error = [&]<class Cache>() {
-    kv::sequence_id seq = 0;
-    const Cache c = filled_cache<Cache>(data, 0, 0, seq);
-    std::vector<float> out(q.size());
-    REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
-    double err = 0.0, ref = 0.0;
-    for (std::size_t qh = 0; qh < q_heads; ++qh) {
-      const std::size_t h = qh / group;
-      std::vector<float> k(512 * head_dim), v(512 * head_dim), want(head_dim);
-      for (std::size_t t = 0; t < 512; ++t) {
-        std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
-        std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
-      }
-      kv::reference_attention(k.data(), v.data(), 512, head_dim, &q[qh * head_dim],
-                              1.0f / std::sqrt(float(head_dim)), want.data());
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        err += std::pow(out[qh * head_dim + i] - want[i], 2);
-        ref += std::pow(want[i], 2);
-      }
-    }
-    return err / ref;
-  };
+  auto output_error = [&]<class Cache>() { return kv_test::attention_error<Cache>(data, q); };
   const double e_t3 = output_error.template operator()<turbo3_cache>();
   const double e_t3q = output_error.template operator()<turbo3_qjl_cache>();
   const double e_t2k = output_error.template operator()<kv::cache<kv::turbo<2>, kv::turbo<3>>>();
