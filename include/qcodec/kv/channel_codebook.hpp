@@ -160,26 +160,16 @@ class channel_codebook {
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, d_ * sizeof(float));
   }
-  // Both decode a chunk of tokens once to a stack buffer, then use the fp32 row kernels for all
-  // the query heads: table lookups per value, vector arithmetic for the heads.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    const std::size_t chunk = scratch_floats / d_;
-    detail::for_chunks(count, chunk, [&](std::size_t t0, std::size_t tn) {
-      float rows[scratch_floats];
-      for (std::size_t t = 0; t < tn; ++t) decode(units + (t0 + t) * unit_bytes_, &rows[t * d_]);
-      simd::kernels().rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(rows),
-                                        d_ * sizeof(float), tn, d_, q, nq, s + t0, ld);
+    for_decoded_chunks(units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
+      simd::kernels().rows.f32_row_dots(rows, d_ * sizeof(float), tn, d_, q, nq, s + t0, ld);
     });
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    const std::size_t chunk = scratch_floats / d_;
-    detail::for_chunks(count, chunk, [&](std::size_t t0, std::size_t tn) {
-      float rows[scratch_floats];
-      for (std::size_t t = 0; t < tn; ++t) decode(units + (t0 + t) * unit_bytes_, &rows[t * d_]);
-      simd::kernels().rows.f32_row_axpys(reinterpret_cast<const std::uint8_t*>(rows),
-                                         d_ * sizeof(float), tn, d_, p + t0, ldp, nq, acc);
+    for_decoded_chunks(units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
+      simd::kernels().rows.f32_row_axpys(rows, d_ * sizeof(float), tn, d_, p + t0, ldp, nq, acc);
     });
   }
   void finish_output(float*) const noexcept {}
@@ -192,6 +182,18 @@ class channel_codebook {
   };
 
   channel_codebook() = default;
+
+  // Decodes a chunk of tokens at a time into a stack buffer (in L1) and calls
+  // f(rows, first, count) with them as fp32 rows, so each token is decoded once for all the
+  // query heads and the fp32 row kernels do the arithmetic.
+  template <class F>
+  void for_decoded_chunks(const std::uint8_t* units, std::size_t count, F&& f) const noexcept {
+    detail::for_chunks(count, scratch_floats / d_, [&](std::size_t t0, std::size_t tn) {
+      float rows[scratch_floats];
+      for (std::size_t t = 0; t < tn; ++t) decode(units + (t0 + t) * unit_bytes_, &rows[t * d_]);
+      f(reinterpret_cast<const std::uint8_t*>(rows), t0, tn);
+    });
+  }
 
   void make_thresholds() {
     thresholds_.clear();

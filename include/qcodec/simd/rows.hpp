@@ -131,9 +131,9 @@ inline void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_
   for (std::size_t g = 0; g < nq; ++g)
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t i = 0; i < n; ++i)
-        acc[g * n + i] = std::fma(
-            table[static_cast<std::size_t>(detail::code_at(in + r * stride, i, bits))],
-            w[g * ldw + r], acc[g * n + i]);
+        acc[g * n + i] =
+            std::fma(table[static_cast<std::size_t>(detail::code_at(in + r * stride, i, bits))],
+                     w[g * ldw + r], acc[g * n + i]);
 }
 
 }  // namespace ref
@@ -194,13 +194,11 @@ struct row_kernels {
 template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
-            &ref::f32_row_axpys, &ref::f16_row_dots,   &ref::f16_row_axpys,
-            &ref::lut_row_dots,  &ref::lut_row_axpys};
+    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots, &ref::f32_row_axpys,
+            &ref::f16_row_dots,  &ref::f16_row_axpys,  &ref::lut_row_dots, &ref::lut_row_axpys};
   } else {
-    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
-            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,   &f16_row_axpys<Arch>,
-            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>};
+    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>, &f32_row_axpys<Arch>,
+            &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,  &lut_row_dots<Arch>, &lut_row_axpys<Arch>};
   }
 }
 
@@ -215,7 +213,8 @@ template <class Arch>
 using F = batch<float, Arch>;
 
 // How a row's elements become float batches: full(n) leading whole batches, load(row, i) the
-// batch at element i, tail(row, i, n) elements [i, n) with the other lanes zero.
+// batch at element i, tail(row, i, n) elements [i, n) with the other lanes zero. The loops take
+// a reader object: these are stateless, lut_codes (below) carries its table.
 template <unsigned Bits, class Arch>
 struct packed_codes {
   static std::size_t full(std::size_t n) noexcept {
@@ -284,10 +283,10 @@ void with_group(std::size_t remaining, Fn&& f) noexcept {
 }
 
 template <class E, class Arch>
-void dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+void dots(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
           const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   constexpr std::size_t W = F<Arch>::size;
-  const std::size_t full = E::full(n);
+  const std::size_t full = e.full(n);
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
@@ -298,13 +297,13 @@ void dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::siz
         for (std::size_t g = 0; g < G; ++g) a[g] = F<Arch>(0.0f);
         std::size_t i = 0;
         for (std::size_t b = 0; b < full; ++b, i += W) {
-          const F<Arch> c = E::load(row, i);
+          const F<Arch> c = e.load(row, i);
           for (std::size_t g = 0; g < G; ++g)
             a[g] = packed::fmadd<Arch>(c, F<Arch>::load_unaligned(qg + g * n + i), a[g]);
         }
         for (; i < n; i += W) {
           const std::size_t k = n - i < W ? n - i : W;
-          const F<Arch> c = E::tail(row, i, i + k);
+          const F<Arch> c = e.tail(row, i, i + k);
           for (std::size_t g = 0; g < G; ++g)
             a[g] =
                 packed::fmadd<Arch>(c, packed::load_first<Arch>(qg + g * n + i, k, Arch{}), a[g]);
@@ -316,10 +315,10 @@ void dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::siz
 }
 
 template <class E, class Arch>
-void axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
            const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
   constexpr std::size_t W = F<Arch>::size;
-  const std::size_t full = E::full(n);
+  const std::size_t full = e.full(n);
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
@@ -335,7 +334,7 @@ void axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::si
         }
         for (std::size_t r = 0; r < rows; ++r) {
           const std::uint8_t* row = in + r * stride;
-          const F<Arch> c0 = E::load(row, i), c1 = E::load(row, i + W);
+          const F<Arch> c0 = e.load(row, i), c1 = e.load(row, i + W);
           for (std::size_t g = 0; g < G; ++g) {
             const F<Arch> weight(wg[g * ldw + r]);
             a0[g] = packed::fmadd<Arch>(c0, weight, a0[g]);
@@ -355,7 +354,7 @@ void axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::si
           a[g] = packed::load_first<Arch>(ag + g * n + i, k, Arch{});
         for (std::size_t r = 0; r < rows; ++r) {
           const std::uint8_t* row = in + r * stride;
-          const F<Arch> c = whole ? E::load(row, i) : E::tail(row, i, i + k);
+          const F<Arch> c = whole ? e.load(row, i) : e.tail(row, i, i + k);
           for (std::size_t g = 0; g < G; ++g)
             a[g] = packed::fmadd<Arch>(c, F<Arch>(wg[g * ldw + r]), a[g]);
         }
@@ -433,7 +432,8 @@ __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
   const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
   const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
                                  _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-  const __m256 y = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+  const __m256 y = _mm256_add_ps(_mm512_castps512_ps256(u),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
   return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
 }
 
@@ -608,7 +608,7 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
     detail::rows::dots<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
-        in, stride, rows, n, q, nq, out, ld);
+        {}, in, stride, rows, n, q, nq, out, ld);
   });
 }
 template <class Arch>
@@ -625,37 +625,39 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
     detail::rows::axpys<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
-        in, stride, rows, n, w, ldw, nq, acc);
+        {}, in, stride, rows, n, w, ldw, nq, acc);
   });
 }
 template <class Arch>
 void f32_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                   const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
-  detail::rows::dots<detail::rows::f32_values<Arch>, Arch>(in, stride, rows, n, q, nq, out, ld);
+  detail::rows::dots<detail::rows::f32_values<Arch>, Arch>({}, in, stride, rows, n, q, nq, out, ld);
 }
 template <class Arch>
 void f32_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
-  detail::rows::axpys<detail::rows::f32_values<Arch>, Arch>(in, stride, rows, n, w, ldw, nq, acc);
+  detail::rows::axpys<detail::rows::f32_values<Arch>, Arch>({}, in, stride, rows, n, w, ldw, nq,
+                                                            acc);
 }
 template <class Arch>
 void f16_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                   const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
-  detail::rows::dots<detail::rows::f16_values<Arch>, Arch>(in, stride, rows, n, q, nq, out, ld);
+  detail::rows::dots<detail::rows::f16_values<Arch>, Arch>({}, in, stride, rows, n, q, nq, out, ld);
 }
 template <class Arch>
 void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
-  detail::rows::axpys<detail::rows::f16_values<Arch>, Arch>(in, stride, rows, n, w, ldw, nq, acc);
+  detail::rows::axpys<detail::rows::f16_values<Arch>, Arch>({}, in, stride, rows, n, w, ldw, nq,
+                                                            acc);
 }
 
 // ---- appended: rows of table-indexed codes ------------------------------------------------
 //
 // lut_row_* are code_row_* with the codes looked up in a table of up to 16 floats instead of
 // converted: AVX-512 holds the table in one register (vpermps over 16 lanes), AVX2 blends two
-// 8-lane permutes, the generic path indexes memory (lut.hpp's lookup16). The loops are the
-// same as dots/axpys above, with a stateful element reader (the table) instead of a static one,
-// so axpys equal the oracle bit for bit and dots agree within the same bound.
+// 8-lane permutes, the generic path indexes memory (lut.hpp's lookup16). They run the same
+// dots/axpys loops as above with lut_codes as the element reader (it holds the table), so axpys
+// equal the oracle bit for bit and dots agree within the same bound.
 namespace detail::rows {
 
 template <unsigned Bits, class Arch>
@@ -666,12 +668,11 @@ struct lut_codes {
     return packed::full_batches<Bits, Arch>(n, Arch{});
   }
   F<Arch> load(const std::uint8_t* row, std::size_t i) const noexcept {
-    return detail::lut::lookup16<Arch>(packed::unpack_batch<Bits, Arch>(row, i, Arch{}), t,
-                                       Arch{});
+    return detail::lut::lookup16<Arch>(packed::unpack_batch<Bits, Arch>(row, i, Arch{}), t, Arch{});
   }
   F<Arch> tail(const std::uint8_t* row, std::size_t i, std::size_t n) const noexcept {
-    return packed::keep_first<Arch>(
-        detail::lut::lookup16<Arch>(unpack_last(row, i, n), t, Arch{}), n - i, Arch{});
+    return packed::keep_first<Arch>(detail::lut::lookup16<Arch>(unpack_last(row, i, n), t, Arch{}),
+                                    n - i, Arch{});
   }
 
  private:
@@ -704,91 +705,6 @@ struct lut_codes {
     return packed::unpack_tail<Bits, Arch>(row, i, n, Arch{});
   }
 };
-
-template <class E, class Arch>
-void dots_with(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows,
-               std::size_t n, const float* q, std::size_t nq, float* out,
-               std::size_t ld) noexcept {
-  constexpr std::size_t W = F<Arch>::size;
-  const std::size_t full = e.full(n);
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    with_group(nq - g0, [&](auto group) {
-      constexpr std::size_t G = decltype(group)::value;
-      const float* qg = q + g0 * n;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::uint8_t* row = in + r * stride;
-        F<Arch> a[G];
-        for (std::size_t g = 0; g < G; ++g) a[g] = F<Arch>(0.0f);
-        std::size_t i = 0;
-        for (std::size_t b = 0; b < full; ++b, i += W) {
-          const F<Arch> c = e.load(row, i);
-          for (std::size_t g = 0; g < G; ++g)
-            a[g] = packed::fmadd<Arch>(c, F<Arch>::load_unaligned(qg + g * n + i), a[g]);
-        }
-        for (; i < n; i += W) {
-          const std::size_t k = n - i < W ? n - i : W;
-          const F<Arch> c = e.tail(row, i, i + k);
-          for (std::size_t g = 0; g < G; ++g)
-            a[g] =
-                packed::fmadd<Arch>(c, packed::load_first<Arch>(qg + g * n + i, k, Arch{}), a[g]);
-        }
-        for (std::size_t g = 0; g < G; ++g) out[(g0 + g) * ld + r] = reduce_add(a[g]);
-      }
-    });
-  }
-}
-
-template <class E, class Arch>
-void axpys_with(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                std::size_t n, const float* w, std::size_t ldw, std::size_t nq,
-                float* acc) noexcept {
-  constexpr std::size_t W = F<Arch>::size;
-  const std::size_t full = e.full(n);
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    with_group(nq - g0, [&](auto group) {
-      constexpr std::size_t G = decltype(group)::value;
-      float* ag = acc + g0 * n;
-      const float* wg = w + g0 * ldw;
-      std::size_t i = 0, b = 0;
-      for (; b + 2 <= full; b += 2, i += 2 * W) {
-        F<Arch> a0[G], a1[G];
-        for (std::size_t g = 0; g < G; ++g) {
-          a0[g] = F<Arch>::load_unaligned(ag + g * n + i);
-          a1[g] = F<Arch>::load_unaligned(ag + g * n + i + W);
-        }
-        for (std::size_t r = 0; r < rows; ++r) {
-          const std::uint8_t* row = in + r * stride;
-          const F<Arch> c0 = e.load(row, i), c1 = e.load(row, i + W);
-          for (std::size_t g = 0; g < G; ++g) {
-            const F<Arch> weight(wg[g * ldw + r]);
-            a0[g] = packed::fmadd<Arch>(c0, weight, a0[g]);
-            a1[g] = packed::fmadd<Arch>(c1, weight, a1[g]);
-          }
-        }
-        for (std::size_t g = 0; g < G; ++g) {
-          a0[g].store_unaligned(ag + g * n + i);
-          a1[g].store_unaligned(ag + g * n + i + W);
-        }
-      }
-      for (; i < n; i += W) {
-        const std::size_t k = n - i < W ? n - i : W;
-        const bool whole = b < full;
-        F<Arch> a[G];
-        for (std::size_t g = 0; g < G; ++g)
-          a[g] = packed::load_first<Arch>(ag + g * n + i, k, Arch{});
-        for (std::size_t r = 0; r < rows; ++r) {
-          const std::uint8_t* row = in + r * stride;
-          const F<Arch> c = whole ? e.load(row, i) : e.tail(row, i, i + k);
-          for (std::size_t g = 0; g < G; ++g)
-            a[g] = packed::fmadd<Arch>(c, F<Arch>(wg[g * ldw + r]), a[g]);
-        }
-        for (std::size_t g = 0; g < G; ++g)
-          packed::store_first<Arch>(a[g], ag + g * n + i, k, Arch{});
-        ++b;
-      }
-    });
-  }
-}
 
 // Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes a 16-entry table covers).
 template <class Fn>
@@ -827,7 +743,7 @@ void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
   detail::rows::pad_table16<Arch>(table, bits, padded);
   detail::rows::with_lut_bits(bits, [&](auto b) {
     const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
-    detail::rows::dots_with<decltype(e), Arch>(e, in, stride, rows, n, q, nq, out, ld);
+    detail::rows::dots<decltype(e), Arch>(e, in, stride, rows, n, q, nq, out, ld);
   });
 }
 template <class Arch>
@@ -838,7 +754,7 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   detail::rows::pad_table16<Arch>(table, bits, padded);
   detail::rows::with_lut_bits(bits, [&](auto b) {
     const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
-    detail::rows::axpys_with<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
+    detail::rows::axpys<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
   });
 }
 
