@@ -21,8 +21,10 @@ namespace kv = qcodec::kv;
 inline constexpr std::size_t layers = 2, kv_heads = 2, head_dim = 64, group = 3;
 inline constexpr std::size_t q_heads = kv_heads * group;
 
-inline kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
+inline kv::cache_config small_config(std::size_t sinks, std::size_t residual,
+                                     kv::float_format exact = kv::float_format::f32) {
   kv::cache_config c;
+  c.exact_format = exact;
   c.layers = layers;
   c.kv_heads = kv_heads;
   c.head_dim = head_dim;
@@ -34,15 +36,22 @@ inline kv::cache_config small_config(std::size_t sinks, std::size_t residual) {
 }
 
 template <class Cache, class... Codecs>
-Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
+Cache filled_cache(const kv::cache_config& config, const kv_test::kv_data& data,
                    kv::sequence_id& seq, Codecs&&... codecs) {
-  auto c = Cache::create(small_config(sinks, residual), std::forward<Codecs>(codecs)...);
+  auto c = Cache::create(config, std::forward<Codecs>(codecs)...);
   REQUIRE(c.ok());
   seq = c->add_sequence();
   for (std::size_t l = 0; l < layers; ++l) {
     REQUIRE(c->append(seq, l, data.keys.data(), data.values.data(), data.tokens).ok());
   }
   return std::move(*c);
+}
+
+template <class Cache, class... Codecs>
+Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t residual,
+                   kv::sequence_id& seq, Codecs&&... codecs) {
+  return filled_cache<Cache>(small_config(sinks, residual), data, seq,
+                             std::forward<Codecs>(codecs)...);
 }
 
 // Fused attention against the reference on the decoded cache, for every query head.
@@ -117,11 +126,13 @@ double attention_error(const kv_test::kv_data& data, const std::vector<float>& q
 }
 
 template <class Cache>
-void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual) {
-  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual);
+void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual,
+               kv::float_format exact = kv::float_format::f32) {
+  INFO("tokens " << tokens << " sinks " << sinks << " residual " << residual << " exact "
+                 << kv::float_bytes(exact) * 8);
   const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, tokens + sinks);
   kv::sequence_id seq = 0;
-  const Cache c = filled_cache<Cache>(data, sinks, residual, seq);
+  const Cache c = filled_cache<Cache>(small_config(sinks, residual, exact), data, seq);
   check_reference_parity(c, seq, 1, 1, 7);
   if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);  // chunked prefill, causal
 }

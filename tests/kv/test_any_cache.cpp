@@ -74,6 +74,13 @@ TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
   CHECK((*c)->config().residual_tokens == 32);
   CHECK((*kv::make_cache("kivi4:residual=128", config()))->spec() == "kivi4");
   CHECK((*kv::make_cache("kivi4:residual=0", config()))->spec() == "kivi4:residual=0");
+  auto half = kv::make_cache("q4:residual=8,exact=16", config());
+  REQUIRE(half.ok());
+  CHECK((*half)->spec() == "q4:exact=16,residual=8");
+  CHECK((*half)->config().exact_format == kv::float_format::f16);
+  CHECK((*kv::make_cache("q4:exact=32", config()))->spec() == "q4");
+  CHECK(kv::make_cache("q4:exact=8", config()).error().is(e::bad_option));
+  CHECK(kv::make_cache("q4:exact=24", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("nope", config()).error().is(e::unknown_codec));
   CHECK(kv::make_cache("q4:bits=3", config()).error().is(e::unknown_option));
   CHECK(kv::make_cache("q4:residual=x", config()).error().is(e::bad_option));

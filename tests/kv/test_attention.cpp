@@ -37,6 +37,37 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
   check_all<TestType>(300, 0, 32);
   check_all<TestType>(333, 5, 20);
   check_all<TestType>(250, 150, 8);  // more sinks than a page (64) holds: several sink blocks
+  check_all<TestType>(333, 5, 20, kv::float_format::f16);  // exact tokens stored in fp16
+}
+
+TEMPLATE_TEST_CASE("fp16 exact tokens are the appended tokens rounded to fp16", "[kv][cache]",
+                   fp32_cache, kivi2_cache) {
+  const kv_test::kv_data data = kv_test::make_kv(150, kv_heads, head_dim, 11);
+  kv_test::kv_data rounded = data;
+  for (float& x : rounded.keys) x = float(qcodec::half(x));
+  for (float& x : rounded.values) x = float(qcodec::half(x));
+  kv::sequence_id s16 = 0, s32 = 0;
+  const TestType f16 =
+      filled_cache<TestType>(small_config(3, 40, kv::float_format::f16), data, s16);
+  const TestType f32 = filled_cache<TestType>(small_config(3, 40), rounded, s32);
+  // Same compressed units (for KIVI, the codec sees fp16-rounded tokens either way) and same
+  // exact tokens; the fp16 window holds half the bytes.
+  std::vector<float> k1(kv_heads * 150 * head_dim), v1(k1.size()), k2(k1.size()), v2(k1.size());
+  f16.decode_layer(s16, 0, k1.data(), v1.data());
+  f32.decode_layer(s32, 0, k2.data(), v2.data());
+  CHECK(std::memcmp(k1.data(), k2.data(), k1.size() * 4) == 0);
+  CHECK(std::memcmp(v1.data(), v2.data(), v1.size() * 4) == 0);
+  const auto exact_tokens = [](const auto& view) { return view.sinks + view.tail; };
+  const std::size_t exact_values =
+      layers * (exact_tokens(f16.key_stream(s16, 0)) + exact_tokens(f16.value_stream(s16, 0))) *
+      kv_heads * head_dim;
+  CHECK(f32.sequence_bytes(s32) - f16.sequence_bytes(s16) == exact_values * 2);
+
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 12);
+  std::vector<float> o1(q.size()), o2(q.size());
+  REQUIRE(kv::attention(f16, s16, 1, q.data(), q_heads, o1.data()).ok());
+  REQUIRE(kv::attention(f32, s32, 1, q.data(), q_heads, o2.data()).ok());
+  for (std::size_t i = 0; i < q.size(); ++i) CHECK(o1[i] == Approx(o2[i]).margin(1e-6));
 }
 
 TEMPLATE_TEST_CASE("appending one token at a time equals appending in one batch", "[kv][cache]",

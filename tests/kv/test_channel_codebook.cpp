@@ -165,6 +165,14 @@ TEST_CASE("pre-RoPE cache: attention equals a cache given the rotated keys", "[k
       REQUIRE(kv::attention(*b, sb, 0, q.data(), kv_test::q_heads, ob.data(), 3).ok());
       for (std::size_t i = 0; i < q.size(); ++i) CHECK(oa[i] == Approx(ob[i]).margin(1e-5));
       kv_test::check_reference_parity(*a, sa, 0, 5, 10);
+      // Exact tokens in fp16: pre-RoPE sink and residual keys are widened, then rotated.
+      kv::cache_config pre16 = pre;
+      pre16.exact_format = kv::float_format::f16;
+      auto c = fp32_cache::create(pre16);
+      REQUIRE(c.ok());
+      const kv::sequence_id sc = c->add_sequence();
+      REQUIRE(c->append(sc, 0, data.keys.data(), data.values.data(), data.tokens).ok());
+      kv_test::check_reference_parity(*c, sc, 0, 5, 10);
     }
   }
   kv::cache_config odd = kv_test::small_config(0, 0);
@@ -213,7 +221,7 @@ TEST_CASE("make_cache: calibrated schemes", "[kv][codebook][any_cache]") {
   CHECK(kv::needs_calibration("cb4:prerope=0"));
   CHECK_FALSE(kv::needs_calibration("kivi4"));
   CHECK(kv::make_cache("cb4", config).error().is(kv::errors::bad_calibration));
-  for (const char* spec : {"cb4", "cb3", "cb-k5v4", "cb-k4v2", "cb4:prerope=0"}) {
+  for (const char* spec : {"cb4", "cb3", "cb-k5v4", "cb-k4v2", "cb-k3v2", "cb2", "cb4:prerope=0"}) {
     INFO(spec);
     auto c = kv::make_cache(spec, config, &samples);
     REQUIRE(c.ok());

@@ -6,8 +6,9 @@
 //   auto c = qcodec::kv::make_cache("kivi2:residual=128", config);
 //
 // Specs (codec/spec.hpp grammar): a scheme name from kv_schemes(), with the options
-//   sinks=S      first S tokens kept in fp32          (default: the config's sink_tokens)
-//   residual=R   most recent R tokens kept in fp32    (default: the scheme's, see kv_schemes())
+//   sinks=S      first S tokens kept exact            (default: the config's sink_tokens)
+//   residual=R   most recent R tokens kept exact      (default: the scheme's, see kv_schemes())
+//   exact=32|16  exact tokens stored in fp32 or fp16  (default: the config's exact_format)
 //   prerope=0|1  keys appended before RoPE, rotated when scored (kv/rope.hpp; the config's
 //                rope theta and style)                (default: 1 for calibrated schemes)
 // Everything else about the scheme is in its name, so a spec names one configuration exactly.
@@ -214,6 +215,10 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<3>>},
       {"cb-k4v2", "calibrated per-channel codebooks (pre-RoPE keys), 4-bit keys, 2-bit values", 0,
        true, &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<2>>},
+      {"cb-k3v2", "calibrated per-channel codebooks (pre-RoPE keys), 3-bit keys, 2-bit values", 0,
+       true, &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<2>>},
+      {"cb2", "calibrated per-channel codebooks (pre-RoPE keys), 2-bit keys and values", 0, true,
+       &make_calibrated_cache_model<channel_codebook<2>, channel_codebook<2>>},
   };
   return schemes;
 }
@@ -233,7 +238,7 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     std::string_view spec, cache_config config, const kv_samples* calibration = nullptr) {
   result<codec_spec> parsed = codec_spec::parse(spec);
   if (!parsed) return parsed.error();
-  if (status s = parsed->only_options({"sinks", "residual", "prerope"}); !s) return s;
+  if (status s = parsed->only_options({"sinks", "residual", "prerope", "exact"}); !s) return s;
   for (const kv_scheme& scheme : kv_schemes()) {
     if (parsed->name() != scheme.name) continue;
     auto sinks = parsed->get_uint("sinks", config.sink_tokens, 0, config.max_tokens);
@@ -243,12 +248,20 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     const bool default_pre_rope = scheme.calibrated;
     auto pre_rope = parsed->get_uint("prerope", default_pre_rope ? 1 : 0, 0, 1);
     if (!pre_rope) return pre_rope.error();
+    auto exact = parsed->get_uint("exact", float_bytes(config.exact_format) * 8, 16, 32);
+    if (!exact) return exact.error();
+    if (*exact != 16 && *exact != 32) {
+      return status::failure(codec_errors::bad_option,
+                             parsed->name() + ": exact=" + std::to_string(*exact) + " (16 or 32)");
+    }
     config.sink_tokens = *sinks;
     config.residual_tokens = *residual;
     config.rope.pre_rope = *pre_rope == 1;
+    config.exact_format = *exact == 16 ? float_format::f16 : float_format::f32;
     std::string canonical = scheme.name;
     std::string options;
     if (*sinks != 0) options += "sinks=" + std::to_string(*sinks);
+    if (*exact == 16) options += (options.empty() ? "" : ",") + std::string("exact=16");
     if (*residual != scheme.default_residual) {
       options +=
           (options.empty() ? "" : ",") + std::string("residual=") + std::to_string(*residual);

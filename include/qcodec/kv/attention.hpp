@@ -5,9 +5,9 @@
 //
 // computed without decoding the cache: key scores come from the key codec's scores() on the
 // compressed units of a page (row kernels on the packed codes, simd/rows.hpp), values from the
-// value codec's accumulate(), fp32 sink and residual tokens directly. Each row is read once for
-// all the query heads that share its KV head. Tokens are visited in blocks of one
-// page with an online softmax (running maximum and sum, accumulators rescaled when the maximum
+// value codec's accumulate(), exact (fp32 or fp16) sink and residual tokens directly. Each row
+// is read once for all the query heads that share its KV head. Tokens are visited in blocks of
+// one page with an online softmax (running maximum and sum, accumulators rescaled when the maximum
 // grows), so memory traffic is one pass over the compressed cache.
 //
 // GQA / MQA: q holds q_heads = group * kv_heads heads; query head i attends with KV head
@@ -75,7 +75,7 @@ template <class Cache>
   const auto values = c.value_stream(s, layer);
 
   // Per query head of the group: prepared query, softmax state, two accumulators (values from
-  // compressed units live in the value codec's space until finish_output; fp32 values do not).
+  // compressed units live in the value codec's space until finish_output; exact values do not).
   // Scores and weights of one block: [group][ld], ld leaving room for a whole trailing unit.
   const std::size_t ld = block + std::max(key_group, value_group);
   std::vector<float> prepared(group * d), acc_codec(group * d), acc_float(group * d);
@@ -84,15 +84,19 @@ template <class Cache>
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
-  const std::size_t float_stride =
-      cfg.kv_heads * d * sizeof(float);  // fp32 rows: [token][head][dim]
+  // Exact tokens: rows [token][head][dim] of fp32 or fp16.
+  const bool exact_f16 = cfg.exact_format == float_format::f16;
+  const auto exact_dots = exact_f16 ? rows.f16_row_dots : rows.f32_row_dots;
+  const auto exact_axpys = exact_f16 ? rows.f16_row_axpys : rows.f32_row_axpys;
+  const std::size_t exact_bytes = float_bytes(cfg.exact_format);
+  const std::size_t exact_stride = cfg.kv_heads * d * exact_bytes;
 
   for (std::size_t qi = 0; qi < n_queries; ++qi) {
     const std::size_t visible = length - n_queries + qi + 1;  // causal: tokens [0, visible)
     for (std::size_t h = head_begin; h < head_end; ++h) {
       const float* qh = q + (qi * q_heads + h * group) * d;  // [group][d]
-      const auto rows_of = [&](const float* base, std::size_t token) {
-        return reinterpret_cast<const std::uint8_t*>(base + (token * cfg.kv_heads + h) * d);
+      const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
+        return base + (token * cfg.kv_heads + h) * d * exact_bytes;
       };
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
         for (std::size_t g = 0; g < group; ++g) {
@@ -119,14 +123,13 @@ template <class Cache>
           for (std::size_t t = begin; t < stop;) {
             float* row = &key_rows[(t - begin) * d];
             if (t < keys.sinks) {
-              std::memcpy(row, keys.sink_data + (t * cfg.kv_heads + h) * d, d * sizeof(float));
+              c.load_exact(rows_of(keys.sink_data, t), d, row);
               ++t;
             } else if (t < keys.sinks + keys.compressed) {
               c.keys(layer, h).decode(c.key_unit(s, layer, h, t - keys.sinks), row);
               t += key_group;
             } else {
-              const std::size_t first = t - keys.sinks - keys.compressed;
-              std::memcpy(row, keys.tail_data + (first * cfg.kv_heads + h) * d, d * sizeof(float));
+              c.load_exact(rows_of(keys.tail_data, t - keys.sinks - keys.compressed), d, row);
               ++t;
             }
           }
@@ -139,8 +142,7 @@ template <class Cache>
         for (std::size_t t = cfg.rope.pre_rope ? stop : begin; t < stop;) {
           float* st = &scores[t - begin];
           if (t < keys.sinks) {
-            rows.f32_row_dots(rows_of(keys.sink_data, t), float_stride, stop - t, d, qh, group, st,
-                              ld);
+            exact_dots(rows_of(keys.sink_data, t), exact_stride, stop - t, d, qh, group, st, ld);
             t = stop;
           } else if (t < keys.sinks + keys.compressed) {
             const std::size_t j = t - keys.sinks;
@@ -151,8 +153,8 @@ template <class Cache>
             t += units * key_group;
           } else {
             const std::size_t first = t - keys.sinks - keys.compressed;
-            rows.f32_row_dots(rows_of(keys.tail_data, first), float_stride, stop - t, d, qh, group,
-                              st, ld);
+            exact_dots(rows_of(keys.tail_data, first), exact_stride, stop - t, d, qh, group, st,
+                       ld);
             t = stop;
           }
         }
@@ -193,8 +195,8 @@ template <class Cache>
         for (std::size_t t = begin; t < stop;) {
           const float* w = &weights[t - begin];
           if (t < values.sinks) {
-            rows.f32_row_axpys(rows_of(values.sink_data, t), float_stride, stop - t, d, w, ld,
-                               group, acc_float.data());
+            exact_axpys(rows_of(values.sink_data, t), exact_stride, stop - t, d, w, ld, group,
+                        acc_float.data());
             t = stop;
           } else if (t < values.sinks + values.compressed) {
             const std::size_t j = t - values.sinks;
@@ -205,8 +207,8 @@ template <class Cache>
             t += units * value_group;
           } else {
             const std::size_t first = t - values.sinks - values.compressed;
-            rows.f32_row_axpys(rows_of(values.tail_data, first), float_stride, stop - t, d, w, ld,
-                               group, acc_float.data());
+            exact_axpys(rows_of(values.tail_data, first), exact_stride, stop - t, d, w, ld, group,
+                        acc_float.data());
             t = stop;
           }
         }

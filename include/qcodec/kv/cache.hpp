@@ -3,14 +3,18 @@
 //
 // Per sequence, layer and KV head, the token axis is split into three parts:
 //
-//   [0, S)            attention sinks: the first S tokens, kept in fp32 (they draw a large share
+//   [0, S)            attention sinks: the first S tokens, kept exact (they draw a large share
 //                     of attention and are few);
 //   [S, S + Nq)       compressed: units of the codec's group_tokens tokens (1 for per-token
 //                     codecs, G for KIVI's per-channel keys) stored in pages;
-//   [S + Nq, length)  the residual window, in fp32: tokens wait here until a whole unit can be
+//   [S + Nq, length)  the residual window, kept exact: tokens wait here until a whole unit can be
 //                     compressed, and the most recent R tokens always stay (KIVI keeps recent
 //                     tokens exact, where attention is sharpest). A unit is compressed as soon
 //                     as R + group_tokens tokens wait.
+//
+// "Exact" tokens are stored in fp32 or, with cache_config::exact_format = f16, rounded to fp16
+// (what engines that keep an fp16 cache hold anyway; half the bytes, which at small head_dim
+// and short contexts is a large share of the total).
 //
 // Keys and values have their own codec and so their own Nq. Pages hold page_tokens compressed
 // tokens of every layer and head, keys and values (page i covers compressed tokens
@@ -28,6 +32,7 @@
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/simd/dispatch.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -54,6 +59,13 @@ inline constexpr error_id bad_query{errc::invalid_argument, "qcodec.kv.7",
                                     "invalid attention query"};
 }  // namespace errors
 
+/// Storage of the tokens a cache keeps exact (sinks and the residual window).
+enum class float_format { f32, f16 };
+
+[[nodiscard]] constexpr std::size_t float_bytes(float_format f) noexcept {
+  return f == float_format::f16 ? 2 : 4;
+}
+
 struct cache_config {
   std::size_t layers = 1;
   std::size_t kv_heads = 1;
@@ -64,10 +76,12 @@ struct cache_config {
   std::size_t max_pages = 1024;
   /// Longest sequence accepted (tokens).
   std::size_t max_tokens = 1u << 20;
-  /// First tokens kept in fp32 (attention sinks).
+  /// First tokens kept exact (attention sinks).
   std::size_t sink_tokens = 0;
-  /// Most recent tokens kept in fp32 (KIVI's residual length R).
+  /// Most recent tokens kept exact (KIVI's residual length R).
   std::size_t residual_tokens = 0;
+  /// How sink and residual tokens are stored (f16: rounded to fp16 when appended).
+  float_format exact_format = float_format::f32;
   /// Whether keys arrive before RoPE (then attention applies it, kv/rope.hpp), and how.
   rope_config rope = {};
 };
@@ -185,15 +199,11 @@ class cache {
     if (ls.length + n > config_.max_tokens) {
       return status::failure(errors::too_long, std::to_string(ls.length + n) + " tokens");
     }
-    const std::size_t row = config_.kv_heads * config_.head_dim;
+    const std::size_t row = row_floats();
     for (std::size_t i = 0; i < n; ++i) {
-      if (ls.length < config_.sink_tokens) {
-        ls.key_sinks.insert(ls.key_sinks.end(), keys + i * row, keys + (i + 1) * row);
-        ls.value_sinks.insert(ls.value_sinks.end(), values + i * row, values + (i + 1) * row);
-      } else {
-        ls.key_tail.insert(ls.key_tail.end(), keys + i * row, keys + (i + 1) * row);
-        ls.value_tail.insert(ls.value_tail.end(), values + i * row, values + (i + 1) * row);
-      }
+      const bool sink = ls.length < config_.sink_tokens;
+      store_exact(sink ? ls.key_sinks : ls.key_tail, keys + i * row, row);
+      store_exact(sink ? ls.value_sinks : ls.value_tail, values + i * row, row);
       ++ls.length;
       if (status st = compress_ready(s, layer, stream::key); !st) return st;
       if (status st = compress_ready(s, layer, stream::value); !st) return st;
@@ -205,21 +215,29 @@ class cache {
 
   /// Where the tokens of one stream (keys or values) of a layer live.
   struct stream_view {
-    std::size_t sinks;       ///< tokens [0, sinks) in sink_data
-    std::size_t compressed;  ///< tokens [sinks, sinks + compressed) in units
-    std::size_t tail;        ///< tokens [sinks + compressed, ...) in tail_data
-    const float* sink_data;  ///< [sinks][kv_heads][head_dim]
-    const float* tail_data;  ///< [tail][kv_heads][head_dim]
+    std::size_t sinks;              ///< tokens [0, sinks) in sink_data
+    std::size_t compressed;         ///< tokens [sinks, sinks + compressed) in units
+    std::size_t tail;               ///< tokens [sinks + compressed, ...) in tail_data
+    const std::uint8_t* sink_data;  ///< [sinks][kv_heads][head_dim] in config().exact_format
+    const std::uint8_t* tail_data;  ///< [tail][kv_heads][head_dim] in config().exact_format
   };
   [[nodiscard]] stream_view key_stream(sequence_id s, std::size_t layer) const noexcept {
     const layer_state& ls = sequences_[s].layers[layer];
-    return {ls.key_sinks.size() / row_floats(), ls.key_compressed,
-            ls.key_tail.size() / row_floats(), ls.key_sinks.data(), ls.key_tail.data()};
+    return {ls.key_sinks.size() / row_bytes(), ls.key_compressed, ls.key_tail.size() / row_bytes(),
+            ls.key_sinks.data(), ls.key_tail.data()};
   }
   [[nodiscard]] stream_view value_stream(sequence_id s, std::size_t layer) const noexcept {
     const layer_state& ls = sequences_[s].layers[layer];
-    return {ls.value_sinks.size() / row_floats(), ls.value_compressed,
-            ls.value_tail.size() / row_floats(), ls.value_sinks.data(), ls.value_tail.data()};
+    return {ls.value_sinks.size() / row_bytes(), ls.value_compressed,
+            ls.value_tail.size() / row_bytes(), ls.value_sinks.data(), ls.value_tail.data()};
+  }
+  /// Converts n exact values (sink_data or tail_data of a stream_view) to floats.
+  void load_exact(const std::uint8_t* src, std::size_t n, float* dst) const noexcept {
+    if (config_.exact_format == float_format::f16) {
+      simd::kernels().convert.f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), n, dst);
+    } else {
+      std::memcpy(dst, src, n * sizeof(float));
+    }
   }
 
   /// The key unit holding compressed token j (a multiple of the key group) of a head.
@@ -254,16 +272,15 @@ class cache {
   [[nodiscard]] std::size_t pool_bytes() const noexcept {
     return pool_.pages.size() * layout_.page_bytes;
   }
-  /// Bytes that store sequence s: its pages (shared pages counted in full), its fp32 sink and
+  /// Bytes that store sequence s: its pages (shared pages counted in full), its exact sink and
   /// residual tokens, and its page table.
   [[nodiscard]] std::size_t sequence_bytes(sequence_id s) const noexcept {
     if (!valid(s)) return 0;
     const sequence& seq = sequences_[s];
     std::size_t bytes = seq.pages.size() * (layout_.page_bytes + sizeof(page_id));
     for (const layer_state& ls : seq.layers) {
-      bytes += (ls.key_sinks.size() + ls.value_sinks.size() + ls.key_tail.size() +
-                ls.value_tail.size()) *
-               sizeof(float);
+      bytes +=
+          ls.key_sinks.size() + ls.value_sinks.size() + ls.key_tail.size() + ls.value_tail.size();
     }
     return bytes;
   }
@@ -291,8 +308,9 @@ class cache {
   struct layer_state {
     std::size_t length = 0;
     std::size_t key_compressed = 0, value_compressed = 0;
-    std::vector<float> key_sinks, value_sinks;  // [token][kv_head][head_dim]
-    std::vector<float> key_tail, value_tail;    // [token][kv_head][head_dim]
+    // Exact tokens, [token][kv_head][head_dim] in config_.exact_format.
+    std::vector<std::uint8_t> key_sinks, value_sinks;
+    std::vector<std::uint8_t> key_tail, value_tail;
   };
   struct sequence {
     bool live = false;
@@ -359,6 +377,19 @@ class cache {
   }
   [[nodiscard]] std::size_t row_floats() const noexcept {
     return config_.kv_heads * config_.head_dim;
+  }
+  [[nodiscard]] std::size_t row_bytes() const noexcept {
+    return row_floats() * float_bytes(config_.exact_format);
+  }
+  // Appends n floats to an exact-token store, in config_.exact_format.
+  void store_exact(std::vector<std::uint8_t>& store, const float* x, std::size_t n) const {
+    const std::size_t at = store.size();
+    store.resize(at + n * float_bytes(config_.exact_format));
+    if (config_.exact_format == float_format::f16) {
+      simd::kernels().convert.f32_to_f16(x, n, reinterpret_cast<std::uint16_t*>(&store[at]));
+    } else {
+      std::memcpy(&store[at], x, n * sizeof(float));
+    }
   }
   [[nodiscard]] sequence make_sequence() const {
     sequence seq;
@@ -427,19 +458,18 @@ class cache {
     layer_state& ls = seq.layers[layer];
     const std::size_t group =
         which == stream::key ? KeyCodec::group_tokens : ValueCodec::group_tokens;
-    std::vector<float>& tail = which == stream::key ? ls.key_tail : ls.value_tail;
+    std::vector<std::uint8_t>& tail = which == stream::key ? ls.key_tail : ls.value_tail;
     std::size_t& compressed = which == stream::key ? ls.key_compressed : ls.value_compressed;
-    while (tail.size() / row_floats() >= config_.residual_tokens + group) {
+    const std::size_t d = config_.head_dim, value_bytes = float_bytes(config_.exact_format);
+    while (tail.size() / row_bytes() >= config_.residual_tokens + group) {
       result<std::uint8_t*> page = writable_page(seq, compressed);
       if (!page) return page.error();
       // Gather each head's group (tail rows are [token][head][dim]) and encode it.
       std::vector<float>& scratch = gather_scratch_;
-      scratch.resize(group * config_.head_dim);
+      scratch.resize(group * d);
       for (std::size_t h = 0; h < config_.kv_heads; ++h) {
         for (std::size_t t = 0; t < group; ++t) {
-          std::memcpy(scratch.data() + t * config_.head_dim,
-                      tail.data() + (t * config_.kv_heads + h) * config_.head_dim,
-                      config_.head_dim * sizeof(float));
+          load_exact(&tail[(t * config_.kv_heads + h) * d * value_bytes], d, &scratch[t * d]);
         }
         std::uint8_t* unit = *page + unit_offset(layer, h, which, compressed);
         if (which == stream::key) {
@@ -448,7 +478,7 @@ class cache {
           values(layer, h).encode(scratch.data(), unit);
         }
       }
-      tail.erase(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(group * row_floats()));
+      tail.erase(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(group * row_bytes()));
       compressed += group;
     }
     return {};
@@ -460,11 +490,12 @@ class cache {
     const stream_view v = which == stream::key ? key_stream(s, layer) : value_stream(s, layer);
     const std::size_t group =
         which == stream::key ? KeyCodec::group_tokens : ValueCodec::group_tokens;
+    const std::size_t value_bytes = float_bytes(config_.exact_format);
     for (std::size_t h = 0; h < config_.kv_heads; ++h) {
       float* head_out = out + h * length * d;
       for (std::size_t t = 0; t < v.sinks; ++t) {
-        std::memcpy(head_out + t * d, v.sink_data + (t * config_.kv_heads + h) * d,
-                    d * sizeof(float));
+        load_exact(v.sink_data + (t * config_.kv_heads + h) * d * value_bytes, d,
+                   head_out + t * d);
       }
       for (std::size_t j = 0; j < v.compressed; j += group) {
         const std::uint8_t* unit = unit_address(sequences_[s], layer, h, which, j);
@@ -476,8 +507,8 @@ class cache {
         }
       }
       for (std::size_t t = 0; t < v.tail; ++t) {
-        std::memcpy(head_out + (v.sinks + v.compressed + t) * d,
-                    v.tail_data + (t * config_.kv_heads + h) * d, d * sizeof(float));
+        load_exact(v.tail_data + (t * config_.kv_heads + h) * d * value_bytes, d,
+                   head_out + (v.sinks + v.compressed + t) * d);
       }
     }
   }
