@@ -7,6 +7,7 @@
 #include <qcodec/kv/channel_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
 #include <qcodec/kv/gear.hpp>
+#include <qcodec/kv/mixed_cache.hpp>
 #include <qcodec/kv/outliers.hpp>
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>

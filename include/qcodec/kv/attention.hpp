@@ -40,6 +40,12 @@ struct attention_options {
   /// If set, receives the log-sum-exp of the scaled scores per query and head:
   /// [n_queries][q_heads] (entries of heads outside the range are left untouched).
   float* log_sum_exp = nullptr;
+  /// For a cache holding only some tokens of a sequence (a tier of kv::mixed_cache): the
+  /// sequence position of each of its tokens in the layer (ascending) and of each query. Causality
+  /// and the RoPE of pre-RoPE keys then follow these positions, and a query that sees no token
+  /// gets a zero output and a log-sum-exp of -infinity. Both or neither.
+  const std::uint32_t* token_positions = nullptr;
+  const std::uint32_t* query_positions = nullptr;
 };
 
 /// Attention of n_queries queries of `q_heads` heads over `layer` of sequence s, for the KV
@@ -58,7 +64,11 @@ template <class Cache>
     return status::failure(errors::bad_query, "q_heads must be a positive multiple of kv_heads");
   }
   const std::size_t length = c.length(s, layer);
-  if (n_queries == 0 || n_queries > length) {
+  const bool positioned = options.token_positions != nullptr;
+  if (positioned != (options.query_positions != nullptr)) {
+    return status::failure(errors::bad_query, "token and query positions go together");
+  }
+  if (n_queries == 0 || (!positioned && n_queries > length)) {
     return status::failure(errors::bad_query, std::to_string(n_queries) + " queries over " +
                                                   std::to_string(length) + " tokens");
   }
@@ -92,7 +102,13 @@ template <class Cache>
   const std::size_t exact_stride = cfg.kv_heads * d * exact_bytes;
 
   for (std::size_t qi = 0; qi < n_queries; ++qi) {
-    const std::size_t visible = length - n_queries + qi + 1;  // causal: tokens [0, visible)
+    // Causal: the query sees tokens [0, visible).
+    const std::size_t visible =
+        positioned ? static_cast<std::size_t>(std::upper_bound(options.token_positions,
+                                                               options.token_positions + length,
+                                                               options.query_positions[qi]) -
+                                              options.token_positions)
+                   : length - n_queries + qi + 1;
     for (std::size_t h = head_begin; h < head_end; ++h) {
       const float* qh = q + (qi * q_heads + h * group) * d;  // [group][d]
       const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
@@ -134,7 +150,8 @@ template <class Cache>
             }
           }
           for (std::size_t t = begin; t < stop; ++t) {
-            apply_rope(&key_rows[(t - begin) * d], 1, d, t, cfg.rope);
+            apply_rope(&key_rows[(t - begin) * d], 1, d,
+                       positioned ? options.token_positions[t] : t, cfg.rope);
           }
           rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
                             d * sizeof(float), n, d, qh, group, scores.data(), ld);
@@ -220,7 +237,7 @@ template <class Cache>
         float* ac = &acc_codec[g * d];
         c.values(layer, h).finish_output(ac);
         float* o = out + (qi * q_heads + h * group + g) * d;
-        const float inv = 1.0f / running_sum[g];
+        const float inv = running_sum[g] > 0.0f ? 1.0f / running_sum[g] : 0.0f;  // 0: no token
         for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[g * d + i]) * inv;
         if (options.log_sum_exp != nullptr) {
           options.log_sum_exp[qi * q_heads + h * group + g] =

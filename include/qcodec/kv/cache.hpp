@@ -66,6 +66,28 @@ enum class float_format { f32, f16 };
   return f == float_format::f16 ? 2 : 4;
 }
 
+/// Appends n floats to a byte store, in `format`.
+inline void store_floats(float_format format, std::vector<std::uint8_t>& store, const float* x,
+                         std::size_t n) {
+  const std::size_t at = store.size();
+  store.resize(at + n * float_bytes(format));
+  if (format == float_format::f16) {
+    simd::kernels().convert.f32_to_f16(x, n, reinterpret_cast<std::uint16_t*>(&store[at]));
+  } else {
+    std::memcpy(&store[at], x, n * sizeof(float));
+  }
+}
+
+/// Converts n floats stored in `format` back to fp32.
+inline void load_floats(float_format format, const std::uint8_t* src, std::size_t n,
+                        float* dst) noexcept {
+  if (format == float_format::f16) {
+    simd::kernels().convert.f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), n, dst);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
 struct cache_config {
   std::size_t layers = 1;
   std::size_t kv_heads = 1;
@@ -233,11 +255,7 @@ class cache {
   }
   /// Converts n exact values (sink_data or tail_data of a stream_view) to floats.
   void load_exact(const std::uint8_t* src, std::size_t n, float* dst) const noexcept {
-    if (config_.exact_format == float_format::f16) {
-      simd::kernels().convert.f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), n, dst);
-    } else {
-      std::memcpy(dst, src, n * sizeof(float));
-    }
+    load_floats(config_.exact_format, src, n, dst);
   }
 
   /// The key unit holding compressed token j (a multiple of the key group) of a head.
@@ -381,15 +399,8 @@ class cache {
   [[nodiscard]] std::size_t row_bytes() const noexcept {
     return row_floats() * float_bytes(config_.exact_format);
   }
-  // Appends n floats to an exact-token store, in config_.exact_format.
   void store_exact(std::vector<std::uint8_t>& store, const float* x, std::size_t n) const {
-    const std::size_t at = store.size();
-    store.resize(at + n * float_bytes(config_.exact_format));
-    if (config_.exact_format == float_format::f16) {
-      simd::kernels().convert.f32_to_f16(x, n, reinterpret_cast<std::uint16_t*>(&store[at]));
-    } else {
-      std::memcpy(&store[at], x, n * sizeof(float));
-    }
+    store_floats(config_.exact_format, store, x, n);
   }
   [[nodiscard]] sequence make_sequence() const {
     sequence seq;
@@ -494,8 +505,7 @@ class cache {
     for (std::size_t h = 0; h < config_.kv_heads; ++h) {
       float* head_out = out + h * length * d;
       for (std::size_t t = 0; t < v.sinks; ++t) {
-        load_exact(v.sink_data + (t * config_.kv_heads + h) * d * value_bytes, d,
-                   head_out + t * d);
+        load_exact(v.sink_data + (t * config_.kv_heads + h) * d * value_bytes, d, head_out + t * d);
       }
       for (std::size_t j = 0; j < v.compressed; j += group) {
         const std::uint8_t* unit = unit_address(sequences_[s], layer, h, which, j);
