@@ -6,20 +6,23 @@
 // DIR holds K/V/Q dumps as .npy, [layer, head, token, head_dim], float16 or float32:
 //   k_postrope.npy, v.npy, q_postrope.npy (required); k_prerope.npy (optional).
 // The GQA mapping comes from the shapes (query head h uses KV head h / (q_heads / kv_heads)).
-// For every scheme (default: every registered KV scheme but the calibrated ones, which need a
-// model run to fit them: qcodec_llama --ppl and qcodec_demo run those) and the fp32
-// reference, it stores each layer in a qcodec KV cache and reports:
+// For every scheme (default: every registered KV scheme; the calibrated ones only with a model,
+// which samples its own calibration text) and the fp32 reference, it stores each layer in a
+// qcodec KV cache (256-token pages, as the example engine's) and reports:
 //   bits_per_value     the cache's own accounting, every stored byte counted
-//   key_rel_err        sum (k' - k)^2 / sum k^2 over all keys (likewise value_rel_err)
+//   key_rel_err        relative squared error sum (k' - k)^2 / sum k^2 over all keys
+//                      (likewise value_rel_err)
 //   score_rel_err      the same for the causal attention logits q.k / sqrt(d)
 //   attn_out_rel_err   the same for the causal attention outputs, computed by qcodec's fused
 //                      attention on the compressed cache against exact attention on the dump
 // and, when k_prerope.npy is present, key_rel_err_prerope / attn_out_rel_err_prerope for a
 // cache that stores keys before RoPE (KVQuant) and applies RoPE (interleaved pairs) after
-// decoding. With a llama2.c model, its tokenizer and a text, it also runs the example engine
-// (examples/llama) teacher-forced over the first N tokens of the text (default 512, BOS
-// included) with each scheme's cache and adds ppl, kl (mean KL of the next-token distribution
-// against the fp32 cache) and top1 (agreement of the argmax with the fp32 cache).
+// decoding. Schemes whose cache stores pre-RoPE keys itself (the calibrated ones) are fed
+// k_prerope.npy, and their fused attention applies RoPE. With a llama2.c model, its tokenizer
+// and a text, it also runs the example engine (examples/llama) teacher-forced over the first N
+// tokens of the text (default 512, BOS included) with each scheme's cache and adds ppl, kl
+// (mean KL of the next-token distribution against the fp32 cache) and top1 (agreement of the
+// argmax with the fp32 cache).
 #include <qcodec/io/npy.hpp>
 #include <qcodec/kv.hpp>
 
@@ -39,6 +42,10 @@ constexpr qcodec::error_id bad_usage{qcodec::errc::invalid_argument, "qcodec.eva
                                      "bad command line"};
 constexpr qcodec::error_id bad_dump{qcodec::errc::corrupt_data, "qcodec.eval.2",
                                     "inconsistent K/V/Q dump"};
+constexpr qcodec::error_id missing_file{qcodec::errc::invalid_argument, "qcodec.eval.3",
+                                        "missing file"};
+constexpr qcodec::error_id cannot_write{qcodec::errc::invalid_argument, "qcodec.eval.4",
+                                        "cannot write the output file"};
 
 constexpr const char* usage_text =
     "usage: qcodec-eval --kv DIR [--schemes SPEC,...] [--json FILE] [--csv FILE]\n"
@@ -54,19 +61,20 @@ struct tensor4 {
   }
 };
 
+bool file_exists(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f) std::fclose(f);
+  return f != nullptr;
+}
+
 qcodec::result<tensor4> load(const std::string& path) {
+  if (!file_exists(path)) return qcodec::status::failure(missing_file, path);
   auto a = qcodec::io::read_npy(path);
   if (!a) return qcodec::status::failure(bad_dump, path + ": " + a.error().message());
   if (a->shape.size() != 4) {
     return qcodec::status::failure(bad_dump, path + ": expected [layer, head, token, head_dim]");
   }
   return tensor4{a->shape[0], a->shape[1], a->shape[2], a->shape[3], std::move(a->data)};
-}
-
-bool file_exists(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f) std::fclose(f);
-  return f != nullptr;
 }
 
 // RoPE with interleaved pairs (2i, 2i+1), as llama2.c applies it, at position `pos`.
@@ -97,29 +105,41 @@ struct error_sum {
   double value() const { return ref > 0 ? err / ref : 0.0; }
 };
 
-// Stores `keys` (and v) of every layer in a cache of `spec`, returns the decoded keys/values and
-// fused-attention outputs for all queries; accumulates the byte count.
+// Stores the keys (post-RoPE `k`, or `k_pre` when the scheme's cache applies RoPE itself) and
+// v of every layer in a cache of `spec`, returns the decoded keys/values and fused-attention
+// outputs for all queries, and the cache's bits per value.
 struct scheme_run {
-  std::vector<float> keys, values;  // decoded, [layer][kv_head][token][dim]
+  bool pre_rope = false;            // the cache stored k_pre and applied RoPE itself
+  std::vector<float> keys, values;  // decoded (keys as stored), [layer][kv_head][token][dim]
   std::vector<float> out;           // fused attention, [layer][token][q_head][dim]
   double bits_per_value = 0;
 };
 
-qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k, const tensor4& v,
-                                      const tensor4& q, bool with_attention) {
+qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_post,
+                                      const tensor4* k_pre, const tensor4& v, const tensor4& q,
+                                      double theta, const qcodec::kv::kv_samples* calibration,
+                                      bool with_attention) {
   qcodec::kv::cache_config config;
-  config.layers = k.layers;
-  config.kv_heads = k.heads;
-  config.head_dim = k.dim;
-  config.page_tokens = 128;
-  config.max_pages = k.tokens / 128 + 2;
-  config.max_tokens = k.tokens;
-  auto made = qcodec::kv::make_cache(spec, config);
+  config.layers = k_post.layers;
+  config.kv_heads = k_post.heads;
+  config.head_dim = k_post.dim;
+  config.page_tokens = 256;  // as the example engine's cache, so bits per value agree
+  config.max_pages = k_post.tokens / config.page_tokens + 2;
+  config.max_tokens = k_post.tokens;
+  config.rope.theta = static_cast<float>(theta);
+  auto made = qcodec::kv::make_cache(spec, config, calibration);
   if (!made) return made.error();
   qcodec::kv::any_cache& cache = **made;
+  const bool pre_rope = cache.config().rope.pre_rope;
+  if (pre_rope && k_pre == nullptr) {
+    return qcodec::status::failure(
+        bad_dump, spec + " stores keys before RoPE: the dump needs " + "k_prerope.npy");
+  }
+  const tensor4& k = pre_rope ? *k_pre : k_post;
   const qcodec::kv::sequence_id seq = cache.add_sequence();
   const std::size_t L = k.layers, H = k.heads, T = k.tokens, D = k.dim, Q = q.heads;
   scheme_run run;
+  run.pre_rope = pre_rope;
   run.keys.resize(L * H * T * D);
   run.values.resize(run.keys.size());
   run.out.resize(L * T * Q * D);
@@ -226,7 +246,7 @@ std::string number(double v) {
 
 // Rate-distortion curves as a self-contained SVG: bits per value (x, log2) against the
 // attention-output error and, when the model ran, against the KL divergence (y, log10).
-void write_svg(const std::string& path, const std::vector<row>& rows) {
+qcodec::status write_svg(const std::string& path, const std::vector<row>& rows) {
   struct panel {
     const char* title;
     double row::*metric;
@@ -238,7 +258,7 @@ void write_svg(const std::string& path, const std::vector<row>& rows) {
   const double width = 640, panel_height = 360, left = 70, right = 20, top = 40, bottom = 45;
   const double xmin = 1, xmax = 32;
   std::FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) return;
+  if (!f) return qcodec::status::failure(cannot_write, path);
   std::fprintf(f,
                "<svg xmlns='http://www.w3.org/2000/svg' width='%g' height='%g' "
                "font-family='sans-serif' font-size='11'>\n<rect width='100%%' height='100%%' "
@@ -290,14 +310,30 @@ void write_svg(const std::string& path, const std::vector<row>& rows) {
   }
   std::fprintf(f, "</svg>\n");
   std::fclose(f);
+  return {};
 }
 
-// Runs the example engine over the text with every scheme; fills ppl / kl / top1 of `rows`
-// (same order as `schemes`).
-qcodec::status run_model(std::map<std::string, std::string>& args,
-                         const std::vector<std::string>& schemes, std::vector<row>& rows) {
+// The model run's inputs: the model, the text's first tokens, and calibration K/V the model
+// produced on text it sampled itself (for the calibrated schemes).
+struct model_run {
+  llama::model model;
+  std::vector<int> tokens;
+  qcodec::kv::kv_samples calibration;
+};
+
+// Loads --model, --tokenizer and --text (checked before any scheme runs) and calibrates.
+qcodec::result<model_run> load_model(std::map<std::string, std::string>& args) {
   if (!args.count("model") || !args.count("tokenizer") || !args.count("text")) {
     return qcodec::status::failure(bad_usage, "--model, --tokenizer and --text go together");
+  }
+  std::size_t max_tokens = 512;
+  if (args.count("tokens")) {
+    char* end = nullptr;
+    max_tokens = std::strtoul(args["tokens"].c_str(), &end, 10);
+    if (*end != '\0' || max_tokens < 2) {
+      return qcodec::status::failure(bad_usage,
+                                     "--tokens " + args["tokens"] + " (an integer >= 2)");
+    }
   }
   auto m = llama::model::load(args["model"]);
   if (!m) return m.error();
@@ -305,14 +341,26 @@ qcodec::status run_model(std::map<std::string, std::string>& args,
   if (!tok) return tok.error();
   auto text = llama::read_file(args["text"]);
   if (!text) return text.error();
-  const std::size_t max_tokens =
-      args.count("tokens") ? std::strtoul(args["tokens"].c_str(), nullptr, 10) : 512;
   std::vector<int> tokens = tok->encode(std::string_view(text->data(), text->size()), true, false);
   if (tokens.size() > max_tokens) tokens.resize(max_tokens);
-  auto results = llama::evaluate(*m, tokens, schemes, [&](std::size_t i, const auto&) {
-    std::fprintf(stderr, "\rmodel [%-30s] %zu/%zu",
-                 std::string(30 * (i + 1) / schemes.size(), '#').c_str(), i + 1, schemes.size());
-  });
+  std::fprintf(stderr, "calibrating on 8192 tokens the model samples...\n");
+  auto calibration = llama::calibrate(*m, 8192, 1);
+  if (!calibration) return calibration.error();
+  return model_run{std::move(*m), std::move(tokens), std::move(*calibration)};
+}
+
+// Runs the example engine over the text with every scheme; fills ppl / kl / top1 of `rows`
+// (same order as `schemes`).
+qcodec::status run_model(const model_run& run, const std::vector<std::string>& schemes,
+                         std::vector<row>& rows) {
+  auto results = llama::evaluate(
+      run.model, run.tokens, schemes,
+      [&](std::size_t i, const auto&) {
+        std::fprintf(stderr, "\rmodel [%-30s] %zu/%zu",
+                     std::string(30 * (i + 1) / schemes.size(), '#').c_str(), i + 1,
+                     schemes.size());
+      },
+      &run.calibration);
   std::fprintf(stderr, "\n");
   if (!results) return results.error();
   for (std::size_t i = 0; i < rows.size() && i < results->size(); ++i) {
@@ -349,7 +397,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = args["kv"] + "/";
-  const double theta = args.count("rope-theta") ? std::atof(args["rope-theta"].c_str()) : 10000.0;
+  double theta = 10000.0;
+  if (args.count("rope-theta")) {
+    char* end = nullptr;
+    theta = std::strtod(args["rope-theta"].c_str(), &end);
+    if (*end != '\0' || !(theta > 1.0)) {
+      std::fprintf(stderr, "qcodec-eval: [%s] %s: --rope-theta %s (a number > 1)\n", bad_usage.id,
+                   bad_usage.text, args["rope-theta"].c_str());
+      return 2;
+    }
+  }
   auto k = load(dir + "k_postrope.npy");
   auto v = load(dir + "v.npy");
   auto q = load(dir + "q_postrope.npy");
@@ -362,8 +419,12 @@ int main(int argc, char** argv) {
   if (v->layers != k->layers || v->heads != k->heads || v->tokens != k->tokens ||
       v->dim != k->dim || q->layers != k->layers || q->tokens != k->tokens || q->dim != k->dim ||
       q->heads % k->heads != 0 || k->tokens == 0) {
-    std::fprintf(stderr, "qcodec-eval: [%s] %s: K %zux%zux%zux%zu, V, Q shapes disagree\n",
-                 bad_dump.id, bad_dump.text, k->layers, k->heads, k->tokens, k->dim);
+    std::fprintf(stderr,
+                 "qcodec-eval: [%s] %s: shapes K %zux%zux%zux%zu, V %zux%zux%zux%zu, Q "
+                 "%zux%zux%zux%zu (need equal K and V, Q with as many layers, tokens and dims "
+                 "and a multiple of K's heads)\n",
+                 bad_dump.id, bad_dump.text, k->layers, k->heads, k->tokens, k->dim, v->layers,
+                 v->heads, v->tokens, v->dim, q->layers, q->heads, q->tokens, q->dim);
     return 1;
   }
   qcodec::result<tensor4> k_pre = qcodec::status::failure(bad_dump, "absent");
@@ -375,15 +436,37 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The model (checked before any scheme runs) also calibrates the calibrated schemes.
+  const bool with_model = args.count("model") || args.count("tokenizer") || args.count("text");
+  qcodec::result<model_run> model = qcodec::status::failure(bad_usage, "no model");
+  if (with_model) {
+    model = load_model(args);
+    if (!model) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", model.error().message().c_str());
+      return 1;
+    }
+  }
+  const qcodec::kv::kv_samples* calibration = model ? &model->calibration : nullptr;
+
   std::vector<std::string> schemes = {"fp32"};
   if (args.count("schemes")) {
     for (const std::string& s : split(args["schemes"])) {
-      if (s != "fp32") schemes.push_back(s);
+      if (s == "fp32") continue;
+      if (qcodec::kv::needs_calibration(s) && calibration == nullptr) {
+        std::fprintf(stderr,
+                     "qcodec-eval: %s is calibrated: give --model, --tokenizer and --text (the "
+                     "model samples its own calibration text)\n",
+                     s.c_str());
+        return 1;
+      }
+      schemes.push_back(s);
     }
   } else {
     for (const auto& s : qcodec::kv::kv_schemes()) {
-      // Calibrated schemes need a model run to fit them: qcodec_llama --ppl and the demo run them.
-      if (std::string(s.name) != "fp32" && !s.calibrated) schemes.push_back(s.name);
+      // Calibrated schemes are fitted to K/V the model produces: only with a model.
+      if (std::string(s.name) != "fp32" && (!s.calibrated || calibration != nullptr)) {
+        schemes.push_back(s.name);
+      }
     }
   }
 
@@ -399,7 +482,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\r[%-30s] %zu/%zu %-24s",
                  std::string(30 * i / schemes.size(), '#').c_str(), i, schemes.size(),
                  schemes[i].c_str());
-    auto run = run_scheme(schemes[i], *k, *v, *q, true);
+    const tensor4* keys_pre = k_pre ? &*k_pre : nullptr;
+    auto run = run_scheme(schemes[i], *k, keys_pre, *v, *q, theta, calibration, true);
     if (!run) {
       std::fprintf(stderr, "\nqcodec-eval: %s: %s\n", schemes[i].c_str(),
                    run.error().message().c_str());
@@ -408,31 +492,36 @@ int main(int argc, char** argv) {
     row r;
     r.scheme = schemes[i];
     r.bits_per_value = run->bits_per_value;
-    r.key_rel_err = rel_err(run->keys, k->data);
+    // A pre-RoPE cache's keys are compared after RoPE too (RoPE is exact, so the errors of the
+    // stored keys show through); its fused attention is already the pre-RoPE one.
+    const std::vector<float> keys = run->pre_rope ? roped(run->keys, *k_pre, theta) : run->keys;
+    r.key_rel_err = rel_err(keys, k->data);
     r.value_rel_err = rel_err(run->values, v->data);
-    r.score_rel_err = score_rel_err(run->keys, *k, *q);
+    r.score_rel_err = score_rel_err(keys, *k, *q);
     r.attn_out_rel_err = rel_err(run->out, exact);
-    if (k_pre) {
+    if (run->pre_rope) {
+      r.key_rel_err_prerope = rel_err(run->keys, k_pre->data);
+      r.attn_out_rel_err_prerope = r.attn_out_rel_err;
+    } else if (k_pre) {
       // KVQuant's pre-RoPE keys: the cache stores keys before RoPE, RoPE follows decoding.
-      auto pre = run_scheme(schemes[i], *k_pre, *v, *q, false);
+      auto pre = run_scheme(schemes[i], *k_pre, nullptr, *v, *q, theta, calibration, false);
       if (!pre) {
         std::fprintf(stderr, "\nqcodec-eval: %s: %s\n", schemes[i].c_str(),
                      pre.error().message().c_str());
         return 1;
       }
       r.key_rel_err_prerope = rel_err(pre->keys, k_pre->data);
-      const std::vector<float> keys = roped(pre->keys, *k_pre, theta);
+      const std::vector<float> pre_keys = roped(pre->keys, *k_pre, theta);
       r.attn_out_rel_err_prerope =
-          rel_err(exact_attention(keys.data(), pre->values.data(), *q, k->heads), exact_pre);
+          rel_err(exact_attention(pre_keys.data(), pre->values.data(), *q, k->heads), exact_pre);
     }
     rows.push_back(r);
   }
   std::fprintf(stderr, "\r[%-30s] %zu/%zu %-24s\n", std::string(30, '#').c_str(), schemes.size(),
                schemes.size(), "done");
 
-  const bool with_model = args.count("model") || args.count("tokenizer") || args.count("text");
   if (with_model) {
-    if (auto s = run_model(args, schemes, rows); !s) {
+    if (auto s = run_model(*model, schemes, rows); !s) {
       std::fprintf(stderr, "qcodec-eval: %s\n", s.message().c_str());
       return 1;
     }
@@ -481,18 +570,30 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "qcodec-eval: cannot write %s\n", args["csv"].c_str());
       return 1;
     }
+    // Schemes with options contain commas: quoted, as RFC 4180 says.
     std::fprintf(f,
                  "scheme,bits_per_value,key_rel_err,value_rel_err,score_rel_err,attn_out_rel_err,"
-                 "key_rel_err_prerope,attn_out_rel_err_prerope\n");
+                 "key_rel_err_prerope,attn_out_rel_err_prerope%s\n",
+                 with_model ? ",ppl,kl,top1" : "");
+    const auto cell = [](double x) { return std::isfinite(x) ? number(x) : std::string(); };
     for (const row& r : rows) {
-      std::fprintf(f, "%s,%s,%s,%s,%s,%s,%s,%s\n", r.scheme.c_str(),
-                   number(r.bits_per_value).c_str(), number(r.key_rel_err).c_str(),
-                   number(r.value_rel_err).c_str(), number(r.score_rel_err).c_str(),
-                   number(r.attn_out_rel_err).c_str(), number(r.key_rel_err_prerope).c_str(),
-                   number(r.attn_out_rel_err_prerope).c_str());
+      std::fprintf(f, "\"%s\",%s,%s,%s,%s,%s,%s,%s", r.scheme.c_str(),
+                   cell(r.bits_per_value).c_str(), cell(r.key_rel_err).c_str(),
+                   cell(r.value_rel_err).c_str(), cell(r.score_rel_err).c_str(),
+                   cell(r.attn_out_rel_err).c_str(), cell(r.key_rel_err_prerope).c_str(),
+                   cell(r.attn_out_rel_err_prerope).c_str());
+      if (with_model) {
+        std::fprintf(f, ",%s,%s,%s", cell(r.ppl).c_str(), cell(r.kl).c_str(), cell(r.top1).c_str());
+      }
+      std::fprintf(f, "\n");
     }
     std::fclose(f);
   }
-  if (args.count("plot")) write_svg(args["plot"], rows);
+  if (args.count("plot")) {
+    if (auto s = write_svg(args["plot"], rows); !s) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
   return 0;
 }

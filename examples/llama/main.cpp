@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>  // isatty
+
 namespace {
 
 constexpr const char* usage =
@@ -142,7 +144,9 @@ int main(int argc, char** argv) {
           std::fwrite(piece.data(), 1, piece.size(), stdout);
           std::fflush(stdout);
         });
-    std::fputc('\n', stdout);
+    // The text alone when redirected (byte for byte what llama2.c prints); a final newline on a
+    // terminal.
+    if (isatty(fileno(stdout))) std::fputc('\n', stdout);
     return s ? 0 : fail(s.message());
   }
 

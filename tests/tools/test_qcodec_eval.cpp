@@ -56,9 +56,10 @@ TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]
   write("v.npy", 2);
   write("q_postrope.npy", 4);
   const std::string json = (dir / "out.json").string(), svg = (dir / "out.svg").string();
+  const std::string csv = (dir / "out.csv").string();
   std::string output;
   REQUIRE(run("--kv " + dir.string() + " --schemes q8,kivi2:residual=16 --json " + json +
-                  " --plot " + svg,
+                  " --plot " + svg + " --csv " + csv,
               output) == 0);
   INFO(output);
   const std::string report = read_text(json);
@@ -68,12 +69,21 @@ TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]
     CHECK(report.find(key) != std::string::npos);
   }
   CHECK(read_text(svg).find("<svg") == 0);
+  const std::string table = read_text(csv);
+  CHECK(table.find("scheme,bits_per_value,key_rel_err,value_rel_err,score_rel_err,"
+                   "attn_out_rel_err,key_rel_err_prerope,attn_out_rel_err_prerope\n") == 0);
+  CHECK(table.find("\n\"kivi2:residual=16\",") != std::string::npos);
 
   // Errors: a missing folder, an unknown scheme.
   CHECK(run("--kv " + (dir / "missing").string(), output) != 0);
   CHECK(output.find("k_postrope.npy") != std::string::npos);
   CHECK(run("--kv " + dir.string() + " --schemes nope", output) != 0);
   CHECK(output.find("qcodec.codec.2") != std::string::npos);
+  CHECK(run("--kv " + dir.string() + " --schemes cb4", output) != 0);  // needs a model
+  CHECK(output.find("--model") != std::string::npos);
+  CHECK(run("--kv " + dir.string() + " --plot " + (dir / "no" / "x.svg").string(), output) != 0);
+  CHECK(output.find("qcodec.eval.4") != std::string::npos);
+  CHECK(run("--kv " + dir.string() + " --rope-theta x", output) != 0);
   fs::remove_all(dir);
 }
 
@@ -83,14 +93,24 @@ TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   const std::string model = std::string(QCODEC_SHARED_DIR) + "/data/models/stories260K/";
   const fs::path json = fs::temp_directory_path() / "qcodec_eval_model.json";
   std::string output;
-  REQUIRE(run("--kv " + dir + " --schemes q8,kivi4 --model " + model + "stories260K.bin" +
-                  " --tokenizer " + model + "tok512.bin --text " + dir + "/text.txt --json " +
-                  json.string(),
+  const fs::path csv = fs::temp_directory_path() / "qcodec_eval_model.csv";
+  REQUIRE(run("--kv " + dir + " --schemes q8,kivi4,cb4:residual=12,exact=16 --model " + model +
+                  "stories260K.bin" + " --tokenizer " + model + "tok512.bin --text " + dir +
+                  "/text.txt --json " + json.string() + " --csv " + csv.string(),
               output) == 0);
   INFO(output);
   CHECK(output.find("key_err_pre") != std::string::npos);  // k_prerope.npy is there
   CHECK(output.find("kivi4") != std::string::npos);
   const std::string report = read_text(json.string());
+  // The calibrated scheme runs on pre-RoPE keys, fitted to text the model sampled: its KL is
+  // the one qcodec_llama --ppl reports (0.0032 at 4.38 bits), well under 4-bit blocks'.
+  const std::size_t cb = report.find("\"scheme\": \"cb4:residual=12,exact=16\"");
+  REQUIRE(cb != std::string::npos);
+  const std::size_t kl = report.find("\"kl\": ", cb);
+  REQUIRE(kl != std::string::npos);
+  CHECK(std::stod(report.substr(kl + 6)) < 0.005);
+  CHECK(read_text(csv.string()).find(",ppl,kl,top1\n") != std::string::npos);
+  fs::remove(csv);
   // The fp32 row of the engine: stories260K's perplexity on this text is 3.259, KL 0, top-1 1.
   CHECK(report.find("\"scheme\": \"fp32\", \"bits_per_value\"") != std::string::npos);
   CHECK(report.find("\"ppl\": 3.25") != std::string::npos);
