@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "../support/catch.hpp"
@@ -114,6 +115,26 @@ TEST_CASE("outliers: the kept entries are the largest and decode exactly", "[kv]
   CHECK(kv::outliers<kv::per_token<2>, 10>(100).kept() == 1);            // ceil(1.0)
   CHECK(kv::outliers<kv::per_token<2>, 10>(128).unit_bytes() ==
         kv::per_token<2>(128).unit_bytes() + 2 * 4);
+}
+
+TEST_CASE("outliers: NaN entries are kept aside, not sorted into undefined behaviour",
+          "[kv][outliers]") {
+  // fabs(NaN) compares false with everything: NaN ranks as the largest magnitude, so the
+  // selection stays a strict weak order, the NaNs go to the sparse list and the rest stays finite.
+  const kv::outliers<kv::per_token<4>, 50> codec(64);  // 4 entries kept per token
+  std::vector<float> x = kv_test::make_queries(64, 30), y(64);
+  x[7] = x[40] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::uint8_t> unit(codec.unit_bytes());
+  codec.encode(x.data(), unit.data());
+  codec.decode(unit.data(), y.data());
+  std::size_t finite = 0;
+  for (std::size_t i = 0; i < 64; ++i) {
+    finite += std::isfinite(y[i]) ? 1 : 0;
+    if (i != 7 && i != 40) CHECK(std::fabs(y[i] - x[i]) < 0.1f);
+  }
+  CHECK(std::isnan(y[7]));
+  CHECK(std::isnan(y[40]));
+  CHECK(finite == 62);
 }
 
 TEST_CASE("outliers lower KIVI-2's key error on keys with outlier channels", "[kv][outliers]") {

@@ -124,20 +124,7 @@ class gear {
     std::memcpy(zeroed, x, n * sizeof(float));
     std::uint8_t* sp = sparse(unit);
     if (k_ > 0) {
-      for (std::size_t i = 0; i < n; ++i) order_[i] = static_cast<std::uint32_t>(i);
-      // NaN ranks as the largest magnitude: fabs(NaN) compares false both ways, which would
-      // break partial_sort's strict weak order (undefined behaviour), and a NaN kept aside
-      // cannot poison Inner's ranges.
-      const auto mag = [x](std::uint32_t i) {
-        const float a = std::fabs(x[i]);
-        return std::isnan(a) ? std::numeric_limits<float>::infinity() : a;
-      };
-      const auto larger = [&mag](std::uint32_t a, std::uint32_t b) {
-        const float fa = mag(a), fb = mag(b);
-        return fa > fb || (fa == fb && a < b);
-      };
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k_),
-                        order_.end(), larger);
+      detail::largest_magnitudes(x, n, k_, order_.data());  // NaN first: kept aside exactly
       for (std::size_t j = 0; j < k_; ++j) zeroed[order_[j]] = 0.0f;
     }
     for (std::size_t u = 0; u < inner_units; ++u)

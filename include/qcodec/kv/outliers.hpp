@@ -89,14 +89,8 @@ class outliers {
     std::uint8_t* sp = sparse(unit);
     for (std::size_t t = 0; t < group_tokens; ++t) {
       const float* xt = x + t * d;
-      // The k largest |x_i| (ties: lower index first), in decreasing order.
-      for (std::size_t i = 0; i < d; ++i) order_[i] = static_cast<std::uint32_t>(i);
-      const auto larger = [xt](std::uint32_t a, std::uint32_t b) {
-        const float fa = std::fabs(xt[a]), fb = std::fabs(xt[b]);
-        return fa > fb || (fa == fb && a < b);
-      };
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k_),
-                        order_.end(), larger);
+      // The k largest |x_i| (NaN first, then ties by lower index), in decreasing order.
+      detail::largest_magnitudes(xt, d, k_, order_.data());
       for (std::size_t j = 0; j < k_; ++j) {
         const auto idx = static_cast<std::uint16_t>(order_[j]);
         std::memcpy(sp + (t * k_ + j) * 4, &idx, 2);
