@@ -137,6 +137,28 @@ TEST_CASE("rope: half-split is interleaved on permuted channels; rotations keep 
   CHECK(same == x);
 }
 
+TEST_CASE("RoPE on a run of positions equals RoPE token by token", "[kv][rope]") {
+  // apply_rope_run tracks each pair's rotation by angle addition (double) from one sin/cos; it
+  // must stay within float rounding of apply_rope's direct sin/cos over a long run, at a large
+  // position, for both pair conventions and a head wider than its 256-pair chunk.
+  for (const std::size_t d : {8u, 128u, 1030u}) {
+    for (const kv::rope_style style : {kv::rope_style::interleaved, kv::rope_style::half_split}) {
+      INFO("head_dim " << d);
+      kv::rope_config rope;
+      rope.style = style;
+      const std::size_t n = 600, first = 100000;
+      std::vector<float> run = kv_test::make_queries(n * d, d), each = run;
+      kv::apply_rope_run(run.data(), n, d, first, rope);
+      for (std::size_t t = 0; t < n; ++t) kv::apply_rope(&each[t * d], 1, d, first + t, rope);
+      double worst = 0.0;
+      for (std::size_t i = 0; i < run.size(); ++i) {
+        worst = std::max(worst, double(std::fabs(run[i] - each[i])));
+      }
+      CHECK(worst < 1e-5);  // values ~0.3-1: a few float ulps
+    }
+  }
+}
+
 TEST_CASE("pre-RoPE cache: attention equals a cache given the rotated keys", "[kv][rope]") {
   const kv_test::kv_data data = kv_test::make_kv(300, kv_test::kv_heads, kv_test::head_dim, 5);
   for (const kv::rope_style style : {kv::rope_style::interleaved, kv::rope_style::half_split}) {

@@ -149,9 +149,12 @@ template <class Cache>
               ++t;
             }
           }
-          for (std::size_t t = begin; t < stop; ++t) {
-            apply_rope(&key_rows[(t - begin) * d], 1, d,
-                       positioned ? options.token_positions[t] : t, cfg.rope);
+          if (positioned) {
+            for (std::size_t t = begin; t < stop; ++t) {
+              apply_rope(&key_rows[(t - begin) * d], 1, d, options.token_positions[t], cfg.rope);
+            }
+          } else {  // consecutive positions
+            apply_rope_run(key_rows.data(), n, d, begin, cfg.rope);
           }
           rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
                             d * sizeof(float), n, d, qh, group, scores.data(), ld);

@@ -426,8 +426,8 @@ template <class... Tiers>
       const std::size_t at = (j * cfg.kv_heads + h) * d * bytes;
       load_floats(cfg.exact_format, view.keys + at, d, &keys[j * d]);
       load_floats(cfg.exact_format, view.values + at, d, &values[j * d]);
-      if (cfg.rope.pre_rope) apply_rope(&keys[j * d], 1, d, first + j, cfg.rope);
     }
+    if (cfg.rope.pre_rope) apply_rope_run(keys.data(), window, d, first, cfg.rope);
     for (std::size_t qi = 0; qi < n_queries; ++qi) {
       if (query_positions[qi] < first) continue;  // sees no window token
       const std::size_t visible = std::min<std::size_t>(window, query_positions[qi] + 1 - first);
