@@ -156,6 +156,43 @@ TEST_CASE("mixed cache: scores can change while a token is in the window", "[kv]
   CHECK(m->sequence_bytes(s) == 0);
 }
 
+TEST_CASE("mixed cache: a forked sequence continues independently", "[kv][mixed]") {
+  const kv_test::kv_data a = kv_test::make_kv(200, kv_heads, head_dim, 14);
+  const kv_test::kv_data b = kv_test::make_kv(200, kv_heads, head_dim, 15);
+  const std::vector<float> importance = scores(200, 16);
+  auto m = three_tiers::create(config(12));
+  REQUIRE(m.ok());
+  const std::size_t row = kv_heads * head_dim;
+  const auto append = [&](kv::sequence_id s, const kv_test::kv_data& d, std::size_t from,
+                          std::size_t to) {
+    REQUIRE(
+        m->append(s, 0, &d.keys[from * row], &d.values[from * row], to - from, &importance[from])
+            .ok());
+  };
+  const kv::sequence_id base = m->add_sequence();
+  append(base, a, 0, 120);
+  auto fork = m->fork(base);
+  REQUIRE(fork.ok());
+  append(base, a, 120, 200);
+  append(*fork, b, 120, 200);
+  // Each equals a sequence built from scratch with the same tokens.
+  kv_test::kv_data mixed = a;
+  std::copy(b.keys.begin() + 120 * row, b.keys.end(), mixed.keys.begin() + 120 * row);
+  std::copy(b.values.begin() + 120 * row, b.values.end(), mixed.values.begin() + 120 * row);
+  const kv::sequence_id fresh_a = m->add_sequence(), fresh_mixed = m->add_sequence();
+  append(fresh_a, a, 0, 200);
+  append(fresh_mixed, mixed, 0, 200);
+  const auto decoded = [&](kv::sequence_id s) {
+    std::vector<float> k(kv_heads * 200 * head_dim), v(k.size());
+    m->decode_layer(s, 0, k.data(), v.data());
+    k.insert(k.end(), v.begin(), v.end());
+    return k;
+  };
+  CHECK(decoded(base) == decoded(fresh_a));
+  CHECK(decoded(*fork) == decoded(fresh_mixed));
+  CHECK(m->fork(99).error().is(kv::errors::bad_sequence));
+}
+
 TEST_CASE("mixed cache: memory accounting and errors", "[kv][mixed]") {
   const std::size_t tokens = 150, window = 10;
   const kv_test::kv_data data = kv_test::make_kv(tokens, kv_heads, head_dim, 8);

@@ -112,14 +112,25 @@ class mixed_cache {
     seq.live = true;
     seq.layers.resize(config_.base.layers);
     for_each_tier([&](auto& t, std::size_t i) { seq.ids[i] = t.add_sequence(); });
-    for (sequence_id i = 0; i < sequences_.size(); ++i) {
-      if (!sequences_[i].live) {
-        sequences_[i] = std::move(seq);
-        return i;
+    return place(std::move(seq));
+  }
+
+  /// A new sequence with the same contents as `source`, sharing its tiers' pages (copy on
+  /// write, see kv::cache::fork).
+  [[nodiscard]] result<sequence_id> fork(sequence_id source) {
+    if (!valid(source)) return status::failure(errors::bad_sequence, std::to_string(source));
+    sequence copy = sequences_[source];
+    status st;
+    for_each_tier([&](auto& t, std::size_t i) {
+      result<sequence_id> id = t.fork(sequences_[source].ids[i]);
+      if (!id) {
+        st = id.error();
+        return;
       }
-    }
-    sequences_.push_back(std::move(seq));
-    return static_cast<sequence_id>(sequences_.size() - 1);
+      copy.ids[i] = *id;
+    });
+    if (!st) return st;  // (tiers forked before the failure keep an unused sequence)
+    return place(std::move(copy));
   }
 
   status free_sequence(sequence_id s) {
@@ -295,6 +306,18 @@ class mixed_cache {
 
   mixed_cache(const mixed_config& config, std::tuple<Tiers...> tiers)
       : config_(config), tiers_(std::move(tiers)) {}
+
+  // Stores a sequence in the first free slot.
+  sequence_id place(sequence seq) {
+    for (sequence_id i = 0; i < sequences_.size(); ++i) {
+      if (!sequences_[i].live) {
+        sequences_[i] = std::move(seq);
+        return i;
+      }
+    }
+    sequences_.push_back(std::move(seq));
+    return static_cast<sequence_id>(sequences_.size() - 1);
+  }
 
   [[nodiscard]] bool valid(sequence_id s) const noexcept {
     return s < sequences_.size() && sequences_[s].live;
