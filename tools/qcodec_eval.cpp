@@ -321,8 +321,9 @@ struct model_run {
   qcodec::kv::kv_samples calibration;
 };
 
-// Loads --model, --tokenizer and --text (checked before any scheme runs) and calibrates.
-qcodec::result<model_run> load_model(std::map<std::string, std::string>& args) {
+// Loads --model, --tokenizer and --text (checked before any scheme runs) and, when `calibrate`,
+// the calibration K/V.
+qcodec::result<model_run> load_model(std::map<std::string, std::string>& args, bool calibrate) {
   if (!args.count("model") || !args.count("tokenizer") || !args.count("text")) {
     return qcodec::status::failure(bad_usage, "--model, --tokenizer and --text go together");
   }
@@ -330,7 +331,7 @@ qcodec::result<model_run> load_model(std::map<std::string, std::string>& args) {
   if (args.count("tokens")) {
     char* end = nullptr;
     max_tokens = std::strtoul(args["tokens"].c_str(), &end, 10);
-    if (*end != '\0' || max_tokens < 2) {
+    if (*end != '\0' || max_tokens < 2 || args["tokens"].find('-') != std::string::npos) {
       return qcodec::status::failure(bad_usage,
                                      "--tokens " + args["tokens"] + " (an integer >= 2)");
     }
@@ -343,10 +344,14 @@ qcodec::result<model_run> load_model(std::map<std::string, std::string>& args) {
   if (!text) return text.error();
   std::vector<int> tokens = tok->encode(std::string_view(text->data(), text->size()), true, false);
   if (tokens.size() > max_tokens) tokens.resize(max_tokens);
-  std::fprintf(stderr, "calibrating on 8192 tokens the model samples...\n");
-  auto calibration = llama::calibrate(*m, 8192, 1);
-  if (!calibration) return calibration.error();
-  return model_run{std::move(*m), std::move(tokens), std::move(*calibration)};
+  model_run run{std::move(*m), std::move(tokens), {}};
+  if (calibrate) {
+    std::fprintf(stderr, "calibrating on 8192 tokens the model samples...\n");
+    auto calibration = llama::calibrate(run.model, 8192, 1);
+    if (!calibration) return calibration.error();
+    run.calibration = std::move(*calibration);
+  }
+  return run;
 }
 
 // Runs the example engine over the text with every scheme; fills ppl / kl / top1 of `rows`
@@ -436,23 +441,14 @@ int main(int argc, char** argv) {
     }
   }
 
-  // The model (checked before any scheme runs) also calibrates the calibrated schemes.
+  // Calibrated schemes are fitted to K/V a model produces on text it samples, and store keys
+  // before RoPE: they need --model and k_prerope.npy.
   const bool with_model = args.count("model") || args.count("tokenizer") || args.count("text");
-  qcodec::result<model_run> model = qcodec::status::failure(bad_usage, "no model");
-  if (with_model) {
-    model = load_model(args);
-    if (!model) {
-      std::fprintf(stderr, "qcodec-eval: %s\n", model.error().message().c_str());
-      return 1;
-    }
-  }
-  const qcodec::kv::kv_samples* calibration = model ? &model->calibration : nullptr;
-
   std::vector<std::string> schemes = {"fp32"};
   if (args.count("schemes")) {
     for (const std::string& s : split(args["schemes"])) {
       if (s == "fp32") continue;
-      if (qcodec::kv::needs_calibration(s) && calibration == nullptr) {
+      if (qcodec::kv::needs_calibration(s) && !with_model) {
         std::fprintf(stderr,
                      "qcodec-eval: %s is calibrated: give --model, --tokenizer and --text (the "
                      "model samples its own calibration text)\n",
@@ -463,12 +459,23 @@ int main(int argc, char** argv) {
     }
   } else {
     for (const auto& s : qcodec::kv::kv_schemes()) {
-      // Calibrated schemes are fitted to K/V the model produces: only with a model.
-      if (std::string(s.name) != "fp32" && (!s.calibrated || calibration != nullptr)) {
+      if (std::string(s.name) != "fp32" && (!s.calibrated || (with_model && k_pre))) {
         schemes.push_back(s.name);
       }
     }
   }
+  const bool calibrate = std::any_of(schemes.begin(), schemes.end(), [](const std::string& s) {
+    return qcodec::kv::needs_calibration(s);
+  });
+  qcodec::result<model_run> model = qcodec::status::failure(bad_usage, "no model");
+  if (with_model) {  // checked before any scheme runs
+    model = load_model(args, calibrate);
+    if (!model) {
+      std::fprintf(stderr, "qcodec-eval: %s\n", model.error().message().c_str());
+      return 1;
+    }
+  }
+  const qcodec::kv::kv_samples* calibration = calibrate ? &model->calibration : nullptr;
 
   const std::vector<float> exact = exact_attention(k->data.data(), v->data.data(), *q, k->heads);
   // The pre-RoPE reference: exact attention with RoPE applied to the dump's pre-RoPE keys.
@@ -499,9 +506,9 @@ int main(int argc, char** argv) {
     r.value_rel_err = rel_err(run->values, v->data);
     r.score_rel_err = score_rel_err(keys, *k, *q);
     r.attn_out_rel_err = rel_err(run->out, exact);
-    if (run->pre_rope) {
+    if (run->pre_rope) {  // the pre-RoPE columns compare with the reference from k_prerope.npy
       r.key_rel_err_prerope = rel_err(run->keys, k_pre->data);
-      r.attn_out_rel_err_prerope = r.attn_out_rel_err;
+      r.attn_out_rel_err_prerope = rel_err(run->out, exact_pre);
     } else if (k_pre) {
       // KVQuant's pre-RoPE keys: the cache stores keys before RoPE, RoPE follows decoding.
       auto pre = run_scheme(schemes[i], *k_pre, nullptr, *v, *q, theta, calibration, false);

@@ -79,6 +79,13 @@ TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
   CHECK((*half)->spec() == "q4:exact=16,residual=8");
   CHECK((*half)->config().exact_format == kv::float_format::f16);
   CHECK((*kv::make_cache("q4:exact=32", config()))->spec() == "q4");
+  kv::cache_config half_config = config();  // fp16 and 2 sinks by default: "32" and "0" written
+  half_config.exact_format = kv::float_format::f16;
+  half_config.sink_tokens = 2;
+  CHECK((*kv::make_cache("q4", half_config))->spec() == "q4:sinks=2,exact=16");
+  const std::string spec = (*kv::make_cache("q4:exact=32,sinks=0", half_config))->spec();
+  CHECK(spec == "q4:sinks=0,exact=32");
+  CHECK((*kv::make_cache(spec, half_config))->config().exact_format == kv::float_format::f32);
   CHECK(kv::make_cache("q4:exact=8", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("q4:exact=24", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("nope", config()).error().is(e::unknown_codec));

@@ -142,6 +142,9 @@ TEST_CASE("kv cache: bad arguments are clear errors", "[kv][cache]") {
   REQUIRE(c->append(s, 0, k.data(), k.data(), 60).ok());
   // One page holds 64 compressed tokens; the values need a second page.
   CHECK(c->append(s, 0, k.data(), k.data(), 20).is(e::out_of_pages));
+  CHECK(c->length(s, 0) == 60);                        // nothing of the failed append was stored
+  CHECK(c->append(s, 0, k.data(), k.data(), 4).ok());  // what still fits in the page
+  CHECK(c->length(s, 0) == 64);
 
   std::vector<float> q(4 * 32), out(q.size());
   CHECK(kv::attention(*c, s, 5, q.data(), 4, out.data()).is(e::bad_layer));
@@ -149,6 +152,16 @@ TEST_CASE("kv cache: bad arguments are clear errors", "[kv][cache]") {
   CHECK(kv::attention(*c, s, 1, q.data(), 4, out.data()).is(e::bad_query));  // empty layer
   CHECK(kv::attention(*c, s, 0, q.data(), 4, out.data(), 1000).is(e::bad_query));
   CHECK(kv::attention(*c, s, 0, q.data(), 4, out.data(), 1, 2, 1).is(e::bad_head));
+  CHECK(kv::attention(*c, s + 7, 0, q.data(), 4, out.data()).is(e::bad_sequence));
+  // With positions (a cache holding part of a sequence): an unknown sequence, and positions
+  // given alone, are errors too.
+  const std::uint32_t positions[] = {0, 1, 2};
+  kv::attention_options only_queries;
+  only_queries.query_positions = positions;
+  CHECK(kv::attention(*c, s, 0, q.data(), 4, out.data(), 1, 0, 2, only_queries).is(e::bad_query));
+  kv::attention_options both = only_queries;
+  both.token_positions = positions;
+  CHECK(kv::attention(*c, s + 7, 0, q.data(), 4, out.data(), 1, 0, 2, both).is(e::bad_sequence));
 
   kv::cache_config short_config = config();
   short_config.max_tokens = 10;

@@ -132,7 +132,7 @@ TEST_CASE("mixed cache: a token's score picks its tier when it leaves the window
   CHECK(per_tier[1] > 40);
   CHECK(per_tier[2] > 40);
   CHECK(m.tier_positions(seq, 1, 2).size() == per_tier[2]);
-  CHECK(m.tier<2>().length(m.tier_sequence(seq, 2), 1) == per_tier[2]);
+  CHECK(m.tier<2>(0).length(m.tier_sequence(seq, 2), 0) == per_tier[2]);
 }
 
 TEST_CASE("mixed cache: scores can change while a token is in the window", "[kv][mixed]") {
@@ -201,10 +201,12 @@ TEST_CASE("mixed cache: memory accounting and errors", "[kv][mixed]") {
   c.base.exact_format = kv::float_format::f16;
   const three_tiers m = filled<three_tiers>(c, data, scores(tokens, 9), seq);
   std::size_t bytes = 0;
-  m.visit_tiers([&](const auto& tier, std::size_t i) {
-    bytes += tier.sequence_bytes(m.tier_sequence(seq, i));
-    for (std::size_t l = 0; l < layers; ++l) bytes += 4 * m.tier_positions(seq, l, i).size();
-  });
+  for (std::size_t l = 0; l < layers; ++l) {
+    m.visit_tiers(l, [&](const auto& tier, std::size_t i) {
+      bytes += tier.sequence_bytes(m.tier_sequence(seq, i));
+      bytes += 4 * m.tier_positions(seq, l, i).size();
+    });
+  }
   // The window: keys and values in fp16 and a float score per token, per layer.
   bytes += layers * window * (2 * kv_heads * head_dim * 2 + 4);
   CHECK(m.sequence_bytes(seq) == bytes);
@@ -223,9 +225,68 @@ TEST_CASE("mixed cache: memory accounting and errors", "[kv][mixed]") {
   CHECK(three_tiers::create(odd).error().is(e::bad_config));
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 10);
   std::vector<float> out(q.size());
-  CHECK(kv::attention(m, seq + 1, 0, q.data(), q_heads, out.data()).is(e::bad_query));
+  CHECK(kv::attention(m, seq + 1, 0, q.data(), q_heads, out.data()).is(e::bad_sequence));
   CHECK(kv::attention(m, seq, 2, q.data(), q_heads, out.data()).is(e::bad_layer));
   CHECK(kv::attention(m, seq, 0, q.data(), 5, out.data()).is(e::bad_query));
+}
+
+TEST_CASE("mixed cache: a full tier fails cleanly, and layers pay only their own tiers' pages",
+          "[kv][mixed]") {
+  // Tier 1's caches have one 64-token page each; 100 tokens all go there: the 65th fails.
+  using two_tiers = kv::mixed_cache<q8_tier, q2_tier>;
+  kv::mixed_config c = config(4, {0.5f});
+  c.base.max_pages = 1;
+  auto m = two_tiers::create(c);
+  REQUIRE(m.ok());
+  const kv::sequence_id s = m->add_sequence();
+  const kv_test::kv_data data = kv_test::make_kv(100, kv_heads, head_dim, 17);
+  const std::size_t row = kv_heads * head_dim;
+  CHECK(m->append(s, 0, data.keys.data(), data.values.data(), 100).is(kv::errors::out_of_pages));
+  CHECK(m->length(s, 0) == 68);  // 64 in the tier, 4 in the window
+  CHECK(m->tier_positions(s, 0, 1).size() == 64);
+  for (int retry = 0; retry < 3; ++retry) {
+    CHECK(m->append(s, 0, &data.keys[68 * row], &data.values[68 * row], 1)
+              .is(kv::errors::out_of_pages));
+  }
+  CHECK(m->length(s, 0) == 68);
+  CHECK(m->window(s, 0).tokens == 4);
+  kv_test::check_reference_parity(*m, s, 0, 3, 18);  // still consistent
+  // Salient tokens of layer 1 may still go to tier 0, whose caches are separate.
+  const std::vector<float> high(100, 1.0f);
+  CHECK(m->append(s, 1, data.keys.data(), data.values.data(), 60, high.data()).ok());
+
+  // Memory: layer 0 all in the 8-bit tier, layer 1 all in the 2-bit tier costs the mean of the
+  // two uniform caches (each layer's tier caches have their own pages).
+  const kv_test::kv_data big = kv_test::make_kv(1280, kv_heads, head_dim, 19);
+  const auto bits = [&](float score0, float score1) {
+    auto mm = two_tiers::create(config(0, {0.5f}));
+    REQUIRE(mm.ok());
+    const kv::sequence_id t = mm->add_sequence();
+    const std::vector<float> s0(1280, score0), s1(1280, score1);
+    REQUIRE(mm->append(t, 0, big.keys.data(), big.values.data(), 1280, s0.data()).ok());
+    REQUIRE(mm->append(t, 1, big.keys.data(), big.values.data(), 1280, s1.data()).ok());
+    return mm->bits_per_value(t);
+  };
+  CHECK(bits(1.0f, 0.0f) == Approx((bits(1.0f, 1.0f) + bits(0.0f, 0.0f)) / 2));
+  CHECK(bits(1.0f, 0.0f) < bits(1.0f, 1.0f));
+}
+
+TEST_CASE("mixed cache: a head range and a chunk longer than the window", "[kv][mixed]") {
+  const kv_test::kv_data data = kv_test::make_kv(150, kv_heads, head_dim, 20);
+  for (const bool pre_rope : {false, true}) {
+    kv::mixed_config c = config(6);
+    c.base.rope.pre_rope = pre_rope;
+    kv::sequence_id seq = 0;
+    const three_tiers m = filled<three_tiers>(c, data, scores(150, 21), seq);
+    kv_test::check_reference_parity(m, seq, 1, 20, 22);  // 20 causal queries, window 6
+    const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 23);
+    std::vector<float> whole(q.size()), part(q.size(), 7.0f);
+    REQUIRE(kv::attention(m, seq, 0, q.data(), q_heads, whole.data()).ok());
+    REQUIRE(kv::attention(m, seq, 0, q.data(), q_heads, part.data(), 1, 1, 2).ok());
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      CHECK(part[i] == (i < kv_test::group * head_dim ? 7.0f : whole[i]));  // head 0 untouched
+    }
+  }
 }
 
 TEST_CASE("mixed cache: salient tokens at high precision cost few bits and most of the error",

@@ -135,6 +135,18 @@ TEST_CASE("outliers: NaN entries are kept aside, not sorted into undefined behav
   CHECK(std::isnan(y[7]));
   CHECK(std::isnan(y[40]));
   CHECK(finite == 62);
+
+  // Infinities and a NaN, no more than the 4 kept entries: all kept aside, the rest finite.
+  x = kv_test::make_queries(64, 31);
+  for (const std::size_t i : {1u, 2u, 3u}) x[i] = std::numeric_limits<float>::infinity();
+  x[50] = std::numeric_limits<float>::quiet_NaN();
+  codec.encode(x.data(), unit.data());
+  codec.decode(unit.data(), y.data());
+  CHECK(std::isnan(y[50]));
+  for (const std::size_t i : {1u, 2u, 3u}) CHECK(y[i] == std::numeric_limits<float>::infinity());
+  std::size_t finite_rest = 0;
+  for (const float v : y) finite_rest += std::isfinite(v) ? 1 : 0;
+  CHECK(finite_rest == 60);
 }
 
 TEST_CASE("outliers lower KIVI-2's key error on keys with outlier channels", "[kv][outliers]") {

@@ -254,21 +254,23 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
       return status::failure(codec_errors::bad_option,
                              parsed->name() + ": exact=" + std::to_string(*exact) + " (16 or 32)");
     }
+    // The canonical spec writes an option that is not the plain default (no sinks, fp32, the
+    // scheme's residual and RoPE placement) or that differs from the config's: it describes the
+    // cache, and parses back to it with the same config.
+    std::string options;
+    const auto write = [&](const char* key, std::size_t value, bool shown) {
+      if (!shown) return;
+      options += (options.empty() ? "" : ",") + std::string(key) + "=" + std::to_string(value);
+    };
+    write("sinks", *sinks, *sinks != 0 || *sinks != config.sink_tokens);
+    write("exact", *exact, *exact != 32 || *exact != float_bytes(config.exact_format) * 8);
+    write("residual", *residual, *residual != scheme.default_residual);
+    write("prerope", *pre_rope, (*pre_rope == 1) != default_pre_rope);
     config.sink_tokens = *sinks;
     config.residual_tokens = *residual;
     config.rope.pre_rope = *pre_rope == 1;
     config.exact_format = *exact == 16 ? float_format::f16 : float_format::f32;
     std::string canonical = scheme.name;
-    std::string options;
-    if (*sinks != 0) options += "sinks=" + std::to_string(*sinks);
-    if (*exact == 16) options += (options.empty() ? "" : ",") + std::string("exact=16");
-    if (*residual != scheme.default_residual) {
-      options +=
-          (options.empty() ? "" : ",") + std::string("residual=") + std::to_string(*residual);
-    }
-    if (config.rope.pre_rope != default_pre_rope) {
-      options += (options.empty() ? "" : ",") + std::string("prerope=") + (*pre_rope ? "1" : "0");
-    }
     if (!options.empty()) canonical += ":" + options;
     return scheme.make(config, std::move(canonical), calibration);
   }

@@ -57,6 +57,7 @@ template <class Cache>
                                std::size_t head_end = static_cast<std::size_t>(-1),
                                const attention_options& options = {}) {
   const cache_config& cfg = c.config();
+  if (!c.contains(s)) return status::failure(errors::bad_sequence, std::to_string(s));
   if (layer >= cfg.layers) return status::failure(errors::bad_layer, std::to_string(layer));
   head_end = std::min(head_end, cfg.kv_heads);
   if (head_begin > head_end) return status::failure(errors::bad_head, "empty or reversed range");
@@ -149,12 +150,15 @@ template <class Cache>
               ++t;
             }
           }
-          if (positioned) {
-            for (std::size_t t = begin; t < stop; ++t) {
-              apply_rope(&key_rows[(t - begin) * d], 1, d, options.token_positions[t], cfg.rope);
-            }
-          } else {  // consecutive positions
-            apply_rope_run(key_rows.data(), n, d, begin, cfg.rope);
+          // RoPE over runs of consecutive positions (the whole block without positions).
+          for (std::size_t t = begin; t < stop;) {
+            std::size_t run = 1;
+            const auto position = [&](std::size_t i) {
+              return positioned ? std::size_t{options.token_positions[i]} : i;
+            };
+            while (t + run < stop && position(t + run) == position(t) + run) ++run;
+            apply_rope_run(&key_rows[(t - begin) * d], run, d, position(t), cfg.rope);
+            t += run;
           }
           rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
                             d * sizeof(float), n, d, qh, group, scores.data(), ld);

@@ -205,6 +205,9 @@ class cache {
     return {};
   }
 
+  /// Whether sequence s exists (added and not freed).
+  [[nodiscard]] bool contains(sequence_id s) const noexcept { return valid(s); }
+
   /// Tokens stored for `layer` of sequence s.
   [[nodiscard]] std::size_t length(sequence_id s, std::size_t layer) const noexcept {
     return valid(s) && layer < config_.layers ? sequences_[s].layers[layer].length : 0;
@@ -213,6 +216,8 @@ class cache {
   // ---- appending -------------------------------------------------------------------------
 
   /// Appends n tokens to `layer` of sequence s. keys and values: [n][kv_heads][head_dim].
+  /// All or nothing: when the pool cannot give the pages the tokens need (out_of_pages),
+  /// nothing is stored.
   status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
                 std::size_t n) {
     if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
@@ -221,6 +226,7 @@ class cache {
     if (ls.length + n > config_.max_tokens) {
       return status::failure(errors::too_long, std::to_string(ls.length + n) + " tokens");
     }
+    if (status st = check_pages(sequences_[s], ls, n); !st) return st;
     const std::size_t row = row_floats();
     for (std::size_t i = 0; i < n; ++i) {
       const bool sink = ls.length < config_.sink_tokens;
@@ -392,6 +398,34 @@ class cache {
 
   [[nodiscard]] bool valid(sequence_id s) const noexcept {
     return s < sequences_.size() && sequences_[s].live;
+  }
+
+  // Fails with out_of_pages when appending n tokens to a layer would need more pages (new
+  // ones, or copies of shared ones) than the pool can still give; the units compressed after
+  // the append are those of the final tail lengths (compress_ready keeps tail < R + group).
+  status check_pages(const sequence& seq, const layer_state& ls, std::size_t n) const {
+    const std::size_t sinks_left =
+        ls.length < config_.sink_tokens ? config_.sink_tokens - ls.length : 0;
+    const std::size_t to_tail = n - std::min(n, sinks_left);
+    std::size_t begin = static_cast<std::size_t>(-1), end = 0;  // compressed tokens written
+    const auto written = [&](std::size_t unit_tokens, std::size_t compressed, std::size_t tail) {
+      const std::size_t after = tail + to_tail;
+      if (after < config_.residual_tokens + unit_tokens) return;
+      begin = std::min(begin, compressed);
+      end =
+          std::max(end, compressed + (after - config_.residual_tokens) / unit_tokens * unit_tokens);
+    };
+    written(KeyCodec::group_tokens, ls.key_compressed, ls.key_tail.size() / row_bytes());
+    written(ValueCodec::group_tokens, ls.value_compressed, ls.value_tail.size() / row_bytes());
+    if (end == 0) return {};
+    std::size_t needed = 0;
+    for (std::size_t p = begin / config_.page_tokens; p <= (end - 1) / config_.page_tokens; ++p) {
+      if (p >= seq.pages.size() || pool_.refs[seq.pages[p]] > 1) ++needed;
+    }
+    const std::size_t available =
+        pool_.free.size() + (config_.max_pages - std::min(config_.max_pages, pool_.pages.size()));
+    if (needed <= available) return {};
+    return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
   }
   [[nodiscard]] std::size_t row_floats() const noexcept {
     return config_.kv_heads * config_.head_dim;

@@ -10,17 +10,19 @@
 // (set_importance: e.g. the attention it has drawn so far, H2O's heavy-hitter score; tokens
 // appended without a score have 0). When it leaves the window its score picks its tier for good:
 // the first tier i with score >= thresholds[i], or the last tier. Each tier is a kv::cache of its
-// own (codecs, pages) holding its tokens in position order; positions are kept per layer and
-// tier, so a token may be stored at different precisions in different layers.
+// own (codecs, pages) per layer, holding the layer's tokens of that tier in position order, with
+// their positions: a token may be stored at different precisions in different layers, and a
+// layer that sends most of its tokens to one tier does not make the other layers pay pages of it.
 //
 // Attention (kv::attention overload below) runs the fused attention of each tier with the tier's
 // token positions (for causality and for the RoPE of pre-RoPE keys) and of the window, and merges
 // the partial outputs by their log-sum-exp, which is exact: softmax over a union of token sets.
 //
 // Attention sinks: give them a score above thresholds[0] (with an fp16 or fp32 first tier they
-// stay exact); config.base.sink_tokens must be 0. Each tier has its own page pool of
-// config.base.max_pages pages.
+// stay exact); config.base.sink_tokens must be 0. Each layer's cache of each tier has its own
+// page pool of config.base.max_pages pages.
 
+#include <qcodec/core/assert.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/attention.hpp>
@@ -80,28 +82,27 @@ class mixed_cache {
       }
     }
     cache_config tier_config = config.base;
+    tier_config.layers = 1;           // one cache per layer and tier
     tier_config.residual_tokens = 0;  // the window is the mixed cache's own
-    std::tuple<result<Tiers>...> made{Tiers::create(tier_config)...};
+    std::tuple<std::vector<Tiers>...> tiers;
     status failed;
-    std::apply(
-        [&](const auto&... r) { ((failed = failed.ok() && !r.ok() ? r.error() : failed), ...); },
-        made);
+    std::apply([&](auto&... caches) { (make_layers(caches, tier_config, config, failed), ...); },
+               tiers);
     if (!failed.ok()) return failed;
-    return mixed_cache(
-        config,
-        std::apply([](auto&... r) { return std::tuple<Tiers...>(std::move(*r)...); }, made));
+    return mixed_cache(config, std::move(tiers));
   }
 
   [[nodiscard]] const mixed_config& config() const noexcept { return config_; }
-  /// Tier I's cache; sequence s lives there as tier_sequence(s, I).
+  /// Tier I's cache of `layer` (a one-layer kv::cache); sequence s lives there as
+  /// tier_sequence(s, I).
   template <std::size_t I>
-  [[nodiscard]] const auto& tier() const noexcept {
-    return std::get<I>(tiers_);
+  [[nodiscard]] const auto& tier(std::size_t layer) const noexcept {
+    return std::get<I>(tiers_)[layer];
   }
-  /// f(tier cache, tier index) for every tier, in order.
+  /// f(tier cache of `layer`, tier index) for every tier, in order.
   template <class F>
-  void visit_tiers(F&& f) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(tiers_), I), ...); }
+  void visit_tiers(std::size_t layer, F&& f) const {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(tiers_)[layer], I), ...); }
     (std::index_sequence_for<Tiers...>{});
   }
 
@@ -111,7 +112,9 @@ class mixed_cache {
     sequence seq;
     seq.live = true;
     seq.layers.resize(config_.base.layers);
-    for_each_tier([&](auto& t, std::size_t i) { seq.ids[i] = t.add_sequence(); });
+    for_each_tier([&](auto& per_layer, std::size_t i) {
+      for (auto& t : per_layer) seq.ids[i] = t.add_sequence();  // in lockstep: the same id
+    });
     return place(std::move(seq));
   }
 
@@ -120,22 +123,17 @@ class mixed_cache {
   [[nodiscard]] result<sequence_id> fork(sequence_id source) {
     if (!valid(source)) return status::failure(errors::bad_sequence, std::to_string(source));
     sequence copy = sequences_[source];
-    status st;
-    for_each_tier([&](auto& t, std::size_t i) {
-      result<sequence_id> id = t.fork(sequences_[source].ids[i]);
-      if (!id) {
-        st = id.error();
-        return;
-      }
-      copy.ids[i] = *id;
+    for_each_tier([&](auto& per_layer, std::size_t i) {
+      for (auto& t : per_layer) copy.ids[i] = *t.fork(sequences_[source].ids[i]);  // a valid id
     });
-    if (!st) return st;  // (tiers forked before the failure keep an unused sequence)
     return place(std::move(copy));
   }
 
   status free_sequence(sequence_id s) {
     if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-    for_each_tier([&](auto& t, std::size_t i) { (void)t.free_sequence(sequences_[s].ids[i]); });
+    for_each_tier([&](auto& per_layer, std::size_t i) {
+      for (auto& t : per_layer) (void)t.free_sequence(sequences_[s].ids[i]);
+    });
     sequences_[s] = sequence{};
     return {};
   }
@@ -143,7 +141,9 @@ class mixed_cache {
   /// Empties a sequence (keeps its id).
   status clear(sequence_id s) {
     if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-    for_each_tier([&](auto& t, std::size_t i) { (void)t.clear(sequences_[s].ids[i]); });
+    for_each_tier([&](auto& per_layer, std::size_t i) {
+      for (auto& t : per_layer) (void)t.clear(sequences_[s].ids[i]);
+    });
     sequences_[s].layers.assign(config_.base.layers, layer_state{});
     return {};
   }
@@ -156,7 +156,8 @@ class mixed_cache {
 
   /// Appends n tokens to `layer` of sequence s (keys, values: [n][kv_heads][head_dim]), with
   /// optional scores importance[n] (0 when null). Tokens pushed out of the window are stored in
-  /// the tier their score picks.
+  /// the tier their score picks. When that tier is full (out_of_pages), the tokens before the
+  /// one that failed are appended and the rest are not.
   status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
                 std::size_t n, const float* importance = nullptr) {
     if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
@@ -174,7 +175,14 @@ class mixed_cache {
       ls.scores.push_back(importance != nullptr ? importance[i] : 0.0f);
       ++ls.length;
       if (ls.scores.size() > config_.base.residual_tokens) {
-        if (status st = leave_window(s, layer); !st) return st;
+        if (status st = leave_window(s, layer); !st) {  // undo the token: the window is as before
+          const std::size_t bytes = row * float_bytes(format());
+          ls.window_keys.resize(ls.window_keys.size() - bytes);
+          ls.window_values.resize(ls.window_values.size() - bytes);
+          ls.scores.pop_back();
+          --ls.length;
+          return st;
+        }
       }
     }
     return {};
@@ -200,8 +208,12 @@ class mixed_cache {
   /// The tier storing token `position` of `layer`, or tier_count while it is in the window.
   [[nodiscard]] result<std::size_t> tier_of(sequence_id s, std::size_t layer,
                                             std::size_t position) const {
-    if (!valid(s) || layer >= config_.base.layers || position >= length(s, layer)) {
-      return status::failure(errors::bad_sequence, "no such token");
+    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
+    if (layer >= config_.base.layers) {
+      return status::failure(errors::bad_layer, std::to_string(layer));
+    }
+    if (position >= length(s, layer)) {
+      return status::failure(errors::too_long, "no token " + std::to_string(position));
     }
     const layer_state& ls = sequences_[s].layers[layer];
     for (std::size_t t = 0; t < tier_count; ++t) {
@@ -213,13 +225,19 @@ class mixed_cache {
 
   // ---- reading -------------------------------------------------------------------------------
 
-  /// Sequence s in tier t's cache.
+  // The accessors below take a live sequence (contains(s)) and a layer < layers.
+
+  /// Whether sequence s exists (added and not freed).
+  [[nodiscard]] bool contains(sequence_id s) const noexcept { return valid(s); }
+  /// Sequence s in tier t's caches.
   [[nodiscard]] sequence_id tier_sequence(sequence_id s, std::size_t t) const noexcept {
+    QCODEC_ASSERT(valid(s) && t < tier_count, "no such sequence or tier");
     return sequences_[s].ids[t];
   }
   /// Positions of the tokens of `layer` that tier t stores, ascending.
   [[nodiscard]] const std::vector<std::uint32_t>& tier_positions(sequence_id s, std::size_t layer,
                                                                  std::size_t t) const noexcept {
+    QCODEC_ASSERT(valid(s) && layer < config_.base.layers && t < tier_count, "out of range");
     return sequences_[s].layers[layer].positions[t];
   }
   /// The window of `layer`: tokens [first, first + tokens), [token][kv_head][head_dim] in
@@ -230,6 +248,7 @@ class mixed_cache {
     const std::uint8_t* values;
   };
   [[nodiscard]] window_view window(sequence_id s, std::size_t layer) const noexcept {
+    QCODEC_ASSERT(valid(s) && layer < config_.base.layers, "no such sequence or layer");
     const layer_state& ls = sequences_[s].layers[layer];
     return {ls.length - ls.scores.size(), ls.scores.size(), ls.window_keys.data(),
             ls.window_values.data()};
@@ -238,15 +257,16 @@ class mixed_cache {
   /// Decodes `layer` of sequence s into [kv_heads][length][head_dim] arrays in position order
   /// (the reference path; keys as appended, before RoPE when config().base.rope.pre_rope).
   void decode_layer(sequence_id s, std::size_t layer, float* keys_out, float* values_out) const {
+    QCODEC_ASSERT(valid(s) && layer < config_.base.layers, "no such sequence or layer");
     const layer_state& ls = sequences_[s].layers[layer];
     const std::size_t d = config_.base.head_dim, heads = config_.base.kv_heads;
     const std::size_t length = ls.length;
     std::vector<float> k, v;
-    for_each_tier([&](const auto& t, std::size_t i) {
+    visit_tiers(layer, [&](const auto& t, std::size_t i) {
       const std::vector<std::uint32_t>& pos = ls.positions[i];
       k.resize(heads * pos.size() * d);
       v.resize(k.size());
-      t.decode_layer(sequences_[s].ids[i], layer, k.data(), v.data());
+      t.decode_layer(sequences_[s].ids[i], 0, k.data(), v.data());
       for (std::size_t h = 0; h < heads; ++h) {
         for (std::size_t j = 0; j < pos.size(); ++j) {
           std::copy_n(&k[(h * pos.size() + j) * d], d, &keys_out[(h * length + pos[j]) * d]);
@@ -271,8 +291,11 @@ class mixed_cache {
   [[nodiscard]] std::size_t sequence_bytes(sequence_id s) const noexcept {
     if (!valid(s)) return 0;
     std::size_t bytes = 0;
-    for_each_tier(
-        [&](const auto& t, std::size_t i) { bytes += t.sequence_bytes(sequences_[s].ids[i]); });
+    for (std::size_t l = 0; l < config_.base.layers; ++l) {
+      visit_tiers(l, [&](const auto& t, std::size_t i) {
+        bytes += t.sequence_bytes(sequences_[s].ids[i]);
+      });
+    }
     for (const layer_state& ls : sequences_[s].layers) {
       bytes += ls.window_keys.size() + ls.window_values.size() + ls.scores.size() * sizeof(float);
       for (const auto& p : ls.positions) bytes += p.size() * sizeof(std::uint32_t);
@@ -304,8 +327,21 @@ class mixed_cache {
     std::vector<layer_state> layers;
   };
 
-  mixed_cache(const mixed_config& config, std::tuple<Tiers...> tiers)
+  mixed_cache(const mixed_config& config, std::tuple<std::vector<Tiers>...> tiers)
       : config_(config), tiers_(std::move(tiers)) {}
+
+  template <class Tier>
+  static void make_layers(std::vector<Tier>& caches, const cache_config& tier_config,
+                          const mixed_config& config, status& failed) {
+    for (std::size_t l = 0; l < config.base.layers && failed.ok(); ++l) {
+      result<Tier> t = Tier::create(tier_config);
+      if (!t) {
+        failed = t.error();
+        return;
+      }
+      caches.push_back(std::move(*t));
+    }
+  }
 
   // Stores a sequence in the first free slot.
   sequence_id place(sequence seq) {
@@ -327,15 +363,11 @@ class mixed_cache {
   }
   [[nodiscard]] float_format format() const noexcept { return config_.base.exact_format; }
 
-  // f(tier, index) for every tier.
+  // f(the tier's caches, one per layer, tier index) for every tier.
   template <class F>
   void for_each_tier(F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(tiers_), I), ...); }
     (std::index_sequence_for<Tiers...>{});
-  }
-  template <class F>
-  void for_each_tier(F&& f) const {
-    visit_tiers(std::forward<F>(f));
   }
 
   // Moves the window's oldest token of `layer` to the tier its score picks.
@@ -351,8 +383,8 @@ class mixed_cache {
     load_floats(format(), ls.window_keys.data(), row, k.data());
     load_floats(format(), ls.window_values.data(), row, k.data() + row);
     status st;
-    for_each_tier([&](auto& t, std::size_t i) {
-      if (i == tier) st = t.append(seq.ids[i], layer, k.data(), k.data() + row, 1);
+    for_each_tier([&](auto& per_layer, std::size_t i) {
+      if (i == tier) st = per_layer[layer].append(seq.ids[i], 0, k.data(), k.data() + row, 1);
     });
     if (!st) return st;
     ls.positions[tier].push_back(static_cast<std::uint32_t>(ls.length - ls.scores.size()));
@@ -365,7 +397,7 @@ class mixed_cache {
   }
 
   mixed_config config_;
-  std::tuple<Tiers...> tiers_;
+  std::tuple<std::vector<Tiers>...> tiers_;  // [tier][layer]
   std::vector<sequence> sequences_;
   std::vector<float> scratch_;
 };
@@ -380,14 +412,18 @@ template <class... Tiers>
                                std::size_t head_end = static_cast<std::size_t>(-1),
                                const attention_options& options = {}) {
   const cache_config& cfg = c.config().base;
+  if (!c.contains(s)) return status::failure(errors::bad_sequence, std::to_string(s));
   if (layer >= cfg.layers) return status::failure(errors::bad_layer, std::to_string(layer));
+  if (options.token_positions != nullptr || options.query_positions != nullptr) {
+    return status::failure(errors::bad_query, "a mixed cache knows its positions itself");
+  }
   head_end = std::min(head_end, cfg.kv_heads);
   if (head_begin > head_end) return status::failure(errors::bad_head, "empty or reversed range");
   if (q_heads == 0 || q_heads % cfg.kv_heads != 0) {
     return status::failure(errors::bad_query, "q_heads must be a positive multiple of kv_heads");
   }
-  const std::size_t length = c.length(s, layer);  // 0 for an unknown sequence
-  if (n_queries == 0 || n_queries > length || options.token_positions != nullptr) {
+  const std::size_t length = c.length(s, layer);
+  if (n_queries == 0 || n_queries > length) {
     return status::failure(errors::bad_query, std::to_string(n_queries) + " queries over " +
                                                   std::to_string(length) + " tokens");
   }
@@ -419,7 +455,7 @@ template <class... Tiers>
     query_positions[qi] = static_cast<std::uint32_t>(length - n_queries + qi);
   }
   status st;
-  c.visit_tiers([&](const auto& tier, std::size_t i) {
+  c.visit_tiers(layer, [&](const auto& tier, std::size_t i) {
     const std::vector<std::uint32_t>& positions = c.tier_positions(s, layer, i);
     if (!st || positions.empty()) return;
     attention_options o;
@@ -427,8 +463,8 @@ template <class... Tiers>
     o.log_sum_exp = part_lse.data();
     o.token_positions = positions.data();
     o.query_positions = query_positions.data();
-    st = attention(tier, c.tier_sequence(s, i), layer, q, q_heads, part.data(), n_queries,
-                   head_begin, head_end, o);
+    st = attention(tier, c.tier_sequence(s, i), 0, q, q_heads, part.data(), n_queries, head_begin,
+                   head_end, o);
     if (!st) return;
     for (std::size_t qi = 0; qi < n_queries; ++qi) {
       for (std::size_t qh = head_begin * group; qh < head_end * group; ++qh) {

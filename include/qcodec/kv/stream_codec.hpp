@@ -29,7 +29,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <string>
 
 namespace qcodec::kv {
@@ -93,18 +92,16 @@ inline void load_half_pairs(const std::uint8_t* in, std::size_t stride, std::siz
 }
 
 /// Puts the indices of the k largest |x[i]| of x[0, n) first in order[0, n), largest first
-/// (ties: lower index first). NaN ranks as the largest magnitude: fabs(NaN) compares false both
-/// ways, which would break partial_sort's strict weak order (undefined behaviour), and a NaN set
-/// aside exactly cannot poison a quantizer's ranges.
+/// (ties: lower index first). NaN ranks above every magnitude, infinity included: fabs(NaN)
+/// compares false both ways, which would break partial_sort's strict weak order (undefined
+/// behaviour), and a NaN set aside exactly cannot poison a quantizer's ranges.
 inline void largest_magnitudes(const float* x, std::size_t n, std::size_t k,
                                std::uint32_t* order) noexcept {
   for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
-  const auto magnitude = [x](std::uint32_t i) {
-    const float a = std::fabs(x[i]);
-    return std::isnan(a) ? std::numeric_limits<float>::infinity() : a;
-  };
-  std::partial_sort(order, order + k, order + n, [&](std::uint32_t a, std::uint32_t b) {
-    const float fa = magnitude(a), fb = magnitude(b);
+  std::partial_sort(order, order + k, order + n, [x](std::uint32_t a, std::uint32_t b) {
+    const bool na = std::isnan(x[a]), nb = std::isnan(x[b]);
+    if (na != nb) return na;  // NaN before everything, infinities included
+    const float fa = na ? 0.0f : std::fabs(x[a]), fb = nb ? 0.0f : std::fabs(x[b]);
     return fa > fb || (fa == fb && a < b);
   });
 }
