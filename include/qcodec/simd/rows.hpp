@@ -137,6 +137,18 @@ inline void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_
                      w[g * ldw + r], acc[g * n + i]);
 }
 
+// Appended: half_pairs, the (first, second) binary16 pairs at the start of n rows `stride`
+// bytes apart (the fp16 scale and offset of per-token codes) as floats, exact.
+inline void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                       float* second) noexcept {
+  for (std::size_t t = 0; t < n; ++t) {
+    std::uint16_t h[2];
+    std::memcpy(h, in + t * stride, 4);
+    ref::f16_to_f32(h, 1, first + t);
+    ref::f16_to_f32(h + 1, 1, second + t);
+  }
+}
+
 }  // namespace ref
 
 namespace simd {
@@ -171,6 +183,10 @@ template <class Arch>
 void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept;
 
+template <class Arch>
+void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                float* second) noexcept;
+
 /// The row entries of a kernel table (see kernel_table.hpp).
 struct row_kernels {
   void (*code_row_dots)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
@@ -190,16 +206,20 @@ struct row_kernels {
                        const float*, const float*, std::size_t, float*, std::size_t) noexcept;
   void (*lut_row_axpys)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
                         const float*, const float*, std::size_t, std::size_t, float*) noexcept;
+  // Appended: the fp16 (scale, offset) pairs heading n rows (half_pairs below).
+  void (*half_pairs)(const std::uint8_t*, std::size_t, std::size_t, float*, float*) noexcept;
 };
 
 template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots, &ref::f32_row_axpys,
-            &ref::f16_row_dots,  &ref::f16_row_axpys,  &ref::lut_row_dots, &ref::lut_row_axpys};
+    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
+            &ref::f32_row_axpys, &ref::f16_row_dots,  &ref::f16_row_axpys,
+            &ref::lut_row_dots,  &ref::lut_row_axpys, &ref::half_pairs};
   } else {
-    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>, &f32_row_axpys<Arch>,
-            &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,  &lut_row_dots<Arch>, &lut_row_axpys<Arch>};
+    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
+            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,
+            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>, &half_pairs<Arch>};
   }
 }
 
@@ -504,12 +524,16 @@ __m512i dw_index(std::size_t k) noexcept {  // lane j: 8 (j % 4) + k, into a pai
 template <class Arch>
 void dw_permute_query(const float* q, std::size_t n, float* qd) noexcept {
   for (std::size_t m = 0; m < (n == 64 ? 1 : n / 128); ++m) {
-    __m512 v[8];
-    for (std::size_t i = 0; i < 8; ++i)
-      v[i] = _mm512_loadu_ps(q + (n == 64 ? 16 * (i % 4) : 128 * m + 16 * i));
+    __m512 v[8] = {};
+    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i) v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
     for (std::size_t k = 0; k < 8; ++k) {
       const __m512i idx = dw_index<Arch>(k);
       __m512 o = _mm512_permutex2var_ps(v[0], idx, v[1]);
+      if (n == 64) {  // v[4..7] == v[0..3]: lanes 8..15 repeat lanes 0..7
+        o = _mm512_mask_mov_ps(o, 0xF0F0, _mm512_permutex2var_ps(v[2], idx, v[3]));
+        _mm512_store_ps(qd + 16 * k, o);
+        continue;
+      }
       o = _mm512_mask_mov_ps(o, 0x00F0, _mm512_permutex2var_ps(v[2], idx, v[3]));
       o = _mm512_mask_mov_ps(o, 0x0F00, _mm512_permutex2var_ps(v[4], idx, v[5]));
       o = _mm512_mask_mov_ps(o, 0xF000, _mm512_permutex2var_ps(v[6], idx, v[7]));
@@ -971,6 +995,71 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
     const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
     detail::rows::axpys<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
   });
+}
+
+// ---- appended: strided fp16 pairs ---------------------------------------------------------
+//
+// Per-token codecs keep a (scale, offset) binary16 pair at the head of every row; attention
+// needs them as floats for a page of rows at a time. A scalar gather into a buffer plus a
+// conversion call cost as much as a third of the 4-bit dots at head_dim 64. AVX-512 gathers
+// 16 pairs as dwords and converts both halves in registers; other targets gather 16-bit halves
+// into a batch and convert it with the batch converter. Exact (same bits as ref::half_pairs).
+template <class Arch>
+void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                float* second) noexcept {
+  std::size_t t = 0;
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (stride == 4) {  // contiguous pairs (per-channel parameters): plain loads
+      for (; t < n; t += 16) {
+        const std::size_t k = n - t < 16 ? n - t : 16;
+        const __mmask16 m = static_cast<__mmask16>((1u << k) - 1u);
+        const __m512i x = _mm512_maskz_loadu_epi32(m, in + 4 * t);
+        _mm512_mask_storeu_ps(first + t, m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
+        _mm512_mask_storeu_ps(second + t, m,
+                              _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+      }
+      return;
+    }
+    // 16 pairs: one 4-byte load each, merged by a tree of unpacks (a gather of 16 took twice as
+    // long on Zen 5), both halves converted in registers.
+    const auto pair = [&](std::size_t j) {
+      std::int32_t v;
+      std::memcpy(&v, in + j * stride, 4);
+      return _mm_cvtsi32_si128(v);
+    };
+    for (; t + 16 <= n; t += 16) {
+      __m128i q4[4];
+      for (std::size_t c = 0; c < 4; ++c) {
+        const std::size_t j = t + 4 * c;
+        q4[c] = _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
+                                   _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
+      }
+      const __m512i x = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q4[0]), q4[1], 1)),
+          _mm256_inserti128_si256(_mm256_castsi128_si256(q4[2]), q4[3], 1), 1);
+      _mm512_storeu_ps(first + t, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
+      _mm512_storeu_ps(second + t,
+                       _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+    }
+  }
+#endif
+  constexpr std::size_t W = batch<float, Arch>::size;
+  for (; t + W <= n; t += W) {
+    std::uint16_t h[2][W];
+    for (std::size_t j = 0; j < W; ++j) {
+      std::memcpy(&h[0][j], in + (t + j) * stride, 2);
+      std::memcpy(&h[1][j], in + (t + j) * stride + 2, 2);
+    }
+    detail::cvt::f16_to_f32_block<Arch>(h[0], first + t, Arch{});
+    detail::cvt::f16_to_f32_block<Arch>(h[1], second + t, Arch{});
+  }
+  for (; t < n; ++t) {
+    std::uint16_t h[2];
+    std::memcpy(h, in + t * stride, 4);
+    first[t] = detail::cvt::portable_f16_to_f32<Arch>(h[0]);
+    second[t] = detail::cvt::portable_f16_to_f32<Arch>(h[1]);
+  }
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
