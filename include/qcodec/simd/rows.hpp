@@ -1029,6 +1029,10 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
       return _mm_cvtsi32_si128(v);
     };
     for (; t + 16 <= n; t += 16) {
+      // The pairs are often the first bytes of a page attention touches (values: before the
+      // row kernel): ask for the rows 32 ahead so that their misses overlap.
+      for (std::size_t j = t + 32; j < t + 48 && j < n; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(in + j * stride), _MM_HINT_T0);
       __m128i q4[4];
       for (std::size_t c = 0; c < 4; ++c) {
         const std::size_t j = t + 4 * c;
