@@ -68,7 +68,9 @@ class per_token {
     });
   }
   // sum_t p_t (s_t c_t + o_t) = sum_t (p_t s_t) c_t + sum_t p_t o_t: the weights absorb the
-  // scales (chunks of 64 tokens and 8 heads on the stack), the offsets add once per head.
+  // scales (chunks of a whole default page, 256 tokens, and 8 heads on the stack: per-chunk
+  // work, the offset sums and the row kernel's accumulator loads, is per page), the offsets add
+  // once per head and chunk.
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
     constexpr std::size_t heads = 8;
@@ -91,7 +93,7 @@ class per_token {
   void finish_output(float*) const noexcept {}
 
  private:
-  static constexpr std::size_t chunk_tokens = 64;
+  static constexpr std::size_t chunk_tokens = 256;  // 10 KB of stack in accumulate
 
   static affine_params params(const std::uint8_t* unit) noexcept {
     affine_params p;

@@ -78,17 +78,11 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
 }
 
 /// n (first, second) pairs of binary16 values at `in` (4 bytes each, `stride` bytes apart) as
-/// floats: the parameters of consecutive units, converted by one kernel call. n <= 256.
+/// floats: the parameters of consecutive units, converted by one kernel call (a gather on
+/// AVX-512, simd/rows.hpp's half_pairs).
 inline void load_half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
                             float* second) noexcept {
-  std::uint16_t h[2 * 256];
-  float f[2 * 256];
-  for (std::size_t t = 0; t < n; ++t) std::memcpy(&h[2 * t], in + t * stride, 4);
-  simd::kernels().convert.f16_to_f32(h, 2 * n, f);
-  for (std::size_t t = 0; t < n; ++t) {
-    first[t] = f[2 * t];
-    second[t] = f[2 * t + 1];
-  }
+  simd::kernels().rows.half_pairs(in, stride, n, first, second);
 }
 
 /// Puts the indices of the k largest |x[i]| of x[0, n) first in order[0, n), largest first

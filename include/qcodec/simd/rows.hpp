@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace qcodec {
 
@@ -136,6 +137,18 @@ inline void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_
                      w[g * ldw + r], acc[g * n + i]);
 }
 
+// Appended: half_pairs, the (first, second) binary16 pairs at the start of n rows `stride`
+// bytes apart (the fp16 scale and offset of per-token codes) as floats, exact.
+inline void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                       float* second) noexcept {
+  for (std::size_t t = 0; t < n; ++t) {
+    std::uint16_t h[2];
+    std::memcpy(h, in + t * stride, 4);
+    ref::f16_to_f32(h, 1, first + t);
+    ref::f16_to_f32(h + 1, 1, second + t);
+  }
+}
+
 }  // namespace ref
 
 namespace simd {
@@ -170,6 +183,10 @@ template <class Arch>
 void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept;
 
+template <class Arch>
+void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                float* second) noexcept;
+
 /// The row entries of a kernel table (see kernel_table.hpp).
 struct row_kernels {
   void (*code_row_dots)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
@@ -189,16 +206,20 @@ struct row_kernels {
                        const float*, const float*, std::size_t, float*, std::size_t) noexcept;
   void (*lut_row_axpys)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
                         const float*, const float*, std::size_t, std::size_t, float*) noexcept;
+  // Appended: the fp16 (scale, offset) pairs heading n rows (half_pairs below).
+  void (*half_pairs)(const std::uint8_t*, std::size_t, std::size_t, float*, float*) noexcept;
 };
 
 template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots, &ref::f32_row_axpys,
-            &ref::f16_row_dots,  &ref::f16_row_axpys,  &ref::lut_row_dots, &ref::lut_row_axpys};
+    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
+            &ref::f32_row_axpys, &ref::f16_row_dots,  &ref::f16_row_axpys,
+            &ref::lut_row_dots,  &ref::lut_row_axpys, &ref::half_pairs};
   } else {
-    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>, &f32_row_axpys<Arch>,
-            &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,  &lut_row_dots<Arch>, &lut_row_axpys<Arch>};
+    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
+            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,
+            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>, &half_pairs<Arch>};
   }
 }
 
@@ -480,9 +501,227 @@ void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_,
   }
 }
 
+// Scores on 4-bit rows without any byte shuffle ("dword layout", n == 64 or n a multiple of
+// 128). The nibble split above spends one cross-lane shuffle (vpmovzxbd) per 32 codes and sum4
+// eight more per row and vector: with 64 codes a row that is as many shuffles as FMAs, and dots
+// ran 1.7x slower than axpys (same FMA count). Here a row's bytes are loaded as they are: dword
+// lane j holds codes 8j .. 8j + 7, so `(x >> 4k) & 15` is code 8j + k of lane j for k = 0..7
+// (shifts and ands only). The query is permuted to match once per call: block m of 128 elements
+// becomes 8 vectors, vector k lane j = q[128 m + 8 j + k]. With n == 64 a row is 32 bytes: two
+// rows share one register (lanes 0..7 row A, 8..15 row B; the query block is the 64 elements
+// twice), which also halves the lanes each row's sum is reduced over: 4 rows x 4 vectors leave
+// 8 accumulators and one transposing tree (dw_sum16) instead of 16 and four sum4. Measured on
+// Zen 5 (rows of one page in cache, 4 vectors): 64 codes 4.1 -> 3.6 ns a row, 128 codes
+// 8.1 -> 7.0.
+template <class Arch>
+__m512i dw_index(std::size_t k) noexcept {  // lane j: 8 (j % 4) + k, into a pair of vectors
+  const auto v = [k](int j) { return static_cast<int>(8 * (j % 4) + static_cast<int>(k)); };
+  return _mm512_set_epi32(v(15), v(14), v(13), v(12), v(11), v(10), v(9), v(8), v(7), v(6), v(5),
+                          v(4), v(3), v(2), v(1), v(0));
+}
+
+// q: n natural elements (n == 64 or a multiple of 128) -> qd: max(n, 128) permuted elements.
+template <class Arch>
+void dw_permute_query(const float* q, std::size_t n, float* qd) noexcept {
+  for (std::size_t m = 0; m < (n == 64 ? 1 : n / 128); ++m) {
+    __m512 v[8] = {};
+    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i) v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
+    for (std::size_t k = 0; k < 8; ++k) {
+      const __m512i idx = dw_index<Arch>(k);
+      __m512 o = _mm512_permutex2var_ps(v[0], idx, v[1]);
+      if (n == 64) {  // v[4..7] == v[0..3]: lanes 8..15 repeat lanes 0..7
+        o = _mm512_mask_mov_ps(o, 0xF0F0, _mm512_permutex2var_ps(v[2], idx, v[3]));
+        _mm512_store_ps(qd + 16 * k, o);
+        continue;
+      }
+      o = _mm512_mask_mov_ps(o, 0x00F0, _mm512_permutex2var_ps(v[2], idx, v[3]));
+      o = _mm512_mask_mov_ps(o, 0x0F00, _mm512_permutex2var_ps(v[4], idx, v[5]));
+      o = _mm512_mask_mov_ps(o, 0xF000, _mm512_permutex2var_ps(v[6], idx, v[7]));
+      _mm512_store_ps(qd + 128 * m + 16 * k, o);
+    }
+  }
+}
+
+// Lane 4 g + t of the result: the sum of row t for vector g, from a0[g] whose lanes 0..7 are
+// partial sums of row 0 and lanes 8..15 of row 1, and a1[g] likewise for rows 2 and 3 (g < 4).
+template <class Arch>
+__m512 dw_sum16(const __m512 (&a0)[4], const __m512 (&a1)[4]) noexcept {
+  __m512 s[4];
+  for (std::size_t g = 0; g < 4; ++g)  // 128-bit lanes 0, 1: rows (0, 2); lanes 2, 3: (1, 3)
+    s[g] = _mm512_add_ps(_mm512_unpacklo_ps(a0[g], a1[g]), _mm512_unpackhi_ps(a0[g], a1[g]));
+  const auto pairs = [](__m512 x, __m512 y) {  // (x rows 0, 2, y rows 0, 2) per 128-bit lane
+    const __m512d dx = _mm512_castps_pd(x), dy = _mm512_castps_pd(y);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(dx, dy)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(dx, dy)));
+  };
+  const __m512 v01 = pairs(s[0], s[1]), v23 = pairs(s[2], s[3]);
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(3, 1, 3, 1)));
+  // w lanes: r0g0 r2g0 r0g1 r2g1 | r1g0 r3g0 r1g1 r3g1 | r0g2 r2g2 r0g3 r2g3 | r1g2 r3g2 ...
+  return _mm512_permutexvar_ps(
+      _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0), w);
+}
+
+// out[g * ld + t] for t < T, g < G from lanes 4 g + t of s.
+template <std::size_t G, std::size_t T, class Arch>
+void dw_store(__m512 s, float* out, std::size_t ld) noexcept {
+  if constexpr (T == 4) {
+    _mm_storeu_ps(out, _mm512_castps512_ps128(s));
+    if constexpr (G > 1) _mm_storeu_ps(out + ld, _mm512_extractf32x4_ps(s, 1));
+    if constexpr (G > 2) _mm_storeu_ps(out + 2 * ld, _mm512_extractf32x4_ps(s, 2));
+    if constexpr (G > 3) _mm_storeu_ps(out + 3 * ld, _mm512_extractf32x4_ps(s, 3));
+  } else {
+    alignas(64) float v[16];
+    _mm512_store_ps(v, s);
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * g + t];
+  }
+}
+
+// Code vector k of x (see dw_codes): lane j = (x_j >> 4k) & 15.
+template <std::size_t K, class Arch>
+__m512 dw_code(__m512i x) noexcept {
+  if constexpr (K == 7) {
+    return _mm512_cvtepi32_ps(_mm512_srli_epi32(x, 28));
+  } else {
+    return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(x, 4 * K), _mm512_set1_epi32(15)));
+  }
+}
+
+// Calls f(integral_constant<std::size_t, K>) for K = 0..7.
+template <class Fn>
+void dw_each_k(Fn&& f) noexcept {
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (f(std::integral_constant<std::size_t, K>{}), ...);
+  }(std::make_index_sequence<8>{});
+}
+
+// Scores of T <= 8 rows of 64 codes for G <= 4 permuted query vectors qd ([G][128]). The loop
+// over k is outermost so that each query vector is loaded once for all the rows.
+template <std::size_t G, std::size_t T, class Arch>
+void dw64_rows(const std::uint8_t* in, std::size_t stride, const float* qd, float* out,
+               std::size_t ld) noexcept {
+  constexpr std::size_t P = (T + 1) / 2;  // row pairs
+  __m512i x[P];
+  for (std::size_t p = 0; p < P; ++p) {
+    x[p] = _mm512_zextsi256_si512(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * p * stride)));
+    if (2 * p + 1 < T) {
+      x[p] = _mm512_inserti64x4(
+          x[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + (2 * p + 1) * stride)),
+          1);
+    }
+  }
+  __m512 a[(P + 1) / 2 * 2][4];
+  for (auto& ap : a)
+    for (auto& v : ap) v = _mm512_setzero_ps();
+  dw_each_k([&](auto kc) {
+    constexpr std::size_t k = decltype(kc)::value;
+    __m512 qk[G];
+    for (std::size_t g = 0; g < G; ++g) qk[g] = _mm512_load_ps(qd + g * 128 + 16 * k);
+    for (std::size_t p = 0; p < P; ++p) {
+      const __m512 c = dw_code<k, Arch>(x[p]);
+      for (std::size_t g = 0; g < G; ++g) a[p][g] = _mm512_fmadd_ps(c, qk[g], a[p][g]);
+    }
+  });
+  const __m512 lo = dw_sum16<Arch>(a[0], a[1]);
+  if constexpr (T <= 4) {
+    dw_store<G, T, Arch>(lo, out, ld);
+  } else {
+    dw_store<G, 4, Arch>(lo, out, ld);
+    dw_store<G, T - 4, Arch>(dw_sum16<Arch>(a[2], a[3]), out + 4, ld);
+  }
+}
+
+// Scores of T <= 4 rows of n = 128 M codes (N = n when known at compile time, else 0) for G <= 4
+// permuted query vectors qd ([G][n]); k outermost as above.
+template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+void dw128_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_, const float* qd,
+                float* out, std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : n_;
+  __m512 a[4][G];
+  for (std::size_t t = 0; t < 4; ++t)
+    for (std::size_t g = 0; g < G; ++g) a[t][g] = _mm512_setzero_ps();
+  for (std::size_t m = 0; m < n / 128; ++m) {
+    __m512i x[T];
+    for (std::size_t t = 0; t < T; ++t) x[t] = _mm512_loadu_si512(in + t * stride + 64 * m);
+    dw_each_k([&](auto kc) {
+      constexpr std::size_t k = decltype(kc)::value;
+      __m512 qk[G];
+      for (std::size_t g = 0; g < G; ++g) qk[g] = _mm512_load_ps(qd + g * n + 128 * m + 16 * k);
+      for (std::size_t t = 0; t < T; ++t) {
+        const __m512 c = dw_code<k, Arch>(x[t]);
+        for (std::size_t g = 0; g < G; ++g) a[t][g] = _mm512_fmadd_ps(c, qk[g], a[t][g]);
+      }
+    });
+  }
+  alignas(16) float v[4];
+  for (std::size_t g = 0; g < G; ++g) {
+    const __m128 s = sum4<Arch>(a[0][g], a[1][g], a[2][g], a[3][g]);
+    if constexpr (T == 4) {
+      _mm_storeu_ps(out + g * ld, s);
+    } else {
+      _mm_store_ps(v, s);
+      for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[t];
+    }
+  }
+}
+
+// Whether dots take the dword layout for rows of n codes.
+template <class Arch>
+constexpr bool dw_layout(std::size_t n) noexcept {
+  return n == 64 || (n != 0 && n % 128 == 0);
+}
+
+// block(integral_constant<T>, r) over rows [0, rows): blocks of B rows (prefetching ahead),
+// then one block of the 1..B-1 left.
+template <std::size_t B, class Arch, class Fn>
+void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&& block) noexcept {
+  std::size_t r = 0;
+  for (; r + B <= rows; r += B) {
+    prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, B * stride);
+    block(std::integral_constant<std::size_t, B>{}, r);
+  }
+  if (r == rows) return;
+  [&]<std::size_t... T>(std::index_sequence<T...>) {
+    ((rows - r == T + 1 ? block(std::integral_constant<std::size_t, T + 1>{}, r) : void()), ...);
+  }(std::make_index_sequence<B - 1>{});
+}
+
+template <class Arch>
+void code4_dots_dw(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                   const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(64) float qd[4 * code4_max_n];
+  const std::size_t qn = n == 64 ? 128 : n;
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      for (std::size_t g = 0; g < G; ++g) dw_permute_query<Arch>(q + (g0 + g) * n, n, qd + g * qn);
+      float* og = out + g0 * ld;
+      if (n == 64) {
+        dw_blocks<8, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+          dw64_rows<G, decltype(t)::value, Arch>(in + r * stride, stride, qd, og + r, ld);
+        });
+      } else if (n == 128) {
+        dw_blocks<4, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+          dw128_rows<G, decltype(t)::value, 128, Arch>(in + r * stride, stride, n, qd, og + r, ld);
+        });
+      } else {
+        dw_blocks<4, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+          dw128_rows<G, decltype(t)::value, 0, Arch>(in + r * stride, stride, n, qd, og + r, ld);
+        });
+      }
+    });
+  }
+}
+
 template <class Arch>
 void code4_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                 const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  if (dw_layout<Arch>(n)) {
+    code4_dots_dw<Arch>(in, stride, rows, n, q, nq, out, ld);
+    return;
+  }
   alignas(64) float qp[4 * code4_max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
@@ -756,6 +995,75 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
     const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
     detail::rows::axpys<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
   });
+}
+
+// ---- appended: strided fp16 pairs ---------------------------------------------------------
+//
+// Per-token codecs keep a (scale, offset) binary16 pair at the head of every row; attention
+// needs them as floats for a page of rows at a time. A scalar gather into a buffer plus a
+// conversion call cost as much as a third of the 4-bit dots at head_dim 64. AVX-512 gathers
+// 16 pairs as dwords and converts both halves in registers; other targets gather 16-bit halves
+// into a batch and convert it with the batch converter. Exact (same bits as ref::half_pairs).
+template <class Arch>
+void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
+                float* second) noexcept {
+  std::size_t t = 0;
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (stride == 4) {  // contiguous pairs (per-channel parameters): plain loads
+      for (; t < n; t += 16) {
+        const std::size_t k = n - t < 16 ? n - t : 16;
+        const __mmask16 m = static_cast<__mmask16>((1u << k) - 1u);
+        const __m512i x = _mm512_maskz_loadu_epi32(m, in + 4 * t);
+        _mm512_mask_storeu_ps(first + t, m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
+        _mm512_mask_storeu_ps(second + t, m,
+                              _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+      }
+      return;
+    }
+    // 16 pairs: one 4-byte load each, merged by a tree of unpacks (a gather of 16 took twice as
+    // long on Zen 5), both halves converted in registers.
+    const auto pair = [&](std::size_t j) {
+      std::int32_t v;
+      std::memcpy(&v, in + j * stride, 4);
+      return _mm_cvtsi32_si128(v);
+    };
+    for (; t + 16 <= n; t += 16) {
+      // The pairs are often the first bytes of a page attention touches (values: before the
+      // row kernel): ask for the rows 32 ahead so that their misses overlap.
+      for (std::size_t j = t + 32; j < t + 48 && j < n; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(in + j * stride), _MM_HINT_T0);
+      __m128i q4[4];
+      for (std::size_t c = 0; c < 4; ++c) {
+        const std::size_t j = t + 4 * c;
+        q4[c] = _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
+                                   _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
+      }
+      const __m512i x = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q4[0]), q4[1], 1)),
+          _mm256_inserti128_si256(_mm256_castsi128_si256(q4[2]), q4[3], 1), 1);
+      _mm512_storeu_ps(first + t, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
+      _mm512_storeu_ps(second + t,
+                       _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+    }
+  }
+#endif
+  constexpr std::size_t W = batch<float, Arch>::size;
+  for (; t + W <= n; t += W) {
+    std::uint16_t h[2][W];
+    for (std::size_t j = 0; j < W; ++j) {
+      std::memcpy(&h[0][j], in + (t + j) * stride, 2);
+      std::memcpy(&h[1][j], in + (t + j) * stride + 2, 2);
+    }
+    detail::cvt::f16_to_f32_block<Arch>(h[0], first + t, Arch{});
+    detail::cvt::f16_to_f32_block<Arch>(h[1], second + t, Arch{});
+  }
+  for (; t < n; ++t) {
+    std::uint16_t h[2];
+    std::memcpy(h, in + t * stride, 4);
+    first[t] = detail::cvt::portable_f16_to_f32<Arch>(h[0]);
+    second[t] = detail::cvt::portable_f16_to_f32<Arch>(h[1]);
+  }
 }
 
 #if defined(__GNUC__) && !defined(__clang__)

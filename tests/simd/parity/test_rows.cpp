@@ -184,3 +184,38 @@ TEST_CASE("lut row dots and axpys match their oracles", "[parity][rows][lut]") {
           for (unsigned bits = 1; bits <= 4; ++bits)
             check_lut(bits, n, rows, nq, pad, (n + rows + nq + bits) % 3, rng);
 }
+
+// Appended: the 4-bit AVX-512 dots take rows of 64 codes two to a register and rows of 128 M
+// codes whole ("dword layout"), in blocks of four rows with 1..3 left over; other multiples of
+// 32 take the nibble split. Every row count 0..13 and a few larger, every group size to two
+// groups of four, strides with and without padding.
+TEST_CASE("4-bit row kernels on every block shape", "[parity][rows][code4]") {
+  std::mt19937 rng(11);
+  for (std::size_t n : {32u, 64u, 96u, 128u, 192u, 256u, 384u})
+    for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
+      for (std::size_t nq = 1; nq <= 9; ++nq)
+        for (std::size_t pad : {0u, 4u, 5u})
+          check({kind::code, 4, n, rows, nq, pad, (rows + nq) % 3}, rng);
+}
+
+// Appended: half_pairs (the fp16 scale/offset pair heading each of n rows) against its oracle,
+// bit for bit, on random bit patterns (subnormals, infinities and NaNs included); the buffer ends
+// at the last pair's last byte. Counts cover whole gathers of 16, masked tails and none.
+TEST_CASE("half pairs match their oracle", "[parity][rows][half_pairs]") {
+  const auto& k = parity::under_test().rows;
+  std::mt19937 rng(5);
+  for (std::size_t stride : {4u, 5u, 36u, 68u, 1027u})
+    for (std::size_t n : {0u, 1u, 2u, 7u, 15u, 16u, 17u, 31u, 32u, 33u, 64u, 100u, 256u}) {
+      const std::size_t offset = (stride + n) % 3;
+      std::vector<std::uint8_t> storage(offset + (n == 0 ? 0 : (n - 1) * stride + 4));
+      for (auto& b : storage) b = static_cast<std::uint8_t>(rng());
+      const std::uint8_t* in = storage.data() + offset;
+      std::vector<float> want(2 * n + 2, 9.0f), got(2 * n + 2, 9.0f);
+      qcodec::ref::half_pairs(in, stride, n, want.data(), want.data() + n + 1);
+      k.half_pairs(in, stride, n, got.data(), got.data() + n + 1);
+      INFO("stride=" << stride << " n=" << n);
+      REQUIRE(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+      REQUIRE(got[n] == 9.0f);  // untouched past each output
+      REQUIRE(got[2 * n + 1] == 9.0f);
+    }
+}
