@@ -95,6 +95,7 @@ template <class Cache>
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
+  const simd::reduction_kernels& reductions = simd::kernels().reductions;
   // Exact tokens: rows [token][head][dim] of fp32 or fp16.
   const bool exact_f16 = cfg.exact_format == float_format::f16;
   const auto exact_dots = exact_f16 ? rows.f16_row_dots : rows.f32_row_dots;
@@ -187,20 +188,8 @@ template <class Cache>
         for (std::size_t g = 0; g < group; ++g) {
           float* sg = &scores[g * ld];
           float* wg = &weights[g * ld];
-          // Eight running maxima (a maximum does not depend on the order): no serial chain.
-          float lane_max[8];
-          std::fill(lane_max, lane_max + 8, -std::numeric_limits<float>::infinity());
-          std::size_t k = 0;
-          for (; k + 8 <= n; k += 8)
-            for (std::size_t j = 0; j < 8; ++j) {
-              sg[k + j] *= scale;
-              lane_max[j] = std::max(lane_max[j], sg[k + j]);
-            }
-          for (std::size_t j = 0; k < n; ++k, ++j) {
-            sg[k] *= scale;
-            lane_max[j] = std::max(lane_max[j], sg[k]);
-          }
-          const float block_max = *std::max_element(lane_max, lane_max + 8);
+          for (std::size_t k = 0; k < n; ++k) sg[k] *= scale;  // no reduction: vectorised
+          const float block_max = reductions.minmax(sg, n).max;   // (NaN scores are skipped)
           const float new_max = std::max(running_max[g], block_max);
           const float rescale = std::exp(running_max[g] - new_max);  // 0 on the first block
           running_max[g] = new_max;
