@@ -101,14 +101,10 @@ void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t lay
   }
 }
 
-// Relative MSE of fused attention (one query per head, on layer 0 of a Cache filled with
-// `data`, no sinks or residual) against exact attention on the original float K/V.
-template <class Cache>
-double attention_error(const kv_test::kv_data& data, const std::vector<float>& q) {
-  kv::sequence_id seq = 0;
-  const Cache c = filled_cache<Cache>(data, 0, 0, seq);
-  std::vector<float> out(q.size());
-  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
+// Relative MSE of attention outputs out[q_heads][head_dim] (one query per head, over every
+// token of `data`) against exact attention on the original float K/V.
+inline double error_against_exact(const kv_test::kv_data& data, const std::vector<float>& q,
+                                  const std::vector<float>& out) {
   const std::size_t n = data.tokens;
   double err = 0.0, ref = 0.0;
   for (std::size_t qh = 0; qh < q_heads; ++qh) {
@@ -126,6 +122,16 @@ double attention_error(const kv_test::kv_data& data, const std::vector<float>& q
     }
   }
   return err / ref;
+}
+
+// The same for fused attention on layer 0 of a Cache filled with `data` (no sinks or residual).
+template <class Cache>
+double attention_error(const kv_test::kv_data& data, const std::vector<float>& q) {
+  kv::sequence_id seq = 0;
+  const Cache c = filled_cache<Cache>(data, 0, 0, seq);
+  std::vector<float> out(q.size());
+  REQUIRE(kv::attention(c, seq, 0, q.data(), q_heads, out.data()).ok());
+  return error_against_exact(data, q, out);
 }
 
 template <class Cache>

@@ -60,22 +60,7 @@ std::pair<double, double> salient_error(const kv_test::kv_data& data, const std:
   const Mixed m = filled<Mixed>(config(0, {0.5f}), data, importance, seq);
   std::vector<float> out(q.size());
   REQUIRE(kv::attention(m, seq, 0, q.data(), q_heads, out.data()).ok());
-  double err = 0.0, ref = 0.0;
-  for (std::size_t qh = 0; qh < q_heads; ++qh) {
-    const std::size_t h = qh / kv_test::group, n = data.tokens;
-    std::vector<float> k(n * head_dim), v(k.size()), want(head_dim);
-    for (std::size_t t = 0; t < n; ++t) {
-      std::memcpy(&k[t * head_dim], &data.keys[(t * kv_heads + h) * head_dim], head_dim * 4);
-      std::memcpy(&v[t * head_dim], &data.values[(t * kv_heads + h) * head_dim], head_dim * 4);
-    }
-    kv::reference_attention(k.data(), v.data(), n, head_dim, &q[qh * head_dim],
-                            1.0f / std::sqrt(float(head_dim)), want.data());
-    for (std::size_t i = 0; i < head_dim; ++i) {
-      err += std::pow(out[qh * head_dim + i] - want[i], 2);
-      ref += std::pow(want[i], 2);
-    }
-  }
-  return {err / ref, m.bits_per_value(seq)};
+  return {kv_test::error_against_exact(data, q, out), m.bits_per_value(seq)};
 }
 
 }  // namespace
