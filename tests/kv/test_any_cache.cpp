@@ -1,3 +1,5 @@
+// Also compiles the KV scheme table for every file of test_kv (QCODEC_KV_SCHEMES_SEPARATE).
+#define QCODEC_KV_SCHEMES_IMPLEMENTATION
 #include <qcodec/kv.hpp>
 
 #include <cstring>

@@ -166,8 +166,20 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
 
 }  // namespace detail
 
+// kv_schemes() instantiates a cache for every scheme: a translation unit that calls it (or
+// make_cache) takes tens of seconds to compile. A program with several such units may compile the
+// table once: define QCODEC_KV_SCHEMES_SEPARATE in all of them, and in exactly one also
+// QCODEC_KV_SCHEMES_IMPLEMENTATION (before including this header); the others only declare it.
+#if defined(QCODEC_KV_SCHEMES_SEPARATE) && !defined(QCODEC_KV_SCHEMES_IMPLEMENTATION)
+[[nodiscard]] std::span<const kv_scheme> kv_schemes();
+#else
+#ifdef QCODEC_KV_SCHEMES_SEPARATE
+#define QCODEC_KV_SCHEMES_LINKAGE
+#else
+#define QCODEC_KV_SCHEMES_LINKAGE inline
+#endif
 /// Every KV scheme make_cache knows, in the order tools list them. Adding a scheme is one line.
-[[nodiscard]] inline std::span<const kv_scheme> kv_schemes() {
+[[nodiscard]] QCODEC_KV_SCHEMES_LINKAGE std::span<const kv_scheme> kv_schemes() {
   using namespace detail;
   static const kv_scheme schemes[] = {
       {"fp32", "keys and values in fp32 (the reference)", 0, false,
@@ -222,6 +234,8 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
   };
   return schemes;
 }
+#undef QCODEC_KV_SCHEMES_LINKAGE
+#endif
 
 /// Whether the scheme `spec` names needs calibration samples (false for unknown names).
 [[nodiscard]] inline bool needs_calibration(std::string_view spec) {
@@ -260,7 +274,8 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     std::string options;
     const auto write = [&](const char* key, std::size_t value, bool shown) {
       if (!shown) return;
-      options += (options.empty() ? "" : ",") + std::string(key) + "=" + std::to_string(value);
+      if (!options.empty()) options += ',';
+      options.append(key).append("=").append(std::to_string(value));
     };
     write("sinks", *sinks, *sinks != 0 || *sinks != config.sink_tokens);
     write("exact", *exact, *exact != 32 || *exact != float_bytes(config.exact_format) * 8);
