@@ -100,9 +100,7 @@ class per_channel {
     const simd::kernel_table& k = simd::kernels();
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* unit = units + u * unit_bytes();
-      for (std::size_t c0 = 0; c0 < d_; c0 += 256)
-        detail::load_half_pairs(unit + 4 * c0, 4, std::min<std::size_t>(256, d_ - c0), scale + c0,
-                                offset + c0);
+      load_scales(unit, scale, offset);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         for (std::size_t g = 0; g < gn; ++g) {
           const float* qg = q + (g0 + g) * d_;
@@ -120,9 +118,10 @@ class per_channel {
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
     constexpr std::size_t heads = 4;
-    float sums[heads * max_head_dim];
+    float sums[heads * max_head_dim], scale[max_head_dim], offset[max_head_dim];
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* unit = units + u * unit_bytes();
+      load_scales(unit, scale, offset);
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         std::memset(sums, 0, gn * d_ * sizeof(float));
         const float* pu = p + g0 * ldp + u * G;
@@ -132,11 +131,8 @@ class per_channel {
           float p_total = 0.0f;
           for (std::size_t t = 0; t < G; ++t) p_total += pu[g * ldp + t];
           float* row = acc + (g0 + g) * d_;
-          for (std::size_t c = 0; c < d_; ++c) {
-            float sc, oc;
-            detail::load_half_pair(unit + 4 * c, sc, oc);
-            row[c] += std::fma(sc, sums[g * d_ + c], oc * p_total);
-          }
+          for (std::size_t c = 0; c < d_; ++c)
+            row[c] += std::fma(scale[c], sums[g * d_ + c], offset[c] * p_total);
         }
       });
     }
@@ -145,6 +141,10 @@ class per_channel {
 
  private:
   [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
+  // The unit's per-channel (scale, offset) pairs as floats: one kernel call, not d conversions.
+  void load_scales(const std::uint8_t* unit, float* scale, float* offset) const noexcept {
+    detail::load_half_pairs(unit, 4, d_, scale, offset);
+  }
   std::size_t d_;
 };
 
