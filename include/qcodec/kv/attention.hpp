@@ -34,6 +34,30 @@
 
 namespace qcodec::kv {
 
+namespace detail {
+
+// Prefetches, into L2, the compressed units holding stream tokens [from, to) of one head: one
+// page's units, contiguous. At long contexts the pages come from DRAM, and the hardware
+// prefetcher neither crosses into the next page nor runs ahead of the first touch of a page
+// (the gather of its fp16 scales); fetched a block ahead, they arrive while this block computes.
+template <class Stream, class UnitOf>
+void prefetch_page(const Stream& st, std::size_t group, std::size_t unit_bytes, std::size_t from,
+                   std::size_t to, UnitOf unit_of) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  from = std::max(from, st.sinks);
+  to = std::min(to, st.sinks + st.compressed);
+  if (from >= to) return;
+  const std::size_t j = (from - st.sinks) / group * group;
+  const std::size_t bytes = (to - st.sinks - j + group - 1) / group * unit_bytes;
+  const std::uint8_t* p = unit_of(j);
+  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+#else
+  (void)st, (void)group, (void)unit_bytes, (void)from, (void)to, (void)unit_of;
+#endif
+}
+
+}  // namespace detail
+
 struct attention_options {
   /// Softmax scale; 0 means 1 / sqrt(head_dim).
   float scale = 0.0f;
@@ -128,11 +152,20 @@ template <class Cache>
 
       // Blocks: the sinks, then page-aligned runs of the remaining tokens (so that the
       // compressed units of a block are consecutive units of one page).
+      const auto block_end = [&](std::size_t from) {
+        return from < keys.sinks ? std::min(keys.sinks, from + block)  // at most a block
+                                 : keys.sinks + ((from - keys.sinks) / block + 1) * block;
+      };
       for (std::size_t begin = 0; begin < visible;) {
-        const std::size_t end = begin < keys.sinks
-                                    ? std::min(keys.sinks, begin + block)  // at most a block
-                                    : keys.sinks + ((begin - keys.sinks) / block + 1) * block;
+        const std::size_t end = block_end(begin);
         const std::size_t stop = std::min(end, visible), n = stop - begin;
+        if (end < visible) {  // the next block's units: one page of each stream
+          const std::size_t next_end = std::min(block_end(end), visible);
+          detail::prefetch_page(keys, key_group, c.keys(layer, h).unit_bytes(), end, next_end,
+                                [&](std::size_t j) { return c.key_unit(s, layer, h, j); });
+          detail::prefetch_page(values, value_group, c.values(layer, h).unit_bytes(), end, next_end,
+                                [&](std::size_t j) { return c.value_unit(s, layer, h, j); });
+        }
 
         // 1. Scores of tokens [begin, stop) for the group's query heads; a unit cut by the
         //    causal limit is scored whole and its extra tokens ignored. Keys stored before RoPE
@@ -188,8 +221,8 @@ template <class Cache>
         for (std::size_t g = 0; g < group; ++g) {
           float* sg = &scores[g * ld];
           float* wg = &weights[g * ld];
-          for (std::size_t k = 0; k < n; ++k) sg[k] *= scale;  // no reduction: vectorised
-          const float block_max = reductions.minmax(sg, n).max;   // (NaN scores are skipped)
+          for (std::size_t k = 0; k < n; ++k) sg[k] *= scale;    // no reduction: vectorised
+          const float block_max = reductions.minmax(sg, n).max;  // (NaN scores are skipped)
           const float new_max = std::max(running_max[g], block_max);
           const float rescale = std::exp(running_max[g] - new_max);  // 0 on the first block
           running_max[g] = new_max;
