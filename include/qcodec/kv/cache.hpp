@@ -14,7 +14,9 @@
 //
 // "Exact" tokens are stored in fp32 or, with cache_config::exact_format = f16, rounded to fp16
 // (what engines that keep an fp16 cache hold anyway; half the bytes, which at small head_dim
-// and short contexts is a large share of the total).
+// and short contexts is a large share of the total). fp16 is for keys and values within fp16's
+// range: IEEE rounding turns magnitudes of 65520 and above into infinities (not clamped, as an
+// fp16 engine cache would hold them), which attention turns into inf or NaN outputs.
 //
 // Keys and values have their own codec and so their own Nq. Pages hold page_tokens compressed
 // tokens of every layer and head, keys and values (page i covers compressed tokens
