@@ -56,6 +56,22 @@ void prefetch_page(const Stream& st, std::size_t group, std::size_t unit_bytes, 
 #endif
 }
 
+// The checks every attention entry point makes (kv::attention, mixed_cache's attention): the
+// sequence exists, the layer is in range, the head range is not reversed (head_end is clamped
+// to the KV heads), and q_heads is a positive multiple of the KV heads.
+inline status check_attention_arguments(const cache_config& cfg, bool contains, sequence_id s,
+                                        std::size_t layer, std::size_t q_heads,
+                                        std::size_t head_begin, std::size_t& head_end) {
+  if (!contains) return status::failure(errors::bad_sequence, std::to_string(s));
+  if (layer >= cfg.layers) return status::failure(errors::bad_layer, std::to_string(layer));
+  head_end = std::min(head_end, cfg.kv_heads);
+  if (head_begin > head_end) return status::failure(errors::bad_head, "empty or reversed range");
+  if (q_heads == 0 || q_heads % cfg.kv_heads != 0) {
+    return status::failure(errors::bad_query, "q_heads must be a positive multiple of kv_heads");
+  }
+  return {};
+}
+
 }  // namespace detail
 
 struct attention_options {
@@ -81,12 +97,10 @@ template <class Cache>
                                std::size_t head_end = static_cast<std::size_t>(-1),
                                const attention_options& options = {}) {
   const cache_config& cfg = c.config();
-  if (!c.contains(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-  if (layer >= cfg.layers) return status::failure(errors::bad_layer, std::to_string(layer));
-  head_end = std::min(head_end, cfg.kv_heads);
-  if (head_begin > head_end) return status::failure(errors::bad_head, "empty or reversed range");
-  if (q_heads == 0 || q_heads % cfg.kv_heads != 0) {
-    return status::failure(errors::bad_query, "q_heads must be a positive multiple of kv_heads");
+  if (status st = detail::check_attention_arguments(cfg, c.contains(s), s, layer, q_heads,
+                                                    head_begin, head_end);
+      !st) {
+    return st;
   }
   const std::size_t length = c.length(s, layer);
   const bool positioned = options.token_positions != nullptr;

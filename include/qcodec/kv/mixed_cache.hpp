@@ -160,10 +160,7 @@ class mixed_cache {
   /// one that failed are appended and the rest are not.
   status append(sequence_id s, std::size_t layer, const float* keys, const float* values,
                 std::size_t n, const float* importance = nullptr) {
-    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-    if (layer >= config_.base.layers) {
-      return status::failure(errors::bad_layer, std::to_string(layer));
-    }
+    if (status st = check(s, layer); !st) return st;
     layer_state& ls = sequences_[s].layers[layer];
     if (ls.length + n > config_.base.max_tokens) {
       return status::failure(errors::too_long, std::to_string(ls.length + n) + " tokens");
@@ -190,10 +187,7 @@ class mixed_cache {
 
   /// Sets the score of token `position` of `layer`, which must still be in the window.
   status set_importance(sequence_id s, std::size_t layer, std::size_t position, float score) {
-    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-    if (layer >= config_.base.layers) {
-      return status::failure(errors::bad_layer, std::to_string(layer));
-    }
+    if (status st = check(s, layer); !st) return st;
     layer_state& ls = sequences_[s].layers[layer];
     const std::size_t first = ls.length - ls.scores.size();
     if (position < first || position >= ls.length) {
@@ -208,10 +202,7 @@ class mixed_cache {
   /// The tier storing token `position` of `layer`, or tier_count while it is in the window.
   [[nodiscard]] result<std::size_t> tier_of(sequence_id s, std::size_t layer,
                                             std::size_t position) const {
-    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-    if (layer >= config_.base.layers) {
-      return status::failure(errors::bad_layer, std::to_string(layer));
-    }
+    if (status st = check(s, layer); !st) return st;
     if (position >= length(s, layer)) {
       return status::failure(errors::too_long, "no token " + std::to_string(position));
     }
@@ -355,6 +346,13 @@ class mixed_cache {
     return static_cast<sequence_id>(sequences_.size() - 1);
   }
 
+  [[nodiscard]] status check(sequence_id s, std::size_t layer) const {
+    if (!valid(s)) return status::failure(errors::bad_sequence, std::to_string(s));
+    if (layer >= config_.base.layers) {
+      return status::failure(errors::bad_layer, std::to_string(layer));
+    }
+    return {};
+  }
   [[nodiscard]] bool valid(sequence_id s) const noexcept {
     return s < sequences_.size() && sequences_[s].live;
   }
@@ -412,15 +410,13 @@ template <class... Tiers>
                                std::size_t head_end = static_cast<std::size_t>(-1),
                                const attention_options& options = {}) {
   const cache_config& cfg = c.config().base;
-  if (!c.contains(s)) return status::failure(errors::bad_sequence, std::to_string(s));
-  if (layer >= cfg.layers) return status::failure(errors::bad_layer, std::to_string(layer));
+  if (status st = detail::check_attention_arguments(cfg, c.contains(s), s, layer, q_heads,
+                                                    head_begin, head_end);
+      !st) {
+    return st;
+  }
   if (options.token_positions != nullptr || options.query_positions != nullptr) {
     return status::failure(errors::bad_query, "a mixed cache knows its positions itself");
-  }
-  head_end = std::min(head_end, cfg.kv_heads);
-  if (head_begin > head_end) return status::failure(errors::bad_head, "empty or reversed range");
-  if (q_heads == 0 || q_heads % cfg.kv_heads != 0) {
-    return status::failure(errors::bad_query, "q_heads must be a positive multiple of kv_heads");
   }
   const std::size_t length = c.length(s, layer);
   if (n_queries == 0 || n_queries > length) {
