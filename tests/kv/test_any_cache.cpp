@@ -47,7 +47,9 @@ TEST_CASE("any_cache: every scheme by name computes what its concrete cache comp
     (*c)->decode_layer(s, 1, keys.data(), values.data());
     std::vector<float> want(64);
     kv::reference_attention(keys.data(), values.data(), 300, 64, q.data(), 0.125f, want.data());
-    for (std::size_t i = 0; i < 64; ++i) CHECK(out[i] == Approx(want[i]).margin(1e-4));
+    // Schemes that score int8 queries (q4, rot4) differ from this float-query reference by the
+    // query's rounding: a few 1e-4 here (kv_parity.hpp checks them exactly, scheme by scheme).
+    for (std::size_t i = 0; i < 64; ++i) CHECK(out[i] == Approx(want[i]).margin(1e-3));
   }
   // The concrete type behind "kivi2", bit for bit.
   auto named = kv::make_cache("kivi2", config());

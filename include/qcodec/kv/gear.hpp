@@ -31,8 +31,9 @@
 // contiguous at the start of the unit, then the corrections):
 //   scores:     s_t += A_t . (B q) + sum_{kept (t, i)} q_i c      (B q: r dots per query head)
 //   accumulate: acc += B^T (sum_t p_t A_t) + sum_{kept (t, i)} p_t c e_i
-// Inner must work in the model's space: its prepare_query and finish_output must be the
-// identity, since A, B and the corrections are in model coordinates. per_token, per_channel
+// Inner must work in the model's space: its prepare_query must keep the query there (the
+// identity, or per_token's int8 rounding, which the corrections then see too) and its
+// finish_output must be the identity, since A, B and the corrections are in model coordinates. per_token, per_channel
 // and the fp streams qualify; rotated<...> and turbo<...> do not (rejected below through
 // their needs_power_of_two_head_dim marker, the one thing the concept lets us see).
 
@@ -162,6 +163,9 @@ class gear {
   }
 
   void prepare_query(const float* q, float* out) const noexcept { inner_.prepare_query(q, out); }
+  void scored_query(const float* q, float* out) const noexcept {
+    kv::scored_query(inner_, q, out);
+  }
 
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {

@@ -17,8 +17,9 @@
 // Attention: Inner's scores/accumulate run on its units (copied to a contiguous stack buffer in
 // chunks, because Inner addresses units at its own stride), then the sparse entries add
 // q[i] * c to the token's score, and p_t * c to acc[i]. Inner must work in the model's space
-// (per_token, per_channel, fp streams): prepare_query and finish_output must be the identity
-// for the sparse terms to line up. Not checked (the concept cannot say it): do not wrap
+// (per_token, per_channel, fp streams): prepare_query must keep the query in it (the identity,
+// or per_token's int8 rounding, which the sparse terms then see too) and finish_output must be
+// the identity, for the sparse terms to line up. Not checked (the concept cannot say it): do not wrap
 // rotated<...> or turbo<...>.
 
 #include <qcodec/core/assert.hpp>
@@ -119,6 +120,9 @@ class outliers {
       }
   }
   void prepare_query(const float* q, float* out) const noexcept { inner_.prepare_query(q, out); }
+  void scored_query(const float* q, float* out) const noexcept {
+    kv::scored_query(inner_, q, out);
+  }
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const std::size_t d = head_dim();

@@ -6,7 +6,9 @@
 // LSB-first. Bits per value: Bits + 32 / head_dim.
 //
 // Attention runs on the codes with the row kernels (simd/rows.hpp): scale and offset factor
-// out of both the scores and the value sums, so the cache is never decoded.
+// out of both the scores and the value sums, so the cache is never decoded. With
+// Query = query_format::i8 (stream_codec.hpp), keys are scored against the int8 form of the
+// query (simd/int8_dots.hpp: integer dot products).
 
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -19,7 +21,7 @@
 
 namespace qcodec::kv {
 
-template <unsigned Bits>
+template <unsigned Bits, query_format Query = default_query_format(Bits)>
 class per_token {
   static_assert(Bits >= 1 && Bits <= 8, "per_token codes have 1..8 bits");
 
@@ -29,7 +31,9 @@ class per_token {
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
   [[nodiscard]] std::size_t unit_bytes() const noexcept { return 4 + (d_ * Bits + 7) / 8; }
-  [[nodiscard]] std::string name() const { return "int" + std::to_string(Bits) + "-token"; }
+  [[nodiscard]] std::string name() const {
+    return "int" + std::to_string(Bits) + "-token" + (Query == query_format::i8 ? "-q8" : "");
+  }
 
   void encode(const float* x, std::uint8_t* unit) const noexcept {
     const simd::kernel_table& k = simd::kernels();
@@ -40,14 +44,22 @@ class per_token {
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     simd::kernels().affine.unpack_dequantize(unit + 4, d_, Bits, params(unit), y);
   }
+  // i8: the query rounded onto its int8 grid here, so that the offset term in scores and the
+  // integer kernel (which quantizes it again, getting the same integers) see the same q'.
   void prepare_query(const float* q, float* out) const noexcept {
-    std::memmove(out, q, d_ * sizeof(float));  // q may be out
+    kv::scored_query(*this, q, out);  // q may be out
+  }
+  /// The int8 form of q that scores are exact for (kv::scored_query).
+  void scored_query(const float* q, float* out) const noexcept requires(Query == query_format::i8) {
+    detail::round_to_int8_grid(q, d_, out);
   }
   // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes,
   // sum(q) once per call and head.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    simd::kernels().rows.code_row_dots(units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
+    const simd::kernel_table& k = simd::kernels();
+    (Query == query_format::i8 ? k.int8_dots.code_row_dots_i8 : k.rows.code_row_dots)(
+        units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
     constexpr std::size_t heads = 8;
     detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
       float q_sum[heads];

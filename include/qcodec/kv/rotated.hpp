@@ -62,6 +62,13 @@ class rotated {
     rotate(out);
     inner_.prepare_query(out, out);
   }
+  /// Inner's scored query, taken in the rotated space and rotated back (kv::scored_query).
+  void scored_query(const float* q, float* out) const noexcept {
+    std::memmove(out, q, head_dim() * sizeof(float));
+    rotate(out);
+    kv::scored_query(inner_, out, out);
+    unrotate(out);
+  }
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     inner_.scores(units, count, q, nq, s, ld);

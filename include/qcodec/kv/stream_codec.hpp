@@ -17,8 +17,10 @@
 //                                         in the codec's space
 //   finish_output(acc)                    maps one accumulator from the codec's space to the
 //                                         model's (the inverse rotation for rotated codecs)
-// so that q . k_t == scores(...) and sum_t p_t v_t == finish_output(accumulate(...)) up to
-// rounding. Units of one head are contiguous within a page, so a page is one call.
+// so that q' . k_t == scores(...) and sum_t p_t v_t == finish_output(accumulate(...)) up to
+// rounding, where q' is q (in the codec's space) unless the codec scores against the int8 form
+// of the query (query_format::i8). Units of one head are contiguous within a page, so a page is
+// one call.
 
 #include <qcodec/core/half.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -29,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace qcodec::kv {
@@ -51,7 +54,50 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 };
 // clang-format on
 
+/// How a key codec scores: against the float query, or against its int8 form (symmetric, one
+/// scale per query vector: simd/int8_dots.hpp). With 4-bit codes the int8 form scores about
+/// twice as fast on x86 (integer multiply-adds, VNNI where present), and adds an error well
+/// below the 4-bit keys' own: rounding q moves q . k by at most max|q| / 254 * sum_i |k_i|.
+enum class query_format { f32, i8 };
+
+/// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths
+/// (4-bit codes), f32 elsewhere.
+constexpr query_format default_query_format(unsigned bits) noexcept {
+  return bits == 4 ? query_format::i8 : query_format::f32;
+}
+
+/// The query, in the model's space, that codec c's scores are exact for (up to float rounding):
+/// q itself, or for a codec that scores against the int8 form of the query, that form (codecs
+/// that do define scored_query(q, out)). For reference attention on the decoded cache.
+template <class C>
+void scored_query(const C& c, const float* q, float* out) noexcept {
+  if constexpr (requires { c.scored_query(q, out); }) {
+    c.scored_query(q, out);
+  } else {
+    std::memmove(out, q, c.head_dim() * sizeof(float));
+  }
+}
+
 namespace detail {
+
+/// q[0, n) rounded onto its int8 grid (what simd::code_row_dots_i8 scores against):
+/// out[i] = nearbyint(q[i] * 127 / m) * (m / 127), m = max |q[i]|. A zero or non-finite q is
+/// copied unchanged. q may be out.
+inline void round_to_int8_grid(const float* q, std::size_t n, float* out) noexcept {
+  float m = 0.0f;
+  bool finite = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(q[i]);
+    m = std::fmax(m, std::fabs(q[i]));
+  }
+  const float inv = 127.0f / m;
+  if (!finite || !(inv <= std::numeric_limits<float>::max())) {  // zero, tiny: as the kernel
+    std::memmove(out, q, n * sizeof(float));
+    return;
+  }
+  const float scale = m / 127.0f;
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::nearbyint(q[i] * inv) * scale;
+}
 
 /// The largest head_dim a codec takes (kv::cache refuses larger ones with a status): codecs
 /// with fixed-size stack buffers declare max_head_dim, wrappers pass their Inner's on; others

@@ -78,4 +78,15 @@ template <class Arch>
   }
 }
 
+/// Whether the running CPU has AVX-512 VNNI (vpdpbusd), which a few kernels use on top of the
+/// avx512 target when present (simd/int8_dots.hpp).
+[[nodiscard]] inline bool cpu_supports_avx512_vnni() noexcept {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return cpu_supports<avx512>() && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 }  // namespace qcodec::simd

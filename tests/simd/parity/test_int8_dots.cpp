@@ -1,0 +1,125 @@
+// code_row_dots_i8 (both forms: the fastest for this CPU, and the one without VNNI) against its
+// oracle, bit for bit (the sums are exact integers, converted and scaled once). Buffers end
+// exactly at the last row's last byte, so AddressSanitizer sees any read past it.
+#include <qcodec/simd/int8_dots.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "../../support/same_bits.hpp"
+#include "parity.hpp"
+
+namespace {
+
+struct dots_case {
+  unsigned bits;
+  std::size_t n, rows, nq, pad, offset;
+};
+
+using dots_kernel = decltype(qcodec::simd::int8_dot_kernels::code_row_dots_i8);
+
+std::vector<float> scores(dots_kernel kernel, const dots_case& c, const std::uint8_t* in,
+                          std::size_t stride, const std::vector<float>& q) {
+  const std::size_t ld = c.rows + 2;
+  std::vector<float> out(c.nq * ld, 9.0f);
+  kernel(in, stride, c.rows, c.n, c.bits, q.data(), c.nq, out.data(), ld);
+  return out;
+}
+
+const dots_kernel forms[] = {parity::under_test().int8_dots.code_row_dots_i8,
+                             parity::under_test().int8_dots.code_row_dots_i8_base};
+
+void check(const dots_case& c, std::vector<float> q, std::mt19937& rng) {
+  const std::size_t bytes = (c.n * c.bits + 7) / 8, stride = bytes + c.pad;
+  const std::size_t total = c.rows == 0 ? 0 : (c.rows - 1) * stride + bytes;
+  std::vector<std::uint8_t> storage(total + c.offset);
+  std::uint8_t* in = storage.data() + c.offset;
+  for (std::size_t i = 0; i < total; ++i) in[i] = static_cast<std::uint8_t>(rng());
+  INFO("bits=" << c.bits << " n=" << c.n << " rows=" << c.rows << " nq=" << c.nq << " pad=" << c.pad
+               << " offset=" << c.offset);
+  const std::vector<float> want = scores(&qcodec::ref::code_row_dots_i8, c, in, stride, q);
+  for (dots_kernel kernel : forms) REQUIRE(same_bits(want, scores(kernel, c, in, stride, q)));
+}
+
+std::vector<float> normal_queries(std::size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(count);
+  for (float& v : q) v = normal(rng);
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("int8 code row dots match their oracle bit for bit", "[parity][int8_dots]") {
+  std::mt19937 rng(42);
+  const std::size_t dims[] = {1, 7, 16, 33, 63, 64, 65, 96, 128, 192, 256, 320, 384, 1024, 1088};
+  for (std::size_t n : dims)
+    for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 17u, 70u})
+      for (std::size_t nq : {1u, 3u, 4u, 5u, 8u})
+        for (std::size_t pad : {0u, 3u})
+          for (unsigned bits = 1; bits <= 8; ++bits) {
+            if (bits != 4 && (rows > 5 || nq > 4 || n > 256)) continue;  // generic path: fewer
+            const dots_case c{bits, n, rows, nq, pad, (n + rows + nq) % 3};
+            check(c, normal_queries(nq * n, rng), rng);
+          }
+}
+
+TEST_CASE("int8 code row dots: zero, huge, tiny and non-finite queries", "[parity][int8_dots]") {
+  std::mt19937 rng(7);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n : {64u, 128u, 256u, 100u})
+    for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
+      std::vector<float> q = normal_queries(3 * n, rng);
+      // Vector 1: zero, or small, or (1e-38) so small that 127 / max overflows.
+      for (std::size_t i = 0; i < n; ++i)
+        q[n + i] = special == 0.0f     ? 0.0f
+                   : special == 1e-38f ? q[n + i] * 1e-39f
+                                       : q[n + i] * 1e-3f;
+      q[n + n / 2] = special;  // vector 1 holds the special value
+      const dots_case c{4, n, 9, 3, 1, 0};
+      check(c, q, rng);
+      // And what the values mean: NaN scores for a non-finite vector, zeros for a zero one.
+      const std::size_t bytes = n / 2 + 1;
+      std::vector<std::uint8_t> in(9 * bytes, 0x5A);
+      for (dots_kernel kernel : forms) {
+        const std::vector<float> got = scores(kernel, c, in.data(), bytes, q);
+        for (std::size_t r = 0; r < 9; ++r) {
+          if (!std::isfinite(special)) CHECK(std::isnan(got[11 + r]));
+          if (special == 0.0f || special == 1e-38f) CHECK(got[11 + r] == 0.0f);
+          CHECK(std::isfinite(got[r]));
+        }
+      }
+    }
+}
+
+TEST_CASE("int8 code row dots: a query on an int8 grid is scored exactly", "[parity][int8_dots]") {
+  // q = k s with integers |k| <= 127 (one of them 127): quantizing gives k back, so the score is
+  // s' sum(code k) with s' within an ulp or two of s.
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> integer(-127, 127);
+  for (std::size_t n : {64u, 128u, 96u}) {
+    const float s = 0.0173f;
+    std::vector<int> k(n);
+    std::vector<float> q(n);
+    for (std::size_t i = 0; i < n; ++i) k[i] = i == 5 ? -127 : integer(rng);
+    for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<float>(k[i]) * s;
+    std::vector<std::uint8_t> in(4 * n / 2);
+    for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+    std::vector<float> out(4);
+    for (dots_kernel kernel : forms) {
+      kernel(in.data(), n / 2, 4, n, 4, q.data(), 1, out.data(), 4);
+      for (std::size_t r = 0; r < 4; ++r) {
+        long sum = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const unsigned byte = in[r * n / 2 + i / 2];
+          sum += static_cast<long>(i % 2 == 0 ? byte & 15u : byte >> 4) * k[i];
+        }
+        const double want = static_cast<double>(sum) * s;
+        CHECK(std::fabs(out[r] - want) <=
+              4 * std::numeric_limits<float>::epsilon() * std::fabs(want) + 1e-30);
+      }
+    }
+  }
+}
