@@ -27,10 +27,11 @@ using kivi2_cache = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
 using kivi4_cache = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
 using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
 using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
+using q4_float_query_cache = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
-                   kivi4_cache, rotated4_cache, channel_values_cache) {
+                   kivi4_cache, rotated4_cache, channel_values_cache, q4_float_query_cache) {
   check_all<TestType>(1, 0, 0);
   check_all<TestType>(37, 0, 0);
   check_all<TestType>(300, 4, 0);
@@ -38,6 +39,30 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
   check_all<TestType>(333, 5, 20);
   check_all<TestType>(250, 150, 8);  // more sinks than a page (64) holds: several sink blocks
   check_all<TestType>(333, 5, 20, kv::float_format::f16);  // exact tokens stored in fp16
+}
+
+TEST_CASE("int8 queries move 4-bit attention by the query's rounding only", "[kv][attention]") {
+  // Same codes (the query format does not touch encoding), scored against the int8 form of the
+  // query or the query itself: the outputs differ, by far less than 4-bit keys move them.
+  static_assert(kv::default_query_format(4) == kv::query_format::i8);
+  const kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 21);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 22);
+  kv::sequence_id si = 0, sf = 0;
+  const q4_cache int8_query = filled_cache<q4_cache>(data, 0, 0, si);
+  const q4_float_query_cache float_query = filled_cache<q4_float_query_cache>(data, 0, 0, sf);
+  std::vector<float> oi(q.size()), of(q.size());
+  REQUIRE(kv::attention(int8_query, si, 0, q.data(), q_heads, oi.data()).ok());
+  REQUIRE(kv::attention(float_query, sf, 0, q.data(), q_heads, of.data()).ok());
+  double diff = 0.0, ref = 0.0;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    diff += std::pow(double(oi[i]) - of[i], 2);
+    ref += std::pow(double(of[i]), 2);
+  }
+  const double exact_error = kv_test::error_against_exact(data, q, of);
+  INFO("relative MSE int8 vs float query " << diff / ref << ", float query vs exact "
+                                           << exact_error);
+  CHECK(diff > 0.0);
+  CHECK(diff / ref < 0.01 * exact_error);
 }
 
 TEMPLATE_TEST_CASE("fp16 exact tokens are the appended tokens rounded to fp16", "[kv][cache]",

@@ -1,5 +1,5 @@
 #pragma once
-// per_token<Bits>: each token's vector quantized on its own (the usual value quantizer, KIVI's
+// per_token<Bits, Query>: each token's vector quantized on its own (the usual value quantizer, KIVI's
 // values): asymmetric uniform codes with the token's min/max, scale and offset stored as fp16.
 //
 // Unit (one token): scale (fp16), offset (fp16), then head_dim codes of Bits bits packed
@@ -7,8 +7,10 @@
 //
 // Attention runs on the codes with the row kernels (simd/rows.hpp): scale and offset factor
 // out of both the scores and the value sums, so the cache is never decoded. With
-// Query = query_format::i8 (stream_codec.hpp), keys are scored against the int8 form of the
-// query (simd/int8_dots.hpp: integer dot products).
+// Query = query_format::i8 (stream_codec.hpp; the default for 4-bit codes), keys are scored
+// against the int8 form of the query (simd/int8_dots.hpp: integer dot products). On
+// stories260K's 200-token text that changed KL to the fp32 cache from 0.2136 to 0.2130 (q4) and
+// 0.1051 to 0.1057 (rot4): the query's rounding is far below the 4-bit keys' error.
 
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
