@@ -84,19 +84,12 @@ namespace detail {
 /// out[i] = nearbyint(q[i] * 127 / m) * (m / 127), m = max |q[i]|. A zero or non-finite q is
 /// copied unchanged. q may be out.
 inline void round_to_int8_grid(const float* q, std::size_t n, float* out) noexcept {
-  float m = 0.0f;
-  bool finite = true;
-  for (std::size_t i = 0; i < n; ++i) {
-    finite = finite && std::isfinite(q[i]);
-    m = std::fmax(m, std::fabs(q[i]));
-  }
-  const float inv = 127.0f / m;
-  if (!finite || !(inv <= std::numeric_limits<float>::max())) {  // zero, tiny: as the kernel
+  const auto f = simd::detail::int8_dots::form_of<simd::scalar>(q, n);
+  if (f.inv == 0.0f) {  // zero, too small to scale, or not finite: as the kernel, unchanged
     std::memmove(out, q, n * sizeof(float));
     return;
   }
-  const float scale = m / 127.0f;
-  for (std::size_t i = 0; i < n; ++i) out[i] = std::nearbyint(q[i] * inv) * scale;
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::nearbyint(q[i] * f.inv) * f.scale;
 }
 
 /// The largest head_dim a codec takes (kv::cache refuses larger ones with a status): codecs

@@ -40,11 +40,25 @@ struct int8_form {
 };
 
 /// The form from max |q| and whether q is finite.
-inline constexpr int8_form form_from(float m, bool finite) noexcept {
+template <class Arch>
+int8_form form_from(float m, bool finite) noexcept {
   if (!finite) return {std::numeric_limits<float>::quiet_NaN(), 0.0f};
   const float inv = 127.0f / m;  // +inf for m == 0
   if (!(inv <= std::numeric_limits<float>::max())) return {0.0f, 0.0f};
   return {m / 127.0f, inv};
+}
+
+/// The form of q[0, n) (a template on the target, as kernel helpers are: kernel_table.hpp; the
+/// oracle and the kv layer use Arch = simd::scalar).
+template <class Arch>
+int8_form form_of(const float* q, std::size_t n) noexcept {
+  float m = 0.0f;
+  bool finite = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(q[i]);
+    m = std::fmax(m, std::fabs(q[i]));
+  }
+  return form_from<Arch>(m, finite);
 }
 
 }  // namespace simd::detail::int8_dots
@@ -56,13 +70,7 @@ inline void code_row_dots_i8(const std::uint8_t* in, std::size_t stride, std::si
                              float* out, std::size_t ld) noexcept {
   for (std::size_t g = 0; g < nq; ++g) {
     const float* qg = q + g * n;
-    float m = 0.0f;
-    bool finite = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      finite = finite && std::isfinite(qg[i]);
-      m = std::fmax(m, std::fabs(qg[i]));
-    }
-    const simd::detail::int8_dots::int8_form f = simd::detail::int8_dots::form_from(m, finite);
+    const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::uint8_t* row = in + r * stride;
       std::int32_t sum = 0;
@@ -108,13 +116,7 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
   std::int32_t sums[block];
   for (std::size_t g = 0; g < nq; ++g) {
     const float* qg = q + g * n;
-    float m = 0.0f;
-    bool finite = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      finite = finite && std::isfinite(qg[i]);
-      m = std::fmax(m, std::fabs(qg[i]));
-    }
-    const int8_form f = form_from(m, finite);
+    const int8_form f = form_of<Arch>(qg, n);
     for (std::size_t r0 = 0; r0 < rows; r0 += block) {
       const std::size_t rn = rows - r0 < block ? rows - r0 : block;
       for (std::size_t r = 0; r < rn; ++r) sums[r] = 0;
@@ -159,7 +161,7 @@ int8_form split_query_avx2(const float* q, std::size_t n, std::int8_t* qp) noexc
   m.store_aligned(lanes);
   float mx = 0.0f;
   for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_form f = form_from(mx, !xsimd::any(bad));
+  const int8_form f = form_from<Arch>(mx, !xsimd::any(bad));
   alignas(32) std::int32_t k[max_n];
   const F inv(f.inv);
   for (std::size_t i = 0; i < n; i += F::size) {
@@ -260,7 +262,7 @@ int8_form split_query_avx512(const float* q, std::size_t n, std::int8_t* qp) noe
     bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
     m = _mm512_max_ps(m, _mm512_abs_ps(x));
   }
-  const int8_form f = form_from(_mm512_reduce_max_ps(m), bad == 0);
+  const int8_form f = form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
   const __m512 inv = _mm512_set1_ps(f.inv);
   const auto bytes = [&](__m512 x) {  // NaN (inv == 0, q not finite) converts to a zero byte
     return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x, inv)));
