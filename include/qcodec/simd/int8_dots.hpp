@@ -7,12 +7,12 @@
 //
 // with rows as in rows.hpp (n codes of `bits` bits, 1..8, packed LSB-first, `stride` bytes
 // apart) and, for each float vector q_g = q[g * n, g * n + n), its symmetric int8 form:
-//   m = max_i |q_g[i]|,   inv = 127 / m,   q8_g[i] = round-half-even(q_g[i] * inv),   s_g = m /
-//   127.
+//   m = max_i |q_g[i]|,   inv = 127 / m,   s_g = m / 127,
+//   q8_g[i] = round-half-even(q_g[i] * inv).
 // A vector holding a NaN or an infinity scores NaN; a zero vector, or one so small that inv
 // overflows (m below about 3.7e-37), scores zero. The sum is an exact integer
-// (|sum| <= 255 * 127 * n), converted to float once and scaled once, so every target returns the
-// oracle's bits.
+// (|sum| <= 255 * 127 * n: n up to 66000), converted to float once and scaled once, so every
+// target returns the oracle's bits.
 //
 // Why: with 4-bit codes, a code times an int8 query element is one byte product. AVX-512 VNNI's
 // vpdpbusd does 64 of them per instruction where the float kernel unpacks, converts and then
