@@ -33,9 +33,10 @@
 //   accumulate: acc += B^T (sum_t p_t A_t) + sum_{kept (t, i)} p_t c e_i
 // Inner must work in the model's space: its prepare_query must keep the query there (the
 // identity, or per_token's int8 rounding, which the corrections then see too) and its
-// finish_output must be the identity, since A, B and the corrections are in model coordinates. per_token, per_channel
-// and the fp streams qualify; rotated<...> and turbo<...> do not (rejected below through
-// their needs_power_of_two_head_dim marker, the one thing the concept lets us see).
+// finish_output must be the identity, since A, B and the corrections are in model coordinates.
+// per_token, per_channel and the fp streams qualify; rotated<...> and turbo<...> do not
+// (rejected below through their needs_power_of_two_head_dim marker, the one thing the concept
+// lets us see).
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/half.hpp>

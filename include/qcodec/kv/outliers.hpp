@@ -19,8 +19,8 @@
 // q[i] * c to the token's score, and p_t * c to acc[i]. Inner must work in the model's space
 // (per_token, per_channel, fp streams): prepare_query must keep the query in it (the identity,
 // or per_token's int8 rounding, which the sparse terms then see too) and finish_output must be
-// the identity, for the sparse terms to line up. Not checked (the concept cannot say it): do not wrap
-// rotated<...> or turbo<...>.
+// the identity, for the sparse terms to line up. Not checked (the concept cannot say it): do
+// not wrap rotated<...> or turbo<...>.
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/half.hpp>

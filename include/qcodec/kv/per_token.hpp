@@ -1,6 +1,7 @@
 #pragma once
-// per_token<Bits, Query>: each token's vector quantized on its own (the usual value quantizer, KIVI's
-// values): asymmetric uniform codes with the token's min/max, scale and offset stored as fp16.
+// per_token<Bits, Query>: each token's vector quantized on its own (the usual value quantizer,
+// KIVI's values): asymmetric uniform codes with the token's min/max, scale and offset stored
+// as fp16.
 //
 // Unit (one token): scale (fp16), offset (fp16), then head_dim codes of Bits bits packed
 // LSB-first. Bits per value: Bits + 32 / head_dim.
