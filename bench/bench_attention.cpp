@@ -91,8 +91,8 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4)
     ->Name("BM_attention_decode/rotated4")
     ->Apply(shapes);
 
-// 4-bit per-token keys score int8 queries by default (kv::default_query_format); these score the
-// float query, for the same-run comparison.
+// 4-bit keys score integer queries by default (per_token: int8, per_channel: 15-bit); these
+// score the float query, for the same-run comparison.
 using q4_floatq = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
 using rotated4_floatq =
     kv::cache<kv::rotated<kv::per_token<4, kv::query_format::f32>>, kv::rotated<kv::per_token<4>>>;
@@ -102,6 +102,10 @@ BENCHMARK_TEMPLATE(BM_attention_decode, q4_floatq)
     ->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_floatq)
     ->Name("BM_attention_decode/rotated4-floatq")
+    ->Apply(shapes);
+using kivi4_floatq = kv::cache<kv::per_channel<4, 32, kv::query_format::f32>, kv::per_token<4>>;
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_floatq)
+    ->Name("BM_attention_decode/kivi4-floatq")
     ->Apply(shapes);
 
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).

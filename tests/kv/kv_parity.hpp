@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -83,19 +84,28 @@ void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t lay
     for (std::size_t qh = 0; qh < q_heads; ++qh) {
       const std::size_t h = qh / group, visible = length - n_queries + qi + 1;
       // A kv::cache scores its compressed tokens with the key codec's scored query (the int8
-      // form for codecs that round queries); exact tokens and keys stored before RoPE see q.
+      // form for codecs that round queries) against their scored decoding (per_channel's 15-bit
+      // scaled queries); exact tokens and keys stored before RoPE see q and the decoding.
       // (The mixed caches tested here have no such tiers: every token sees q.)
       const float* qh_ptr = &q[(qi * q_heads + qh) * head_dim];
       std::vector<float> want(head_dim), q_coded(qh_ptr, qh_ptr + head_dim);
+      std::vector<float> scored_keys(&keys[h * length * head_dim],
+                                     &keys[(h + 1) * length * head_dim]);
       std::size_t coded_begin = 0, coded_end = 0;
       if constexpr (requires { c.key_stream(seq, layer); }) {
-        kv::scored_query(c.keys(layer, h), qh_ptr, q_coded.data());
+        const auto& codec = c.keys(layer, h);
+        kv::scored_query(codec, qh_ptr, q_coded.data());
         const auto stream = c.key_stream(seq, layer);
         coded_begin = stream.sinks;
         coded_end = rope.pre_rope ? coded_begin : coded_begin + stream.compressed;
+        const std::size_t group_tokens = std::decay_t<decltype(codec)>::group_tokens;
+        for (std::size_t j = 0; j < coded_end - coded_begin; j += group_tokens) {
+          kv::scored_decode(codec, c.key_unit(seq, layer, h, j), q_coded.data(),
+                            &scored_keys[(coded_begin + j) * head_dim]);
+        }
       }
       const double want_lse = kv::reference_attention(
-          &keys[h * length * head_dim], &values[h * length * head_dim], visible, head_dim, qh_ptr,
+          scored_keys.data(), &values[h * length * head_dim], visible, head_dim, qh_ptr,
           q_coded.data(), coded_begin, coded_end, scale, want.data());
       const float* got = &out[(qi * q_heads + qh) * head_dim];
       double max_err = 0.0, max_ref = 0.0;

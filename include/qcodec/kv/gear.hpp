@@ -152,21 +152,18 @@ class gear {
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     for (std::size_t u = 0; u < inner_units; ++u)
       inner_.decode(unit + u * inner_.unit_bytes(), y + u * Inner::group_tokens * d_);
-    if constexpr (Rank > 0) {
-      for (std::size_t t = 0; t < GroupTokens; ++t)
-        for (std::size_t i = 0; i < d_; ++i) y[t * d_ + i] += low_rank_at(unit, t, i);
-    }
-    for (std::size_t j = 0; j < k_; ++j) {
-      std::uint16_t pos;
-      const float c = entry(sparse(unit) + 4 * j, pos);
-      if (pos < GroupTokens * d_) y[pos] += c;
-    }
+    add_corrections(unit, y);
+  }
+  /// Inner's scored decoding plus the corrections (kv::scored_decode).
+  void scored_decode(const std::uint8_t* unit, const float* q, float* y) const noexcept {
+    for (std::size_t u = 0; u < inner_units; ++u)
+      kv::scored_decode(inner_, unit + u * inner_.unit_bytes(), q,
+                        y + u * Inner::group_tokens * d_);
+    add_corrections(unit, y);
   }
 
   void prepare_query(const float* q, float* out) const noexcept { inner_.prepare_query(q, out); }
-  void scored_query(const float* q, float* out) const noexcept {
-    kv::scored_query(inner_, q, out);
-  }
+  void scored_query(const float* q, float* out) const noexcept { kv::scored_query(inner_, q, out); }
 
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
@@ -248,6 +245,18 @@ class gear {
   void finish_output(float* acc) const noexcept { inner_.finish_output(acc); }
 
  private:
+  // The low-rank and sparse corrections, added to a decoding.
+  void add_corrections(const std::uint8_t* unit, float* y) const noexcept {
+    if constexpr (Rank > 0) {
+      for (std::size_t t = 0; t < GroupTokens; ++t)
+        for (std::size_t i = 0; i < d_; ++i) y[t * d_ + i] += low_rank_at(unit, t, i);
+    }
+    for (std::size_t j = 0; j < k_; ++j) {
+      std::uint16_t pos;
+      const float c = entry(sparse(unit) + 4 * j, pos);
+      if (pos < GroupTokens * d_) y[pos] += c;
+    }
+  }
   static constexpr std::size_t inner_units = GroupTokens / Inner::group_tokens;
   static constexpr std::size_t heads = 8;  // query heads per chunk of the stack buffers
 

@@ -111,18 +111,15 @@ class outliers {
   }
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     inner_.decode(unit, y);
-    const std::uint8_t* sp = sparse(unit);
-    for (std::size_t t = 0; t < group_tokens; ++t)
-      for (std::size_t j = 0; j < k_; ++j) {
-        std::uint16_t idx;
-        const float c = entry(sp + (t * k_ + j) * 4, idx);
-        y[t * head_dim() + idx] += c;
-      }
+    add_sparse(unit, y);
+  }
+  /// Inner's scored decoding plus the exact entries (kv::scored_decode).
+  void scored_decode(const std::uint8_t* unit, const float* q, float* y) const noexcept {
+    kv::scored_decode(inner_, unit, q, y);
+    add_sparse(unit, y);
   }
   void prepare_query(const float* q, float* out) const noexcept { inner_.prepare_query(q, out); }
-  void scored_query(const float* q, float* out) const noexcept {
-    kv::scored_query(inner_, q, out);
-  }
+  void scored_query(const float* q, float* out) const noexcept { kv::scored_query(inner_, q, out); }
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const std::size_t d = head_dim();
@@ -162,6 +159,16 @@ class outliers {
   void finish_output(float* acc) const noexcept { inner_.finish_output(acc); }
 
  private:
+  // The exact entries, added to a decoding.
+  void add_sparse(const std::uint8_t* unit, float* y) const noexcept {
+    const std::uint8_t* sp = sparse(unit);
+    for (std::size_t t = 0; t < group_tokens; ++t)
+      for (std::size_t j = 0; j < k_; ++j) {
+        std::uint16_t idx;
+        const float c = entry(sp + (t * k_ + j) * 4, idx);
+        y[t * head_dim() + idx] += c;
+      }
+  }
   const std::uint8_t* sparse(const std::uint8_t* unit) const noexcept {
     return unit + inner_.unit_bytes();
   }

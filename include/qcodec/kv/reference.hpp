@@ -13,8 +13,9 @@ namespace qcodec::kv {
 /// out[head_dim] = softmax(scale * keys q) values over tokens [0, visible), with keys and values
 /// [tokens][head_dim] (row-major, any number of tokens >= visible), except that tokens
 /// [coded_begin, coded_end) are scored with q_coded: the query a key codec scores its compressed
-/// tokens with (kv::scored_query, stream_codec.hpp), while exact tokens (sinks, residual window)
-/// see q. Returns the log-sum-exp of the scaled scores.
+/// tokens with (kv::scored_query, stream_codec.hpp; their keys then come from kv::scored_decode),
+/// while exact tokens (sinks, residual window) see q. Returns the log-sum-exp of the scaled
+/// scores.
 inline double reference_attention(const float* keys, const float* values, std::size_t visible,
                                   std::size_t head_dim, const float* q, const float* q_coded,
                                   std::size_t coded_begin, std::size_t coded_end, float scale,

@@ -57,6 +57,15 @@ class rotated {
     inner_.decode(unit, y);
     for (std::size_t t = 0; t < group_tokens; ++t) unrotate(y + t * head_dim());
   }
+  /// Inner's scored decoding for q taken into the rotated space, rotated back
+  /// (kv::scored_decode; uses the encode/decode scratch).
+  void scored_decode(const std::uint8_t* unit, const float* q, float* y) const noexcept {
+    float* qr = scratch_.data();
+    std::memcpy(qr, q, head_dim() * sizeof(float));
+    rotate(qr);
+    kv::scored_decode(inner_, unit, qr, y);
+    for (std::size_t t = 0; t < group_tokens; ++t) unrotate(y + t * head_dim());
+  }
   void prepare_query(const float* q, float* out) const noexcept {
     std::memmove(out, q, head_dim() * sizeof(float));
     rotate(out);

@@ -57,7 +57,9 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 /// scale per query vector: simd/int8_dots.hpp). With 4-bit codes the int8 form scores about
 /// twice as fast on x86 (integer multiply-adds, VNNI where present), and adds an error well
 /// below the 4-bit keys' own: rounding q moves q . k by at most max|q| / 254 * sum_i |k_i|.
-enum class query_format { f32, i8 };
+/// i16: a 15-bit integer form of the scaled query q_c s_c per unit (simd/int16_dots.hpp), for
+/// per-channel keys, whose channel scales differ too much for int8.
+enum class query_format { f32, i8, i16 };
 
 /// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths
 /// (4-bit codes), f32 elsewhere.
@@ -74,6 +76,19 @@ void scored_query(const C& c, const float* q, float* out) noexcept {
     c.scored_query(q, out);
   } else {
     std::memmove(out, q, c.head_dim() * sizeof(float));
+  }
+}
+
+/// The G keys of one unit as codec c's scores see them for query q (from scored_query): its
+/// decoding, or for a codec whose rounding depends on both q and the unit (per_channel's 15-bit
+/// scaled queries), the keys q is scored exactly against (up to float rounding). Wrappers pass
+/// it on. For reference attention on the decoded cache.
+template <class C>
+void scored_decode(const C& c, const std::uint8_t* unit, const float* q, float* y) noexcept {
+  if constexpr (requires { c.scored_decode(unit, q, y); }) {
+    c.scored_decode(unit, q, y);
+  } else {
+    c.decode(unit, y);
   }
 }
 

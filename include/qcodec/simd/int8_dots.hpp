@@ -39,26 +39,27 @@ struct int8_form {
   float scale, inv;
 };
 
-/// The form from max |q| and whether q is finite.
+/// The form from max |q| and whether q is finite; `grid` is the largest integer (127 here,
+/// 16383 for int16_dots.hpp's form).
 template <class Arch>
-int8_form form_from(float m, bool finite) noexcept {
+int8_form form_from(float m, bool finite, float grid = 127.0f) noexcept {
   if (!finite) return {std::numeric_limits<float>::quiet_NaN(), 0.0f};
-  const float inv = 127.0f / m;  // +inf for m == 0
+  const float inv = grid / m;  // +inf for m == 0
   if (!(inv <= std::numeric_limits<float>::max())) return {0.0f, 0.0f};
-  return {m / 127.0f, inv};
+  return {m / grid, inv};
 }
 
 /// The form of q[0, n) (a template on the target, as kernel helpers are: kernel_table.hpp; the
 /// oracle and the kv layer use Arch = simd::scalar).
 template <class Arch>
-int8_form form_of(const float* q, std::size_t n) noexcept {
+int8_form form_of(const float* q, std::size_t n, float grid = 127.0f) noexcept {
   float m = 0.0f;
   bool finite = true;
   for (std::size_t i = 0; i < n; ++i) {
     finite = finite && std::isfinite(q[i]);
     m = std::fmax(m, std::fabs(q[i]));
   }
-  return form_from<Arch>(m, finite);
+  return form_from<Arch>(m, finite, grid);
 }
 
 }  // namespace simd::detail::int8_dots

@@ -1,0 +1,362 @@
+#pragma once
+// Rows of codes scored against a 15-bit integer form of the query vectors: code_row_dots_i8's
+// (int8_dots.hpp) finer sibling, for key codecs whose scaled queries have channels of very
+// different sizes (kv::per_channel: q_c times the channel's scale), where int8 rounding would
+// cost accuracy.
+//
+//   code_row_dots_i16  out[g * ld + r] = s_g * float(sum_i code_r[i] * q15_g[i])
+//
+// with rows as in rows.hpp (n codes of `bits` bits, 1..8, packed LSB-first, `stride` bytes
+// apart) and, for each vector x_g[i] = q[g * n + i] * c[i] (float products; c, per-element
+// scales such as per_channel's, may be null for ones):
+//   m = max_i |x_g[i]|,   inv = 16383 / m,   s_g = m / 16383,
+//   q15_g[i] = round-half-even(x_g[i] * inv)         (|q15| <= 16383)
+// A vector holding a NaN or an infinity scores NaN; a zero vector, or one so small that inv
+// overflows, scores zero. The sum is an exact integer (|sum| <= 255 * 16383 * n: n up to 514),
+// converted to float once and scaled once, so every target returns the oracle's bits.
+//
+// With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
+// an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
+// by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
+// such products into two accumulators, combined once at the end; there is no horizontal sum.
+// Elsewhere the 4-bit rows go through the float row kernel in chunks of 64 elements, whose
+// sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
+
+#include <qcodec/simd/int8_dots.hpp>
+#include <qcodec/simd/rows.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace qcodec {
+
+namespace simd {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace detail::int16_dots {
+
+inline constexpr float grid = 16383.0f;
+// Longest row the vector paths take (the query's integer copy lives on the stack).
+inline constexpr std::size_t max_n = 512;
+
+// Any bits, any n: the definition (the oracle is this loop on simd::scalar).
+template <class Arch>
+void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                  unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
+                  std::size_t ld) noexcept {
+  for (std::size_t g = 0; g < nq; ++g) {
+    const float* qg = q + g * n;
+    const auto x = [&](std::size_t i) { return c != nullptr ? qg[i] * c[i] : qg[i]; };
+    float m = 0.0f;
+    bool finite = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      finite = finite && std::isfinite(x(i));
+      m = std::fmax(m, std::fabs(x(i)));
+    }
+    const int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, grid);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::uint8_t* row = in + r * stride;
+      std::int32_t sum = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t bit = i * bits;
+        std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
+        if (bit % 8 + bits > 8) v |= std::uint32_t{row[bit / 8 + 1]} << (8 - bit % 8);
+        const auto code = static_cast<std::int32_t>(v & ((1u << bits) - 1));
+        const auto q15 =
+            f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(x(i) * f.inv));
+        sum += code * q15;
+      }
+      out[g * ld + r] = f.scale * static_cast<float>(sum);
+    }
+  }
+}
+
+// The integer form of one vector (n <= max_n): q15 as floats (exact), and its scale.
+template <class Arch>
+int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n,
+                                   float* q15) noexcept {
+  for (std::size_t i = 0; i < n; ++i) q15[i] = c != nullptr ? q[i] * c[i] : q[i];
+  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q15, n, grid);
+  for (std::size_t i = 0; i < n; ++i)
+    q15[i] = f.inv == 0.0f ? 0.0f : std::nearbyint(q15[i] * f.inv);
+  return f;
+}
+
+// 4-bit rows, n a multiple of 64 (<= max_n), through the float row kernel: per 64-element chunk
+// the sums are integers below 2^24, so every float operation on them is exact.
+template <class Arch>
+void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                        const float* q, const float* c, std::size_t nq, float* out,
+                        std::size_t ld) noexcept {
+  constexpr std::size_t chunk = 64, block = 64;
+  float q15[max_n], part[block];
+  std::int32_t sums[block];
+  for (std::size_t g = 0; g < nq; ++g) {
+    const int8_dots::int8_form f = integer_query<Arch>(q + g * n, c, n, q15);
+    for (std::size_t r0 = 0; r0 < rows; r0 += block) {
+      const std::size_t rn = rows - r0 < block ? rows - r0 : block;
+      for (std::size_t r = 0; r < rn; ++r) sums[r] = 0;
+      for (std::size_t i = 0; i < n; i += chunk) {
+        code_row_dots<Arch>(in + r0 * stride + i / 2, stride, rn, chunk, 4, q15 + i, 1, part, 0);
+        for (std::size_t r = 0; r < rn; ++r) sums[r] += static_cast<std::int32_t>(part[r]);
+      }
+      for (std::size_t r = 0; r < rn; ++r)
+        out[g * ld + r0 + r] = f.scale * static_cast<float>(sums[r]);
+    }
+  }
+}
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+#define QCODEC_INT16_VNNI_TARGET __attribute__((target("avx512vnni")))
+#define QCODEC_INT16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_INT16_VNNI_TARGET
+
+// The vectors' q15 (gn <= 4 of them) split into bytes hi = q15 >> 7 and lo = q15 & 127, in the
+// order the transposed rows use them: per 8 elements 8j..8j+7, the dword of elements 8j, +2, +4,
+// +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3, +5, +7 (the high
+// nibbles). Vector g's bytes start at hi + g * max_n / 4. The vectors' maxima are found first, so
+// that their divisions overlap, and the bytes of 64 elements are stored at once (vpmovdb to
+// memory is slow on AMD).
+template <class Arch>
+void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn, std::int32_t* hi,
+                   std::int32_t* lo, float* scale) noexcept {
+  const auto load = [&](const float* qg, std::size_t i) {
+    const __m512 x = _mm512_loadu_ps(qg + i);
+    return c != nullptr ? _mm512_mul_ps(x, _mm512_loadu_ps(c + i)) : x;
+  };
+  float m[4];
+  bool finite[4];
+  for (std::size_t g = 0; g < gn; ++g) {
+    __m512 mg = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (std::size_t i = 0; i < n; i += 16) {
+      const __m512 x = load(q + g * n, i);
+      bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
+      mg = _mm512_max_ps(mg, _mm512_abs_ps(x));
+    }
+    m[g] = _mm512_reduce_max_ps(mg);
+    finite[g] = bad == 0;
+  }
+  const __m512i order = _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0);
+  const __m512i low7 = _mm512_set1_epi32(127);
+  for (std::size_t g = 0; g < gn; ++g) {
+    const int8_dots::int8_form f = int8_dots::form_from<Arch>(m[g], finite[g], grid);
+    scale[g] = f.scale;
+    const __m512 inv = _mm512_set1_ps(f.inv);
+    for (std::size_t i = 0; i < n; i += 64) {
+      __m128i h[4], l[4];
+      for (std::size_t p = 0; p < 4; ++p) {
+        // NaN (inv == 0, q not finite) converts to INT_MIN: both bytes zero.
+        const __m512i k = _mm512_cvtps_epi32(
+            _mm512_mul_ps(_mm512_permutexvar_ps(order, load(q + g * n, i + 16 * p)), inv));
+        h[p] = _mm512_cvtepi32_epi8(_mm512_srai_epi32(k, 7));
+        l[p] = _mm512_cvtepi32_epi8(_mm512_and_si512(k, low7));
+      }
+      const auto join = [](const __m128i(&x)[4]) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(x[1], x[0])),
+                                  _mm256_set_m128i(x[3], x[2]), 1);
+      };
+      _mm512_storeu_si512(hi + g * (max_n / 4) + i / 4, join(h));
+      _mm512_storeu_si512(lo + g * (max_n / 4) + i / 4, join(l));
+    }
+  }
+}
+
+// Dword j (of eight: the 32 bytes of 64 elements) of 16 rows, one row per lane. Registers
+// hold two rows (k and k + 4, or k + 4 and k + 8); two unpack stages transpose 4 x 4 blocks
+// within 128-bit lanes and a lane shuffle puts rows 0..15 in order.
+template <class Arch>
+QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t stride,
+                                          __m512i (&col)[8]) noexcept {
+  __m512i x[8], t[8], u[8];
+  for (std::size_t k = 0; k < 8; ++k) {
+    const std::uint8_t* row = in + (k < 4 ? k : k + 4) * stride;
+    x[k] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 4 * stride)), 1);
+  }
+  for (std::size_t k = 0; k < 8; k += 2) {
+    t[k] = _mm512_unpacklo_epi32(x[k], x[k + 1]);
+    t[k + 1] = _mm512_unpackhi_epi32(x[k], x[k + 1]);
+  }
+  // u[k + a], a < 4: 128-bit lanes dword a of rows k..k+3 (low halves), dword a + 4 of them,
+  // then the same of the high halves.
+  for (std::size_t k = 0; k < 8; k += 4) {
+    u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]);
+    u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
+    u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]);
+    u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
+  }
+  for (std::size_t a = 0; a < 4; ++a) {
+    col[a] = _mm512_shuffle_i32x4(u[a], u[a + 4], _MM_SHUFFLE(2, 0, 2, 0));
+    col[a + 4] = _mm512_shuffle_i32x4(u[a], u[a + 4], _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// Scores of 16 rows (`keep` masks the ones to store) for G <= 4 split vectors, n a multiple of
+// 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
+// (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast.
+template <std::size_t G, class Arch>
+QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
+                                     const std::int32_t* hi, const std::int32_t* lo,
+                                     const float* scale, float* out, std::size_t ld,
+                                     __mmask16 keep) noexcept {
+  __m512i ah[G], al[G];
+  for (std::size_t g = 0; g < G; ++g) ah[g] = al[g] = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi8(15);
+  for (std::size_t i = 0; i < n; i += 64) {
+    __m512i col[8];
+    transpose16<Arch>(in + i / 2, stride, col);
+    for (std::size_t j = 0; j < 8; ++j) {
+      const __m512i even = _mm512_and_si512(col[j], low4);
+      const __m512i odd = _mm512_and_si512(_mm512_srli_epi16(col[j], 4), low4);
+      const std::size_t e = i / 4 + 2 * j;  // the dword pair of elements i + 8j .. i + 8j + 7
+      for (std::size_t g = 0; g < G; ++g) {
+        const std::int32_t* hg = hi + g * (max_n / 4);
+        const std::int32_t* lg = lo + g * (max_n / 4);
+        ah[g] = _mm512_dpbusd_epi32(ah[g], even, _mm512_set1_epi32(hg[e]));
+        ah[g] = _mm512_dpbusd_epi32(ah[g], odd, _mm512_set1_epi32(hg[e + 1]));
+        al[g] = _mm512_dpbusd_epi32(al[g], even, _mm512_set1_epi32(lg[e]));
+        al[g] = _mm512_dpbusd_epi32(al[g], odd, _mm512_set1_epi32(lg[e + 1]));
+      }
+    }
+  }
+  for (std::size_t g = 0; g < G; ++g) {
+    const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g]);
+    _mm512_mask_storeu_ps(out + g * ld, keep,
+                          _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum)));
+  }
+}
+
+template <std::size_t G, class Arch>
+QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
+                                         std::size_t rows, std::size_t n, const std::int32_t* hi,
+                                         const std::int32_t* lo, const float* scale, float* out,
+                                         std::size_t ld) noexcept {
+  std::size_t r = 0;
+  for (; r + 16 <= rows; r += 16) {
+    rows::prefetch_rows<Arch>(in + (r + 32) * stride, 16 * stride);
+    rows16<G, Arch>(in + r * stride, stride, n, hi, lo, scale, out + r, ld, 0xFFFF);
+  }
+  if (r < rows) {  // the last rows, copied after zero rows so that 16 are read
+    alignas(64) std::uint8_t tail[16 * max_n / 2];
+    const std::size_t rn = rows - r, bytes = n / 2;
+    std::memset(tail, 0, 16 * bytes);
+    for (std::size_t t = 0; t < rn; ++t)
+      std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
+    rows16<G, Arch>(tail, bytes, n, hi, lo, scale, out + r, ld,
+                    static_cast<__mmask16>((1u << rn) - 1));
+  }
+}
+
+// 4-bit rows, n a multiple of 64 (<= max_n).
+template <class Arch>
+QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t stride,
+                                         std::size_t rows, std::size_t n, const float* q,
+                                         const float* c, std::size_t nq, float* out,
+                                         std::size_t ld) noexcept {
+  alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    float scale[4] = {};
+    split_queries<Arch>(q + g0 * n, c, n, gn, hi, lo, scale);
+    float* og = out + g0 * ld;
+    switch (gn) {
+      case 1:
+        vnni_group<1, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
+        break;
+      case 2:
+        vnni_group<2, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
+        break;
+      case 3:
+        vnni_group<3, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
+        break;
+      default:
+        vnni_group<4, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
+        break;
+    }
+  }
+}
+#undef QCODEC_INT16_VNNI_INLINE
+#undef QCODEC_INT16_VNNI_TARGET
+#endif
+
+}  // namespace detail::int16_dots
+
+/// code_row_dots_i16 without instructions beyond Arch's (no VNNI).
+template <class Arch>
+void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                            std::size_t n, unsigned bits, const float* q, const float* c,
+                            std::size_t nq, float* out, std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  if (bits == 4 && n % 64 == 0 && n <= d::max_n)
+    return d::dots4_float_chunks<Arch>(in, stride, rows, n, q, c, nq, out, ld);
+  d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
+}
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+/// code_row_dots_i16 with AVX-512 VNNI (only on CPUs that have it).
+template <class Arch>
+void code_row_dots_i16_vnni(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                            std::size_t n, unsigned bits, const float* q, const float* c,
+                            std::size_t nq, float* out, std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  if (bits == 4 && n % 64 == 0 && n <= d::max_n)
+    return d::dots4_vnni<Arch>(in, stride, rows, n, q, c, nq, out, ld);
+  code_row_dots_i16_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
+}
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace simd
+
+namespace ref {
+
+inline void code_row_dots_i16(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                              std::size_t n, unsigned bits, const float* q, const float* c,
+                              std::size_t nq, float* out, std::size_t ld) noexcept {
+  simd::detail::int16_dots::dots_generic<simd::scalar>(in, stride, rows, n, bits, q, c, nq, out,
+                                                       ld);
+}
+
+}  // namespace ref
+
+namespace simd {
+
+/// The entries of a kernel table (see kernel_table.hpp).
+struct int16_dot_kernels {
+  /// The fastest form for the running CPU.
+  void (*code_row_dots_i16)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
+                            const float*, const float*, std::size_t, float*, std::size_t) noexcept;
+  /// The same results without extensions the table's target does not imply (no VNNI).
+  void (*code_row_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                                 unsigned, const float*, const float*, std::size_t, float*,
+                                 std::size_t) noexcept;
+};
+
+template <class Arch>
+int16_dot_kernels make_int16_dot_kernels() noexcept {
+  if constexpr (is_scalar_v<Arch>) {
+    return {&ref::code_row_dots_i16, &ref::code_row_dots_i16};
+  } else {
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (cpu_supports_avx512_vnni())
+        return {&code_row_dots_i16_vnni<Arch>, &code_row_dots_i16_base<Arch>};
+    }
+#endif
+    return {&code_row_dots_i16_base<Arch>, &code_row_dots_i16_base<Arch>};
+  }
+}
+
+}  // namespace simd
+}  // namespace qcodec

@@ -1,0 +1,196 @@
+// code_row_dots_i8 and code_row_dots_i16 (each in both forms: the fastest for this CPU, and the
+// one without VNNI) against their oracles, bit for bit (the sums are exact integers, converted
+// and scaled once). Buffers end exactly at the last row's last byte, so AddressSanitizer sees
+// any read past it.
+#include <qcodec/simd/int16_dots.hpp>
+#include <qcodec/simd/int8_dots.hpp>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "../../support/same_bits.hpp"
+#include "parity.hpp"
+
+namespace {
+
+struct dots_case {
+  unsigned bits;
+  std::size_t n, rows, nq, pad, offset;
+};
+
+// Both kernels called as code_row_dots_i16 is: int8 takes no per-element scales (c == nullptr).
+using dots_kernel =
+    std::function<void(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
+                       const float*, const float*, std::size_t, float*, std::size_t)>;
+
+dots_kernel without_scales(decltype(qcodec::simd::int8_dot_kernels::code_row_dots_i8) kernel) {
+  return [kernel](const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                  unsigned bits, const float* q, const float*, std::size_t nq, float* out,
+                  std::size_t ld) { kernel(in, stride, rows, n, bits, q, nq, out, ld); };
+}
+
+// One integer form: its oracle, its two table entries, the largest integer of its grid and
+// whether it takes per-element scales.
+struct integer_dots {
+  const char* name;
+  dots_kernel oracle;
+  dots_kernel forms[2];
+  int grid;
+  bool scaled;
+};
+
+const integer_dots kinds[] = {
+    {"int8",
+     without_scales(&qcodec::ref::code_row_dots_i8),
+     {without_scales(parity::under_test().int8_dots.code_row_dots_i8),
+      without_scales(parity::under_test().int8_dots.code_row_dots_i8_base)},
+     127,
+     false},
+    {"int16",
+     &qcodec::ref::code_row_dots_i16,
+     {parity::under_test().int16_dots.code_row_dots_i16,
+      parity::under_test().int16_dots.code_row_dots_i16_base},
+     16383,
+     true},
+};
+
+std::vector<float> scores(const dots_kernel& kernel, const dots_case& c, const std::uint8_t* in,
+                          std::size_t stride, const std::vector<float>& q, const float* scales) {
+  const std::size_t ld = c.rows + 2;
+  std::vector<float> out(c.nq * ld, 9.0f);
+  kernel(in, stride, c.rows, c.n, c.bits, q.data(), scales, c.nq, out.data(), ld);
+  return out;
+}
+
+// `scales`: per-element scales for the kinds that take them (else none).
+void check(const integer_dots& kind, const dots_case& c, const std::vector<float>& q,
+           std::mt19937& rng, const std::vector<float>& scales = {}) {
+  const std::size_t bytes = (c.n * c.bits + 7) / 8, stride = bytes + c.pad;
+  const std::size_t total = c.rows == 0 ? 0 : (c.rows - 1) * stride + bytes;
+  std::vector<std::uint8_t> storage(total + c.offset);
+  std::uint8_t* in = storage.data() + c.offset;
+  for (std::size_t i = 0; i < total; ++i) in[i] = static_cast<std::uint8_t>(rng());
+  const float* sc = kind.scaled && !scales.empty() ? scales.data() : nullptr;
+  INFO(kind.name << " bits=" << c.bits << " n=" << c.n << " rows=" << c.rows << " nq=" << c.nq
+                 << " pad=" << c.pad << " offset=" << c.offset << " scaled=" << (sc != nullptr));
+  const std::vector<float> want = scores(kind.oracle, c, in, stride, q, sc);
+  for (const dots_kernel& kernel : kind.forms)
+    REQUIRE(same_bits(want, scores(kernel, c, in, stride, q, sc)));
+}
+
+// Per-channel scales as KIVI keys have them: mostly small, a few channels 10-100x larger.
+std::vector<float> channel_scales(std::size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> small(0.01f, 0.1f), large(1.0f, 10.0f);
+  std::vector<float> c(n);
+  for (std::size_t i = 0; i < n; ++i) c[i] = i % 17 == 3 ? large(rng) : small(rng);
+  return c;
+}
+
+std::vector<float> normal_queries(std::size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(count);
+  for (float& v : q) v = normal(rng);
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("integer code row dots match their oracles bit for bit", "[parity][integer_dots]") {
+  std::mt19937 rng(42);
+  const std::size_t dims[] = {1, 7, 16, 33, 63, 64, 65, 96, 128, 192, 256, 320, 384, 512, 1024};
+  for (const integer_dots& kind : kinds)
+    for (std::size_t n : dims)
+      for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 15u, 16u, 17u, 32u, 70u})
+        for (std::size_t nq : {1u, 3u, 4u, 5u, 8u})
+          for (std::size_t pad : {0u, 3u})
+            for (unsigned bits = 1; bits <= 8; ++bits) {
+              if (bits != 4 && (rows > 5 || nq > 4 || n > 256)) continue;  // generic path: fewer
+              const dots_case c{bits, n, rows, nq, pad, (n + rows + nq) % 3};
+              check(kind, c, normal_queries(nq * n, rng), rng);
+              if (kind.scaled)
+                check(kind, c, normal_queries(nq * n, rng), rng, channel_scales(n, rng));
+            }
+}
+
+TEST_CASE("integer code row dots: zero, huge, tiny and non-finite queries",
+          "[parity][integer_dots]") {
+  std::mt19937 rng(7);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const integer_dots& kind : kinds)
+    for (std::size_t n : {64u, 128u, 256u, 100u})
+      for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
+        std::vector<float> q = normal_queries(3 * n, rng);
+        // Vector 1: zero, or small, or (1e-38) so small that grid / max overflows.
+        for (std::size_t i = 0; i < n; ++i)
+          q[n + i] = special == 0.0f     ? 0.0f
+                     : special == 1e-38f ? q[n + i] * 1e-39f
+                                         : q[n + i] * 1e-3f;
+        q[n + n / 2] = special;  // vector 1 holds the special value
+        const dots_case c{4, n, 9, 3, 1, 0};
+        check(kind, c, q, rng);
+        // And what the values mean: NaN scores for a non-finite vector, zeros for a zero one.
+        const std::size_t bytes = n / 2 + 1;
+        std::vector<std::uint8_t> in(9 * bytes, 0x5A);
+        for (const dots_kernel& kernel : kind.forms) {
+          const std::vector<float> got = scores(kernel, c, in.data(), bytes, q, nullptr);
+          for (std::size_t r = 0; r < 9; ++r) {
+            if (!std::isfinite(special)) CHECK(std::isnan(got[11 + r]));
+            if (special == 0.0f || special == 1e-38f) CHECK(got[11 + r] == 0.0f);
+            CHECK(std::isfinite(got[r]));
+          }
+        }
+      }
+}
+
+TEST_CASE("integer code row dots: a query on the grid is scored exactly",
+          "[parity][integer_dots]") {
+  // q = k s with integers |k| <= grid (one of them -grid): quantizing gives k back, so the score
+  // is s' sum(code k) with s' within an ulp or two of s.
+  std::mt19937 rng(3);
+  for (const integer_dots& kind : kinds)
+    for (std::size_t n : {64u, 128u, 96u}) {
+      std::uniform_int_distribution<int> integer(-kind.grid, kind.grid);
+      const float s = 0.0173f;
+      std::vector<int> k(n);
+      std::vector<float> q(n);
+      for (std::size_t i = 0; i < n; ++i) k[i] = i == 5 ? -kind.grid : integer(rng);
+      for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<float>(k[i]) * s;
+      std::vector<std::uint8_t> in(4 * n / 2);
+      for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+      std::vector<float> out(4);
+      for (const dots_kernel& kernel : kind.forms) {
+        kernel(in.data(), n / 2, 4, n, 4, q.data(), nullptr, 1, out.data(), 4);
+        for (std::size_t r = 0; r < 4; ++r) {
+          long sum = 0;
+          for (std::size_t i = 0; i < n; ++i) {
+            const unsigned byte = in[r * n / 2 + i / 2];
+            sum += static_cast<long>(i % 2 == 0 ? byte & 15u : byte >> 4) * k[i];
+          }
+          const double want = static_cast<double>(sum) * s;
+          CHECK(std::fabs(out[r] - want) <=
+                4 * std::numeric_limits<float>::epsilon() * std::fabs(want) + 1e-30);
+        }
+      }
+    }
+}
+
+TEST_CASE("int16 code row dots with per-element scales score the products q * c",
+          "[parity][integer_dots]") {
+  std::mt19937 rng(11);
+  const integer_dots& kind = kinds[1];
+  for (std::size_t n : {64u, 128u, 100u}) {
+    const dots_case c{4, n, 33, 4, 0, 0};
+    const std::vector<float> q = normal_queries(4 * n, rng), scales = channel_scales(n, rng);
+    std::vector<float> products(q.size());
+    for (std::size_t i = 0; i < q.size(); ++i) products[i] = q[i] * scales[i % n];
+    std::vector<std::uint8_t> in(c.rows * n / 2);
+    for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+    for (const dots_kernel& kernel : kind.forms) {
+      CHECK(same_bits(scores(kernel, c, in.data(), n / 2, q, scales.data()),
+                      scores(kernel, c, in.data(), n / 2, products, nullptr)));
+    }
+  }
+}
