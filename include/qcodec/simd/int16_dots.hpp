@@ -78,37 +78,66 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
   }
 }
 
-// The integer form of one vector (n <= max_n): q15 as floats (exact), and its scale.
+// The integer form of one vector (n a multiple of the batch size, <= max_n): q15 as floats
+// (exact), and its scale.
 template <class Arch>
 int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n,
                                    float* q15) noexcept {
-  for (std::size_t i = 0; i < n; ++i) q15[i] = c != nullptr ? q[i] * c[i] : q[i];
-  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q15, n, grid);
-  for (std::size_t i = 0; i < n; ++i)
-    q15[i] = f.inv == 0.0f ? 0.0f : std::nearbyint(q15[i] * f.inv);
+  using F = batch<float, Arch>;
+  F m(0.0f);
+  auto bad = F(0.0f) != F(0.0f);
+  for (std::size_t i = 0; i < n; i += F::size) {
+    F x = F::load_unaligned(q + i);
+    if (c != nullptr) x = x * F::load_unaligned(c + i);
+    bad = bad | ~xsimd::isfinite(x);
+    m = xsimd::max(m, xsimd::abs(x));
+    x.store_unaligned(q15 + i);
+  }
+  alignas(64) float lanes[F::size];
+  m.store_aligned(lanes);
+  float mx = 0.0f;
+  for (float v : lanes) mx = mx < v ? v : mx;
+  const int8_dots::int8_form f = int8_dots::form_from<Arch>(mx, !xsimd::any(bad), grid);
+  const F inv(f.inv);
+  for (std::size_t i = 0; i < n; i += F::size) {
+    const F k = f.inv == 0.0f ? F(0.0f) : xsimd::nearbyint(F::load_unaligned(q15 + i) * inv);
+    k.store_unaligned(q15 + i);
+  }
   return f;
 }
 
 // 4-bit rows, n a multiple of 64 (<= max_n), through the float row kernel: per 64-element chunk
-// the sums are integers below 2^24, so every float operation on them is exact.
+// the sums are integers below 2^24, so every float operation on them is exact. Up to 4 vectors
+// per kernel call (the kernel unpacks each row once for all of them).
 template <class Arch>
 void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                         const float* q, const float* c, std::size_t nq, float* out,
                         std::size_t ld) noexcept {
-  constexpr std::size_t chunk = 64, block = 64;
-  float q15[max_n], part[block];
-  std::int32_t sums[block];
-  for (std::size_t g = 0; g < nq; ++g) {
-    const int8_dots::int8_form f = integer_query<Arch>(q + g * n, c, n, q15);
+  constexpr std::size_t chunk = 64, block = 64, heads = 4;
+  float q15[heads * max_n], chunk_q[heads * chunk], part[heads * block], scale[heads];
+  std::int32_t sums[heads * block];
+  for (std::size_t g0 = 0; g0 < nq; g0 += heads) {
+    const std::size_t gn = nq - g0 < heads ? nq - g0 : heads;
+    for (std::size_t g = 0; g < gn; ++g)
+      scale[g] = integer_query<Arch>(q + (g0 + g) * n, c, n, q15 + g * n).scale;
     for (std::size_t r0 = 0; r0 < rows; r0 += block) {
       const std::size_t rn = rows - r0 < block ? rows - r0 : block;
-      for (std::size_t r = 0; r < rn; ++r) sums[r] = 0;
+      for (std::size_t i = 0; i < gn * block; ++i) sums[i] = 0;
       for (std::size_t i = 0; i < n; i += chunk) {
-        code_row_dots<Arch>(in + r0 * stride + i / 2, stride, rn, chunk, 4, q15 + i, 1, part, 0);
-        for (std::size_t r = 0; r < rn; ++r) sums[r] += static_cast<std::int32_t>(part[r]);
+        const float* qc = q15;  // [gn][chunk]: the vectors themselves when n == chunk
+        if (n != chunk) {
+          for (std::size_t g = 0; g < gn; ++g)
+            std::memcpy(chunk_q + g * chunk, q15 + g * n + i, chunk * sizeof(float));
+          qc = chunk_q;
+        }
+        code_row_dots<Arch>(in + r0 * stride + i / 2, stride, rn, chunk, 4, qc, gn, part, block);
+        for (std::size_t g = 0; g < gn; ++g)
+          for (std::size_t r = 0; r < rn; ++r)
+            sums[g * block + r] += static_cast<std::int32_t>(part[g * block + r]);
       }
-      for (std::size_t r = 0; r < rn; ++r)
-        out[g * ld + r0 + r] = f.scale * static_cast<float>(sums[r]);
+      for (std::size_t g = 0; g < gn; ++g)
+        for (std::size_t r = 0; r < rn; ++r)
+          out[(g0 + g) * ld + r0 + r] = scale[g] * static_cast<float>(sums[g * block + r]);
     }
   }
 }
