@@ -6,10 +6,16 @@
 // Counters: bits_per_value (the cache's own accounting, everything stored), bytes_read (the
 // compressed K and V one step reads) and the bandwidth that implies. Compare schemes within one
 // run: the fp32 row is the baseline the others' speed-ups are quoted against.
+//
+//   BM_attention_prefill/<scheme>/<context>/<queries>
+//
+// The same attention for a chunk of queries at the end of the context (head_dim 128).
 #include <qcodec/kv.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -20,10 +26,10 @@ namespace kv = qcodec::kv;
 
 constexpr std::size_t kv_heads = 8, q_heads = 32;
 
+// A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
 template <class Cache>
-void BM_attention_decode(benchmark::State& state) {
-  const auto context = static_cast<std::size_t>(state.range(0));
-  const auto head_dim = static_cast<std::size_t>(state.range(1));
+std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
+                                  std::size_t head_dim, kv::sequence_id& seq) {
   kv::cache_config config;
   config.layers = 1;
   config.kv_heads = kv_heads;
@@ -34,9 +40,9 @@ void BM_attention_decode(benchmark::State& state) {
   auto cache = Cache::create(config);
   if (!cache.ok()) {
     state.SkipWithError(cache.error().message().c_str());
-    return;
+    return std::nullopt;
   }
-  const kv::sequence_id seq = cache->add_sequence();
+  seq = cache->add_sequence();
   // Keys with a few outlier channels, as real keys have; fill in chunks to bound memory.
   constexpr std::size_t chunk = 1024;
   const std::size_t row = kv_heads * head_dim;
@@ -49,9 +55,19 @@ void BM_attention_decode(benchmark::State& state) {
     const std::size_t n = std::min(chunk, context - t);
     if (!cache->append(seq, 0, keys.data(), values.data(), n).ok()) {
       state.SkipWithError("append failed");
-      return;
+      return std::nullopt;
     }
   }
+  return std::move(*cache);
+}
+
+template <class Cache>
+void BM_attention_decode(benchmark::State& state) {
+  const auto context = static_cast<std::size_t>(state.range(0));
+  const auto head_dim = static_cast<std::size_t>(state.range(1));
+  kv::sequence_id seq = 0;
+  const std::optional<Cache> cache = filled_cache<Cache>(state, context, head_dim, seq);
+  if (!cache) return;
   const std::vector<float> q = qcodec_bench::normal_floats(q_heads * head_dim, 3);
   std::vector<float> out(q.size());
   for (auto _ : state) {
@@ -64,6 +80,28 @@ void BM_attention_decode(benchmark::State& state) {
   state.counters["bytes_read"] = bytes;
   state.counters["read_bandwidth"] =
       benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(qcodec::simd::kernels().arch);
+}
+
+// Chunked prefill: the last `queries` positions of the context attend at once (causally), as
+// an engine prefilling a prompt in chunks does. Counter: queries_per_second.
+template <class Cache>
+void BM_attention_prefill(benchmark::State& state) {
+  const auto context = static_cast<std::size_t>(state.range(0));
+  const auto queries = static_cast<std::size_t>(state.range(1));
+  constexpr std::size_t head_dim = 128;
+  kv::sequence_id seq = 0;
+  const std::optional<Cache> cache = filled_cache<Cache>(state, context, head_dim, seq);
+  if (!cache) return;
+  const std::vector<float> q = qcodec_bench::normal_floats(queries * q_heads * head_dim, 3);
+  std::vector<float> out(q.size());
+  for (auto _ : state) {
+    const qcodec::status s = kv::attention(*cache, seq, 0, q.data(), q_heads, out.data(), queries);
+    benchmark::DoNotOptimize(out.data());
+    if (!s.ok()) state.SkipWithError(s.message().c_str());
+  }
+  state.counters["queries_per_second"] = benchmark::Counter(
+      static_cast<double>(queries), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(qcodec::simd::kernels().arch);
 }
 
@@ -90,6 +128,16 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi4)->Name("BM_attention_decode/kivi4"
 BENCHMARK_TEMPLATE(BM_attention_decode, rotated4)
     ->Name("BM_attention_decode/rotated4")
     ->Apply(shapes);
+
+void prefill_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({4096, 64})->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_TEMPLATE(BM_attention_prefill, fp32)
+    ->Name("BM_attention_prefill/fp32")
+    ->Apply(prefill_shapes);
+BENCHMARK_TEMPLATE(BM_attention_prefill, kivi4)
+    ->Name("BM_attention_prefill/kivi4")
+    ->Apply(prefill_shapes);
 
 // 4-bit keys score integer queries by default (per_token: int8, per_channel: 15-bit); these
 // score the float query, for the same-run comparison.

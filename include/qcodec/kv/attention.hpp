@@ -16,7 +16,8 @@
 // to meanwhile).
 //
 // Several queries at once (chunked prefill): q is [n_queries][q_heads][head_dim]; query i sits
-// at position length - n_queries + i and attends causally to tokens [0, that position].
+// at position length - n_queries + i and attends causally to tokens [0, that position]. Blocks
+// are read once for up to 16 queries (pre-RoPE keys decoded and rotated once for them too).
 //
 // Accuracy: the result is reference_attention (kv/reference.hpp, double precision) on the
 // cache's own decoding (decode_layer), with compressed tokens scored as the key codec scores
@@ -132,13 +133,21 @@ template <class Cache>
   const auto keys = c.key_stream(s, layer);
   const auto values = c.value_stream(s, layer);
 
-  // Per query head of the group: prepared query, softmax state, two accumulators (values from
-  // compressed units live in the value codec's space until finish_output; exact values do not).
-  // Scores and weights of one block: [group][ld], ld leaving room for a whole trailing unit.
+  // Queries are taken query_chunk positions at a time, and each block of the cache is read once
+  // for all of them (and all the query heads of its KV head): chunked prefill makes
+  // n_queries / query_chunk passes over the cache, not n_queries.
+  constexpr std::size_t query_chunk = 16;
+  // Per query row (query position and head of the group, r = position * group + head): the
+  // query as given and as the key codec prepares it, softmax state, two accumulators (values
+  // from compressed units live in the value codec's space until finish_output; exact values do
+  // not). Scores and weights of one block: [row][ld], ld leaving room for a whole trailing unit.
   const std::size_t ld = block + std::max(key_group, value_group);
-  std::vector<float> prepared(group * d), acc_codec(group * d), acc_float(group * d);
-  std::vector<float> scores(group * ld), weights(group * ld);
-  std::vector<float> running_max(group), running_sum(group);
+  const std::size_t max_rows = std::min(n_queries, query_chunk) * group;
+  std::vector<float> raw(max_rows * d), prepared(max_rows * d);
+  std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
+  std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
+  std::vector<float> running_max(max_rows), running_sum(max_rows);
+  std::vector<std::size_t> visible_to(query_chunk);             // visible_of each query of a chunk
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
@@ -150,28 +159,36 @@ template <class Cache>
   const std::size_t exact_bytes = float_bytes(cfg.exact_format);
   const std::size_t exact_stride = cfg.kv_heads * d * exact_bytes;
 
-  for (std::size_t qi = 0; qi < n_queries; ++qi) {
-    // Causal: the query sees tokens [0, visible).
-    const std::size_t visible =
-        positioned ? static_cast<std::size_t>(std::upper_bound(options.token_positions,
-                                                               options.token_positions + length,
-                                                               options.query_positions[qi]) -
-                                              options.token_positions)
-                   : length - n_queries + qi + 1;
-    for (std::size_t h = head_begin; h < head_end; ++h) {
-      const float* qh = q + (qi * q_heads + h * group) * d;  // [group][d]
-      const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
-        return base + (token * cfg.kv_heads + h) * d * exact_bytes;
-      };
+  // Causal: query qi sees tokens [0, visible_of(qi)).
+  const auto visible_of = [&](std::size_t qi) -> std::size_t {
+    if (!positioned) return length - n_queries + qi + 1;
+    const std::uint32_t* first = options.token_positions;
+    return static_cast<std::size_t>(
+        std::upper_bound(first, first + length, options.query_positions[qi]) - first);
+  };
+  for (std::size_t h = head_begin; h < head_end; ++h) {
+    const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
+      return base + (token * cfg.kv_heads + h) * d * exact_bytes;
+    };
+    for (std::size_t q0 = 0; q0 < n_queries; q0 += query_chunk) {
+      const std::size_t qn = std::min(query_chunk, n_queries - q0), nr = qn * group;
+      std::size_t visible = 0;  // the most any query of the chunk sees
+      for (std::size_t k = 0; k < qn; ++k) {
+        const std::size_t qi = q0 + k;
+        visible_to[k] = visible_of(qi);
+        visible = std::max(visible, visible_to[k]);
+        std::memcpy(&raw[k * group * d], q + (qi * q_heads + h * group) * d,
+                    group * d * sizeof(float));
+      }
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
-        for (std::size_t g = 0; g < group; ++g) {
-          c.keys(layer, h).prepare_query(qh + g * d, &prepared[g * d]);
+        for (std::size_t r = 0; r < nr; ++r) {
+          c.keys(layer, h).prepare_query(&raw[r * d], &prepared[r * d]);
         }
       }
-      std::fill(acc_codec.begin(), acc_codec.end(), 0.0f);
-      std::fill(acc_float.begin(), acc_float.end(), 0.0f);
-      std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
-      std::fill(running_sum.begin(), running_sum.end(), 0.0f);
+      std::fill_n(acc_codec.begin(), nr * d, 0.0f);
+      std::fill_n(acc_float.begin(), nr * d, 0.0f);
+      std::fill_n(running_max.begin(), nr, -std::numeric_limits<float>::infinity());
+      std::fill_n(running_sum.begin(), nr, 0.0f);
 
       // Blocks: the sinks, then page-aligned runs of the remaining tokens (so that the
       // compressed units of a block are consecutive units of one page).
@@ -190,9 +207,9 @@ template <class Cache>
                                 [&](std::size_t j) { return c.value_unit(s, layer, h, j); });
         }
 
-        // 1. Scores of tokens [begin, stop) for the group's query heads; a unit cut by the
-        //    causal limit is scored whole and its extra tokens ignored. Keys stored before RoPE
-        //    are decoded a block at a time and rotated to their positions first.
+        // 1. Scores of tokens [begin, stop) for every query row; a unit cut by the causal limit
+        //    is scored whole and its extra tokens ignored. Keys stored before RoPE are decoded a
+        //    block at a time and rotated to their positions first.
         if (cfg.rope.pre_rope) {
           for (std::size_t t = begin; t < stop;) {
             float* row = &key_rows[(t - begin) * d];
@@ -218,44 +235,48 @@ template <class Cache>
             t += run;
           }
           rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
-                            d * sizeof(float), n, d, qh, group, scores.data(), ld);
+                            d * sizeof(float), n, d, raw.data(), nr, scores.data(), ld);
         }
         for (std::size_t t = cfg.rope.pre_rope ? stop : begin; t < stop;) {
           float* st = &scores[t - begin];
           if (t < keys.sinks) {
-            exact_dots(rows_of(keys.sink_data, t), exact_stride, stop - t, d, qh, group, st, ld);
+            exact_dots(rows_of(keys.sink_data, t), exact_stride, stop - t, d, raw.data(), nr, st,
+                       ld);
             t = stop;
           } else if (t < keys.sinks + keys.compressed) {
             const std::size_t j = t - keys.sinks;
             const std::size_t last = std::min(stop, keys.sinks + keys.compressed);
             const std::size_t units = (last - t + key_group - 1) / key_group;
-            c.keys(layer, h).scores(c.key_unit(s, layer, h, j), units, prepared.data(), group, st,
-                                    ld);
+            c.keys(layer, h).scores(c.key_unit(s, layer, h, j), units, prepared.data(), nr, st, ld);
             t += units * key_group;
           } else {
             const std::size_t first = t - keys.sinks - keys.compressed;
-            exact_dots(rows_of(keys.tail_data, first), exact_stride, stop - t, d, qh, group, st,
-                       ld);
+            exact_dots(rows_of(keys.tail_data, first), exact_stride, stop - t, d, raw.data(), nr,
+                       st, ld);
             t = stop;
           }
         }
 
-        // 2. Online softmax: weights of the block, accumulators rescaled to the new maximum.
-        for (std::size_t g = 0; g < group; ++g) {
-          float* sg = &scores[g * ld];
-          float* wg = &weights[g * ld];
-          for (std::size_t k = 0; k < n; ++k) sg[k] *= scale;    // no reduction: vectorised
-          const float block_max = reductions.minmax(sg, n).max;  // (NaN scores are skipped)
-          const float new_max = std::max(running_max[g], block_max);
-          const float rescale = std::exp(running_max[g] - new_max);  // 0 on the first block
-          running_max[g] = new_max;
-          const float sum = softmax.exp_shifted(sg, n, new_max, wg);
-          std::fill(wg + n, wg + ld, 0.0f);
-          running_sum[g] = running_sum[g] * rescale + sum;
+        // 2. Online softmax over the tokens each row sees: weights of the block (zero past the
+        //    row's causal limit), accumulators rescaled to the new maximum.
+        for (std::size_t r = 0; r < nr; ++r) {
+          float* sg = &scores[r * ld];
+          float* wg = &weights[r * ld];
+          const std::size_t limit = visible_to[r / group];
+          const std::size_t seen = limit > begin ? std::min(stop, limit) - begin : 0;
+          std::fill(wg + seen, wg + ld, 0.0f);
+          if (seen == 0) continue;  // a later query's tokens: nothing for this row
+          for (std::size_t k = 0; k < seen; ++k) sg[k] *= scale;    // no reduction: vectorised
+          const float block_max = reductions.minmax(sg, seen).max;  // (NaN scores are skipped)
+          const float new_max = std::max(running_max[r], block_max);
+          const float rescale = std::exp(running_max[r] - new_max);  // 0 on the first block
+          running_max[r] = new_max;
+          const float sum = softmax.exp_shifted(sg, seen, new_max, wg);
+          running_sum[r] = running_sum[r] * rescale + sum;
           if (rescale != 1.0f) {
             for (std::size_t i = 0; i < d; ++i) {
-              acc_codec[g * d + i] *= rescale;
-              acc_float[g * d + i] *= rescale;
+              acc_codec[r * d + i] *= rescale;
+              acc_float[r * d + i] *= rescale;
             }
           }
         }
@@ -264,19 +285,19 @@ template <class Cache>
         for (std::size_t t = begin; t < stop;) {
           const float* w = &weights[t - begin];
           if (t < values.sinks) {
-            exact_axpys(rows_of(values.sink_data, t), exact_stride, stop - t, d, w, ld, group,
+            exact_axpys(rows_of(values.sink_data, t), exact_stride, stop - t, d, w, ld, nr,
                         acc_float.data());
             t = stop;
           } else if (t < values.sinks + values.compressed) {
             const std::size_t j = t - values.sinks;
             const std::size_t last = std::min(stop, values.sinks + values.compressed);
             const std::size_t units = (last - t + value_group - 1) / value_group;
-            c.values(layer, h).accumulate(c.value_unit(s, layer, h, j), units, w, ld, group,
+            c.values(layer, h).accumulate(c.value_unit(s, layer, h, j), units, w, ld, nr,
                                           acc_codec.data());
             t += units * value_group;
           } else {
             const std::size_t first = t - values.sinks - values.compressed;
-            exact_axpys(rows_of(values.tail_data, first), exact_stride, stop - t, d, w, ld, group,
+            exact_axpys(rows_of(values.tail_data, first), exact_stride, stop - t, d, w, ld, nr,
                         acc_float.data());
             t = stop;
           }
@@ -285,15 +306,15 @@ template <class Cache>
       }
 
       // 4. Normalise: out = (finish(acc_codec) + acc_float) / sum.
-      for (std::size_t g = 0; g < group; ++g) {
-        float* ac = &acc_codec[g * d];
+      for (std::size_t r = 0; r < nr; ++r) {
+        const std::size_t qh = (q0 + r / group) * q_heads + h * group + r % group;
+        float* ac = &acc_codec[r * d];
         c.values(layer, h).finish_output(ac);
-        float* o = out + (qi * q_heads + h * group + g) * d;
-        const float inv = running_sum[g] > 0.0f ? 1.0f / running_sum[g] : 0.0f;  // 0: no token
-        for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[g * d + i]) * inv;
+        float* o = out + qh * d;
+        const float inv = running_sum[r] > 0.0f ? 1.0f / running_sum[r] : 0.0f;  // 0: no token
+        for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[r * d + i]) * inv;
         if (options.log_sum_exp != nullptr) {
-          options.log_sum_exp[qi * q_heads + h * group + g] =
-              running_max[g] + std::log(running_sum[g]);
+          options.log_sum_exp[qh] = running_max[r] + std::log(running_sum[r]);
         }
       }
     }
