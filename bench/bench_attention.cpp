@@ -7,9 +7,10 @@
 // compressed K and V one step reads) and the bandwidth that implies. Compare schemes within one
 // run: the fp32 row is the baseline the others' speed-ups are quoted against.
 //
-//   BM_attention_prefill/<scheme>/<context>/<queries>
+//   BM_attention_prefill/<scheme>/<context>/<queries>/<pre_rope>
 //
-// The same attention for a chunk of queries at the end of the context (head_dim 128).
+// The same attention for a chunk of queries at the end of the context (head_dim 128), with keys
+// stored after RoPE (0) or before it (1).
 #include <qcodec/kv.hpp>
 
 #include <cstdint>
@@ -29,8 +30,10 @@ constexpr std::size_t kv_heads = 8, q_heads = 32;
 // A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
 template <class Cache>
 std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
-                                  std::size_t head_dim, kv::sequence_id& seq) {
+                                  std::size_t head_dim, kv::sequence_id& seq,
+                                  bool pre_rope = false) {
   kv::cache_config config;
+  config.rope.pre_rope = pre_rope;
   config.layers = 1;
   config.kv_heads = kv_heads;
   config.head_dim = head_dim;
@@ -84,14 +87,16 @@ void BM_attention_decode(benchmark::State& state) {
 }
 
 // Chunked prefill: the last `queries` positions of the context attend at once (causally), as
-// an engine prefilling a prompt in chunks does. Counter: queries_per_second.
+// an engine prefilling a prompt in chunks does; keys stored after RoPE, or before it (third
+// argument 1). Counter: queries_per_second.
 template <class Cache>
 void BM_attention_prefill(benchmark::State& state) {
   const auto context = static_cast<std::size_t>(state.range(0));
   const auto queries = static_cast<std::size_t>(state.range(1));
+  const bool pre_rope = state.range(2) != 0;
   constexpr std::size_t head_dim = 128;
   kv::sequence_id seq = 0;
-  const std::optional<Cache> cache = filled_cache<Cache>(state, context, head_dim, seq);
+  const std::optional<Cache> cache = filled_cache<Cache>(state, context, head_dim, seq, pre_rope);
   if (!cache) return;
   const std::vector<float> q = qcodec_bench::normal_floats(queries * q_heads * head_dim, 3);
   std::vector<float> out(q.size());
@@ -130,7 +135,7 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4)
     ->Apply(shapes);
 
 void prefill_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({4096, 64})->Unit(benchmark::kMillisecond);
+  b->Args({4096, 64, 0})->Args({4096, 64, 1})->Unit(benchmark::kMillisecond);
 }
 BENCHMARK_TEMPLATE(BM_attention_prefill, fp32)
     ->Name("BM_attention_prefill/fp32")

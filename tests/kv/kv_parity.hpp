@@ -165,7 +165,7 @@ void check_all(std::size_t tokens, std::size_t sinks, std::size_t residual,
   const Cache c = filled_cache<Cache>(small_config(sinks, residual, exact), data, seq);
   check_reference_parity(c, seq, 1, 1, 7);
   if (tokens >= 5) check_reference_parity(c, seq, 0, 5, 8);  // chunked prefill, causal
-  // More queries than attention takes at once (16): the last chunk sees the whole cache.
+  // More queries than attention takes at once (16); the last query sees the whole cache.
   if (tokens >= 21) check_reference_parity(c, seq, 0, 21, 9);
 }
 

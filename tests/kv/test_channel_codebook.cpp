@@ -180,11 +180,12 @@ TEST_CASE("pre-RoPE cache: attention equals a cache given the rotated keys", "[k
       const kv::sequence_id sa = a->add_sequence(), sb = b->add_sequence();
       REQUIRE(a->append(sa, 0, data.keys.data(), data.values.data(), data.tokens).ok());
       REQUIRE(b->append(sb, 0, rotated.data(), data.values.data(), data.tokens).ok());
+      // 20 queries: more than attention takes at once (16), each block rotated once for them.
       const std::vector<float> q =
-          kv_test::make_queries(3 * kv_test::q_heads * kv_test::head_dim, 9);
+          kv_test::make_queries(20 * kv_test::q_heads * kv_test::head_dim, 9);
       std::vector<float> oa(q.size()), ob(q.size());
-      REQUIRE(kv::attention(*a, sa, 0, q.data(), kv_test::q_heads, oa.data(), 3).ok());
-      REQUIRE(kv::attention(*b, sb, 0, q.data(), kv_test::q_heads, ob.data(), 3).ok());
+      REQUIRE(kv::attention(*a, sa, 0, q.data(), kv_test::q_heads, oa.data(), 20).ok());
+      REQUIRE(kv::attention(*b, sb, 0, q.data(), kv_test::q_heads, ob.data(), 20).ok());
       for (std::size_t i = 0; i < q.size(); ++i) CHECK(oa[i] == Approx(ob[i]).margin(1e-5));
       kv_test::check_reference_parity(*a, sa, 0, 5, 10);
       // Exact tokens in fp16: pre-RoPE sink and residual keys are widened, then rotated.

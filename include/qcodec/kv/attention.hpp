@@ -8,7 +8,7 @@
 // value codec's accumulate(), exact (fp32 or fp16) sink and residual tokens directly. Each row
 // is read once for all the query heads that share its KV head. Tokens are visited in blocks of
 // one page with an online softmax (running maximum and sum, accumulators rescaled when the maximum
-// grows), so memory traffic is one pass over the compressed cache.
+// grows), so memory traffic is one pass over the compressed cache (per 16 queries, below).
 //
 // GQA / MQA: q holds q_heads = group * kv_heads heads; query head i attends with KV head
 // i / group. attention() handles KV heads [head_begin, head_end) and their query heads only, so
@@ -17,7 +17,8 @@
 //
 // Several queries at once (chunked prefill): q is [n_queries][q_heads][head_dim]; query i sits
 // at position length - n_queries + i and attends causally to tokens [0, that position]. Blocks
-// are read once for up to 16 queries (pre-RoPE keys decoded and rotated once for them too).
+// are read once for up to 16 queries (pre-RoPE keys decoded and rotated once for them too); the
+// tokens a query does not see get weight 0 there, so values must be finite (0 * inf is NaN).
 //
 // Accuracy: the result is reference_attention (kv/reference.hpp, double precision) on the
 // cache's own decoding (decode_layer), with compressed tokens scored as the key codec scores
@@ -133,11 +134,11 @@ template <class Cache>
   const auto keys = c.key_stream(s, layer);
   const auto values = c.value_stream(s, layer);
 
-  // Queries are taken query_chunk positions at a time, and each block of the cache is read once
-  // for all of them (and all the query heads of its KV head): chunked prefill makes
-  // n_queries / query_chunk passes over the cache, not n_queries.
+  // Queries are taken query_chunk at a time, and each block of the cache is read once for all of
+  // them (and all the query heads of its KV head): chunked prefill makes ceil(n_queries / 16)
+  // passes over each KV head's tokens, not n_queries.
   constexpr std::size_t query_chunk = 16;
-  // Per query row (query position and head of the group, r = position * group + head): the
+  // Per row of a chunk (r = (qi - q0) * group + g for query qi and head g of the group): the
   // query as given and as the key codec prepares it, softmax state, two accumulators (values
   // from compressed units live in the value codec's space until finish_output; exact values do
   // not). Scores and weights of one block: [row][ld], ld leaving room for a whole trailing unit.
@@ -147,7 +148,6 @@ template <class Cache>
   std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
   std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
   std::vector<float> running_max(max_rows), running_sum(max_rows);
-  std::vector<std::size_t> visible_to(query_chunk);             // visible_of each query of a chunk
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
@@ -159,25 +159,27 @@ template <class Cache>
   const std::size_t exact_bytes = float_bytes(cfg.exact_format);
   const std::size_t exact_stride = cfg.kv_heads * d * exact_bytes;
 
-  // Causal: query qi sees tokens [0, visible_of(qi)).
-  const auto visible_of = [&](std::size_t qi) -> std::size_t {
-    if (!positioned) return length - n_queries + qi + 1;
-    const std::uint32_t* first = options.token_positions;
-    return static_cast<std::size_t>(
-        std::upper_bound(first, first + length, options.query_positions[qi]) - first);
-  };
+  // Causal: query qi sees tokens [0, visible[qi]).
+  std::vector<std::size_t> visible(n_queries);
+  for (std::size_t qi = 0; qi < n_queries; ++qi) {
+    visible[qi] = positioned
+                      ? static_cast<std::size_t>(std::upper_bound(options.token_positions,
+                                                                  options.token_positions + length,
+                                                                  options.query_positions[qi]) -
+                                                 options.token_positions)
+                      : length - n_queries + qi + 1;
+  }
   for (std::size_t h = head_begin; h < head_end; ++h) {
     const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
       return base + (token * cfg.kv_heads + h) * d * exact_bytes;
     };
     for (std::size_t q0 = 0; q0 < n_queries; q0 += query_chunk) {
       const std::size_t qn = std::min(query_chunk, n_queries - q0), nr = qn * group;
-      std::size_t visible = 0;  // the most any query of the chunk sees
+      // The tokens any query of the chunk sees (positioned queries need not be in order).
+      const std::size_t seen_by_chunk =
+          *std::max_element(visible.begin() + q0, visible.begin() + q0 + qn);
       for (std::size_t k = 0; k < qn; ++k) {
-        const std::size_t qi = q0 + k;
-        visible_to[k] = visible_of(qi);
-        visible = std::max(visible, visible_to[k]);
-        std::memcpy(&raw[k * group * d], q + (qi * q_heads + h * group) * d,
+        std::memcpy(&raw[k * group * d], q + ((q0 + k) * q_heads + h * group) * d,
                     group * d * sizeof(float));
       }
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
@@ -196,11 +198,11 @@ template <class Cache>
         return from < keys.sinks ? std::min(keys.sinks, from + block)  // at most a block
                                  : keys.sinks + ((from - keys.sinks) / block + 1) * block;
       };
-      for (std::size_t begin = 0; begin < visible;) {
+      for (std::size_t begin = 0; begin < seen_by_chunk;) {
         const std::size_t end = block_end(begin);
-        const std::size_t stop = std::min(end, visible), n = stop - begin;
-        if (end < visible) {  // the next block's units: one page of each stream
-          const std::size_t next_end = std::min(block_end(end), visible);
+        const std::size_t stop = std::min(end, seen_by_chunk), n = stop - begin;
+        if (end < seen_by_chunk) {  // the next block's units: one page of each stream
+          const std::size_t next_end = std::min(block_end(end), seen_by_chunk);
           detail::prefetch_page(keys, key_group, c.keys(layer, h).unit_bytes(), end, next_end,
                                 [&](std::size_t j) { return c.key_unit(s, layer, h, j); });
           detail::prefetch_page(values, value_group, c.values(layer, h).unit_bytes(), end, next_end,
@@ -262,7 +264,7 @@ template <class Cache>
         for (std::size_t r = 0; r < nr; ++r) {
           float* sg = &scores[r * ld];
           float* wg = &weights[r * ld];
-          const std::size_t limit = visible_to[r / group];
+          const std::size_t limit = visible[q0 + r / group];
           const std::size_t seen = limit > begin ? std::min(stop, limit) - begin : 0;
           std::fill(wg + seen, wg + ld, 0.0f);
           if (seen == 0) continue;  // a later query's tokens: nothing for this row
