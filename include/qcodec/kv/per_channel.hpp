@@ -163,8 +163,7 @@ class per_channel {
         simd::kernels().rows.code_row_axpys(unit + 4 * d_, row_bytes(), G, d_, Bits, pu, ldp, gn,
                                             sums);
         for (std::size_t g = 0; g < gn; ++g) {
-          float p_total = 0.0f;
-          for (std::size_t t = 0; t < G; ++t) p_total += pu[g * ldp + t];
+          const float p_total = simd::kernels().reductions.sum(pu + g * ldp, G);
           float* row = acc + (g0 + g) * d_;
           for (std::size_t c = 0; c < d_; ++c)
             row[c] += std::fma(scale[c], sums[g * d_ + c], offset[c] * p_total);

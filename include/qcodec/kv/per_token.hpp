@@ -66,11 +66,8 @@ class per_token {
     constexpr std::size_t heads = 8;
     detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
       float q_sum[heads];
-      for (std::size_t g = 0; g < gn; ++g) {
-        float sum = 0.0f;
-        for (std::size_t i = 0; i < d_; ++i) sum += q[(g0 + g) * d_ + i];
-        q_sum[g] = sum;
-      }
+      // (A kernel: a plain loop is a chain of d dependent additions, per page and head.)
+      for (std::size_t g = 0; g < gn; ++g) q_sum[g] = k.reductions.sum(q + (g0 + g) * d_, d_);
       detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
         float scale[chunk_tokens], offset[chunk_tokens];
         detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);

@@ -122,14 +122,25 @@ min_max minmax(const float* x, std::size_t n) noexcept {
   using B = batch<float, Arch>;
   constexpr std::size_t W = B::size;
   constexpr float inf = std::numeric_limits<float>::infinity();
-  B lo(inf), hi(-inf);
+  B lo0(inf), hi0(-inf), lo1(inf), hi1(-inf);
   std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    const B v = B::load_unaligned(x + i);
-    lo = xsimd::select(v < lo, v, lo);
-    hi = xsimd::select(v > hi, v, hi);
+  // Two pairs of accumulators hide the compare-select latency (as in absmax).
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const B v0 = B::load_unaligned(x + i);
+    const B v1 = B::load_unaligned(x + i + W);
+    lo0 = xsimd::select(v0 < lo0, v0, lo0);
+    hi0 = xsimd::select(v0 > hi0, v0, hi0);
+    lo1 = xsimd::select(v1 < lo1, v1, lo1);
+    hi1 = xsimd::select(v1 > hi1, v1, hi1);
   }
-  min_max r{reduce_min(lo), reduce_max(hi)};
+  if (i + W <= n) {
+    const B v = B::load_unaligned(x + i);
+    lo0 = xsimd::select(v < lo0, v, lo0);
+    hi0 = xsimd::select(v > hi0, v, hi0);
+    i += W;
+  }
+  min_max r{reduce_min(xsimd::select(lo1 < lo0, lo1, lo0)),
+            reduce_max(xsimd::select(hi1 > hi0, hi1, hi0))};
   for (; i < n; ++i) {
     r.min = x[i] < r.min ? x[i] : r.min;
     r.max = x[i] > r.max ? x[i] : r.max;
