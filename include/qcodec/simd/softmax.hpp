@@ -56,8 +56,10 @@ namespace detail::softmax {
 
 // exp(v) of 16 floats: v = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts, Cody-Waite), exp(r) by
 // Cephes' expf polynomial, times 2^n by vscalefps. Inputs below -104 are clamped there first
-// (their results are below FLT_MIN, and -inf must not meet an infinite n ln2); NaN passes.
-inline __m512 exp16(__m512 v) noexcept {
+// (their results are below FLT_MIN, and -inf must not meet an infinite n ln2); NaN passes. A
+// template on the target, as kernel helpers are (kernel_table.hpp).
+template <class Arch>
+__m512 exp16(__m512 v) noexcept {
   v = _mm512_max_ps(_mm512_set1_ps(-104.0f), v);  // (a NaN v is returned as it is)
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -86,8 +88,8 @@ float exp_shifted(const float* x, std::size_t n, float shift, float* y) noexcept
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     std::size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-      const __m512 e0 = detail::softmax::exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
-      const __m512 e1 = detail::softmax::exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
+      const __m512 e0 = detail::softmax::exp16<Arch>(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+      const __m512 e1 = detail::softmax::exp16<Arch>(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
       _mm512_storeu_ps(y + i, e0);
       _mm512_storeu_ps(y + i + 16, e1);
       acc0 = _mm512_add_ps(acc0, e0);
@@ -96,7 +98,8 @@ float exp_shifted(const float* x, std::size_t n, float shift, float* y) noexcept
     for (; i < n; i += 16) {  // the last 1..31 elements, masked
       const std::size_t k = n - i < 16 ? n - i : 16;
       const __mmask16 m = static_cast<__mmask16>((1u << k) - 1u);
-      const __m512 e = detail::softmax::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
+      const __m512 e =
+          detail::softmax::exp16<Arch>(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
       _mm512_mask_storeu_ps(y + i, m, e);
       acc0 = _mm512_add_ps(acc0, _mm512_maskz_mov_ps(m, e));
     }
