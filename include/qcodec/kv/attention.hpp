@@ -159,6 +159,12 @@ template <class Cache>
   const std::size_t exact_bytes = float_bytes(cfg.exact_format);
   const std::size_t exact_stride = cfg.kv_heads * d * exact_bytes;
 
+  // Blocks: the sinks, then page-aligned runs of the remaining tokens (so that the compressed
+  // units of a block are consecutive units of one page).
+  const auto block_end = [&](std::size_t from) {
+    return from < keys.sinks ? std::min(keys.sinks, from + block)  // at most a block
+                             : keys.sinks + ((from - keys.sinks) / block + 1) * block;
+  };
   // Causal: query qi sees tokens [0, visible[qi]).
   std::vector<std::size_t> visible(n_queries);
   for (std::size_t qi = 0; qi < n_queries; ++qi) {
@@ -192,12 +198,6 @@ template <class Cache>
       std::fill_n(running_max.begin(), nr, -std::numeric_limits<float>::infinity());
       std::fill_n(running_sum.begin(), nr, 0.0f);
 
-      // Blocks: the sinks, then page-aligned runs of the remaining tokens (so that the
-      // compressed units of a block are consecutive units of one page).
-      const auto block_end = [&](std::size_t from) {
-        return from < keys.sinks ? std::min(keys.sinks, from + block)  // at most a block
-                                 : keys.sinks + ((from - keys.sinks) / block + 1) * block;
-      };
       for (std::size_t begin = 0; begin < seen_by_chunk;) {
         const std::size_t end = block_end(begin);
         const std::size_t stop = std::min(end, seen_by_chunk), n = stop - begin;

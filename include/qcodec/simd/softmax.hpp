@@ -101,7 +101,7 @@ float exp_shifted(const float* x, std::size_t n, float shift, float* y) noexcept
       const __m512 e =
           detail::softmax::exp16<Arch>(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
       _mm512_mask_storeu_ps(y + i, m, e);
-      acc0 = _mm512_add_ps(acc0, _mm512_maskz_mov_ps(m, e));
+      acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   }
