@@ -214,6 +214,15 @@ template <class Arch>
 inline void f16_to_f32_block(const std::uint16_t* x, float* y, xsimd::generic) noexcept {
   for (std::size_t i = 0; i < batch<float, Arch>::size; ++i) y[i] = portable_f16_to_f32<Arch>(x[i]);
 }
+// The same as a register (kernels that consume the floats at once: no store and reload).
+template <class Arch>
+inline batch<float, Arch> f16_to_f32_batch(const std::uint16_t* x, xsimd::generic) noexcept {
+  std::uint16_t h[batch<float, Arch>::size];  // x need not be aligned
+  std::memcpy(h, x, sizeof h);
+  alignas(64) float y[batch<float, Arch>::size];
+  f16_to_f32_block<Arch>(h, y, Arch{});
+  return batch<float, Arch>::load_aligned(y);
+}
 #if XSIMD_WITH_AVX2 && defined(__F16C__)
 // The immediate selects round-to-nearest-even regardless of MXCSR.RC.
 template <class Arch>
@@ -222,8 +231,12 @@ inline void f32_to_f16_block(const float* x, std::uint16_t* y, xsimd::avx2) noex
                    _mm256_cvtps_ph(_mm256_loadu_ps(x), _MM_FROUND_TO_NEAREST_INT));
 }
 template <class Arch>
+inline batch<float, Arch> f16_to_f32_batch(const std::uint16_t* x, xsimd::avx2) noexcept {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+}
+template <class Arch>
 inline void f16_to_f32_block(const std::uint16_t* x, float* y, xsimd::avx2) noexcept {
-  _mm256_storeu_ps(y, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))));
+  _mm256_storeu_ps(y, f16_to_f32_batch<Arch>(x, Arch{}));
 }
 #endif
 #if XSIMD_WITH_AVX512F
@@ -233,8 +246,12 @@ inline void f32_to_f16_block(const float* x, std::uint16_t* y, xsimd::avx512f) n
                       _mm512_cvtps_ph(_mm512_loadu_ps(x), _MM_FROUND_TO_NEAREST_INT));
 }
 template <class Arch>
+inline batch<float, Arch> f16_to_f32_batch(const std::uint16_t* x, xsimd::avx512f) noexcept {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+}
+template <class Arch>
 inline void f16_to_f32_block(const std::uint16_t* x, float* y, xsimd::avx512f) noexcept {
-  _mm512_storeu_ps(y, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))));
+  _mm512_storeu_ps(y, f16_to_f32_batch<Arch>(x, Arch{}));
 }
 #endif
 #if XSIMD_WITH_NEON64

@@ -214,12 +214,12 @@ template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
     return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
-            &ref::f32_row_axpys, &ref::f16_row_dots,  &ref::f16_row_axpys,
-            &ref::lut_row_dots,  &ref::lut_row_axpys, &ref::half_pairs};
+            &ref::f32_row_axpys, &ref::f16_row_dots,   &ref::f16_row_axpys,
+            &ref::lut_row_dots,  &ref::lut_row_axpys,  &ref::half_pairs};
   } else {
     return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
-            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,
-            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>, &half_pairs<Arch>};
+            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,   &f16_row_axpys<Arch>,
+            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>,  &half_pairs<Arch>};
   }
 }
 
@@ -253,10 +253,11 @@ struct packed_codes {
 template <class Arch>
 struct f32_values {
   static std::size_t full(std::size_t n) noexcept { return n / F<Arch>::size; }
+  // One unaligned load (intrinsics read through may-alias vector types). Not a memcpy into an
+  // aligned buffer: GCC may copy it in 16-byte halves, and the 32-byte reload then waits for
+  // store forwarding to fail (fp32 attention ran 5x slower on AVX2 that way).
   static F<Arch> load(const std::uint8_t* row, std::size_t i) noexcept {
-    alignas(64) float v[F<Arch>::size];
-    std::memcpy(v, row + 4 * i, sizeof v);
-    return F<Arch>::load_aligned(v);
+    return F<Arch>::load_unaligned(reinterpret_cast<const float*>(row + 4 * i));
   }
   static F<Arch> tail(const std::uint8_t* row, std::size_t i, std::size_t n) noexcept {
     alignas(64) float v[F<Arch>::size] = {};
@@ -269,11 +270,7 @@ template <class Arch>
 struct f16_values {
   static std::size_t full(std::size_t n) noexcept { return n / F<Arch>::size; }
   static F<Arch> load(const std::uint8_t* row, std::size_t i) noexcept {
-    std::uint16_t h[F<Arch>::size];
-    std::memcpy(h, row + 2 * i, sizeof h);
-    alignas(64) float v[F<Arch>::size];
-    cvt::f16_to_f32_block<Arch>(h, v, Arch{});
-    return F<Arch>::load_aligned(v);
+    return cvt::f16_to_f32_batch<Arch>(reinterpret_cast<const std::uint16_t*>(row + 2 * i), Arch{});
   }
   static F<Arch> tail(const std::uint8_t* row, std::size_t i, std::size_t n) noexcept {
     std::uint16_t h[F<Arch>::size] = {};
@@ -525,7 +522,8 @@ template <class Arch>
 void dw_permute_query(const float* q, std::size_t n, float* qd) noexcept {
   for (std::size_t m = 0; m < (n == 64 ? 1 : n / 128); ++m) {
     __m512 v[8] = {};
-    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i) v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
+    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i)
+      v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
     for (std::size_t k = 0; k < 8; ++k) {
       const __m512i idx = dw_index<Arch>(k);
       __m512 o = _mm512_permutex2var_ps(v[0], idx, v[1]);
@@ -593,7 +591,8 @@ template <class Fn>
 void dw_each_k(Fn&& f) noexcept {
   [&]<std::size_t... K>(std::index_sequence<K...>) {
     (f(std::integral_constant<std::size_t, K>{}), ...);
-  }(std::make_index_sequence<8>{});
+  }
+  (std::make_index_sequence<8>{});
 }
 
 // Scores of T <= 8 rows of 64 codes for G <= 4 permuted query vectors qd ([G][128]). The loop
@@ -608,8 +607,7 @@ void dw64_rows(const std::uint8_t* in, std::size_t stride, const float* qd, floa
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * p * stride)));
     if (2 * p + 1 < T) {
       x[p] = _mm512_inserti64x4(
-          x[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + (2 * p + 1) * stride)),
-          1);
+          x[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + (2 * p + 1) * stride)), 1);
     }
   }
   __m512 a[(P + 1) / 2 * 2][4];
@@ -685,7 +683,8 @@ void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&
   if (r == rows) return;
   [&]<std::size_t... T>(std::index_sequence<T...>) {
     ((rows - r == T + 1 ? block(std::integral_constant<std::size_t, T + 1>{}, r) : void()), ...);
-  }(std::make_index_sequence<B - 1>{});
+  }
+  (std::make_index_sequence<B - 1>{});
 }
 
 template <class Arch>
@@ -1045,6 +1044,38 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
       _mm512_storeu_ps(first + t, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
       _mm512_storeu_ps(second + t,
                        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+    }
+  }
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+    // 8 pairs as dwords (one load, or one 4-byte load each merged by unpacks); one byte shuffle
+    // and one qword permute put the 8 first halves in the low 128 bits, the 8 second halves in
+    // the high. (Gathering the halves through 16-bit stores into a buffer made each 128-bit
+    // reload wait for store forwarding to fail: 11% of 4-bit decode attention at head_dim 64.)
+    const auto pair = [&](std::size_t j) {
+      std::int32_t v;
+      std::memcpy(&v, in + j * stride, 4);
+      return _mm_cvtsi32_si128(v);
+    };
+    const auto quad = [&](std::size_t j) {
+      return _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
+                                _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
+    };
+    const __m256i halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0,
+                                            1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    for (; t + 8 <= n; t += 8) {
+      __m256i x;
+      if (stride == 4) {  // contiguous pairs (per-channel parameters)
+        x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 4 * t));
+      } else {
+        for (std::size_t j = t + 32; j < t + 40 && j < n; ++j)  // as above: misses overlap
+          _mm_prefetch(reinterpret_cast<const char*>(in + j * stride), _MM_HINT_T0);
+        x = _mm256_inserti128_si256(_mm256_castsi128_si256(quad(t)), quad(t + 4), 1);
+      }
+      x = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(x, halves), _MM_SHUFFLE(3, 1, 2, 0));
+      _mm256_storeu_ps(first + t, _mm256_cvtph_ps(_mm256_castsi256_si128(x)));
+      _mm256_storeu_ps(second + t, _mm256_cvtph_ps(_mm256_extracti128_si256(x, 1)));
     }
   }
 #endif
