@@ -17,6 +17,15 @@
 #include <cpuid.h>
 #endif
 
+/// Before a loop over a compile-time number of registers (the rows or vectors of a row kernel):
+/// GCC 12 unrolls such loops only after scalar replacement, and then keeps a copy of the
+/// register arrays in memory, stored on every iteration of the enclosing loop.
+#if defined(__GNUC__) && !defined(__clang__)
+#define QCODEC_UNROLL_REGISTERS _Pragma("GCC unroll 8")
+#else
+#define QCODEC_UNROLL_REGISTERS
+#endif
+
 namespace qcodec::simd {
 
 /// The portable target: every kernel table entry is the `qcodec::ref` scalar oracle.

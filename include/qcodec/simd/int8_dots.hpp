@@ -199,9 +199,11 @@ void maddubs_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, con
   const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   // acc[g][p], per 128-bit lane: two partial sums of row 2p, then two of row 2p + 1.
   __m256i acc[G][2];
+  QCODEC_UNROLL_REGISTERS
   for (std::size_t g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_si256();
   for (std::size_t c = 0; c < n; c += 64) {
     __m256i lo[4], hi[4];
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t t = 0; t < 4; ++t) {
       if (t >= T) {
         lo[t] = hi[t] = _mm256_setzero_si256();
@@ -212,15 +214,18 @@ void maddubs_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, con
       lo[t] = _mm256_and_si256(x, low4);
       hi[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
     }
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m256i qe = _mm256_load_si256(reinterpret_cast<const __m256i*>(qp + g * n + c));
       const __m256i qo = _mm256_load_si256(reinterpret_cast<const __m256i*>(qp + g * n + c + 32));
       __m256i v[4];
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t t = 0; t < 4; ++t) {
         v[t] = t < T ? _mm256_add_epi16(_mm256_maddubs_epi16(lo[t], qe),
                                         _mm256_maddubs_epi16(hi[t], qo))
                      : _mm256_setzero_si256();
       }
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t p = 0; p < 2; ++p) {
         acc[g][p] = _mm256_add_epi32(
             acc[g][p], _mm256_madd_epi16(_mm256_hadd_epi16(v[2 * p], v[2 * p + 1]), ones));
@@ -229,6 +234,7 @@ void maddubs_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, con
   }
   // Per vector, per 128-bit lane: rows 0..3 after one vphaddd; two vectors share the lane fold,
   // the conversion and the scaling.
+  QCODEC_UNROLL_REGISTERS
   for (std::size_t g = 0; g < G; g += 2) {
     const __m256i a = _mm256_hadd_epi32(acc[g][0], acc[g][1]);
     const __m256i b = g + 1 < G ? _mm256_hadd_epi32(acc[g + 1][0], acc[g + 1][1]) : a;
@@ -244,6 +250,7 @@ void maddubs_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, con
     } else {
       alignas(32) float v[8];
       _mm256_store_ps(v, f);
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t t = 0; t < T; ++t) {
         out[g * ld + t] = v[t];
         if (g + 1 < G) out[(g + 1) * ld + t] = v[4 + t];

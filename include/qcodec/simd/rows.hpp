@@ -818,56 +818,125 @@ void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, s
 #endif
 
 #if XSIMD_WITH_AVX2
-// GCC 12 kept a copy of every accumulator in memory, stored on every row, until the loops over
-// the G vectors were unrolled this early.
-#if defined(__GNUC__) && !defined(__clang__)
-#define QCODEC_UNROLL_G _Pragma("GCC unroll 4")
-#else
-#define QCODEC_UNROLL_G
-#endif
-// 4-bit axpys on AVX2 (n a multiple of 16), the nibble split at half the width: 8 bytes (16
+// 4-bit rows on AVX2 (n a multiple of 16), the nibble split at half the width: 8 bytes (16
 // codes) zero-extended to 8 lanes once per row, `& 15` codes 2j and `>> 4` codes 2j + 1 of lane
-// j, each converted once for all G vectors; the G x 2 accumulators of 16 elements stay in
-// registers over all rows in that (even, odd) order, restored on store. The generic loop unpacks
-// every 8 codes alone (113 instructions a row of 64 codes for 4 vectors under callgrind).
-// Still one fused multiply-add per element and row, rows in order: the oracle bit for bit.
+// j, each converted once for all G vectors. Dots take the query split to match (per 16
+// elements: even ones, then odd ones; once per call), axpys keep their accumulators that way in
+// registers over all rows and restore the order on store. The generic loops unpack every 8
+// codes alone: 153 (dots) and 113 (axpys) instructions a row of 64 codes for 4 vectors under
+// callgrind. Axpys still make one fused multiply-add per element and row, rows in order (the
+// oracle bit for bit); dots sum in another order (within the bound above).
+
+// Codes 2j (lo) and 2j + 1 (hi) in lane j, from the 8 bytes at p.
+template <class Arch>
+void nibbles16(const std::uint8_t* p, __m256& lo, __m256& hi) noexcept {
+  const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  lo = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
+  hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+}
+
+// 16 elements at p as (even, odd) and back.
+template <class Arch>
+void split16(const float* p, __m256& even, __m256& odd) noexcept {
+  const __m256 x = _mm256_loadu_ps(p), y = _mm256_loadu_ps(p + 8);
+  // shuffle_ps leaves, per 128-bit lane, two of x then two of y: a qword permute orders them.
+  const auto order = [](__m256 v) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+  };
+  even = order(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)));
+  odd = order(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+template <class Arch>
+void merge16(__m256 even, __m256 odd, float* p) noexcept {
+  // unpacklo: elements 0..3 | 8..11, unpackhi: 4..7 | 12..15.
+  const __m256 a = _mm256_unpacklo_ps(even, odd), b = _mm256_unpackhi_ps(even, odd);
+  _mm256_storeu_ps(p, _mm256_permute2f128_ps(a, b, 0x20));
+  _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// Scores of T <= 2 rows for G <= 4 split vectors qp ([G][n]). The T x G accumulators are
+// reduced by one transposing sum tree: [row 0: vectors 0..3 | row 1: vectors 0..3].
+template <std::size_t G, std::size_t T, class Arch>
+void code4_dots_avx2_rows(const std::uint8_t* in, std::size_t stride, std::size_t n,
+                          const float* qp, float* out, std::size_t ld) noexcept {
+  __m256 a[2][4];
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t t = 0; t < 2; ++t) {
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t g = 0; g < 4; ++g) a[t][g] = _mm256_setzero_ps();
+  }
+  for (std::size_t i = 0; i < n; i += 16) {
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t t = 0; t < T; ++t) {
+      __m256 lo, hi;
+      nibbles16<Arch>(in + t * stride + i / 2, lo, hi);
+      QCODEC_UNROLL_REGISTERS
+      for (std::size_t g = 0; g < G; ++g) {
+        a[t][g] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(qp + g * n + i), a[t][g]);
+        a[t][g] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(qp + g * n + i + 8), a[t][g]);
+      }
+    }
+  }
+  // Per 128-bit lane after two hadds: the lane sums of vectors 0..3 of one row.
+  const auto row = [&](std::size_t t) {
+    return _mm256_hadd_ps(_mm256_hadd_ps(a[t][0], a[t][1]), _mm256_hadd_ps(a[t][2], a[t][3]));
+  };
+  const __m256 k0 = row(0), k1 = row(1);
+  const __m256 sums =
+      _mm256_add_ps(_mm256_permute2f128_ps(k0, k1, 0x20), _mm256_permute2f128_ps(k0, k1, 0x31));
+  alignas(32) float v[8];
+  _mm256_store_ps(v, sums);
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t g = 0; g < G; ++g) out[g * ld + t] = v[4 * t + g];
+}
+
+template <class Arch>
+void code4_dots_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                     const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(32) float qp[4 * code4_max_n];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      for (std::size_t g = 0; g < G; ++g) {
+        for (std::size_t i = 0; i < n; i += 16) {
+          __m256 even, odd;
+          split16<Arch>(q + (g0 + g) * n + i, even, odd);
+          _mm256_store_ps(qp + g * n + i, even);
+          _mm256_store_ps(qp + g * n + i + 8, odd);
+        }
+      }
+      float* og = out + g0 * ld;
+      std::size_t r = 0;
+      for (; r + 2 <= rows; r += 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
+        code4_dots_avx2_rows<G, 2, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+      }
+      if (r < rows) code4_dots_avx2_rows<G, 1, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+    });
+  }
+}
+
 template <std::size_t G, class Arch>
 void code4_axpys_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                               std::size_t n, std::size_t i, const float* w, std::size_t ldw,
                               float* acc) noexcept {
   __m256 even[G], odd[G];
-  QCODEC_UNROLL_G
-  for (std::size_t g = 0; g < G; ++g) {
-    const __m256 x = _mm256_loadu_ps(acc + g * n + i), y = _mm256_loadu_ps(acc + g * n + i + 8);
-    // shuffle_ps leaves, per 128-bit lane, two of x then two of y: a qword permute orders them.
-    const auto order = [](__m256 v) {
-      return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-    };
-    even[g] = order(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)));
-    odd[g] = order(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-  const __m256i low4 = _mm256_set1_epi32(15);
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) split16<Arch>(acc + g * n + i, even[g], odd[g]);
   for (std::size_t r = 0; r < rows; ++r) {
     const std::uint8_t* row = in + r * stride;
     if (i == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 24 * stride), _MM_HINT_T0);
-    const __m256i b =
-        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i / 2)));
-    const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(b, low4));
-    const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
-    QCODEC_UNROLL_G
+    __m256 lo, hi;
+    nibbles16<Arch>(row + i / 2, lo, hi);
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m256 weight = _mm256_broadcast_ss(w + g * ldw + r);
       even[g] = _mm256_fmadd_ps(lo, weight, even[g]);
       odd[g] = _mm256_fmadd_ps(hi, weight, odd[g]);
     }
   }
-  QCODEC_UNROLL_G
-  for (std::size_t g = 0; g < G; ++g) {
-    // unpacklo: elements 0..3 | 8..11, unpackhi: 4..7 | 12..15.
-    const __m256 a = _mm256_unpacklo_ps(even[g], odd[g]), b = _mm256_unpackhi_ps(even[g], odd[g]);
-    _mm256_storeu_ps(acc + g * n + i, _mm256_permute2f128_ps(a, b, 0x20));
-    _mm256_storeu_ps(acc + g * n + i + 8, _mm256_permute2f128_ps(a, b, 0x31));
-  }
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) merge16<Arch>(even[g], odd[g], acc + g * n + i);
 }
 
 template <class Arch>
@@ -881,7 +950,6 @@ void code4_axpys_avx2(const std::uint8_t* in, std::size_t stride, std::size_t ro
     });
   }
 }
-#undef QCODEC_UNROLL_G
 #endif
 
 // Whether the 4-bit AVX-512 row kernels above take rows of n codes.
@@ -907,6 +975,14 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
     if (detail::rows::code4_fast<Arch>(bits, n)) {
       detail::rows::code4_dots<Arch>(in, stride, rows, n, q, nq, out, ld);
+      return;
+    }
+  }
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+    if (bits == 4 && n % 16 == 0 && n <= detail::rows::code4_max_n) {
+      detail::rows::code4_dots_avx2<Arch>(in, stride, rows, n, q, nq, out, ld);
       return;
     }
   }
