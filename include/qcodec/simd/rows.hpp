@@ -333,8 +333,9 @@ void dots(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t ro
 }
 
 template <class E, class Arch>
-void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-           const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+void axpys_tile(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                std::size_t n, const float* w, std::size_t ldw, std::size_t nq,
+                float* acc) noexcept {
   constexpr std::size_t W = F<Arch>::size;
   const std::size_t full = e.full(n);
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
@@ -381,6 +382,19 @@ void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t r
         ++b;
       }
     });
+  }
+}
+
+// Rows are taken in tiles of axpy_tile_rows so that the passes over a tile's columns reread it
+// from L1 (a page of 256 fp32 rows of 64 is 64 KB); each element still adds the rows in order.
+inline constexpr std::size_t axpy_tile_rows = 32;
+
+template <class E, class Arch>
+void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+           const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+  for (std::size_t r0 = 0; r0 < rows; r0 += axpy_tile_rows) {
+    const std::size_t tile = rows - r0 < axpy_tile_rows ? rows - r0 : axpy_tile_rows;
+    axpys_tile<E, Arch>(e, in + r0 * stride, stride, tile, n, w + r0, ldw, nq, acc);
   }
 }
 
