@@ -35,22 +35,26 @@ TEST_CASE("exp_shifted: special values", "[parity][softmax]") {
   const auto& k = parity::under_test().softmax;
   constexpr float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  // Every position of a vector and of the masked tail: 0 -> 1, -inf -> 0, NaN -> NaN, and
-  // results below FLT_MIN within FLT_MIN of std::exp.
-  for (std::size_t n : {std::size_t{5}, std::size_t{16}, std::size_t{37}}) {
+  // Every position of a vector and of the masked tail: 0 -> 1, -inf -> 0, NaN -> NaN, results
+  // below FLT_MIN within FLT_MIN of std::exp, near FLT_MAX within 4 ulp, beyond it inf.
+  for (std::size_t n : {std::size_t{7}, std::size_t{16}, std::size_t{37}}) {
     for (std::size_t at = 0; at < n; ++at) {
       std::vector<float> x(n, 0.0f), y(n);
       x[at] = nan;
       x[(at + 1) % n] = -inf;
       x[(at + 2) % n] = -95.0f;
       x[(at + 3) % n] = -300.0f;
+      x[(at + 4) % n] = 88.5f;
+      x[(at + 5) % n] = 100.0f;
       INFO("n=" << n << " at=" << at);
       REQUIRE(std::isnan(k.exp_shifted(x.data(), n, 0.0f, y.data())));
       CHECK(std::isnan(y[at]));
       CHECK(y[(at + 1) % n] == 0.0f);
       CHECK(std::fabs(y[(at + 2) % n] - std::exp(-95.0f)) <= FLT_MIN);
       CHECK(y[(at + 3) % n] == 0.0f);
-      for (std::size_t i = 4; i < n; ++i) CHECK(y[(at + i) % n] == 1.0f);
+      CHECK(std::fabs(y[(at + 4) % n] - std::exp(88.5f)) <= 4 * FLT_EPSILON * std::exp(88.5f));
+      CHECK(y[(at + 5) % n] == inf);
+      for (std::size_t i = 6; i < n; ++i) CHECK(y[(at + i) % n] == 1.0f);
     }
   }
 }
