@@ -177,22 +177,13 @@ int8_form split_query_avx2(const float* q, std::size_t n, std::int8_t* qp) noexc
   return f;
 }
 
-// acc + the 32-bit sums of 4 adjacent byte products of (lo, qe) and (hi, qo): codes <= 15 and
-// |q8| <= 127, so the 16-bit pair sums of vpmaddubsw (<= 3810) never saturate.
-template <class Arch>
-__m256i madd_bytes(__m256i acc, __m256i lo, __m256i qe, __m256i hi, __m256i qo) noexcept {
-  const __m256i pairs =
-      _mm256_add_epi16(_mm256_maddubs_epi16(lo, qe), _mm256_maddubs_epi16(hi, qo));
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
-
 // Scores of T <= 4 rows of n 4-bit codes (n a multiple of 64) for G <= 4 split vectors qp
-// ([G][n], B == 64), 32 bytes of each row per step. The 16-bit sums of 4 products of a row and
-// vector (|.| <= 4 * 15 * 127 = 7620) are added pairwise across two rows by vphaddw (<= 15240,
-// no overflow) before they are widened: one widening and one 32-bit accumulator per two rows, and
-// at the end one vphaddd per vector. (Widening each row's sums and reducing each accumulator
-// alone, the kernel kept 16 accumulators in memory on AVX2's 16 registers: 8.7 ns a row of 64
-// codes for 4 vectors, on Zen 4.)
+// ([G][n], B == 64), 32 bytes of each row per step. vpmaddubsw's pair sums (codes <= 15,
+// |q8| <= 127: <= 3810) never saturate, and the 16-bit sums of 4 products of a row and vector
+// (<= 7620) are added pairwise across two rows by vphaddw (<= 15240, no overflow) before they
+// are widened: one widening and one 32-bit accumulator per two rows, one vphaddd per vector at
+// the end. (Widening each row's sums and reducing each accumulator alone took 73 instructions a
+// row of 64 codes for 4 vectors under callgrind, with its 16 accumulators in memory; now 55.)
 template <std::size_t G, std::size_t T, class Arch>
 void maddubs_rows(const std::uint8_t* in, std::size_t stride, std::size_t n, const std::int8_t* qp,
                   const float* scale, float* out, std::size_t ld) noexcept {

@@ -214,12 +214,12 @@ template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
     return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
-            &ref::f32_row_axpys, &ref::f16_row_dots,   &ref::f16_row_axpys,
-            &ref::lut_row_dots,  &ref::lut_row_axpys,  &ref::half_pairs};
+            &ref::f32_row_axpys, &ref::f16_row_dots,  &ref::f16_row_axpys,
+            &ref::lut_row_dots,  &ref::lut_row_axpys, &ref::half_pairs};
   } else {
     return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
-            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,   &f16_row_axpys<Arch>,
-            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>,  &half_pairs<Arch>};
+            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,
+            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>, &half_pairs<Arch>};
   }
 }
 
@@ -536,8 +536,7 @@ template <class Arch>
 void dw_permute_query(const float* q, std::size_t n, float* qd) noexcept {
   for (std::size_t m = 0; m < (n == 64 ? 1 : n / 128); ++m) {
     __m512 v[8] = {};
-    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i)
-      v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
+    for (std::size_t i = 0; i < (n == 64 ? 4 : 8); ++i) v[i] = _mm512_loadu_ps(q + 128 * m + 16 * i);
     for (std::size_t k = 0; k < 8; ++k) {
       const __m512i idx = dw_index<Arch>(k);
       __m512 o = _mm512_permutex2var_ps(v[0], idx, v[1]);
@@ -605,8 +604,7 @@ template <class Fn>
 void dw_each_k(Fn&& f) noexcept {
   [&]<std::size_t... K>(std::index_sequence<K...>) {
     (f(std::integral_constant<std::size_t, K>{}), ...);
-  }
-  (std::make_index_sequence<8>{});
+  }(std::make_index_sequence<8>{});
 }
 
 // Scores of T <= 8 rows of 64 codes for G <= 4 permuted query vectors qd ([G][128]). The loop
@@ -621,7 +619,8 @@ void dw64_rows(const std::uint8_t* in, std::size_t stride, const float* qd, floa
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * p * stride)));
     if (2 * p + 1 < T) {
       x[p] = _mm512_inserti64x4(
-          x[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + (2 * p + 1) * stride)), 1);
+          x[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + (2 * p + 1) * stride)),
+          1);
     }
   }
   __m512 a[(P + 1) / 2 * 2][4];
@@ -697,8 +696,7 @@ void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&
   if (r == rows) return;
   [&]<std::size_t... T>(std::index_sequence<T...>) {
     ((rows - r == T + 1 ? block(std::integral_constant<std::size_t, T + 1>{}, r) : void()), ...);
-  }
-  (std::make_index_sequence<B - 1>{});
+  }(std::make_index_sequence<B - 1>{});
 }
 
 template <class Arch>

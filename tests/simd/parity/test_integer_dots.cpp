@@ -5,6 +5,7 @@
 #include <qcodec/simd/int16_dots.hpp>
 #include <qcodec/simd/int8_dots.hpp>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -42,20 +43,25 @@ struct integer_dots {
   bool scaled;
 };
 
-const integer_dots kinds[] = {
-    {"int8",
-     without_scales(&qcodec::ref::code_row_dots_i8),
-     {without_scales(parity::under_test().int8_dots.code_row_dots_i8),
-      without_scales(parity::under_test().int8_dots.code_row_dots_i8_base)},
-     127,
-     false},
-    {"int16",
-     &qcodec::ref::code_row_dots_i16,
-     {parity::under_test().int16_dots.code_row_dots_i16,
-      parity::under_test().int16_dots.code_row_dots_i16_base},
-     16383,
-     true},
-};
+// Built on first use, not during static initialization: the table's kernels are compiled for
+// the target, and the gate (parity_gate.cpp) must first check that this CPU has it.
+const std::array<integer_dots, 2>& kinds() {
+  static const std::array<integer_dots, 2> all = {{
+      {"int8",
+       without_scales(&qcodec::ref::code_row_dots_i8),
+       {without_scales(parity::under_test().int8_dots.code_row_dots_i8),
+        without_scales(parity::under_test().int8_dots.code_row_dots_i8_base)},
+       127,
+       false},
+      {"int16",
+       &qcodec::ref::code_row_dots_i16,
+       {parity::under_test().int16_dots.code_row_dots_i16,
+        parity::under_test().int16_dots.code_row_dots_i16_base},
+       16383,
+       true},
+  }};
+  return all;
+}
 
 std::vector<float> scores(const dots_kernel& kernel, const dots_case& c, const std::uint8_t* in,
                           std::size_t stride, const std::vector<float>& q, const float* scales) {
@@ -101,7 +107,7 @@ std::vector<float> normal_queries(std::size_t count, std::mt19937& rng) {
 TEST_CASE("integer code row dots match their oracles bit for bit", "[parity][integer_dots]") {
   std::mt19937 rng(42);
   const std::size_t dims[] = {1, 7, 16, 33, 63, 64, 65, 96, 128, 192, 256, 320, 384, 512, 1024};
-  for (const integer_dots& kind : kinds)
+  for (const integer_dots& kind : kinds())
     for (std::size_t n : dims)
       for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 15u, 16u, 17u, 32u, 70u})
         for (std::size_t nq : {1u, 3u, 4u, 5u, 8u})
@@ -119,7 +125,7 @@ TEST_CASE("integer code row dots: zero, huge, tiny and non-finite queries",
           "[parity][integer_dots]") {
   std::mt19937 rng(7);
   const float inf = std::numeric_limits<float>::infinity();
-  for (const integer_dots& kind : kinds)
+  for (const integer_dots& kind : kinds())
     for (std::size_t n : {64u, 128u, 256u, 100u})
       for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
         std::vector<float> q = normal_queries(3 * n, rng);
@@ -150,7 +156,7 @@ TEST_CASE("integer code row dots: a query on the grid is scored exactly",
   // q = k s with integers |k| <= grid (one of them -grid): quantizing gives k back, so the score
   // is s' sum(code k) with s' within an ulp or two of s.
   std::mt19937 rng(3);
-  for (const integer_dots& kind : kinds)
+  for (const integer_dots& kind : kinds())
     for (std::size_t n : {64u, 128u, 96u}) {
       std::uniform_int_distribution<int> integer(-kind.grid, kind.grid);
       const float s = 0.0173f;
@@ -180,7 +186,7 @@ TEST_CASE("integer code row dots: a query on the grid is scored exactly",
 TEST_CASE("int16 code row dots with per-element scales score the products q * c",
           "[parity][integer_dots]") {
   std::mt19937 rng(11);
-  const integer_dots& kind = kinds[1];
+  const integer_dots& kind = kinds()[1];
   for (std::size_t n : {64u, 128u, 100u}) {
     const dots_case c{4, n, 33, 4, 0, 0};
     const std::vector<float> q = normal_queries(4 * n, rng), scales = channel_scales(n, rng);
