@@ -1161,11 +1161,30 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 
 // ---- appended: strided fp16 pairs ---------------------------------------------------------
 //
+#if XSIMD_WITH_AVX2
+namespace detail::rows {
+// The 4-byte pairs of rows j .. j + 3 (`stride` bytes apart) as the dwords of one register:
+// one 4-byte load each, merged by a tree of unpacks (a gather took twice as long on Zen 5).
+template <class Arch>
+__m128i four_pairs(const std::uint8_t* in, std::size_t stride, std::size_t j) noexcept {
+  const auto pair = [&](std::size_t k) {
+    std::int32_t v;
+    std::memcpy(&v, in + k * stride, 4);
+    return _mm_cvtsi32_si128(v);
+  };
+  return _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
+                            _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
+}
+}  // namespace detail::rows
+#endif
+
 // Per-token codecs keep a (scale, offset) binary16 pair at the head of every row; attention
 // needs them as floats for a page of rows at a time. A scalar gather into a buffer plus a
-// conversion call cost as much as a third of the 4-bit dots at head_dim 64. AVX-512 gathers
-// 16 pairs as dwords and converts both halves in registers; other targets gather 16-bit halves
-// into a batch and convert it with the batch converter. Exact (same bits as ref::half_pairs).
+// conversion call cost as much as a third of the 4-bit dots at head_dim 64. AVX-512 and AVX2
+// gather 16 or 8 pairs as dwords and convert both halves in registers; other targets gather
+// 16-bit halves into a batch and convert it with the batch converter. Exact (same bits as
+// ref::half_pairs).
+
 template <class Arch>
 void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
                 float* second) noexcept {
@@ -1183,24 +1202,15 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
       }
       return;
     }
-    // 16 pairs: one 4-byte load each, merged by a tree of unpacks (a gather of 16 took twice as
-    // long on Zen 5), both halves converted in registers.
-    const auto pair = [&](std::size_t j) {
-      std::int32_t v;
-      std::memcpy(&v, in + j * stride, 4);
-      return _mm_cvtsi32_si128(v);
-    };
+    // 16 pairs (four_pairs), both halves converted in registers.
     for (; t + 16 <= n; t += 16) {
       // The pairs are often the first bytes of a page attention touches (values: before the
       // row kernel): ask for the rows 32 ahead so that their misses overlap.
       for (std::size_t j = t + 32; j < t + 48 && j < n; ++j)
         _mm_prefetch(reinterpret_cast<const char*>(in + j * stride), _MM_HINT_T0);
       __m128i q4[4];
-      for (std::size_t c = 0; c < 4; ++c) {
-        const std::size_t j = t + 4 * c;
-        q4[c] = _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
-                                   _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
-      }
+      for (std::size_t c = 0; c < 4; ++c)
+        q4[c] = detail::rows::four_pairs<Arch>(in, stride, t + 4 * c);
       const __m512i x = _mm512_inserti64x4(
           _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q4[0]), q4[1], 1)),
           _mm256_inserti128_si256(_mm256_castsi128_si256(q4[2]), q4[3], 1), 1);
@@ -1212,19 +1222,10 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    // 8 pairs as dwords (one load, or one 4-byte load each merged by unpacks); one byte shuffle
-    // and one qword permute put the 8 first halves in the low 128 bits, the 8 second halves in
-    // the high. (Gathering the halves through 16-bit stores into a buffer made each 128-bit
-    // reload wait for store forwarding to fail: 11% of 4-bit decode attention at head_dim 64.)
-    const auto pair = [&](std::size_t j) {
-      std::int32_t v;
-      std::memcpy(&v, in + j * stride, 4);
-      return _mm_cvtsi32_si128(v);
-    };
-    const auto quad = [&](std::size_t j) {
-      return _mm_unpacklo_epi64(_mm_unpacklo_epi32(pair(j), pair(j + 1)),
-                                _mm_unpacklo_epi32(pair(j + 2), pair(j + 3)));
-    };
+    // 8 pairs as dwords (one load, or four_pairs twice); one byte shuffle and one qword permute
+    // put the 8 first halves in the low 128 bits, the 8 second halves in the high. (Gathering
+    // the halves through 16-bit stores into a buffer made each 128-bit reload wait for store
+    // forwarding to fail: 11% of 4-bit decode attention at head_dim 64.)
     const __m256i halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0,
                                             1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     for (; t + 8 <= n; t += 8) {
@@ -1234,7 +1235,9 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
       } else {
         for (std::size_t j = t + 32; j < t + 40 && j < n; ++j)  // as above: misses overlap
           _mm_prefetch(reinterpret_cast<const char*>(in + j * stride), _MM_HINT_T0);
-        x = _mm256_inserti128_si256(_mm256_castsi128_si256(quad(t)), quad(t + 4), 1);
+        x = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(detail::rows::four_pairs<Arch>(in, stride, t)),
+            detail::rows::four_pairs<Arch>(in, stride, t + 4), 1);
       }
       x = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(x, halves), _MM_SHUFFLE(3, 1, 2, 0));
       _mm256_storeu_ps(first + t, _mm256_cvtph_ps(_mm256_castsi256_si128(x)));

@@ -55,45 +55,14 @@ softmax_kernels make_softmax_kernels() noexcept {
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's own AVX-512 intrinsics
 #endif
 
-#if XSIMD_WITH_AVX512F
 namespace detail::softmax {
 
-// exp(v) of 16 floats: v = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts, Cody-Waite), exp(r) by
-// Cephes' expf polynomial, times 2^n by vscalefps. Inputs below -104 are clamped there first
-// (their results are below FLT_MIN, and -inf must not meet an infinite n ln2); NaN passes. A
-// template on the target, as kernel helpers are (kernel_table.hpp).
+// Cephes' expf for the kernels: v = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts, Cody-Waite);
+// returns exp(r) from the degree-5 polynomial and sets n. Each target then scales by 2^n.
 template <class Arch>
-__m512 exp16(__m512 v) noexcept {
-  v = _mm512_max_ps(_mm512_set1_ps(-104.0f), v);  // (a NaN v is returned as it is)
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
-}  // namespace detail::softmax
-#endif
-
-namespace detail::softmax {
-
-// exp(v), exp16's algorithm for any target: 2^n as two powers of two, 2^(n/2) and 2^(n - n/2),
-// built in the exponent field (each stays a normal float for n in [-150, 128]: results below
-// FLT_MIN underflow gradually, above FLT_MAX to inf). v is clamped to [-104, 89] first (exp(89)
-// is already inf); NaN passes (max and min return their second operand for a NaN one on x86).
-template <class Arch>
-batch<float, Arch> exp_cephes(batch<float, Arch> v) noexcept {
+batch<float, Arch> exp_reduced(batch<float, Arch> v, batch<float, Arch>& n) noexcept {
   using B = batch<float, Arch>;
-  using I = batch<std::int32_t, Arch>;
-  v = xsimd::min(B(89.0f), xsimd::max(B(-104.0f), v));
-  const B n = xsimd::nearbyint(v * B(1.44269504088896341f));
+  n = xsimd::nearbyint(v * B(1.44269504088896341f));
   B r = xsimd::fnma(n, B(0.693359375f), v);
   r = xsimd::fnma(n, B(-2.12194440e-4f), r);
   B p(1.9875691500e-4f);
@@ -102,7 +71,32 @@ batch<float, Arch> exp_cephes(batch<float, Arch> v) noexcept {
   p = xsimd::fma(p, r, B(4.1665795894e-2f));
   p = xsimd::fma(p, r, B(1.6666665459e-1f));
   p = xsimd::fma(p, r, B(5.0000001201e-1f));
-  p = xsimd::fma(p, r * r, r + B(1.0f));
+  return xsimd::fma(p, r * r, r + B(1.0f));
+}
+
+#if XSIMD_WITH_AVX512F
+// exp(v) of 16 floats, times 2^n by vscalefps. Inputs below -104 are clamped there first (their
+// results are below FLT_MIN, and -inf must not meet an infinite n ln2); NaN passes. A template
+// on the target, as kernel helpers are (kernel_table.hpp).
+template <class Arch>
+__m512 exp16(__m512 v) noexcept {
+  v = _mm512_max_ps(_mm512_set1_ps(-104.0f), v);  // (a NaN v is returned as it is)
+  batch<float, Arch> n;
+  const batch<float, Arch> p = exp_reduced<Arch>(v, n);
+  return _mm512_scalef_ps(p, n);
+}
+#endif
+
+// exp(v) for any target: 2^n as two powers of two, 2^(n/2) and 2^(n - n/2), built in the
+// exponent field (each stays a normal float for n in [-150, 128]: results below FLT_MIN
+// underflow gradually, above FLT_MAX to inf). v is clamped to [-104, 89] first (exp(89) is
+// already inf); NaN passes (max and min return their second operand for a NaN one on x86).
+template <class Arch>
+batch<float, Arch> exp_cephes(batch<float, Arch> v) noexcept {
+  using B = batch<float, Arch>;
+  using I = batch<std::int32_t, Arch>;
+  B n;
+  const B p = exp_reduced<Arch>(xsimd::min(B(89.0f), xsimd::max(B(-104.0f), v)), n);
   const I ni = xsimd::to_int(n);  // (a NaN lane gives garbage scales; p is NaN)
   const I half = ni >> 1;
   const auto power = [](I e) { return xsimd::bitwise_cast<B>((e + I(127)) << 23); };
