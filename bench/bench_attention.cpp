@@ -110,6 +110,47 @@ void BM_attention_prefill(benchmark::State& state) {
   state.SetLabel(qcodec::simd::kernels().arch);
 }
 
+// Decode-time appends: one token of every KV head at a time, as an engine appends each step's
+// keys and values, to a cache of 4096 tokens at most (then emptied, untimed). With KIVI's R = 128
+// exact tokens, every step compresses a unit of values and every 32nd step a unit of keys.
+// Counters: the time is per token; bytes_per_second counts its fp32 keys and values (compare
+// with BM_memcpy in the same run).
+template <class Cache>
+void BM_append_decode(benchmark::State& state) {
+  const auto head_dim = static_cast<std::size_t>(state.range(0));
+  constexpr std::size_t context = 4096, distinct = 256;
+  kv::cache_config config;
+  config.layers = 1;
+  config.kv_heads = kv_heads;
+  config.head_dim = head_dim;
+  config.page_tokens = 256;
+  config.max_pages = context / 256 + 2;
+  config.residual_tokens = Cache::key_codec::group_tokens > 1 ? 128 : 0;
+  auto cache = Cache::create(config);
+  if (!cache.ok()) return state.SkipWithError(cache.error().message().c_str());
+  kv::sequence_id seq = cache->add_sequence();
+  const std::size_t row = kv_heads * head_dim;
+  const std::vector<float> keys = qcodec_bench::normal_floats(distinct * row, 1);
+  const std::vector<float> values = qcodec_bench::normal_floats(distinct * row, 2);
+  std::size_t length = 0;
+  for (auto _ : state) {
+    if (length == context) {
+      state.PauseTiming();
+      if (!cache->free_sequence(seq).ok()) return state.SkipWithError("free_sequence failed");
+      seq = cache->add_sequence();
+      length = 0;
+      state.ResumeTiming();
+    }
+    const std::size_t at = length % distinct * row;
+    if (!cache->append(seq, 0, &keys[at], &values[at], 1).ok()) {
+      return state.SkipWithError("append failed");
+    }
+    ++length;
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * row * sizeof(float)));
+  state.SetLabel(qcodec::simd::kernels().arch);
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (std::int64_t context : {1024, 4096, 16384, 65536})
     for (std::int64_t head_dim : {64, 128}) b->Args({context, head_dim});
@@ -171,6 +212,11 @@ BENCHMARK_TEMPLATE(BM_attention_decode, turbo4)->Name("BM_attention_decode/turbo
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_o1)
     ->Name("BM_attention_decode/kivi2-o1")
     ->Apply(shapes);
+
+void head_dims(benchmark::internal::Benchmark* b) { b->Arg(64)->Arg(128); }
+BENCHMARK_TEMPLATE(BM_append_decode, fp32)->Name("BM_append_decode/fp32")->Apply(head_dims);
+BENCHMARK_TEMPLATE(BM_append_decode, q4)->Name("BM_append_decode/q4")->Apply(head_dims);
+BENCHMARK_TEMPLATE(BM_append_decode, kivi4)->Name("BM_append_decode/kivi4")->Apply(head_dims);
 
 // GEAR on KIVI-2 (kv/gear.hpp) and TurboQuant_prod keys (kv/turbo_qjl.hpp), as kv_schemes()
 // registers them.

@@ -32,6 +32,7 @@
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
+#include <qcodec/kv/exact_rows.hpp>
 #include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -60,35 +61,6 @@ inline constexpr error_id too_long{errc::out_of_range, "qcodec.kv.6",
 inline constexpr error_id bad_query{errc::invalid_argument, "qcodec.kv.7",
                                     "invalid attention query"};
 }  // namespace errors
-
-/// Storage of the tokens a cache keeps exact (sinks and the residual window).
-enum class float_format { f32, f16 };
-
-[[nodiscard]] constexpr std::size_t float_bytes(float_format f) noexcept {
-  return f == float_format::f16 ? 2 : 4;
-}
-
-/// Appends n floats to a byte store, in `format`.
-inline void store_floats(float_format format, std::vector<std::uint8_t>& store, const float* x,
-                         std::size_t n) {
-  const std::size_t at = store.size();
-  store.resize(at + n * float_bytes(format));
-  if (format == float_format::f16) {
-    simd::kernels().convert.f32_to_f16(x, n, reinterpret_cast<std::uint16_t*>(&store[at]));
-  } else {
-    std::memcpy(&store[at], x, n * sizeof(float));
-  }
-}
-
-/// Converts n floats stored in `format` back to fp32.
-inline void load_floats(float_format format, const std::uint8_t* src, std::size_t n,
-                        float* dst) noexcept {
-  if (format == float_format::f16) {
-    simd::kernels().convert.f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), n, dst);
-  } else {
-    std::memcpy(dst, src, n * sizeof(float));
-  }
-}
 
 struct cache_config {
   std::size_t layers = 1;
@@ -335,8 +307,8 @@ class cache {
     std::size_t length = 0;
     std::size_t key_compressed = 0, value_compressed = 0;
     // Exact tokens, [token][kv_head][head_dim] in config_.exact_format.
-    std::vector<std::uint8_t> key_sinks, value_sinks;
-    std::vector<std::uint8_t> key_tail, value_tail;
+    exact_rows key_sinks, value_sinks;
+    exact_rows key_tail, value_tail;
   };
   struct sequence {
     bool live = false;
@@ -435,8 +407,8 @@ class cache {
   [[nodiscard]] std::size_t row_bytes() const noexcept {
     return row_floats() * float_bytes(config_.exact_format);
   }
-  void store_exact(std::vector<std::uint8_t>& store, const float* x, std::size_t n) const {
-    store_floats(config_.exact_format, store, x, n);
+  void store_exact(exact_rows& store, const float* x, std::size_t n) const {
+    store.push(config_.exact_format, x, n);
   }
   [[nodiscard]] sequence make_sequence() const {
     sequence seq;
@@ -505,7 +477,7 @@ class cache {
     layer_state& ls = seq.layers[layer];
     const std::size_t group =
         which == stream::key ? KeyCodec::group_tokens : ValueCodec::group_tokens;
-    std::vector<std::uint8_t>& tail = which == stream::key ? ls.key_tail : ls.value_tail;
+    exact_rows& tail = which == stream::key ? ls.key_tail : ls.value_tail;
     std::size_t& compressed = which == stream::key ? ls.key_compressed : ls.value_compressed;
     const std::size_t d = config_.head_dim, value_bytes = float_bytes(config_.exact_format);
     while (tail.size() / row_bytes() >= config_.residual_tokens + group) {
@@ -516,7 +488,7 @@ class cache {
       scratch.resize(group * d);
       for (std::size_t h = 0; h < config_.kv_heads; ++h) {
         for (std::size_t t = 0; t < group; ++t) {
-          load_exact(&tail[(t * config_.kv_heads + h) * d * value_bytes], d, &scratch[t * d]);
+          load_exact(tail.data() + (t * config_.kv_heads + h) * d * value_bytes, d, &scratch[t * d]);
         }
         std::uint8_t* unit = *page + unit_offset(layer, h, which, compressed);
         if (which == stream::key) {
@@ -525,7 +497,7 @@ class cache {
           values(layer, h).encode(scratch.data(), unit);
         }
       }
-      tail.erase(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(group * row_bytes()));
+      tail.drop_front(group * row_bytes());
       compressed += group;
     }
     return {};

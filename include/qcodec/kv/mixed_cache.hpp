@@ -167,15 +167,15 @@ class mixed_cache {
     }
     const std::size_t row = row_floats();
     for (std::size_t i = 0; i < n; ++i) {
-      store_floats(config_.base.exact_format, ls.window_keys, keys + i * row, row);
-      store_floats(config_.base.exact_format, ls.window_values, values + i * row, row);
+      ls.window_keys.push(format(), keys + i * row, row);
+      ls.window_values.push(format(), values + i * row, row);
       ls.scores.push_back(importance != nullptr ? importance[i] : 0.0f);
       ++ls.length;
       if (ls.scores.size() > config_.base.residual_tokens) {
         if (status st = leave_window(s, layer); !st) {  // undo the token: the window is as before
           const std::size_t bytes = row * float_bytes(format());
-          ls.window_keys.resize(ls.window_keys.size() - bytes);
-          ls.window_values.resize(ls.window_values.size() - bytes);
+          ls.window_keys.drop_back(bytes);
+          ls.window_values.drop_back(bytes);
           ls.scores.pop_back();
           --ls.length;
           return st;
@@ -269,8 +269,10 @@ class mixed_cache {
     for (std::size_t j = 0; j < ls.scores.size(); ++j) {
       for (std::size_t h = 0; h < heads; ++h) {
         const std::size_t at = (j * heads + h) * d * bytes;
-        load_floats(format(), &ls.window_keys[at], d, &keys_out[(h * length + first + j) * d]);
-        load_floats(format(), &ls.window_values[at], d, &values_out[(h * length + first + j) * d]);
+        load_floats(format(), ls.window_keys.data() + at, d,
+                    &keys_out[(h * length + first + j) * d]);
+        load_floats(format(), ls.window_values.data() + at, d,
+                    &values_out[(h * length + first + j) * d]);
       }
     }
   }
@@ -308,7 +310,7 @@ class mixed_cache {
     std::size_t length = 0;
     // The window: its tokens' keys and values, [token][kv_head][head_dim] in the exact format,
     // and scores; the window holds tokens [length - scores.size(), length).
-    std::vector<std::uint8_t> window_keys, window_values;
+    exact_rows window_keys, window_values;
     std::vector<float> scores;
     std::array<std::vector<std::uint32_t>, tier_count> positions;  // per tier, ascending
   };
@@ -386,10 +388,8 @@ class mixed_cache {
     });
     if (!st) return st;
     ls.positions[tier].push_back(static_cast<std::uint32_t>(ls.length - ls.scores.size()));
-    ls.window_keys.erase(ls.window_keys.begin(),
-                         ls.window_keys.begin() + static_cast<std::ptrdiff_t>(bytes));
-    ls.window_values.erase(ls.window_values.begin(),
-                           ls.window_values.begin() + static_cast<std::ptrdiff_t>(bytes));
+    ls.window_keys.drop_front(bytes);
+    ls.window_values.drop_front(bytes);
     ls.scores.erase(ls.scores.begin());
     return {};
   }
