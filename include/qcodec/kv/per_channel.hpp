@@ -64,14 +64,21 @@ class per_channel {
   /// x: G tokens × head_dim, row-major.
   void encode(const float* x, std::uint8_t* unit) const noexcept {
     constexpr float max_code = static_cast<float>((1u << Bits) - 1);
-    float inv[max_head_dim], bias[max_head_dim];
-    for (std::size_t c = 0; c < d_; ++c) {
-      float lo = x[c], hi = x[c];
-      for (std::size_t t = 1; t < G; ++t) {
-        lo = std::fmin(lo, x[t * d_ + c]);
-        hi = std::fmax(hi, x[t * d_ + c]);
+    float inv[max_head_dim], bias[max_head_dim], lo[max_head_dim], hi[max_head_dim];
+    // Each channel's min and max as std::fmin and std::fmax give them (a NaN is skipped), row
+    // by row so that the loop vectorizes: a column at a time through libm calls, they took
+    // half the time of a decode step's append.
+    std::copy_n(x, d_, lo);
+    std::copy_n(x, d_, hi);
+    for (std::size_t t = 1; t < G; ++t) {
+      const float* row = x + t * d_;
+      for (std::size_t c = 0; c < d_; ++c) {
+        lo[c] = std::isnan(row[c]) || lo[c] < row[c] ? lo[c] : row[c];
+        hi[c] = std::isnan(row[c]) || hi[c] > row[c] ? hi[c] : row[c];
       }
-      detail::store_half_pair((hi - lo) / max_code, lo, unit + 4 * c);
+    }
+    for (std::size_t c = 0; c < d_; ++c) {
+      detail::store_half_pair((hi[c] - lo[c]) / max_code, lo[c], unit + 4 * c);
       float s, o;
       detail::load_half_pair(unit + 4 * c, s, o);
       // The affine kernels' exact arithmetic (simd/affine.hpp), per channel.
