@@ -1,5 +1,3 @@
-// Also compiles the KV scheme table for every file of test_kv (QCODEC_KV_SCHEMES_SEPARATE).
-#define QCODEC_KV_SCHEMES_IMPLEMENTATION
 #include <qcodec/kv.hpp>
 
 #include <cstring>
