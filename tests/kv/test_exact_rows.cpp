@@ -43,3 +43,22 @@ TEST_CASE("exact_rows keeps its bytes in order through drops and compactions", "
     }
   }
 }
+
+TEST_CASE("exact_rows emptied from either end takes rows again", "[kv][exact_rows]") {
+  const float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+  float got[2] = {};
+  kv::exact_rows rows;
+  rows.push(kv::float_format::f32, x, 4);
+  rows.drop_front(16);  // everything: compacted to nothing
+  CHECK(rows.size() == 0);
+  rows.push(kv::float_format::f32, x + 2, 2);
+  kv::load_floats(kv::float_format::f32, rows.data(), 2, got);
+  CHECK((got[0] == 3.0f && got[1] == 4.0f));
+  rows.push(kv::float_format::f32, x, 2);
+  rows.drop_front(4);  // one dropped float and three live ones: not compacted yet
+  rows.drop_back(12);
+  CHECK(rows.size() == 0);
+  rows.push(kv::float_format::f32, x + 1, 2);
+  kv::load_floats(kv::float_format::f32, rows.data(), 2, got);
+  CHECK((got[0] == 2.0f && got[1] == 3.0f));
+}

@@ -90,6 +90,9 @@ TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]
 TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   const std::string dir = std::string(QCODEC_SHARED_DIR) + "/data/kv/stories260K";
   if (!fs::exists(dir + "/k_postrope.npy")) QCODEC_SKIP("no " << dir);
+  if (std::getenv("QCODEC_SKIP_SLOW") != nullptr) {  // minutes under ASan; 20 s in release
+    QCODEC_SKIP("QCODEC_SKIP_SLOW is set (the sanitize test preset)");
+  }
   const std::string model = std::string(QCODEC_SHARED_DIR) + "/data/models/stories260K/";
   const fs::path json = fs::temp_directory_path() / "qcodec_eval_model.json";
   std::string output;

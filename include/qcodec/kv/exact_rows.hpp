@@ -6,9 +6,11 @@
 // window is full. Shifting the remaining rows each time made a decode step's append cost the
 // whole window: with per-token values and R = 128, 128 rows of 8 heads x 64 fp32 dims, 256 KB
 // moved per layer and token (90% of the instructions of filling a 16k-token KIVI-4 cache).
-// exact_rows drops a prefix by moving a start offset instead, and compacts only once the dropped
-// bytes outnumber the live ones, so each byte is moved at most once per time it is dropped past.
+// exact_rows drops a prefix by moving a start offset instead, and compacts once the dropped bytes
+// are at least as many as the live ones: the bytes a compaction moves never exceed the bytes
+// dropped since the last one, so a drop costs amortized O(bytes dropped).
 
+#include <qcodec/core/assert.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
 #include <cstddef>
@@ -50,6 +52,7 @@ class exact_rows {
   }
   /// Removes the oldest `count` bytes (count <= size()).
   void drop_front(std::size_t count) noexcept {
+    QCODEC_ASSERT(count <= size(), "exact_rows: dropping more bytes than it holds");
     first_ += count;
     if (first_ >= bytes_.size() - first_) {  // as many dropped bytes as live ones: compact
       bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(first_));
@@ -57,9 +60,13 @@ class exact_rows {
     }
   }
   /// Removes the newest `count` bytes (count <= size()).
-  void drop_back(std::size_t count) noexcept { bytes_.resize(bytes_.size() - count); }
+  void drop_back(std::size_t count) noexcept {
+    QCODEC_ASSERT(count <= size(), "exact_rows: dropping more bytes than it holds");
+    bytes_.erase(bytes_.end() - static_cast<std::ptrdiff_t>(count), bytes_.end());
+  }
 
-  /// Live bytes (a dropped prefix awaiting compaction, never larger, is not counted).
+  /// Live bytes (a dropped prefix awaiting compaction, held like spare vector capacity, is not
+  /// counted).
   [[nodiscard]] std::size_t size() const noexcept { return bytes_.size() - first_; }
   [[nodiscard]] const std::uint8_t* data() const noexcept { return bytes_.data() + first_; }
 

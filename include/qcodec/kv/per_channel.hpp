@@ -65,9 +65,9 @@ class per_channel {
   void encode(const float* x, std::uint8_t* unit) const noexcept {
     constexpr float max_code = static_cast<float>((1u << Bits) - 1);
     float inv[max_head_dim], bias[max_head_dim], lo[max_head_dim], hi[max_head_dim];
-    // Each channel's min and max as std::fmin and std::fmax give them (a NaN is skipped), row
-    // by row so that the loop vectorizes: a column at a time through libm calls, they took
-    // half the time of a decode step's append.
+    // Each channel's min and max, NaNs skipped as std::fmin and std::fmax skip them, row by row
+    // so that the loop vectorizes: a column at a time through those libm calls, they took half
+    // the time of a decode step's append.
     std::copy_n(x, d_, lo);
     std::copy_n(x, d_, hi);
     for (std::size_t t = 1; t < G; ++t) {
