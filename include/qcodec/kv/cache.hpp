@@ -488,7 +488,8 @@ class cache {
       scratch.resize(group * d);
       for (std::size_t h = 0; h < config_.kv_heads; ++h) {
         for (std::size_t t = 0; t < group; ++t) {
-          load_exact(tail.data() + (t * config_.kv_heads + h) * d * value_bytes, d, &scratch[t * d]);
+          load_exact(tail.data() + (t * config_.kv_heads + h) * d * value_bytes, d,
+                     &scratch[t * d]);
         }
         std::uint8_t* unit = *page + unit_offset(layer, h, which, compressed);
         if (which == stream::key) {
