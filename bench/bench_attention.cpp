@@ -27,19 +27,26 @@ namespace kv = qcodec::kv;
 
 constexpr std::size_t kv_heads = 8, q_heads = 32;
 
-// A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
+// The configuration of a one-layer cache of up to `context` tokens (8 KV heads).
 template <class Cache>
-std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
-                                  std::size_t head_dim, kv::sequence_id& seq,
-                                  bool pre_rope = false) {
+kv::cache_config bench_config(std::size_t context, std::size_t head_dim) {
   kv::cache_config config;
-  config.rope.pre_rope = pre_rope;
   config.layers = 1;
   config.kv_heads = kv_heads;
   config.head_dim = head_dim;
   config.page_tokens = 256;
   config.max_pages = context / 256 + 2;
   config.residual_tokens = Cache::key_codec::group_tokens > 1 ? 128 : 0;  // KIVI keeps R = 128
+  return config;
+}
+
+// A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
+template <class Cache>
+std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
+                                  std::size_t head_dim, kv::sequence_id& seq,
+                                  bool pre_rope = false) {
+  kv::cache_config config = bench_config<Cache>(context, head_dim);
+  config.rope.pre_rope = pre_rope;
   auto cache = Cache::create(config);
   if (!cache.ok()) {
     state.SkipWithError(cache.error().message().c_str());
@@ -119,14 +126,7 @@ template <class Cache>
 void BM_append_decode(benchmark::State& state) {
   const auto head_dim = static_cast<std::size_t>(state.range(0));
   constexpr std::size_t context = 4096, distinct = 256;
-  kv::cache_config config;
-  config.layers = 1;
-  config.kv_heads = kv_heads;
-  config.head_dim = head_dim;
-  config.page_tokens = 256;
-  config.max_pages = context / 256 + 2;
-  config.residual_tokens = Cache::key_codec::group_tokens > 1 ? 128 : 0;
-  auto cache = Cache::create(config);
+  auto cache = Cache::create(bench_config<Cache>(context, head_dim));
   if (!cache.ok()) return state.SkipWithError(cache.error().message().c_str());
   kv::sequence_id seq = cache->add_sequence();
   const std::size_t row = kv_heads * head_dim;

@@ -79,29 +79,42 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
   }
 }
 
+// The products x[i] = q[i] * c[i] (q[i] when c is null), from element i on.
+template <class Arch>
+batch<float, Arch> products(const float* q, const float* c, std::size_t i) noexcept {
+  using F = batch<float, Arch>;
+  const F x = F::load_unaligned(q + i);
+  return c != nullptr ? x * F::load_unaligned(c + i) : x;
+}
+
+// The integer form of the products of one vector (n a multiple of the batch size).
+template <class Arch>
+int8_dots::int8_form products_form(const float* q, const float* c, std::size_t n) noexcept {
+  using F = batch<float, Arch>;
+  F m(0.0f);
+  auto bad = F(0.0f) != F(0.0f);
+  for (std::size_t i = 0; i < n; i += F::size) {
+    const F x = products<Arch>(q, c, i);
+    bad = bad | ~xsimd::isfinite(x);
+    m = xsimd::max(m, xsimd::abs(x));
+  }
+  alignas(64) float lanes[F::size];
+  m.store_aligned(lanes);
+  float mx = 0.0f;
+  for (float v : lanes) mx = mx < v ? v : mx;
+  return int8_dots::form_from<Arch>(mx, !xsimd::any(bad), grid);
+}
+
 // The integer form of one vector (n a multiple of the batch size, <= max_n): q15 as floats
 // (exact), and its scale.
 template <class Arch>
 int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n,
                                    float* q15) noexcept {
   using F = batch<float, Arch>;
-  F m(0.0f);
-  auto bad = F(0.0f) != F(0.0f);
-  for (std::size_t i = 0; i < n; i += F::size) {
-    F x = F::load_unaligned(q + i);
-    if (c != nullptr) x = x * F::load_unaligned(c + i);
-    bad = bad | ~xsimd::isfinite(x);
-    m = xsimd::max(m, xsimd::abs(x));
-    x.store_unaligned(q15 + i);
-  }
-  alignas(64) float lanes[F::size];
-  m.store_aligned(lanes);
-  float mx = 0.0f;
-  for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_dots::int8_form f = int8_dots::form_from<Arch>(mx, !xsimd::any(bad), grid);
+  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
   const F inv(f.inv);
   for (std::size_t i = 0; i < n; i += F::size) {
-    const F k = f.inv == 0.0f ? F(0.0f) : xsimd::nearbyint(F::load_unaligned(q15 + i) * inv);
+    const F k = f.inv == 0.0f ? F(0.0f) : xsimd::nearbyint(products<Arch>(q, c, i) * inv);
     k.store_unaligned(q15 + i);
   }
   return f;
@@ -158,22 +171,11 @@ void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t 
 template <class Arch>
 int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
                                  std::int16_t* words) noexcept {
+  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
   const auto product = [&](std::size_t i) {
     const __m256 x = _mm256_loadu_ps(q + i);
     return c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i)) : x;
   };
-  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-  for (std::size_t i = 0; i < n; i += 8) {
-    const __m256 x = product(i);
-    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(x, x), x, _CMP_UNORD_Q));  // inf, NaN
-    m = _mm256_max_ps(m, _mm256_and_ps(x, magnitude));
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float mx = 0.0f;
-  for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_dots::int8_form f = int8_dots::form_from<Arch>(mx, _mm256_movemask_ps(bad) == 0, grid);
   const __m256 inv = _mm256_set1_ps(f.inv);
   // Per 8 elements 8m .. 8m + 7: (8m + k, 8m + k + 4) as qword k, then 4 x 4 qword transposes.
   const __m256i pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
