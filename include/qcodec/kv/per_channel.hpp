@@ -12,7 +12,7 @@
 // so per unit the query is scaled and the unit's scores are one row-dot kernel call over its
 // codes; values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c sum_t p_t.
 //
-// Query = query_format::i16 (the default for 4-bit codes) scores the codes against a 15-bit
+// Query = query_format::i16 (the default for 2- and 4-bit codes) scores the codes against a 15-bit
 // integer form of the scaled query, per unit (simd/int16_dots.hpp: with AVX-512 VNNI, 16 tokens
 // at once with integer multiply-adds). Each q_c s_c moves by at most max_c |q_c s_c| / 32766;
 // kv::scored_decode gives the keys that makes exact. int8 would not do: it rounds the scaled
@@ -36,7 +36,7 @@
 namespace qcodec::kv {
 
 template <unsigned Bits, std::size_t G,
-          query_format Query = Bits == 4 ? query_format::i16 : query_format::f32>
+          query_format Query = Bits == 2 || Bits == 4 ? query_format::i16 : query_format::f32>
 class per_channel {
   static_assert(Query != query_format::i8, "per_channel scores f32 or i16 queries");
   static_assert(Bits >= 1 && Bits <= 8, "per_channel codes have 1..8 bits");

@@ -19,9 +19,9 @@
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
-// Without VNNI, AVX2 multiplies 16-bit codes by the 16-bit q15 with vpmaddwd. Elsewhere the
-// 4-bit rows go through the float row kernel in chunks of 64 elements, whose sums
-// (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
+// Without VNNI (and for 2-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
+// vpmaddwd. Elsewhere the 4-bit rows go through the float row kernel in chunks of 64 elements,
+// whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
 
 #include <qcodec/simd/int8_dots.hpp>
 #include <qcodec/simd/rows.hpp>
@@ -265,27 +265,139 @@ void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n
     for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[2 * g + t];
 }
 
+// 2-bit rows the same way, two rows per register. A row's 64 elements are 16 bytes, 8 words w
+// each holding the codes of elements 8w .. 8w + 7; row t's go in the low 128 bits, row t + 1's
+// in the high. Shifts make eight vectors of 16-bit codes, vector k holding element 8w + k in
+// word w of both halves; the query is stored to match, once per half (split_words2).
+
+// q15 of one vector for 2-bit rows: per 64 elements, eight vectors of 16 words, vector k holding
+// element i + 8w + k in words w and w + 8 (w < 8). The 8 x 8 block of int32 is transposed in
+// registers. Its form is returned (non-finite vectors as in split_words).
 template <class Arch>
-void dots4_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                const float* q, const float* c, std::size_t nq, float* out,
+int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
+                                  std::int16_t* words) noexcept {
+  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
+  const __m256 inv = _mm256_set1_ps(f.inv);
+  for (std::size_t i = 0; i < n; i += 64) {
+    __m256i e[8];  // e[w]: elements i + 8w .. i + 8w + 7
+    for (std::size_t w = 0; w < 8; ++w) {
+      const __m256 x = _mm256_loadu_ps(q + i + 8 * w);
+      const __m256 p = c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i + 8 * w)) : x;
+      e[w] = _mm256_cvtps_epi32(_mm256_mul_ps(p, inv));
+    }
+    __m256i t[8], u[8];
+    for (std::size_t w = 0; w < 8; w += 2) {
+      t[w] = _mm256_unpacklo_epi32(e[w], e[w + 1]);
+      t[w + 1] = _mm256_unpackhi_epi32(e[w], e[w + 1]);
+    }
+    for (std::size_t w = 0; w < 8; w += 4) {  // u[w + k], per 128-bit half: element k of 4 rows
+      u[w] = _mm256_unpacklo_epi64(t[w], t[w + 2]);
+      u[w + 1] = _mm256_unpackhi_epi64(t[w], t[w + 2]);
+      u[w + 2] = _mm256_unpacklo_epi64(t[w + 1], t[w + 3]);
+      u[w + 3] = _mm256_unpackhi_epi64(t[w + 1], t[w + 3]);
+    }
+    // Element k of all 8 rows (from the low halves of u[k], u[k + 4]; element k + 4 from the
+    // high halves), stored as words twice.
+    const auto store = [&](std::size_t k, __m256i v) {
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0x88);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words + 2 * i + 16 * k), w);
+    };
+    for (std::size_t k = 0; k < 4; ++k) {
+      store(k, _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
+      store(k + 4, _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
+    }
+  }
+  return f;
+}
+
+// An empty asm that takes v and gives it back: additions before it cannot move after it.
+// Integer additions are associative, and GCC 12 regrouped the 32 products of madd_rows2's step
+// at head_dim 64 so as to compute them all first: about 40 spills and reloads per two rows,
+// about 10 with the barrier.
+template <class V>
+inline void in_order(V& v) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  asm("" : "+x"(v));
+#else
+  (void)v;
+#endif
+}
+
+// Scores of T <= 2 rows of 2-bit codes for G <= 4 vectors (words: [G][2n], split_words2).
+template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n,
+                const std::int16_t* words, const float* scale, float* out,
                 std::size_t ld) noexcept {
-  alignas(32) std::int16_t words[4 * max_n];
+  const std::size_t n = N != 0 ? N : runtime_n;
+  __m256i acc[4];
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < 4; ++g) acc[g] = _mm256_setzero_si256();
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t i = 0; i < n; i += 64) {
+    const __m128i row0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i / 4));
+    const __m128i row1 =
+        T == 2 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + stride + i / 4))
+               : _mm_setzero_si128();
+    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(row0), row1, 1);
+    // One vector of codes at a time, for every query vector: 7 registers live.
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < 8; ++k) {
+      const __m256i codes =
+          _mm256_srli_epi16(k == 7 ? x : _mm256_slli_epi16(x, static_cast<int>(14 - 2 * k)), 14);
+      QCODEC_UNROLL_REGISTERS
+      for (std::size_t g = 0; g < G; ++g) {
+        const auto* w = reinterpret_cast<const __m256i*>(words + g * 2 * n + 2 * i + 16 * k);
+        acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(codes, _mm256_load_si256(w)));
+        in_order(acc[g]);
+      }
+    }
+  }
+  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row t in the low half.
+  const __m256i sums =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+  const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
+                                  scale[2], scale[3]);
+  alignas(32) float v[8];
+  _mm256_store_ps(v, _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums)));
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
+}
+
+// Bits = 2 or 4, n a multiple of 64 (<= max_n).
+template <unsigned Bits, class Arch>
+void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+               const float* q, const float* c, std::size_t nq, float* out,
+               std::size_t ld) noexcept {
+  static_assert(Bits == 2 || Bits == 4);
+  constexpr std::size_t spread = Bits == 2 ? 2 : 1;  // words of query per element
+  alignas(32) std::int16_t words[4 * spread * max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       float scale[4] = {};
-      for (std::size_t g = 0; g < G; ++g)
-        scale[g] = split_words<Arch>(q + (g0 + g) * n, c, n, words + g * n).scale;
+      for (std::size_t g = 0; g < G; ++g) {
+        const float* qg = q + (g0 + g) * n;
+        std::int16_t* wg = words + g * spread * n;
+        scale[g] =
+            (Bits == 2 ? split_words2<Arch>(qg, c, n, wg) : split_words<Arch>(qg, c, n, wg)).scale;
+      }
       float* og = out + g0 * ld;
       const auto run = [&](auto length) {
         constexpr std::size_t N = decltype(length)::value;
+        const auto step = [&](auto rows_now, std::size_t r) {
+          constexpr std::size_t T = decltype(rows_now)::value;
+          if constexpr (Bits == 2) {
+            madd_rows2<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+          } else {
+            madd_rows<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+          }
+        };
         std::size_t r = 0;
         for (; r + 2 <= rows; r += 2) {
           _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
-          madd_rows<G, 2, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+          step(std::integral_constant<std::size_t, 2>{}, r);
         }
-        if (r < rows)
-          madd_rows<G, 1, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+        if (r < rows) step(std::integral_constant<std::size_t, 1>{}, r);
       };
       if (n == 64) return run(std::integral_constant<std::size_t, 64>{});
       if (n == 128) return run(std::integral_constant<std::size_t, 128>{});
@@ -481,11 +593,17 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
                   std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      return d::dots4_madd<Arch>(in, stride, rows, n, q, c, nq, out, ld);
+      return d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
     }
 #endif
     return d::dots4_float_chunks<Arch>(in, stride, rows, n, q, c, nq, out, ld);
   }
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (bits == 2 && n % 64 == 0 && n <= d::max_n)
+      return d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld);
+  }
+#endif
   d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
 }
 

@@ -113,7 +113,8 @@ TEST_CASE("integer code row dots match their oracles bit for bit", "[parity][int
         for (std::size_t nq : {1u, 3u, 4u, 5u, 8u})
           for (std::size_t pad : {0u, 3u})
             for (unsigned bits = 1; bits <= 8; ++bits) {
-              if (bits != 4 && (rows > 5 || nq > 4 || n > 256)) continue;  // generic path: fewer
+              if (bits != 2 && bits != 4 && (rows > 5 || nq > 4 || n > 256))
+                continue;  // generic paths: fewer
               const dots_case c{bits, n, rows, nq, pad, (n + rows + nq) % 3};
               check(kind, c, normal_queries(nq * n, rng), rng);
               if (kind.scaled)
@@ -126,29 +127,30 @@ TEST_CASE("integer code row dots: zero, huge, tiny and non-finite queries",
   std::mt19937 rng(7);
   const float inf = std::numeric_limits<float>::infinity();
   for (const integer_dots& kind : kinds())
-    for (std::size_t n : {64u, 128u, 256u, 100u})
-      for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
-        std::vector<float> q = normal_queries(3 * n, rng);
-        // Vector 1: zero, or small, or (1e-38) so small that grid / max overflows.
-        for (std::size_t i = 0; i < n; ++i)
-          q[n + i] = special == 0.0f     ? 0.0f
-                     : special == 1e-38f ? q[n + i] * 1e-39f
-                                         : q[n + i] * 1e-3f;
-        q[n + n / 2] = special;  // vector 1 holds the special value
-        const dots_case c{4, n, 9, 3, 1, 0};
-        check(kind, c, q, rng);
-        // And what the values mean: NaN scores for a non-finite vector, zeros for a zero one.
-        const std::size_t bytes = n / 2 + 1;
-        std::vector<std::uint8_t> in(9 * bytes, 0x5A);
-        for (const dots_kernel& kernel : kind.forms) {
-          const std::vector<float> got = scores(kernel, c, in.data(), bytes, q, nullptr);
-          for (std::size_t r = 0; r < 9; ++r) {
-            if (!std::isfinite(special)) CHECK(std::isnan(got[11 + r]));
-            if (special == 0.0f || special == 1e-38f) CHECK(got[11 + r] == 0.0f);
-            CHECK(std::isfinite(got[r]));
+    for (unsigned bits : {2u, 4u})
+      for (std::size_t n : {64u, 128u, 256u, 100u})
+        for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
+          std::vector<float> q = normal_queries(3 * n, rng);
+          // Vector 1: zero, or small, or (1e-38) so small that grid / max overflows.
+          for (std::size_t i = 0; i < n; ++i)
+            q[n + i] = special == 0.0f     ? 0.0f
+                       : special == 1e-38f ? q[n + i] * 1e-39f
+                                           : q[n + i] * 1e-3f;
+          q[n + n / 2] = special;  // vector 1 holds the special value
+          const dots_case c{bits, n, 9, 3, 1, 0};
+          check(kind, c, q, rng);
+          // And what the values mean: NaN scores for a non-finite vector, zeros for a zero one.
+          const std::size_t bytes = n * bits / 8 + 1;
+          std::vector<std::uint8_t> in(9 * bytes, 0x5A);
+          for (const dots_kernel& kernel : kind.forms) {
+            const std::vector<float> got = scores(kernel, c, in.data(), bytes, q, nullptr);
+            for (std::size_t r = 0; r < 9; ++r) {
+              if (!std::isfinite(special)) CHECK(std::isnan(got[11 + r]));
+              if (special == 0.0f || special == 1e-38f) CHECK(got[11 + r] == 0.0f);
+              CHECK(std::isfinite(got[r]));
+            }
           }
         }
-      }
 }
 
 TEST_CASE("integer code row dots: a query on the grid is scored exactly",
