@@ -185,8 +185,8 @@ BENCHMARK_TEMPLATE(BM_attention_prefill, kivi4)
     ->Name("BM_attention_prefill/kivi4")
     ->Apply(prefill_shapes);
 
-// 4-bit keys score integer queries by default (per_token: int8, per_channel: 15-bit); these
-// score the float query, for the same-run comparison.
+// 4-bit keys score integer queries by default (per_token: int8, per_channel: 15-bit, as 2-bit
+// per_channel keys do); these score the float query, for the same-run comparison.
 using q4_floatq = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
 using rotated4_floatq =
     kv::cache<kv::rotated<kv::per_token<4, kv::query_format::f32>>, kv::rotated<kv::per_token<4>>>;
@@ -200,6 +200,10 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_floatq)
 using kivi4_floatq = kv::cache<kv::per_channel<4, 32, kv::query_format::f32>, kv::per_token<4>>;
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_floatq)
     ->Name("BM_attention_decode/kivi4-floatq")
+    ->Apply(shapes);
+using kivi2_floatq = kv::cache<kv::per_channel<2, 32, kv::query_format::f32>, kv::per_token<2>>;
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_floatq)
+    ->Name("BM_attention_decode/kivi2-floatq")
     ->Apply(shapes);
 
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).

@@ -258,6 +258,31 @@ TEST_CASE("mixed cache: a full tier fails cleanly, and layers pay only their own
   CHECK(bits(1.0f, 0.0f) < bits(1.0f, 1.0f));
 }
 
+TEST_CASE("mixed cache: a KIVI-2 tier scoring 15-bit queries stays within their rounding",
+          "[kv][mixed]") {
+  // The default per_channel<2> keys round each unit's scaled query to 15 bits: against the tier
+  // scoring the float query, every score moves by about 3e-5 of its unit's largest term.
+  using kivi2_q16_tier = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
+  using q16_tiers = kv::mixed_cache<exact_tier, q8_tier, kivi2_q16_tier>;
+  const kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 24);
+  const std::vector<float> importance = scores(300, 25);
+  kv::sequence_id a = 0, b = 0;
+  const three_tiers f32 = filled<three_tiers>(config(16), data, importance, a);
+  const q16_tiers q16 = filled<q16_tiers>(config(16), data, importance, b);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 26);
+  std::vector<float> want(q.size()), got(q.size());
+  REQUIRE(kv::attention(f32, a, 0, q.data(), q_heads, want.data()).ok());
+  REQUIRE(kv::attention(q16, b, 0, q.data(), q_heads, got.data()).ok());
+  double max_err = 0.0, max_ref = 0.0, sum_err = 0.0;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    max_err = std::max(max_err, double(std::fabs(got[i] - want[i])));
+    max_ref = std::max(max_ref, double(std::fabs(want[i])));
+    sum_err += std::fabs(got[i] - want[i]);
+  }
+  CHECK(max_err <= 1e-3 * max_ref);
+  CHECK(sum_err > 0.0);  // the tier does score differently: it is not the float path
+}
+
 TEST_CASE("mixed cache: a head range and a chunk longer than the window", "[kv][mixed]") {
   const kv_test::kv_data data = kv_test::make_kv(150, kv_heads, head_dim, 20);
   for (const bool pre_rope : {false, true}) {

@@ -20,7 +20,7 @@
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
 // Without VNNI (and for 2-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
-// vpmaddwd. Elsewhere the 4-bit rows go through the float row kernel in chunks of 64 elements,
+// vpmaddwd. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
 // whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
 
 #include <qcodec/simd/int8_dots.hpp>
@@ -120,13 +120,13 @@ int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n
   return f;
 }
 
-// 4-bit rows, n a multiple of 64 (<= max_n), through the float row kernel: per 64-element chunk
-// the sums are integers below 2^24, so every float operation on them is exact. Up to 4 vectors
-// per kernel call (the kernel unpacks each row once for all of them).
+// 2- or 4-bit rows, n a multiple of 64 (<= max_n), through the float row kernel: per 64-element
+// chunk the sums are integers below 2^24, so every float operation on them is exact. Up to 4
+// vectors per kernel call (the kernel unpacks each row once for all of them).
 template <class Arch>
-void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                        const float* q, const float* c, std::size_t nq, float* out,
-                        std::size_t ld) noexcept {
+void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                       unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
+                       std::size_t ld) noexcept {
   constexpr std::size_t chunk = 64, block = 64, heads = 4;
   float q15[heads * max_n], chunk_q[heads * chunk], part[heads * block], scale[heads];
   std::int32_t sums[heads * block];
@@ -144,7 +144,8 @@ void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t 
             std::memcpy(chunk_q + g * chunk, q15 + g * n + i, chunk * sizeof(float));
           qc = chunk_q;
         }
-        code_row_dots<Arch>(in + r0 * stride + i / 2, stride, rn, chunk, 4, qc, gn, part, block);
+        code_row_dots<Arch>(in + r0 * stride + i * bits / 8, stride, rn, chunk, bits, qc, gn, part,
+                            block);
         for (std::size_t g = 0; g < gn; ++g)
           for (std::size_t r = 0; r < rn; ++r)
             sums[g * block + r] += static_cast<std::int32_t>(part[g * block + r]);
@@ -157,13 +158,21 @@ void dots4_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t 
 }
 
 #if XSIMD_WITH_AVX2
-// AVX2 (and AVX-512 without VNNI), 4-bit rows, n a multiple of 64: 16-bit codes times 16-bit
+// AVX2 (and AVX-512 without VNNI; 2-bit rows further below, with VNNI too), 4-bit rows, n a
+// multiple of 64: 16-bit codes times 16-bit
 // q15 with vpmaddwd (pair sums <= 2 * 15 * 16383, no overflow), 32 bytes of a row per step. A
 // row's 16 words w each hold the codes of elements 4w .. 4w + 3, which shifts turn into four
 // vectors of 16-bit codes; the query is stored to match (split_words). Against the float chunks
 // above: no float conversion of the codes, no float form of the query to convert twice, and
 // half the multiply instructions. Instructions of KIVI-4's key scores in a decode step at 16k
 // tokens (callgrind): 21.1M -> 11.7M at head_dim 64, 40.1M -> 20.8M at 128.
+
+// products<Arch> in an AVX2 register: q[i, i + 8) times c[i, i + 8) (q alone when c is null).
+template <class Arch>
+__m256 products8(const float* q, const float* c, std::size_t i) noexcept {
+  const __m256 x = _mm256_loadu_ps(q + i);
+  return c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i)) : x;
+}
 
 // q15 of one vector in the order the rows use it: per 64 elements i, four vectors of 16 words,
 // vector k holding element i + 4w + k in word w. Its form is returned; a non-finite vector's
@@ -172,10 +181,6 @@ template <class Arch>
 int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
                                  std::int16_t* words) noexcept {
   const int8_dots::int8_form f = products_form<Arch>(q, c, n);
-  const auto product = [&](std::size_t i) {
-    const __m256 x = _mm256_loadu_ps(q + i);
-    return c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i)) : x;
-  };
   const __m256 inv = _mm256_set1_ps(f.inv);
   // Per 8 elements 8m .. 8m + 7: (8m + k, 8m + k + 4) as qword k, then 4 x 4 qword transposes.
   const __m256i pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -184,7 +189,8 @@ int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
     for (std::size_t h = 0; h < 2; ++h) {
       __m256i p[4];
       for (std::size_t j = 0; j < 4; ++j) {
-        const __m256i k = _mm256_cvtps_epi32(_mm256_mul_ps(product(i + 32 * h + 8 * j), inv));
+        const __m256i k =
+            _mm256_cvtps_epi32(_mm256_mul_ps(products8<Arch>(q, c, i + 32 * h + 8 * j), inv));
         p[j] = _mm256_permutevar8x32_epi32(k, pairs);
       }
       const __m256i lo01 = _mm256_unpacklo_epi64(p[0], p[1]),
@@ -280,11 +286,8 @@ int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
   const __m256 inv = _mm256_set1_ps(f.inv);
   for (std::size_t i = 0; i < n; i += 64) {
     __m256i e[8];  // e[w]: elements i + 8w .. i + 8w + 7
-    for (std::size_t w = 0; w < 8; ++w) {
-      const __m256 x = _mm256_loadu_ps(q + i + 8 * w);
-      const __m256 p = c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i + 8 * w)) : x;
-      e[w] = _mm256_cvtps_epi32(_mm256_mul_ps(p, inv));
-    }
+    for (std::size_t w = 0; w < 8; ++w)
+      e[w] = _mm256_cvtps_epi32(_mm256_mul_ps(products8<Arch>(q, c, i + 8 * w), inv));
     __m256i t[8], u[8];
     for (std::size_t w = 0; w < 8; w += 2) {
       t[w] = _mm256_unpacklo_epi32(e[w], e[w + 1]);
@@ -317,7 +320,7 @@ int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
 template <class V>
 inline void in_order(V& v) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-  asm("" : "+x"(v));
+  asm("" : "+v"(v));
 #else
   (void)v;
 #endif
@@ -352,7 +355,8 @@ void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_
       }
     }
   }
-  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row t in the low half.
+  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row t in the low half and
+  // row t + 1 in the high one.
   const __m256i sums =
       _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
   const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
@@ -378,8 +382,11 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
       for (std::size_t g = 0; g < G; ++g) {
         const float* qg = q + (g0 + g) * n;
         std::int16_t* wg = words + g * spread * n;
-        scale[g] =
-            (Bits == 2 ? split_words2<Arch>(qg, c, n, wg) : split_words<Arch>(qg, c, n, wg)).scale;
+        if constexpr (Bits == 2) {
+          scale[g] = split_words2<Arch>(qg, c, n, wg).scale;
+        } else {
+          scale[g] = split_words<Arch>(qg, c, n, wg).scale;
+        }
       }
       float* og = out + g0 * ld;
       const auto run = [&](auto length) {
@@ -589,21 +596,16 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
                             std::size_t n, unsigned bits, const float* q, const float* c,
                             std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
+  if ((bits == 2 || bits == 4) && n % 64 == 0 && n <= d::max_n) {
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
                   std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      return d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
+      return bits == 2 ? d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld)
+                       : d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
     }
 #endif
-    return d::dots4_float_chunks<Arch>(in, stride, rows, n, q, c, nq, out, ld);
+    return d::dots_float_chunks<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
   }
-#if XSIMD_WITH_AVX2
-  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (bits == 2 && n % 64 == 0 && n <= d::max_n)
-      return d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld);
-  }
-#endif
   d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
 }
 
