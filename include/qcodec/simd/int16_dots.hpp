@@ -276,7 +276,7 @@ void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n
 // in the high. Shifts make eight vectors of 16-bit codes, vector k holding element 8w + k in
 // word w of both halves; the query is stored to match, once per half (split_words2). KIVI-2's
 // key scores in a decode step at 16k tokens (callgrind), against the float query on the float
-// row kernel: 22.1M -> 12.3M instructions at head_dim 64, 37.4M -> 21.5M at 128.
+// row kernel: 22.1M -> 12.9M instructions at head_dim 64, 37.4M -> 21.5M at 128.
 
 // q15 of one vector for 2-bit rows: per 64 elements, eight vectors of 16 words, vector k holding
 // element i + 8w + k in words w and w + 8 (w < 8). The 8 x 8 block of int32 is transposed in
