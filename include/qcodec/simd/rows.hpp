@@ -928,67 +928,55 @@ void code4_dots_avx2(const std::uint8_t* in, std::size_t stride, std::size_t row
   }
 }
 
-template <std::size_t G, class Arch>
-void code4_axpys_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                              std::size_t n, std::size_t i, const float* w, std::size_t ldw,
-                              float* acc) noexcept {
-  __m256 even[G], odd[G];
+// 16 columns of 4-bit rows: codes (even, odd) from the nibble split, accumulators in that order.
+template <class Arch>
+struct nibble_columns {
+  static void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) noexcept {
+    nibbles16<Arch>(row + i / 2, lo, hi);
+  }
+  static void load(const float* p, __m256& lo, __m256& hi) noexcept { split16<Arch>(p, lo, hi); }
+  static void store(__m256 lo, __m256 hi, float* p) noexcept { merge16<Arch>(lo, hi, p); }
+};
+
+// 16 columns of 2-bit rows in natural order: the 4 bytes of 16 codes broadcast to every lane,
+// and per half one variable left shift putting code j of the half in the top two bits of lane j
+// and one right shift bringing it down. The generic loop spends a broadcast and a byte shuffle
+// per 8 codes more: 118 instructions a row of 64 codes for 4 vectors under callgrind (KIVI-2's
+// values, a 16k decode step), against 104 this way.
+template <class Arch>
+struct crumb_columns {
+  static void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) noexcept {
+    std::int32_t bytes;
+    std::memcpy(&bytes, row + i / 4, 4);
+    const __m256i x = _mm256_set1_epi32(bytes);
+    const __m256i low = _mm256_setr_epi32(30, 28, 26, 24, 22, 20, 18, 16);  // codes 0..7
+    const __m256i high = _mm256_setr_epi32(14, 12, 10, 8, 6, 4, 2, 0);      // codes 8..15
+    lo = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, low), 30));
+    hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, high), 30));
+  }
+  static void load(const float* p, __m256& lo, __m256& hi) noexcept {
+    lo = _mm256_loadu_ps(p);
+    hi = _mm256_loadu_ps(p + 8);
+  }
+  static void store(__m256 lo, __m256 hi, float* p) noexcept {
+    _mm256_storeu_ps(p, lo);
+    _mm256_storeu_ps(p + 8, hi);
+  }
+};
+
+// Columns [i, i + 16) of G accumulators over all rows, each row decoded once for all of them.
+template <class Columns, std::size_t G, class Arch>
+void axpys16_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                          std::size_t n, std::size_t i, const float* w, std::size_t ldw,
+                          float* acc) noexcept {
+  __m256 a0[G], a1[G];
   QCODEC_UNROLL_REGISTERS
-  for (std::size_t g = 0; g < G; ++g) split16<Arch>(acc + g * n + i, even[g], odd[g]);
+  for (std::size_t g = 0; g < G; ++g) Columns::load(acc + g * n + i, a0[g], a1[g]);
   for (std::size_t r = 0; r < rows; ++r) {
     const std::uint8_t* row = in + r * stride;
     if (i == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 24 * stride), _MM_HINT_T0);
     __m256 lo, hi;
-    nibbles16<Arch>(row + i / 2, lo, hi);
-    QCODEC_UNROLL_REGISTERS
-    for (std::size_t g = 0; g < G; ++g) {
-      const __m256 weight = _mm256_broadcast_ss(w + g * ldw + r);
-      even[g] = _mm256_fmadd_ps(lo, weight, even[g]);
-      odd[g] = _mm256_fmadd_ps(hi, weight, odd[g]);
-    }
-  }
-  QCODEC_UNROLL_REGISTERS
-  for (std::size_t g = 0; g < G; ++g) merge16<Arch>(even[g], odd[g], acc + g * n + i);
-}
-
-template <class Arch>
-void code4_axpys_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                      const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    with_group(nq - g0, [&](auto group) {
-      constexpr std::size_t G = decltype(group)::value;
-      for (std::size_t i = 0; i < n; i += 16)
-        code4_axpys_avx2_columns<G, Arch>(in, stride, rows, n, i, w + g0 * ldw, ldw, acc + g0 * n);
-    });
-  }
-}
-
-// 2-bit rows (n a multiple of 16): the 4 bytes of 16 codes broadcast to every lane, and per half
-// one variable left shift putting code j of the half in the top two bits of lane j and one right
-// shift bringing it down; the accumulators stay in natural order. The generic loop spends a
-// broadcast and a byte shuffle per 8 codes more: 118 instructions a row of 64 codes for 4
-// vectors under callgrind (KIVI-2's values, a 16k decode step), against 104 here. Rows in order,
-// one fused multiply-add per element and row: the oracle bit for bit.
-template <std::size_t G, class Arch>
-void code2_axpys_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                              std::size_t n, std::size_t i, const float* w, std::size_t ldw,
-                              float* acc) noexcept {
-  __m256 a0[G], a1[G];
-  QCODEC_UNROLL_REGISTERS
-  for (std::size_t g = 0; g < G; ++g) {
-    a0[g] = _mm256_loadu_ps(acc + g * n + i);
-    a1[g] = _mm256_loadu_ps(acc + g * n + i + 8);
-  }
-  const __m256i low = _mm256_setr_epi32(30, 28, 26, 24, 22, 20, 18, 16);  // codes 0..7
-  const __m256i high = _mm256_setr_epi32(14, 12, 10, 8, 6, 4, 2, 0);      // codes 8..15
-  for (std::size_t r = 0; r < rows; ++r) {
-    const std::uint8_t* row = in + r * stride;
-    if (i == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 24 * stride), _MM_HINT_T0);
-    std::int32_t bytes;
-    std::memcpy(&bytes, row + i / 4, 4);
-    const __m256i x = _mm256_set1_epi32(bytes);
-    const __m256 lo = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, low), 30));
-    const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, high), 30));
+    Columns::decode(row, i, lo, hi);
     QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m256 weight = _mm256_broadcast_ss(w + g * ldw + r);
@@ -997,20 +985,19 @@ void code2_axpys_avx2_columns(const std::uint8_t* in, std::size_t stride, std::s
     }
   }
   QCODEC_UNROLL_REGISTERS
-  for (std::size_t g = 0; g < G; ++g) {
-    _mm256_storeu_ps(acc + g * n + i, a0[g]);
-    _mm256_storeu_ps(acc + g * n + i + 8, a1[g]);
-  }
+  for (std::size_t g = 0; g < G; ++g) Columns::store(a0[g], a1[g], acc + g * n + i);
 }
 
-template <class Arch>
-void code2_axpys_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                      const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+// 4-bit (nibble_columns) or 2-bit (crumb_columns) rows, n a multiple of 16.
+template <class Columns, class Arch>
+void axpys16_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                  const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       for (std::size_t i = 0; i < n; i += 16)
-        code2_axpys_avx2_columns<G, Arch>(in, stride, rows, n, i, w + g0 * ldw, ldw, acc + g0 * n);
+        axpys16_avx2_columns<Columns, G, Arch>(in, stride, rows, n, i, w + g0 * ldw, ldw,
+                                               acc + g0 * n);
     });
   }
 }
@@ -1071,11 +1058,13 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
     if (bits == 4 && n % 16 == 0) {
-      detail::rows::code4_axpys_avx2<Arch>(in, stride, rows, n, w, ldw, nq, acc);
+      detail::rows::axpys16_avx2<detail::rows::nibble_columns<Arch>, Arch>(in, stride, rows, n, w,
+                                                                           ldw, nq, acc);
       return;
     }
     if (bits == 2 && n % 16 == 0) {
-      detail::rows::code2_axpys_avx2<Arch>(in, stride, rows, n, w, ldw, nq, acc);
+      detail::rows::axpys16_avx2<detail::rows::crumb_columns<Arch>, Arch>(in, stride, rows, n, w,
+                                                                          ldw, nq, acc);
       return;
     }
   }
