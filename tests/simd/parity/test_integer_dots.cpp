@@ -159,46 +159,51 @@ TEST_CASE("integer code row dots: a query on the grid is scored exactly",
   // is s' sum(code k) with s' within an ulp or two of s.
   std::mt19937 rng(3);
   for (const integer_dots& kind : kinds())
-    for (std::size_t n : {64u, 128u, 96u}) {
-      std::uniform_int_distribution<int> integer(-kind.grid, kind.grid);
-      const float s = 0.0173f;
-      std::vector<int> k(n);
-      std::vector<float> q(n);
-      for (std::size_t i = 0; i < n; ++i) k[i] = i == 5 ? -kind.grid : integer(rng);
-      for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<float>(k[i]) * s;
-      std::vector<std::uint8_t> in(4 * n / 2);
-      for (auto& b : in) b = static_cast<std::uint8_t>(rng());
-      std::vector<float> out(4);
-      for (const dots_kernel& kernel : kind.forms) {
-        kernel(in.data(), n / 2, 4, n, 4, q.data(), nullptr, 1, out.data(), 4);
-        for (std::size_t r = 0; r < 4; ++r) {
-          long sum = 0;
-          for (std::size_t i = 0; i < n; ++i) {
-            const unsigned byte = in[r * n / 2 + i / 2];
-            sum += static_cast<long>(i % 2 == 0 ? byte & 15u : byte >> 4) * k[i];
+    for (unsigned bits : {2u, 4u})
+      for (std::size_t n : {64u, 128u, 96u}) {
+        std::uniform_int_distribution<int> integer(-kind.grid, kind.grid);
+        const float s = 0.0173f;
+        std::vector<int> k(n);
+        std::vector<float> q(n);
+        for (std::size_t i = 0; i < n; ++i) k[i] = i == 5 ? -kind.grid : integer(rng);
+        for (std::size_t i = 0; i < n; ++i) q[i] = static_cast<float>(k[i]) * s;
+        const std::size_t bytes = n * bits / 8;
+        std::vector<std::uint8_t> in(4 * bytes);
+        for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+        std::vector<float> out(4);
+        for (const dots_kernel& kernel : kind.forms) {
+          kernel(in.data(), bytes, 4, n, bits, q.data(), nullptr, 1, out.data(), 4);
+          for (std::size_t r = 0; r < 4; ++r) {
+            long sum = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+              const unsigned byte = in[r * bytes + i * bits / 8];
+              const unsigned code = (byte >> (i * bits % 8)) & ((1u << bits) - 1);
+              sum += static_cast<long>(code) * k[i];
+            }
+            const double want = static_cast<double>(sum) * s;
+            CHECK(std::fabs(out[r] - want) <=
+                  4 * std::numeric_limits<float>::epsilon() * std::fabs(want) + 1e-30);
           }
-          const double want = static_cast<double>(sum) * s;
-          CHECK(std::fabs(out[r] - want) <=
-                4 * std::numeric_limits<float>::epsilon() * std::fabs(want) + 1e-30);
         }
       }
-    }
 }
 
 TEST_CASE("int16 code row dots with per-element scales score the products q * c",
           "[parity][integer_dots]") {
   std::mt19937 rng(11);
   const integer_dots& kind = kinds()[1];
-  for (std::size_t n : {64u, 128u, 100u}) {
-    const dots_case c{4, n, 33, 4, 0, 0};
-    const std::vector<float> q = normal_queries(4 * n, rng), scales = channel_scales(n, rng);
-    std::vector<float> products(q.size());
-    for (std::size_t i = 0; i < q.size(); ++i) products[i] = q[i] * scales[i % n];
-    std::vector<std::uint8_t> in(c.rows * n / 2);
-    for (auto& b : in) b = static_cast<std::uint8_t>(rng());
-    for (const dots_kernel& kernel : kind.forms) {
-      CHECK(same_bits(scores(kernel, c, in.data(), n / 2, q, scales.data()),
-                      scores(kernel, c, in.data(), n / 2, products, nullptr)));
+  for (unsigned bits : {2u, 4u})
+    for (std::size_t n : {64u, 128u, 100u}) {
+      const dots_case c{bits, n, 33, 4, 0, 0};
+      const std::vector<float> q = normal_queries(4 * n, rng), scales = channel_scales(n, rng);
+      std::vector<float> products(q.size());
+      for (std::size_t i = 0; i < q.size(); ++i) products[i] = q[i] * scales[i % n];
+      const std::size_t bytes = n * bits / 8;
+      std::vector<std::uint8_t> in(c.rows * bytes);
+      for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+      for (const dots_kernel& kernel : kind.forms) {
+        CHECK(same_bits(scores(kernel, c, in.data(), bytes, q, scales.data()),
+                        scores(kernel, c, in.data(), bytes, products, nullptr)));
+      }
     }
-  }
 }
