@@ -167,11 +167,14 @@ void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t r
 // KIVI-4's key scores in a decode step at 16k tokens (callgrind): 21.1M -> 11.7M at head_dim 64,
 // 40.1M -> 20.8M at 128.
 
-// products<Arch> in an AVX2 register: q[i, i + 8) times c[i, i + 8) (q alone when c is null).
+// The q15 of products [i, i + 8) (as products() forms them) in int32 lanes, rounded half to
+// even. Intrinsics, not products<xsimd::avx2>: that one instantiation would be shared by the
+// AVX2 and AVX-512 objects, and the linker could keep the copy compiled for AVX-512.
 template <class Arch>
-__m256 products8(const float* q, const float* c, std::size_t i) noexcept {
+__m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noexcept {
   const __m256 x = _mm256_loadu_ps(q + i);
-  return c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i)) : x;
+  const __m256 p = c != nullptr ? _mm256_mul_ps(x, _mm256_loadu_ps(c + i)) : x;
+  return _mm256_cvtps_epi32(_mm256_mul_ps(p, inv));
 }
 
 // q15 of one vector in the order the rows use it: per 64 elements i, four vectors of 16 words,
@@ -189,9 +192,7 @@ int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
     for (std::size_t h = 0; h < 2; ++h) {
       __m256i p[4];
       for (std::size_t j = 0; j < 4; ++j) {
-        const __m256i k =
-            _mm256_cvtps_epi32(_mm256_mul_ps(products8<Arch>(q, c, i + 32 * h + 8 * j), inv));
-        p[j] = _mm256_permutevar8x32_epi32(k, pairs);
+        p[j] = _mm256_permutevar8x32_epi32(q15_lanes<Arch>(q, c, i + 32 * h + 8 * j, inv), pairs);
       }
       const __m256i lo01 = _mm256_unpacklo_epi64(p[0], p[1]),
                     hi01 = _mm256_unpackhi_epi64(p[0], p[1]);
@@ -288,8 +289,7 @@ int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
   const __m256 inv = _mm256_set1_ps(f.inv);
   for (std::size_t i = 0; i < n; i += 64) {
     __m256i e[8];  // e[w]: elements i + 8w .. i + 8w + 7
-    for (std::size_t w = 0; w < 8; ++w)
-      e[w] = _mm256_cvtps_epi32(_mm256_mul_ps(products8<Arch>(q, c, i + 8 * w), inv));
+    for (std::size_t w = 0; w < 8; ++w) e[w] = q15_lanes<Arch>(q, c, i + 8 * w, inv);
     __m256i t[8], u[8];
     for (std::size_t w = 0; w < 8; w += 2) {
       t[w] = _mm256_unpacklo_epi32(e[w], e[w + 1]);
