@@ -20,3 +20,5 @@
 #include <qcodec/quant/uniform/scale_search.hpp>
 #include <qcodec/quant/uniform/ternary.hpp>
 #include <qcodec/quant/uniform/uniform.hpp>
+#include <qcodec/quant/vq/kmeans.hpp>
+#include <qcodec/quant/vq/product_quantizer.hpp>
