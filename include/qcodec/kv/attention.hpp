@@ -144,7 +144,8 @@ template <class Cache>
   // not). Scores and weights of one block: [row][ld], ld leaving room for a whole trailing unit.
   const std::size_t ld = block + std::max(key_group, value_group);
   const std::size_t max_rows = std::min(n_queries, query_chunk) * group;
-  std::vector<float> raw(max_rows * d), prepared(max_rows * d);
+  const std::size_t prepared_floats = query_floats(c.keys(layer));  // alike for every stream
+  std::vector<float> raw(max_rows * d), prepared(max_rows * prepared_floats);
   std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
   std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
   std::vector<float> running_max(max_rows), running_sum(max_rows);
@@ -190,7 +191,7 @@ template <class Cache>
       }
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
         for (std::size_t r = 0; r < nr; ++r) {
-          c.keys(layer, h).prepare_query(&raw[r * d], &prepared[r * d]);
+          c.keys(layer, h).prepare_query(&raw[r * d], &prepared[r * prepared_floats]);
         }
       }
       std::fill_n(acc_codec.begin(), nr * d, 0.0f);

@@ -162,15 +162,18 @@ class channel_codebook {
   }
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    for_decoded_chunks(units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
-      simd::kernels().rows.f32_row_dots(rows, d_ * sizeof(float), tn, d_, q, nq, s + t0, ld);
-    });
+    detail::for_decoded_chunks(
+        *this, units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
+          simd::kernels().rows.f32_row_dots(rows, d_ * sizeof(float), tn, d_, q, nq, s + t0, ld);
+        });
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    for_decoded_chunks(units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
-      simd::kernels().rows.f32_row_axpys(rows, d_ * sizeof(float), tn, d_, p + t0, ldp, nq, acc);
-    });
+    detail::for_decoded_chunks(*this, units, count,
+                               [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
+                                 simd::kernels().rows.f32_row_axpys(rows, d_ * sizeof(float), tn,
+                                                                    d_, p + t0, ldp, nq, acc);
+                               });
   }
   void finish_output(float*) const noexcept {}
 
@@ -182,18 +185,6 @@ class channel_codebook {
   };
 
   channel_codebook() = default;
-
-  // Decodes a chunk of tokens at a time into a stack buffer (in L1) and calls
-  // f(rows, first, count) with them as fp32 rows, so each token is decoded once for all the
-  // query heads and the fp32 row kernels do the arithmetic.
-  template <class F>
-  void for_decoded_chunks(const std::uint8_t* units, std::size_t count, F&& f) const noexcept {
-    detail::for_chunks(count, scratch_floats / d_, [&](std::size_t t0, std::size_t tn) {
-      float rows[scratch_floats];
-      for (std::size_t t = 0; t < tn; ++t) decode(units + (t0 + t) * unit_bytes_, &rows[t * d_]);
-      f(reinterpret_cast<const std::uint8_t*>(rows), t0, tn);
-    });
-  }
 
   void make_thresholds() {
     thresholds_.clear();
@@ -223,8 +214,6 @@ class channel_codebook {
       unit[byte + 1] = static_cast<std::uint8_t>(unit[byte + 1] | (shifted >> 8));
     }
   }
-
-  static constexpr std::size_t scratch_floats = 4096;  // 16 KiB of decoded rows on the stack
 
   std::size_t d_ = 0, unit_bytes_ = 0;
   std::vector<channel> channels_;

@@ -10,8 +10,11 @@
 // directly on `count` consecutive units (count * group_tokens tokens), for the nq query heads
 // that share this KV head, without decoding them:
 //   prepare_query(q, q')                  the query in the codec's space, once per step
-//                                         (q may equal q')
-//   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q'_g . k_t
+//                                         (q may equal q'); head_dim floats, or
+//                                         query_floats(codec) for codecs that score through
+//                                         per-query tables (coupled_codebook)
+//   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q'_g . k_t, the nq prepared queries
+//                                         query_floats(codec) floats apart
 //   accumulate(units, count, p, ldp, nq, acc)
 //                                         acc[g * head_dim + i] += sum_t p[g * ldp + t] v_t[i],
 //                                         in the codec's space
@@ -92,6 +95,19 @@ void scored_decode(const C& c, const std::uint8_t* unit, const float* q, float* 
   }
 }
 
+/// Floats of one prepared query (prepare_query's output): head_dim, or for codecs that score
+/// through tables built once per query and step, the size they declare as query_floats().
+/// Wrappers (rotated, gear, outliers) build their Inner from head_dim, so they never hold such a
+/// codec.
+template <class C>
+[[nodiscard]] std::size_t query_floats(const C& c) noexcept {
+  if constexpr (requires { c.query_floats(); }) {
+    return c.query_floats();
+  } else {
+    return c.head_dim();
+  }
+}
+
 namespace detail {
 
 /// q[0, n) rounded onto its int8 grid (what simd::code_row_dots_i8 scores against):
@@ -160,6 +176,21 @@ void for_chunks(std::size_t total, std::size_t chunk, F&& f) {
   for (std::size_t first = 0; first < total; first += chunk) {
     f(first, total - first < chunk ? total - first : chunk);
   }
+}
+
+/// Decodes `count` units of a per-token codec c (head_dim <= 4096) a chunk at a time into a stack
+/// buffer (in L1) and calls f(rows, first, n) with them as fp32 rows of head_dim floats, so each
+/// token is decoded once for all the query heads and the fp32 row kernels do the arithmetic.
+template <class Codec, class F>
+void for_decoded_chunks(const Codec& c, const std::uint8_t* units, std::size_t count, F&& f) {
+  static_assert(Codec::group_tokens == 1, "decoded chunks hold one token per unit");
+  constexpr std::size_t scratch_floats = 4096;  // 16 KiB
+  const std::size_t d = c.head_dim(), unit_bytes = c.unit_bytes();
+  for_chunks(count, scratch_floats / d, [&](std::size_t first, std::size_t n) {
+    float rows[scratch_floats];
+    for (std::size_t t = 0; t < n; ++t) c.decode(units + (first + t) * unit_bytes, &rows[t * d]);
+    f(reinterpret_cast<const std::uint8_t*>(rows), first, n);
+  });
 }
 
 }  // namespace detail
