@@ -5,6 +5,7 @@
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/channel_codebook.hpp>
+#include <qcodec/kv/coupled_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
 #include <qcodec/kv/gear.hpp>
 #include <qcodec/kv/mixed_cache.hpp>

@@ -55,6 +55,35 @@ Cache filled_cache(const kv_test::kv_data& data, std::size_t sinks, std::size_t 
                              std::forward<Codecs>(codecs)...);
 }
 
+// One head's vectors [n][dim] from kv_test data ([token][head][dim]).
+inline std::vector<float> head_rows(const kv_test::kv_data& data, std::size_t head, bool keys) {
+  std::vector<float> rows(data.tokens * data.dim);
+  const std::vector<float>& src = keys ? data.keys : data.values;
+  for (std::size_t t = 0; t < data.tokens; ++t) {
+    std::memcpy(&rows[t * data.dim], &src[(t * data.heads + head) * data.dim],
+                data.dim * sizeof(float));
+  }
+  return rows;
+}
+
+// kv_samples for the small cache shape, from seeded data (keys also "pre-RoPE").
+inline kv::kv_samples calibration_samples(const kv_test::kv_data& data) {
+  kv::kv_samples s;
+  s.layers = layers;
+  s.kv_heads = kv_heads;
+  s.tokens = data.tokens;
+  s.head_dim = head_dim;
+  for (std::size_t l = 0; l < s.layers; ++l) {
+    for (std::size_t h = 0; h < s.kv_heads; ++h) {
+      const std::vector<float> k = head_rows(data, h, true), v = head_rows(data, h, false);
+      s.keys.insert(s.keys.end(), k.begin(), k.end());
+      s.values.insert(s.values.end(), v.begin(), v.end());
+    }
+  }
+  s.pre_rope_keys = s.keys;
+  return s;
+}
+
 inline const kv::cache_config& base_config(const kv::cache_config& c) { return c; }
 inline const kv::cache_config& base_config(const kv::mixed_config& c) { return c.base; }
 

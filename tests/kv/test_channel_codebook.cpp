@@ -15,17 +15,6 @@ namespace kv = qcodec::kv;
 
 namespace {
 
-// One head's vectors [n][dim] from kv_test data ([token][head][dim]).
-std::vector<float> head_rows(const kv_test::kv_data& data, std::size_t head, bool keys) {
-  std::vector<float> rows(data.tokens * data.dim);
-  const std::vector<float>& src = keys ? data.keys : data.values;
-  for (std::size_t t = 0; t < data.tokens; ++t) {
-    std::memcpy(&rows[t * data.dim], &src[(t * data.heads + head) * data.dim],
-                data.dim * sizeof(float));
-  }
-  return rows;
-}
-
 template <unsigned Bits>
 double weighted_mse(const kv::channel_codebook<Bits>& c, const std::vector<float>& x,
                     const std::vector<float>& w) {
@@ -43,30 +32,12 @@ double weighted_mse(const kv::channel_codebook<Bits>& c, const std::vector<float
   return e;
 }
 
-// kv_samples for kv_parity's small cache shape, from seeded data (keys also "pre-RoPE").
-kv::kv_samples samples_for(const kv_test::kv_data& data) {
-  kv::kv_samples s;
-  s.layers = kv_test::layers;
-  s.kv_heads = kv_test::kv_heads;
-  s.tokens = data.tokens;
-  s.head_dim = kv_test::head_dim;
-  for (std::size_t l = 0; l < s.layers; ++l) {
-    for (std::size_t h = 0; h < s.kv_heads; ++h) {
-      const std::vector<float> k = head_rows(data, h, true), v = head_rows(data, h, false);
-      s.keys.insert(s.keys.end(), k.begin(), k.end());
-      s.values.insert(s.values.end(), v.begin(), v.end());
-    }
-  }
-  s.pre_rope_keys = s.keys;
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("channel_codebook: codes are the nearest level of each channel's table",
           "[kv][codebook]") {
   const kv_test::kv_data data = kv_test::make_kv(400, 1, 16, 3);
-  const std::vector<float> x = head_rows(data, 0, true);
+  const std::vector<float> x = kv_test::head_rows(data, 0, true);
   auto c = kv::channel_codebook<3>::fit(x, 16, {}, kv::bit_allocation::uniform);
   REQUIRE(c.ok());
   CHECK(c->unit_bytes() == 6);
@@ -91,7 +62,7 @@ TEST_CASE("channel_codebook: codes are the nearest level of each channel's table
 TEST_CASE("channel_codebook: greedy allocation moves bits to where the weighted error is",
           "[kv][codebook]") {
   const kv_test::kv_data data = kv_test::make_kv(600, 1, 16, 4);  // channels 3 and 9: 10x scale
-  const std::vector<float> x = head_rows(data, 0, true);
+  const std::vector<float> x = kv_test::head_rows(data, 0, true);
   auto uniform = kv::channel_codebook<3>::fit(x, 16, {}, kv::bit_allocation::uniform);
   auto greedy = kv::channel_codebook<3>::fit(x, 16);
   REQUIRE(uniform.ok());
@@ -208,7 +179,7 @@ TEST_CASE("pre-RoPE cache: attention equals a cache given the rotated keys", "[k
 TEST_CASE("channel_codebook cache: one codec per stream, reference parity", "[kv][codebook]") {
   const kv_test::kv_data calibration =
       kv_test::make_kv(500, kv_test::kv_heads, kv_test::head_dim, 11);
-  const kv::kv_samples samples = samples_for(calibration);
+  const kv::kv_samples samples = kv_test::calibration_samples(calibration);
   using key_codec = kv::channel_codebook<4>;
   using value_codec = kv::channel_codebook<3>;
   auto keys = kv::fit_per_stream<key_codec>(samples, kv::kv_samples::kind::keys);
@@ -239,7 +210,7 @@ TEST_CASE("channel_codebook cache: one codec per stream, reference parity", "[kv
 TEST_CASE("make_cache: calibrated schemes", "[kv][codebook][any_cache]") {
   const kv_test::kv_data calibration =
       kv_test::make_kv(300, kv_test::kv_heads, kv_test::head_dim, 21);
-  kv::kv_samples samples = samples_for(calibration);
+  kv::kv_samples samples = kv_test::calibration_samples(calibration);
   const kv::cache_config config = kv_test::small_config(0, 0);
   CHECK(kv::needs_calibration("cb4:prerope=0"));
   CHECK_FALSE(kv::needs_calibration("kivi4"));

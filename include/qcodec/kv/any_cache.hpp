@@ -20,6 +20,7 @@
 #include <qcodec/kv/attention.hpp>
 #include <qcodec/kv/cache.hpp>
 #include <qcodec/kv/channel_codebook.hpp>
+#include <qcodec/kv/coupled_codebook.hpp>
 #include <qcodec/kv/fp_stream.hpp>
 #include <qcodec/kv/gear.hpp>
 #include <qcodec/kv/outliers.hpp>
@@ -231,6 +232,13 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        true, &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<2>>},
       {"cb2", "calibrated per-channel codebooks (pre-RoPE keys), 2-bit keys and values", 0, true,
        &make_calibrated_cache_model<channel_codebook<2>, channel_codebook<2>>},
+      // CQ (calibrated): runs of 2, 4 or 8 channels quantized jointly to one of 256 centroids.
+      {"cq4", "coupled quantization CQ-2c8b (pre-RoPE keys), keys and values, 4 bits per value", 0,
+       true, &make_calibrated_cache_model<coupled_codebook<2, 8>, coupled_codebook<2, 8>>},
+      {"cq2", "coupled quantization CQ-4c8b (pre-RoPE keys), keys and values, 2 bits per value", 0,
+       true, &make_calibrated_cache_model<coupled_codebook<4, 8>, coupled_codebook<4, 8>>},
+      {"cq1", "coupled quantization CQ-8c8b (pre-RoPE keys), keys and values, 1 bit per value", 0,
+       true, &make_calibrated_cache_model<coupled_codebook<8, 8>, coupled_codebook<8, 8>>},
   };
   return schemes;
 }
