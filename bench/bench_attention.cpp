@@ -14,7 +14,9 @@
 #include <qcodec/kv.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +42,37 @@ kv::cache_config bench_config(std::size_t context, std::size_t head_dim) {
   return config;
 }
 
+// n vectors of head_dim keys with a few outlier channels, as real keys have.
+std::vector<float> bench_keys(std::size_t n, std::size_t head_dim, std::uint32_t seed) {
+  std::vector<float> keys = qcodec_bench::normal_floats(n * head_dim, seed);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i % head_dim == 5 || i % head_dim == 17) keys[i] *= 10.0f;
+  }
+  return keys;
+}
+
+// The cache, created with codecs calibrated on 4096 other vectors of the same distributions
+// (fitted once per head_dim and shared by every stream) when its codecs need calibration.
+template <class Cache>
+qcodec::result<Cache> create_cache(const kv::cache_config& config) {
+  using key_codec = typename Cache::key_codec;
+  using value_codec = typename Cache::value_codec;
+  if constexpr (requires { key_codec::fit(std::span<const float>{}, 0); }) {
+    static std::map<std::size_t, std::pair<key_codec, value_codec>> fitted;
+    const std::size_t d = config.head_dim;
+    if (!fitted.contains(d)) {
+      auto k = key_codec::fit(bench_keys(4096, d, 11), d);
+      auto v = value_codec::fit(qcodec_bench::normal_floats(4096 * d, 12), d);
+      if (!k.ok()) return qcodec::result<Cache>(k.error());
+      if (!v.ok()) return qcodec::result<Cache>(v.error());
+      fitted.emplace(d, std::pair(std::move(*k), std::move(*v)));
+    }
+    return Cache::create(config, fitted.at(d).first, fitted.at(d).second);
+  } else {
+    return Cache::create(config);
+  }
+}
+
 // A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
 template <class Cache>
 std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
@@ -47,20 +80,17 @@ std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
                                   bool pre_rope = false) {
   kv::cache_config config = bench_config<Cache>(context, head_dim);
   config.rope.pre_rope = pre_rope;
-  auto cache = Cache::create(config);
+  auto cache = create_cache<Cache>(config);
   if (!cache.ok()) {
     state.SkipWithError(cache.error().message().c_str());
     return std::nullopt;
   }
   seq = cache->add_sequence();
-  // Keys with a few outlier channels, as real keys have; fill in chunks to bound memory.
+  // Filled in chunks to bound memory.
   constexpr std::size_t chunk = 1024;
   const std::size_t row = kv_heads * head_dim;
-  std::vector<float> keys = qcodec_bench::normal_floats(chunk * row, 1);
+  const std::vector<float> keys = bench_keys(chunk * kv_heads, head_dim, 1);
   const std::vector<float> values = qcodec_bench::normal_floats(chunk * row, 2);
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (i % head_dim == 5 || i % head_dim == 17) keys[i] *= 10.0f;
-  }
   for (std::size_t t = 0; t < context; t += chunk) {
     const std::size_t n = std::min(chunk, context - t);
     if (!cache->append(seq, 0, keys.data(), values.data(), n).ok()) {
@@ -232,5 +262,10 @@ BENCHMARK_TEMPLATE(BM_attention_decode, gear2)->Name("BM_attention_decode/gear2"
 BENCHMARK_TEMPLATE(BM_attention_decode, turbo3_qjl)
     ->Name("BM_attention_decode/turbo3-qjl")
     ->Apply(shapes);
+
+// Coupled quantization (kv/coupled_codebook.hpp), calibrated: CQ-4c8b keys and values, 2 bits
+// per value; keys scored through the query's inner-product tables (stored after RoPE).
+using cq2 = kv::cache<kv::coupled_codebook<4, 8>, kv::coupled_codebook<4, 8>>;
+BENCHMARK_TEMPLATE(BM_attention_decode, cq2)->Name("BM_attention_decode/cq2")->Apply(shapes);
 
 }  // namespace
