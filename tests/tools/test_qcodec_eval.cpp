@@ -98,7 +98,8 @@ TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   std::string output;
   const fs::path csv = fs::temp_directory_path() / "qcodec_eval_model.csv";
   REQUIRE(run("--kv " + dir +
-                  " --schemes q8,kivi4,cb4:residual=12,exact=16,cb2:residual=16,exact=16 --model " +
+                  " --schemes q8,kivi4,cb4:residual=12,exact=16,cb2:residual=16,exact=16,"
+                  "cq2:residual=16,exact=16 --model " +
                   model + "stories260K.bin" + " --tokenizer " + model + "tok512.bin --text " + dir +
                   "/text.txt --json " + json.string() + " --csv " + csv.string(),
               output) == 0);
@@ -120,6 +121,9 @@ TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   CHECK(field("cb4:residual=12,exact=16", "bits_per_value") <= 4.5);
   CHECK(field("cb2:residual=16,exact=16", "kl") <= 0.05);
   CHECK(field("cb2:residual=16,exact=16", "bits_per_value") <= 3.0);
+  // Coupled quantization at the same rate: 4 channels per 8-bit code (KL 0.0174 when measured).
+  CHECK(field("cq2:residual=16,exact=16", "kl") <= 0.025);
+  CHECK(field("cq2:residual=16,exact=16", "bits_per_value") <= 2.5);
   CHECK(read_text(csv.string()).find(",ppl,kl,top1\n") != std::string::npos);
   fs::remove(csv);
   // The fp32 row of the engine: stories260K's perplexity on this text is 3.259, KL 0, top-1 1.
