@@ -65,8 +65,9 @@ TEST_CASE("coupled_codebook: units, decoding, scores on the codes, value sums", 
   const kv_test::kv_data calibration =
       kv_test::make_kv(600, kv_test::kv_heads, kv_test::head_dim, 31);
   const std::vector<float> x = kv_test::head_rows(calibration, 1, true);
+  // 301 tokens: several chunks of decoded rows (64) and of unpacked codes (64 for <1, 3>).
   const std::vector<float> held_out =
-      kv_test::head_rows(kv_test::make_kv(37, kv_test::kv_heads, kv_test::head_dim, 32), 1, true);
+      kv_test::head_rows(kv_test::make_kv(301, kv_test::kv_heads, kv_test::head_dim, 32), 1, true);
   std::vector<float> w(kv_test::head_dim);
   for (std::size_t i = 0; i < w.size(); ++i) w[i] = 0.2f + float(i % 5);
   SECTION("8-bit codes, 4 channels (CQ-4c8b)") {
@@ -90,16 +91,19 @@ TEST_CASE("coupled_codebook: units, decoding, scores on the codes, value sums", 
   }
 }
 
-TEST_CASE("coupled_codebook cache: reference parity, keys after and before RoPE", "[kv][coupled]") {
+namespace {
+
+// Caches of one codec per stream, keys stored after RoPE (scored on the codes) or before it.
+template <class Codec>
+void check_cache_parity(double bits) {
   const kv::kv_samples samples =
       kv_test::calibration_samples(kv_test::make_kv(400, kv_test::kv_heads, kv_test::head_dim, 33));
-  using codec = kv::coupled_codebook<4, 8>;
-  auto keys = kv::fit_per_stream<codec>(samples, kv::kv_samples::kind::keys);
-  auto values = kv::fit_per_stream<codec>(samples, kv::kv_samples::kind::values);
+  auto keys = kv::fit_per_stream<Codec>(samples, kv::kv_samples::kind::keys);
+  auto values = kv::fit_per_stream<Codec>(samples, kv::kv_samples::kind::values);
   REQUIRE(keys.ok());
   REQUIRE(values.ok());
   REQUIRE(keys->size() == kv_test::layers * kv_test::kv_heads);
-  using cache_type = kv::cache<codec, codec>;
+  using cache_type = kv::cache<Codec, Codec>;
   for (const bool pre_rope : {false, true}) {
     for (const std::size_t tokens : {1u, 70u, 200u}) {
       for (const std::size_t sinks : {0u, 3u}) {
@@ -110,11 +114,20 @@ TEST_CASE("coupled_codebook cache: reference parity, keys after and before RoPE"
         config.rope.pre_rope = pre_rope;
         kv::sequence_id seq = 0;
         const cache_type c = kv_test::filled_cache<cache_type>(config, data, seq, *keys, *values);
-        CHECK(c.codec_bits_per_value() == Approx(2.0));
+        CHECK(c.codec_bits_per_value() == Approx(bits));
         kv_test::check_reference_parity(c, seq, 1, 1, 35);
         if (tokens >= 20) kv_test::check_reference_parity(c, seq, 0, 20, 36);  // two chunks
       }
     }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("coupled_codebook cache: reference parity, keys after and before RoPE", "[kv][coupled]") {
+  SECTION("CQ-4c8b") { check_cache_parity<kv::coupled_codebook<4, 8>>(2.0); }
+  SECTION("2 channels, 4-bit codes (packed)") {
+    check_cache_parity<kv::coupled_codebook<2, 4>>(2.0);
   }
 }
 
@@ -126,6 +139,9 @@ TEST_CASE("coupled_codebook: calibration that cannot fit is refused", "[kv][coup
             .error()
             .is(kv::errors::bad_calibration));  // 100 tokens for 256 centroids
   CHECK(kv::coupled_codebook<4, 8>::fit(x, 64, std::vector<float>(3, 1.0f))
+            .error()
+            .is(kv::errors::bad_calibration));
+  CHECK(kv::coupled_codebook<4, 8>::fit(x, 64, std::vector<float>(64, -1.0f))
             .error()
             .is(kv::errors::bad_calibration));
   std::vector<float> nan = x;

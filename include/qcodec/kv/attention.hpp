@@ -144,8 +144,10 @@ template <class Cache>
   // not). Scores and weights of one block: [row][ld], ld leaving room for a whole trailing unit.
   const std::size_t ld = block + std::max(key_group, value_group);
   const std::size_t max_rows = std::min(n_queries, query_chunk) * group;
-  const std::size_t prepared_floats = query_floats(c.keys(layer));  // alike for every stream
-  std::vector<float> raw(max_rows * d), prepared(max_rows * prepared_floats);
+  // Prepared queries (alike for every stream) are not used for keys stored before RoPE.
+  const std::size_t prepared_floats = query_floats(c.keys(layer));
+  std::vector<float> raw(max_rows * d),
+      prepared(cfg.rope.pre_rope ? 0 : max_rows * prepared_floats);
   std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
   std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
   std::vector<float> running_max(max_rows), running_sum(max_rows);

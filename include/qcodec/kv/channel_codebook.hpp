@@ -169,11 +169,7 @@ class channel_codebook {
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    detail::for_decoded_chunks(*this, units, count,
-                               [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
-                                 simd::kernels().rows.f32_row_axpys(rows, d_ * sizeof(float), tn,
-                                                                    d_, p + t0, ldp, nq, acc);
-                               });
+    detail::accumulate_decoded(*this, units, count, p, ldp, nq, acc);
   }
   void finish_output(float*) const noexcept {}
 

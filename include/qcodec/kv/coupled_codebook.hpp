@@ -9,19 +9,24 @@
 // Channels of a key head are far from independent (RoPE pairs, correlated outlier channels),
 // and a joint codebook spends its levels where the pairs (or quadruples) actually lie, which
 // per-channel scalar codes cannot. With the mean squared query per channel as weights (kv_samples
-// key_weights), k-means and encoding minimise the expected error of the attention scores, as CQ's
-// Fisher-guided centroids do. Channels coupled are consecutive: with llama2.c's interleaved RoPE
-// (pairs 2i, 2i + 1), Channels >= 2 keeps every rotating pair in one sub-space.
+// key_weights), k-means and encoding minimise the error of the attention scores (exactly so for
+// uncorrelated query channels); CQ's own centroids weight the error by Fisher information
+// instead. Channels coupled are consecutive: with interleaved RoPE (llama2.c, pairs 2i, 2i + 1)
+// and Channels even, every rotating pair is in one sub-space; with half-split RoPE it is not.
 //
 // The codebooks are constants of the cache (head_dim * 2^Bits floats per stream, like the
 // model's weights), not counted in the per-sequence bits. Fitting needs at least 2^Bits tokens.
 //
 // Unit (one token): head_dim / Channels codes of Bits bits, packed LSB-first.
-// Attention on the codes: prepare_query builds the query's inner-product table once per step,
+// Attention on the codes, for keys stored after RoPE (rope_config::pre_rope keys are decoded and
+// rotated a block at a time by attention(), like every codec's; with CQ they keep far more
+// quality, so the registered cq schemes store them): prepare_query builds the query's
+// inner-product table once per step,
 // T[m][c] = q_m . C_m[c] (query_floats() = head_dim / Channels * 2^Bits floats: 16 KiB for
 // head_dim 64 and 4c8b), and a token's score is head_dim / Channels lookups and additions.
 // Values are decoded a chunk at a time and summed by the fp32 row kernels.
 
+#include <qcodec/core/assert.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/channel_codebook.hpp>
@@ -30,6 +35,7 @@
 #include <qcodec/simd/bit_packing.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -57,8 +63,24 @@ class coupled_codebook {
           errors::bad_calibration,
           "coupled codebooks need head_dim (1..1024) a multiple of " + std::to_string(Channels));
     }
+    if (x.size() % head_dim != 0 || x.size() / head_dim < centroids) {
+      return status::failure(errors::bad_calibration,
+                             "coupled codebooks need whole vectors, at least " +
+                                 std::to_string(centroids) + " of them (one per centroid)");
+    }
+    if (!weights.empty() && weights.size() != head_dim) {
+      return status::failure(errors::bad_calibration, "one weight per channel");
+    }
+    for (const float w : weights) {
+      if (!(w >= 0.0f && std::isfinite(w))) {
+        return status::failure(errors::bad_calibration, "weights must be finite and >= 0");
+      }
+    }
+    for (const float v : x) {
+      if (!std::isfinite(v)) return status::failure(errors::bad_calibration, "non-finite sample");
+    }
     result<product_quantizer> pq = product_quantizer::train(x, head_dim, Channels, Bits, weights);
-    if (!pq) return status::failure(errors::bad_calibration, pq.error().message());
+    if (!pq) return pq.error();  // not for inputs checked above
     return coupled_codebook(std::move(*pq));
   }
 
@@ -87,6 +109,7 @@ class coupled_codebook {
     }
   }
   void prepare_query(const float* q, float* table) const noexcept {
+    QCODEC_ASSERT(q != table, "coupled_codebook: a query's table cannot replace it");
     pq_.inner_product_table(q, table);
   }
   /// s[g * ld + t] = sum_m tables_g[m][code_tm]: four tokens at a time, so that four chains of
@@ -123,11 +146,7 @@ class coupled_codebook {
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    const std::size_t d = head_dim();
-    detail::for_decoded_chunks(
-        *this, units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
-          simd::kernels().rows.f32_row_axpys(rows, d * sizeof(float), tn, d, p + t0, ldp, nq, acc);
-        });
+    detail::accumulate_decoded(*this, units, count, p, ldp, nq, acc);
   }
   void finish_output(float*) const noexcept {}
 

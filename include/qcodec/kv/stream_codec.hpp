@@ -9,12 +9,12 @@
 // Besides encode/decode (decode is the reference path), a codec computes what attention needs
 // directly on `count` consecutive units (count * group_tokens tokens), for the nq query heads
 // that share this KV head, without decoding them:
-//   prepare_query(q, q')                  the query in the codec's space, once per step
-//                                         (q may equal q'); head_dim floats, or
+//   prepare_query(q, q')                  the query in the codec's space, once per step:
+//                                         head_dim floats (q may equal q'), or
 //                                         query_floats(codec) for codecs that score through
-//                                         per-query tables (coupled_codebook)
-//   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q'_g . k_t, the nq prepared queries
-//                                         query_floats(codec) floats apart
+//                                         per-query tables (coupled_codebook; q != q')
+//   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q_g . k_t in the codec's space, from
+//                                         the nq prepared queries, query_floats(codec) apart
 //   accumulate(units, count, p, ldp, nq, acc)
 //                                         acc[g * head_dim + i] += sum_t p[g * ldp + t] v_t[i],
 //                                         in the codec's space
@@ -183,14 +183,27 @@ void for_chunks(std::size_t total, std::size_t chunk, F&& f) {
 /// token is decoded once for all the query heads and the fp32 row kernels do the arithmetic.
 template <class Codec, class F>
 void for_decoded_chunks(const Codec& c, const std::uint8_t* units, std::size_t count, F&& f) {
-  static_assert(Codec::group_tokens == 1, "decoded chunks hold one token per unit");
   constexpr std::size_t scratch_floats = 4096;  // 16 KiB
+  static_assert(Codec::group_tokens == 1, "decoded chunks hold one token per unit");
+  static_assert(max_head_dim_of<Codec>() <= scratch_floats, "a decoded row must fit the scratch");
   const std::size_t d = c.head_dim(), unit_bytes = c.unit_bytes();
   for_chunks(count, scratch_floats / d, [&](std::size_t first, std::size_t n) {
     float rows[scratch_floats];
     for (std::size_t t = 0; t < n; ++t) c.decode(units + (first + t) * unit_bytes, &rows[t * d]);
     f(reinterpret_cast<const std::uint8_t*>(rows), first, n);
   });
+}
+
+/// accumulate() for per-token codecs that decode to fp32 rows: the rows of each chunk summed
+/// by the fp32 row kernel.
+template <class Codec>
+void accumulate_decoded(const Codec& c, const std::uint8_t* units, std::size_t count,
+                        const float* p, std::size_t ldp, std::size_t nq, float* acc) noexcept {
+  const std::size_t d = c.head_dim();
+  for_decoded_chunks(
+      c, units, count, [&](const std::uint8_t* rows, std::size_t t0, std::size_t tn) {
+        simd::kernels().rows.f32_row_axpys(rows, d * sizeof(float), tn, d, p + t0, ldp, nq, acc);
+      });
 }
 
 }  // namespace detail

@@ -127,13 +127,13 @@ TEST_CASE("product_quantizer: few distinct sub-vectors are coded exactly", "[qua
 
 TEST_CASE("product_quantizer: bad shapes are refused", "[quant][vq][pq]") {
   const std::vector<float> x = correlated(300, 8, 4);
-  CHECK(product_quantizer::train(x, 8, 3, 4).error().is(errors::kmeans_bad_input));
-  CHECK(product_quantizer::train(x, 8, 2, 0).error().is(errors::kmeans_bad_input));
-  CHECK(product_quantizer::train(x, 8, 2, 9).error().is(errors::kmeans_bad_input));
-  CHECK(product_quantizer::train(x, 8, 0, 4).error().is(errors::kmeans_bad_input));
+  CHECK(product_quantizer::train(x, 8, 3, 4).error().is(errors::product_quantizer_bad_shape));
+  CHECK(product_quantizer::train(x, 8, 2, 0).error().is(errors::product_quantizer_bad_shape));
+  CHECK(product_quantizer::train(x, 8, 2, 9).error().is(errors::product_quantizer_bad_shape));
+  CHECK(product_quantizer::train(x, 8, 0, 4).error().is(errors::product_quantizer_bad_shape));
   CHECK(product_quantizer::train(x, 8, 2, 4, std::vector<float>(3, 1.0f))
             .error()
-            .is(errors::kmeans_bad_input));
+            .is(errors::product_quantizer_bad_shape));
   CHECK(product_quantizer::train(std::span<const float>(x.data(), 100 * 8), 8, 2, 8)
             .error()
             .is(errors::kmeans_bad_input));  // 100 samples, 256 centroids

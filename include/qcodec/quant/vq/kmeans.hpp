@@ -7,19 +7,22 @@
 //
 // Per-dimension weights keep both Lloyd steps exact: the nearest centroid under the weighted
 // distance, and the cell's plain mean (the error separates by dimension). For keys, w_i = E[q_i^2]
-// makes the distance the expected squared error of the attention score q . k.
+// makes the distance the expected squared error of the attention score q . k when the query's
+// channels are uncorrelated (the diagonal of E[q q^T]).
 //
 // Seeding: the first centroid is a uniformly random sample, each next one a sample drawn with
 // probability proportional to its weighted squared distance to the nearest centroid so far
 // (rng(seed): the same seed gives the same centroids). Iterations: assign every sample to its
 // nearest centroid (ties to the lower index), move every centroid to its cell's mean; a centroid
-// whose cell is empty moves onto the sample farthest from its own centroid. Neither step raises
-// the error, so mse_history never rises (up to float rounding). Stops after max_iterations or once
-// an iteration lowers the error by less than tolerance times the error.
+// whose cell is empty moves onto the sample that was farthest from its centroid at the last
+// assignment. Neither step raises the error, so mse_history never rises (up to float rounding).
+// Stops after max_iterations, or once an iteration lowers the error by no more than tolerance
+// times the error (at once when the error is 0).
 //
 // Allocates (std::vector); training time, not a kernel. Centroids are kept [dim][k] while
 // training, so the distances to all k centroids are one vectorisable loop per dimension.
 
+#include <qcodec/core/assert.hpp>
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/rng.hpp>
 #include <qcodec/core/status.hpp>
@@ -60,11 +63,14 @@ struct kmeans_fit {
   std::vector<double> mse_history;  ///< the error after seeding and after every iteration
 };
 
-/// Index of the centroid of `centroids` (k x dim, row-major) nearest to x[0, dim) under the
-/// weighted squared distance (weights: dim values, or empty for all 1); ties go to the lower index.
+/// Index of the centroid of `centroids` (k x dim, row-major, k >= 1) nearest to x[0, dim) under
+/// the weighted squared distance (weights: dim values, or empty for all 1); ties go to the lower
+/// index. The plain loop: the brute-force answer the trainers' vectorised search must give.
 [[nodiscard]] inline std::size_t nearest_centroid(std::span<const float> centroids, std::size_t dim,
                                                   const float* x,
                                                   std::span<const float> weights = {}) noexcept {
+  QCODEC_ASSERT(dim > 0 && centroids.size() % dim == 0 && !centroids.empty(),
+                "nearest_centroid: k >= 1 whole centroids of dim > 0 floats");
   std::size_t best = 0;
   float best_distance = std::numeric_limits<float>::infinity();
   for (std::size_t j = 0; j * dim < centroids.size(); ++j) {
@@ -80,13 +86,17 @@ struct kmeans_fit {
 
 namespace detail {
 
+using minmax_kernel = min_max (*)(const float*, std::size_t) noexcept;
+
 /// The nearest of k centroids stored as dim columns of k floats (coordinate i of centroid j at
 /// columns[i * k + j], so the distances to all k are one vectorisable loop per coordinate) and its
 /// weighted squared distance; weights: dim floats or null (all 1); distance: k floats of scratch.
-/// Ties go to the lower index.
+/// Ties go to the lower index; if every distance is NaN or +inf (a non-finite or huge x), 0.
+/// minmax: the minmax kernel of the running target, looked up once by the caller.
 inline std::pair<std::size_t, float> nearest_column(const float* columns, std::size_t dim,
                                                     std::size_t k, const float* weights,
-                                                    const float* x, float* distance) noexcept {
+                                                    const float* x, float* distance,
+                                                    minmax_kernel minmax) noexcept {
   std::fill(distance, distance + k, 0.0f);
   for (std::size_t i = 0; i < dim; ++i) {
     const float xi = x[i], wi = weights != nullptr ? weights[i] : 1.0f;
@@ -98,7 +108,7 @@ inline std::pair<std::size_t, float> nearest_column(const float* columns, std::s
   }
   // The minimum by the (vectorised) minmax kernel, then its first occurrence: a scalar
   // min_element is the larger part of the work for k = 256 and dim 4.
-  const float least = simd::kernels().reductions.minmax(distance, k).min;
+  const float least = minmax(distance, k).min;
   for (std::size_t j = 0; j < k; ++j) {
     if (distance[j] == least) return {j, least};
   }
@@ -109,7 +119,12 @@ inline std::pair<std::size_t, float> nearest_column(const float* columns, std::s
 class centroid_columns {
  public:
   centroid_columns(std::size_t dim, std::size_t k, std::span<const float> weights)
-      : dim_(dim), k_(k), c_(dim * k), w_(dim, 1.0f), distance_(k) {
+      : dim_(dim),
+        k_(k),
+        c_(dim * k),
+        w_(dim, 1.0f),
+        distance_(k),
+        minmax_(simd::kernels().reductions.minmax) {
     if (!weights.empty()) w_.assign(weights.begin(), weights.end());
   }
   void set(std::size_t j, const float* x) noexcept {
@@ -118,7 +133,7 @@ class centroid_columns {
   [[nodiscard]] float get(std::size_t j, std::size_t i) const noexcept { return c_[i * k_ + j]; }
   /// The nearest centroid to x and its distance (ties to the lower index).
   std::pair<std::size_t, float> nearest(const float* x) noexcept {
-    return nearest_column(c_.data(), dim_, k_, w_.data(), x, distance_.data());
+    return nearest_column(c_.data(), dim_, k_, w_.data(), x, distance_.data(), minmax_);
   }
   /// The weighted squared distance of x to centroid j.
   [[nodiscard]] float distance(const float* x, std::size_t j) const noexcept {
@@ -133,6 +148,7 @@ class centroid_columns {
  private:
   std::size_t dim_, k_;
   std::vector<float> c_, w_, distance_;
+  minmax_kernel minmax_;
 };
 
 }  // namespace detail
@@ -232,7 +248,7 @@ class centroid_columns {
     ++fit.iterations;
     const double previous = fit.mse_history.back();
     fit.mse_history.push_back(assign());
-    if (previous - fit.mse_history.back() < options.tolerance * previous) break;
+    if (previous - fit.mse_history.back() <= options.tolerance * previous) break;
   }
   fit.mse = fit.mse_history.back();
   fit.centroids.resize(k * dim);

@@ -9,11 +9,11 @@
 // computation: the query stays exact).
 //
 // With per-dimension weights, both training and encoding use the weighted squared distance (see
-// kmeans.hpp): for attention keys, weights E[q_i^2] make it the expected error of the scores. This
-// is coupled quantization of keys (Zhang et al., "KV Cache is 1 Bit Per Channel: Efficient Large
-// Language Model Inference with Coupled Quantization", 2024, arXiv:2405.03917): channels
-// quantized jointly, sub_dim at a time, capture their dependence, which per-channel scalar codes
-// cannot.
+// kmeans.hpp): for attention keys, weights E[q_i^2] make it the expected error of the scores if
+// the query's channels are uncorrelated. This is coupled quantization of keys (Zhang et al., "KV
+// Cache is 1 Bit Per Channel: Efficient Large Language Model Inference with Coupled
+// Quantization", 2024, arXiv:2405.03917): channels quantized jointly, sub_dim at a time, capture
+// their dependence, which per-channel scalar codes cannot.
 //
 // Codes: one byte per sub-vector (M bytes), code m in [0, 2^bits). Packing them is the caller's.
 
@@ -28,6 +28,13 @@
 
 namespace qcodec {
 
+namespace errors {
+inline constexpr error_id product_quantizer_bad_shape{
+    errc::invalid_argument, "qcodec.product_quantizer.1", "invalid product quantizer shape"};
+}  // namespace errors
+
+/// Not a Quantizer policy (one code per sub-vector, no per-group parameters): trained once, then
+/// encode / decode / inner_product_table, FAISS-style.
 class product_quantizer {
  public:
   static constexpr unsigned max_bits = 8;
@@ -35,19 +42,19 @@ class product_quantizer {
   /// Trains one codebook of 2^bits centroids per sub-space on the n = x.size() / dim samples x
   /// (n x dim, row-major), with optional per-dimension weights (dim values; options.weights is
   /// ignored: each sub-space takes its slice of `weights`). Fails for bits outside 1..8, dim not
-  /// a multiple of sub_dim, and whatever kmeans() refuses (fewer than 2^bits samples, ...).
+  /// a multiple of sub_dim or weights of the wrong size ([qcodec.product_quantizer.1]), and
+  /// whatever kmeans() refuses (fewer than 2^bits samples, non-finite ones, ...).
   [[nodiscard]] static result<product_quantizer> train(std::span<const float> x, std::size_t dim,
                                                        std::size_t sub_dim, unsigned bits,
                                                        std::span<const float> weights = {},
                                                        kmeans_options options = {}) {
     if (bits == 0 || bits > max_bits || sub_dim == 0 || dim == 0 || dim % sub_dim != 0 ||
         x.size() % dim != 0) {
-      return status::failure(errors::kmeans_bad_input,
-                             "product quantizer: bits 1..8, dim a multiple of sub_dim, whole "
-                             "samples");
+      return status::failure(errors::product_quantizer_bad_shape,
+                             "bits 1..8, dim a multiple of sub_dim, whole samples");
     }
     if (!weights.empty() && weights.size() != dim) {
-      return status::failure(errors::kmeans_bad_input, "product quantizer: one weight per dim");
+      return status::failure(errors::product_quantizer_bad_shape, "one weight per dimension");
     }
     product_quantizer pq;
     pq.dim_ = dim;
@@ -98,12 +105,13 @@ class product_quantizer {
   /// ties to the lower index).
   void encode(const float* x, std::uint8_t* codes) const noexcept {
     const std::size_t k = centroids();
+    const detail::minmax_kernel minmax = simd::kernels().reductions.minmax;
     float distance[std::size_t{1} << max_bits];
     for (std::size_t m = 0; m < subspaces(); ++m) {
       const std::span<const float> w = sub_weights(m);
       codes[m] = static_cast<std::uint8_t>(
           detail::nearest_column(&columns_[m * sub_dim_ * k], sub_dim_, k,
-                                 w.empty() ? nullptr : w.data(), x + m * sub_dim_, distance)
+                                 w.empty() ? nullptr : w.data(), x + m * sub_dim_, distance, minmax)
               .first);
     }
   }
