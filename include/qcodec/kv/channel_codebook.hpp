@@ -40,6 +40,25 @@ inline constexpr error_id bad_calibration{errc::invalid_argument, "qcodec.kv.8",
                                           "invalid calibration data"};
 }  // namespace errors
 
+namespace detail {
+
+/// The per-channel weights a calibrated codec's fit() takes: empty, or head_dim finite values
+/// >= 0 ([qcodec.kv.8] otherwise).
+[[nodiscard]] inline status check_channel_weights(std::span<const float> weights,
+                                                  std::size_t head_dim) {
+  if (!weights.empty() && weights.size() != head_dim) {
+    return status::failure(errors::bad_calibration, "one weight per channel");
+  }
+  for (const float w : weights) {
+    if (!(w >= 0.0f && std::isfinite(w))) {
+      return status::failure(errors::bad_calibration, "weights must be finite and >= 0");
+    }
+  }
+  return {};
+}
+
+}  // namespace detail
+
 /// How fit() spends the Bits * head_dim bits of a token over the channels.
 enum class bit_allocation {
   uniform,  ///< Bits bits for every channel
@@ -68,14 +87,7 @@ class channel_codebook {
       return status::failure(errors::bad_calibration,
                              "calibration needs whole vectors of head_dim (1..1024) floats");
     }
-    if (!weights.empty() && weights.size() != head_dim) {
-      return status::failure(errors::bad_calibration, "one weight per channel");
-    }
-    for (const float w : weights) {
-      if (!(w >= 0.0f && std::isfinite(w))) {
-        return status::failure(errors::bad_calibration, "weights must be finite and >= 0");
-      }
-    }
+    if (status s = detail::check_channel_weights(weights, head_dim); !s) return s;
     const std::size_t n = x.size() / head_dim;
     // candidates[i][b]: channel i's Lloyd-Max levels with b bits (empty if no fit) and MSE.
     struct candidate {

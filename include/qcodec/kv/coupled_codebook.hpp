@@ -68,14 +68,7 @@ class coupled_codebook {
                              "coupled codebooks need whole vectors, at least " +
                                  std::to_string(centroids) + " of them (one per centroid)");
     }
-    if (!weights.empty() && weights.size() != head_dim) {
-      return status::failure(errors::bad_calibration, "one weight per channel");
-    }
-    for (const float w : weights) {
-      if (!(w >= 0.0f && std::isfinite(w))) {
-        return status::failure(errors::bad_calibration, "weights must be finite and >= 0");
-      }
-    }
+    if (status s = detail::check_channel_weights(weights, head_dim); !s) return s;
     for (const float v : x) {
       if (!std::isfinite(v)) return status::failure(errors::bad_calibration, "non-finite sample");
     }
