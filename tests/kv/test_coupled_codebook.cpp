@@ -29,24 +29,28 @@ void check_codec(const Codec& c, const std::vector<float>& x) {
     c.quantizer().decode(codes.data(), direct.data());
     for (std::size_t i = 0; i < d; ++i) REQUIRE(decoded[t * d + i] == direct[i]);
   }
-  // Scores of 1..n tokens (tails of the four-token loop), nq heads, ld > count.
-  const std::size_t nq = 3, ld = n + 5;
-  const std::vector<float> q = kv_test::make_queries(nq * d, 5);
-  std::vector<float> tables(nq * kv::query_floats(c));
-  for (std::size_t g = 0; g < nq; ++g) c.prepare_query(&q[g * d], &tables[g * kv::query_floats(c)]);
-  for (const std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{6}, n}) {
-    INFO("count " << count);
-    std::vector<float> s(nq * ld, -1.0f);
-    c.scores(units.data(), count, tables.data(), nq, s.data(), ld);
-    for (std::size_t g = 0; g < nq; ++g) {
-      for (std::size_t t = 0; t < count; ++t) {
-        double want = 0.0;
-        for (std::size_t i = 0; i < d; ++i) want += double(q[g * d + i]) * decoded[t * d + i];
-        CHECK(s[g * ld + t] == Approx(want).margin(1e-4));
+  // Scores of 1..n tokens (tails of the four-token loop), ld > count, for 1..6 query heads (the
+  // tables of four interleaved, then those of the heads left: widths 1 to 4).
+  const std::size_t ld = n + 5;
+  for (const std::size_t nq : {std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{6}}) {
+    const std::vector<float> q = kv_test::make_queries(nq * d, 5);
+    std::vector<float> tables(nq * kv::query_floats(c));
+    kv::prepare_queries(c, q.data(), nq, tables.data());
+    for (const std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{6}, n}) {
+      INFO("heads " << nq << ", count " << count);
+      std::vector<float> s(nq * ld, -1.0f);
+      c.scores(units.data(), count, tables.data(), nq, s.data(), ld);
+      for (std::size_t g = 0; g < nq; ++g) {
+        for (std::size_t t = 0; t < count; ++t) {
+          double want = 0.0;
+          for (std::size_t i = 0; i < d; ++i) want += double(q[g * d + i]) * decoded[t * d + i];
+          CHECK(s[g * ld + t] == Approx(want).margin(1e-4));
+        }
+        CHECK(s[g * ld + count] == -1.0f);  // nothing past count
       }
-      CHECK(s[g * ld + count] == -1.0f);  // nothing past count
     }
   }
+  const std::size_t nq = 3;
   std::vector<float> p(nq * ld), acc(nq * d, 0.5f);
   for (std::size_t i = 0; i < p.size(); ++i) p[i] = float(i % 7) / 7.0f;
   c.accumulate(units.data(), n, p.data(), ld, nq, acc.data());

@@ -192,9 +192,7 @@ template <class Cache>
                     group * d * sizeof(float));
       }
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
-        for (std::size_t r = 0; r < nr; ++r) {
-          c.keys(layer, h).prepare_query(&raw[r * d], &prepared[r * prepared_floats]);
-        }
+        prepare_queries(c.keys(layer, h), raw.data(), nr, prepared.data());
       }
       std::fill_n(acc_codec.begin(), nr * d, 0.0f);
       std::fill_n(acc_float.begin(), nr * d, 0.0f);

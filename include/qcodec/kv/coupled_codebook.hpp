@@ -20,10 +20,11 @@
 // Unit (one token): head_dim / Channels codes of Bits bits, packed LSB-first.
 // Attention on the codes, for keys stored after RoPE (rope_config::pre_rope keys are decoded and
 // rotated a block at a time by attention(), like every codec's; with CQ they keep far more
-// quality, so the registered cq schemes store them): prepare_query builds the query's
-// inner-product table once per step,
-// T[m][c] = q_m . C_m[c] (query_floats() = head_dim / Channels * 2^Bits floats: 16 KiB for
-// head_dim 64 and 4c8b), and a token's score is head_dim / Channels lookups and additions.
+// quality, so the registered cq schemes store them): prepare_queries builds each query's
+// inner-product table once per step, T[m][c] = q_m . C_m[c] (query_floats() = head_dim /
+// Channels * 2^Bits floats: 16 KiB for head_dim 64 and 4c8b), with the tables of four query heads
+// interleaved, and a token's score for four heads is head_dim / Channels lookups and additions of
+// four floats.
 // Values are decoded a chunk at a time and summed by the fp32 row kernels.
 
 #include <qcodec/core/assert.hpp>
@@ -35,6 +36,7 @@
 #include <qcodec/simd/bit_packing.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -101,38 +103,37 @@ class coupled_codebook {
       decode_codes(c, y);
     }
   }
-  void prepare_query(const float* q, float* table) const noexcept {
-    QCODEC_ASSERT(q != table, "coupled_codebook: a query's table cannot replace it");
-    pq_.inner_product_table(q, table);
+  /// The tables of nq queries q[nq][head_dim], those of each `interleave` consecutive queries
+  /// interleaved (T[m][c][g] for g < interleave; the last group as wide as the queries left), so
+  /// that scores() reads a token's partial scores for a whole group with one load per sub-space.
+  void prepare_queries(const float* q, std::size_t nq, float* tables) const noexcept {
+    QCODEC_ASSERT(q != tables, "coupled_codebook: a query's table cannot replace it");
+    const std::size_t d = head_dim(), floats = query_floats();
+    for (std::size_t g0 = 0; g0 < nq; g0 += interleave) {
+      const std::size_t width = std::min(interleave, nq - g0);
+      for (std::size_t g = 0; g < width; ++g) {
+        pq_.inner_product_table(q + (g0 + g) * d, tables + g0 * floats + g, width);
+      }
+    }
   }
-  /// s[g * ld + t] = sum_m tables_g[m][code_tm]: four tokens at a time, so that four chains of
-  /// dependent additions are in flight.
+  void prepare_query(const float* q, float* table) const noexcept { prepare_queries(q, 1, table); }
+  /// s[g * ld + t] = sum_m T_g[m][code_tm] for the nq queries prepared together.
   void scores(const std::uint8_t* units, std::size_t count, const float* tables, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    const std::size_t m_codes = codes();
+    const std::size_t floats = query_floats(), m_codes = codes();
     for_code_chunks(units, count, [&](const std::uint8_t* c, std::size_t t0, std::size_t tn) {
-      for (std::size_t g = 0; g < nq; ++g) {
-        const float* table = tables + g * m_codes * centroids;
-        float* sg = s + g * ld + t0;
-        std::size_t t = 0;
-        for (; t + 4 <= tn; t += 4) {
-          const std::uint8_t* c0 = c + t * m_codes;
-          float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-          for (std::size_t m = 0; m < m_codes; ++m) {
-            const float* tm = table + m * centroids;
-            s0 += tm[c0[m]];
-            s1 += tm[c0[m_codes + m]];
-            s2 += tm[c0[2 * m_codes + m]];
-            s3 += tm[c0[3 * m_codes + m]];
-          }
-          sg[t] = s0, sg[t + 1] = s1, sg[t + 2] = s2, sg[t + 3] = s3;
-        }
-        for (; t < tn; ++t) {
-          float sum = 0.0f;
-          for (std::size_t m = 0; m < m_codes; ++m) {
-            sum += table[m * centroids + c[t * m_codes + m]];
-          }
-          sg[t] = sum;
+      for (std::size_t g0 = 0; g0 < nq; g0 += interleave) {
+        const float* t = tables + g0 * floats;
+        float* sg = s + g0 * ld + t0;
+        const std::size_t width = std::min(interleave, nq - g0);
+        if (width == 4) {
+          simd::kernels().table_sums.table_sums4(c, tn, m_codes, centroids, t, sg, ld);
+        } else if (width == 3) {
+          table_sums<3>(c, tn, t, sg, ld);
+        } else if (width == 2) {
+          table_sums<2>(c, tn, t, sg, ld);
+        } else {
+          table_sums<1>(c, tn, t, sg, ld);
         }
       }
     });
@@ -150,6 +151,42 @@ class coupled_codebook {
   explicit coupled_codebook(product_quantizer pq) : pq_(std::move(pq)) {}
 
   [[nodiscard]] std::size_t codes() const noexcept { return pq_.subspaces(); }
+
+  // Queries whose tables are interleaved: the query heads of a KV head under GQA-4, whose four
+  // partial scores per code are then one 16-byte load and add (simd/table_sums.hpp).
+  static constexpr std::size_t interleave = 4;
+
+  // s[g * ld + t] for the W < 4 queries of a last group, tables interleaved W wide, over tn
+  // tokens of one-byte codes: four tokens at a time, so that four chains of dependent additions
+  // are in flight.
+  template <std::size_t W>
+  void table_sums(const std::uint8_t* c, std::size_t tn, const float* tables, float* s,
+                  std::size_t ld) const noexcept {
+    const std::size_t m_codes = codes();
+    std::size_t t = 0;
+    for (; t + 4 <= tn; t += 4) {
+      float sum[4][W] = {};
+      const std::uint8_t* ct = c + t * m_codes;
+      for (std::size_t m = 0; m < m_codes; ++m) {
+        const float* tm = tables + m * centroids * W;
+        for (std::size_t u = 0; u < 4; ++u) {
+          const float* entry = tm + std::size_t{ct[u * m_codes + m]} * W;
+          for (std::size_t g = 0; g < W; ++g) sum[u][g] += entry[g];
+        }
+      }
+      for (std::size_t g = 0; g < W; ++g) {
+        for (std::size_t u = 0; u < 4; ++u) s[g * ld + t + u] = sum[u][g];
+      }
+    }
+    for (; t < tn; ++t) {
+      float sum[W] = {};
+      for (std::size_t m = 0; m < m_codes; ++m) {
+        const float* entry = tables + (m * centroids + c[t * m_codes + m]) * W;
+        for (std::size_t g = 0; g < W; ++g) sum[g] += entry[g];
+      }
+      for (std::size_t g = 0; g < W; ++g) s[g * ld + t] = sum[g];
+    }
+  }
 
   // The product quantizer's decode with the sub-vector's size known: one copy per code.
   void decode_codes(const std::uint8_t* c, float* y) const noexcept {

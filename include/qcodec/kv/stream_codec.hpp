@@ -14,7 +14,9 @@
 //                                         query_floats(codec) for codecs that score through
 //                                         per-query tables (coupled_codebook; q != q')
 //   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q_g . k_t in the codec's space, from
-//                                         the nq prepared queries, query_floats(codec) apart
+//                                         the nq queries prepared together (prepare_queries
+//                                         below: query_floats(codec) apart, unless the codec
+//                                         lays them out itself)
 //   accumulate(units, count, p, ldp, nq, acc)
 //                                         acc[g * head_dim + i] += sum_t p[g * ldp + t] v_t[i],
 //                                         in the codec's space
@@ -105,6 +107,20 @@ template <class C>
     return c.query_floats();
   } else {
     return c.head_dim();
+  }
+}
+
+/// The nq queries q[nq][head_dim] prepared for one scores() call into out (nq *
+/// query_floats(c) floats): codecs that define prepare_queries(q, nq, out) lay the prepared
+/// queries out as their scores() reads them (coupled_codebook interleaves the tables of the
+/// query heads of a KV head); for the others, query g's prepare_query is at g * query_floats(c).
+template <class C>
+void prepare_queries(const C& c, const float* q, std::size_t nq, float* out) noexcept {
+  if constexpr (requires { c.prepare_queries(q, nq, out); }) {
+    c.prepare_queries(q, nq, out);
+  } else {
+    const std::size_t floats = query_floats(c);
+    for (std::size_t g = 0; g < nq; ++g) c.prepare_query(q + g * c.head_dim(), out + g * floats);
   }
 }
 

@@ -21,6 +21,7 @@
 #include <qcodec/simd/reductions.hpp>
 #include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/softmax.hpp>
+#include <qcodec/simd/table_sums.hpp>
 
 namespace qcodec::simd {
 
@@ -32,6 +33,7 @@ struct kernel_table {
   hadamard_kernels hadamard;
   affine_kernels affine;
   lut_kernels lut;
+  table_sum_kernels table_sums;
   row_kernels rows;
   int8_dot_kernels int8_dots;
   int16_dot_kernels int16_dots;
@@ -54,6 +56,7 @@ kernel_table make_kernel_table() noexcept {
       make_hadamard_kernels<Arch>(),
       make_affine_kernels<Arch>(),
       make_lut_kernels<Arch>(),
+      make_table_sum_kernels<Arch>(),
       make_row_kernels<Arch>(),
       make_int8_dot_kernels<Arch>(),
       make_int16_dot_kernels<Arch>(),

@@ -123,7 +123,9 @@ class product_quantizer {
   }
   /// table[m * 2^bits + c] = q_m . C_m[c], the inner products of q's sub-vectors with every
   /// centroid: q . decode(codes) = sum_m table[m * 2^bits + codes[m]] up to float rounding.
-  void inner_product_table(const float* q, float* table) const noexcept {
+  /// With a stride, entry i goes to table[i * stride] (the tables of several queries
+  /// interleaved).
+  void inner_product_table(const float* q, float* table, std::size_t stride = 1) const noexcept {
     const std::size_t k = centroids();
     for (std::size_t m = 0; m < subspaces(); ++m) {
       const float* qm = q + m * sub_dim_;
@@ -131,7 +133,7 @@ class product_quantizer {
       for (std::size_t j = 0; j < k; ++j) {
         float dot = 0.0f;
         for (std::size_t i = 0; i < sub_dim_; ++i) dot += qm[i] * c[j * sub_dim_ + i];
-        table[m * k + j] = dot;
+        table[(m * k + j) * stride] = dot;
       }
     }
   }
