@@ -29,10 +29,11 @@ void check_codec(const Codec& c, const std::vector<float>& x) {
     c.quantizer().decode(codes.data(), direct.data());
     for (std::size_t i = 0; i < d; ++i) REQUIRE(decoded[t * d + i] == direct[i]);
   }
-  // Scores of 1..n tokens (tails of the four-token loop), ld > count, for 1..6 query heads (the
-  // tables of four interleaved, then those of the heads left: widths 1 to 4).
+  // Scores of 1..n tokens (tails of the four-token loop), ld > count, for 1..8 query heads (the
+  // tables of each four interleaved, then those of the heads left: widths 1 to 4 alone, widths
+  // 1 to 3 after a whole group, two whole groups).
   const std::size_t ld = n + 5;
-  for (const std::size_t nq : {std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{6}}) {
+  for (std::size_t nq = 1; nq <= 8; ++nq) {
     const std::vector<float> q = kv_test::make_queries(nq * d, 5);
     std::vector<float> tables(nq * kv::query_floats(c));
     kv::prepare_queries(c, q.data(), nq, tables.data());

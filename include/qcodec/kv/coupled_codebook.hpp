@@ -86,7 +86,8 @@ class coupled_codebook {
   }
   /// The product quantizer (its codebooks) behind the codes.
   [[nodiscard]] const product_quantizer& quantizer() const noexcept { return pq_; }
-  /// A prepared query is its inner-product table: head_dim / Channels * 2^Bits floats.
+  /// Floats per prepared query: its inner-product table, head_dim / Channels * 2^Bits floats
+  /// (interleaved with those of the queries prepared with it: prepare_queries).
   [[nodiscard]] std::size_t query_floats() const noexcept { return codes() * centroids; }
 
   void encode(const float* x, std::uint8_t* unit) const noexcept {
@@ -152,8 +153,9 @@ class coupled_codebook {
 
   [[nodiscard]] std::size_t codes() const noexcept { return pq_.subspaces(); }
 
-  // Queries whose tables are interleaved: the query heads of a KV head under GQA-4, whose four
-  // partial scores per code are then one 16-byte load and add (simd/table_sums.hpp).
+  // Consecutive prepared queries whose tables are interleaved (attention's rows: under GQA-4,
+  // the query heads of a KV head), whose four partial scores per code are then one 16-byte load
+  // and add (simd/table_sums.hpp).
   static constexpr std::size_t interleave = 4;
 
   // s[g * ld + t] for the W < 4 queries of a last group, tables interleaved W wide, over tn

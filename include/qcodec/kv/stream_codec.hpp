@@ -12,7 +12,9 @@
 //   prepare_query(q, q')                  the query in the codec's space, once per step:
 //                                         head_dim floats (q may equal q'), or
 //                                         query_floats(codec) for codecs that score through
-//                                         per-query tables (coupled_codebook; q != q')
+//                                         per-query tables (coupled_codebook; q != q'); the
+//                                         queries of one scores() call are prepared together
+//                                         by prepare_queries (below)
 //   scores(units, count, q', nq, s, ld)   s[g * ld + t] = q_g . k_t in the codec's space, from
 //                                         the nq queries prepared together (prepare_queries
 //                                         below: query_floats(codec) apart, unless the codec

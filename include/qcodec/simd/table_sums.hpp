@@ -3,7 +3,7 @@
 // (asymmetric distance computation, as in FAISS's IndexPQ). A row of m codes scores
 // sum_j T[j][code_j] against a query's inner-product tables T[j][c] (k entries per sub-space).
 // The tables of four queries are interleaved, T[j][c][g], so that one 16-byte load per code
-// serves all four (the query heads of a KV head under GQA-4: kv/coupled_codebook.hpp).
+// serves all four (kv/coupled_codebook.hpp: under GQA-4, the query heads of a KV head).
 //
 // Exact definition (every target returns these bits):
 //
