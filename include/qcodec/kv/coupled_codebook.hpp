@@ -118,24 +118,16 @@ class coupled_codebook {
     }
   }
   void prepare_query(const float* q, float* table) const noexcept { prepare_queries(q, 1, table); }
-  /// s[g * ld + t] = sum_m T_g[m][code_tm] for the nq queries prepared together.
+  /// s[g * ld + t] = sum_m T_g[m][code_tm] for the nq queries prepared together: per group of
+  /// interleaved tables, one simd table_sums call.
   void scores(const std::uint8_t* units, std::size_t count, const float* tables, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
+    const auto table_sums = simd::kernels().table_sums.table_sums;
     const std::size_t floats = query_floats(), m_codes = codes();
     for_code_chunks(units, count, [&](const std::uint8_t* c, std::size_t t0, std::size_t tn) {
       for (std::size_t g0 = 0; g0 < nq; g0 += interleave) {
-        const float* t = tables + g0 * floats;
-        float* sg = s + g0 * ld + t0;
-        const std::size_t width = std::min(interleave, nq - g0);
-        if (width == 4) {
-          simd::kernels().table_sums.table_sums4(c, tn, m_codes, centroids, t, sg, ld);
-        } else if (width == 3) {
-          table_sums<3>(c, tn, t, sg, ld);
-        } else if (width == 2) {
-          table_sums<2>(c, tn, t, sg, ld);
-        } else {
-          table_sums<1>(c, tn, t, sg, ld);
-        }
+        table_sums(c, tn, m_codes, centroids, tables + g0 * floats, std::min(interleave, nq - g0),
+                   s + g0 * ld + t0, ld);
       }
     });
   }
@@ -155,40 +147,8 @@ class coupled_codebook {
 
   // Consecutive prepared queries whose tables are interleaved (attention's rows: under GQA-4,
   // the query heads of a KV head), whose four partial scores per code are then one 16-byte load
-  // and add (simd/table_sums.hpp).
+  // and add (simd/table_sums.hpp, which takes groups of 1 to 4).
   static constexpr std::size_t interleave = 4;
-
-  // s[g * ld + t] for the W < 4 queries of a last group, tables interleaved W wide, over tn
-  // tokens of one-byte codes: four tokens at a time, so that four chains of dependent additions
-  // are in flight.
-  template <std::size_t W>
-  void table_sums(const std::uint8_t* c, std::size_t tn, const float* tables, float* s,
-                  std::size_t ld) const noexcept {
-    const std::size_t m_codes = codes();
-    std::size_t t = 0;
-    for (; t + 4 <= tn; t += 4) {
-      float sum[4][W] = {};
-      const std::uint8_t* ct = c + t * m_codes;
-      for (std::size_t m = 0; m < m_codes; ++m) {
-        const float* tm = tables + m * centroids * W;
-        for (std::size_t u = 0; u < 4; ++u) {
-          const float* entry = tm + std::size_t{ct[u * m_codes + m]} * W;
-          for (std::size_t g = 0; g < W; ++g) sum[u][g] += entry[g];
-        }
-      }
-      for (std::size_t g = 0; g < W; ++g) {
-        for (std::size_t u = 0; u < 4; ++u) s[g * ld + t + u] = sum[u][g];
-      }
-    }
-    for (; t < tn; ++t) {
-      float sum[W] = {};
-      for (std::size_t m = 0; m < m_codes; ++m) {
-        const float* entry = tables + (m * centroids + c[t * m_codes + m]) * W;
-        for (std::size_t g = 0; g < W; ++g) sum[g] += entry[g];
-      }
-      for (std::size_t g = 0; g < W; ++g) s[g * ld + t] = sum[g];
-    }
-  }
 
   // The product quantizer's decode with the sub-vector's size known: one copy per code.
   void decode_codes(const std::uint8_t* c, float* y) const noexcept {

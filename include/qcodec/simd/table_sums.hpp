@@ -2,19 +2,19 @@
 // Sums of table entries chosen by one-byte codes: the scoring loop of product quantization
 // (asymmetric distance computation, as in FAISS's IndexPQ). A row of m codes scores
 // sum_j T[j][code_j] against a query's inner-product tables T[j][c] (k entries per sub-space).
-// The tables of four queries are interleaved, T[j][c][g], so that one 16-byte load per code
-// serves all four (kv/coupled_codebook.hpp: under GQA-4, the query heads of a KV head).
+// The tables of up to four queries are interleaved, T[j][c][g], so that one load per code serves
+// all of them (kv/coupled_codebook.hpp: under GQA-4, the query heads of a KV head).
 //
 // Exact definition (every target returns these bits):
 //
-//   table_sums4   out[g * ld + r] = sum_{j < m} tables[(j * k + codes[r * m + j]) * 4 + g]
-//                 for rows r < n and g < 4, added in order of j starting from +0.0f
+//   table_sums   out[g * ld + r] = sum_{j < m} tables[(j * k + codes[r * m + j]) * width + g]
+//                for rows r < n and g < width (1..4), added in order of j starting from +0.0f
 //
-// How: on x86 a row's four sums are one SSE register, which adds one load per code, four rows
-// at a time (four independent chains of additions); a 4 x 4 transpose then turns the rows' sums
-// into four runs of outputs. Four separate tables took a load, an address and an add per code
-// and query: about 4 instructions a lookup under callgrind, against 1 this way. Other targets
-// run the scalar loop.
+// How: on x86, with four tables, a row's four sums are one SSE register, which adds one 16-byte
+// load per code, four rows at a time (four independent chains of additions); a 4 x 4 transpose
+// then turns the rows' sums into four runs of outputs. Four separate tables took a load, an
+// address and an add per code and query: about 4 instructions a lookup under callgrind, against
+// 1 this way. Narrower groups and other targets run a scalar loop, also four rows at a time.
 
 #include <qcodec/simd/arch.hpp>
 
@@ -28,13 +28,14 @@
 namespace qcodec {
 namespace ref {
 
-/// out[g * ld + r] = sum_j tables[(j * k + codes[r * m + j]) * 4 + g]; see the header comment.
-inline void table_sums4(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
-                        const float* tables, float* out, std::size_t ld) noexcept {
+/// out[g * ld + r] for n rows of m codes and `width` interleaved tables; see the header comment.
+inline void table_sums(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
+                       const float* tables, std::size_t width, float* out,
+                       std::size_t ld) noexcept {
   for (std::size_t r = 0; r < n; ++r) {
-    for (std::size_t g = 0; g < 4; ++g) {
+    for (std::size_t g = 0; g < width; ++g) {
       float sum = 0.0f;
-      for (std::size_t j = 0; j < m; ++j) sum += tables[(j * k + codes[r * m + j]) * 4 + g];
+      for (std::size_t j = 0; j < m; ++j) sum += tables[(j * k + codes[r * m + j]) * width + g];
       out[g * ld + r] = sum;
     }
   }
@@ -46,25 +47,47 @@ namespace simd {
 
 namespace detail::table_sums {
 
-// The oracle's loop, compiled for Arch (kernels never call ref functions: kernel_table.hpp).
-template <class Arch>
+// W interleaved tables: rows four at a time, so that four chains of additions are in flight,
+// then the rows left one at a time.
+template <std::size_t W, class Arch>
 void rows(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
           const float* tables, float* out, std::size_t ld) noexcept {
-  for (std::size_t r = 0; r < n; ++r) {
-    for (std::size_t g = 0; g < 4; ++g) {
-      float sum = 0.0f;
-      for (std::size_t j = 0; j < m; ++j) sum += tables[(j * k + codes[r * m + j]) * 4 + g];
-      out[g * ld + r] = sum;
+  std::size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    float sum[4][W] = {};
+    const std::uint8_t* c = codes + r * m;
+    for (std::size_t j = 0; j < m; ++j) {
+      const float* tj = tables + j * k * W;
+      for (std::size_t u = 0; u < 4; ++u) {
+        const float* entry = tj + std::size_t{c[u * m + j]} * W;
+        for (std::size_t g = 0; g < W; ++g) sum[u][g] += entry[g];
+      }
     }
+    for (std::size_t g = 0; g < W; ++g) {
+      for (std::size_t u = 0; u < 4; ++u) out[g * ld + r + u] = sum[u][g];
+    }
+  }
+  for (; r < n; ++r) {
+    float sum[W] = {};
+    for (std::size_t j = 0; j < m; ++j) {
+      const float* entry = tables + (j * k + codes[r * m + j]) * W;
+      for (std::size_t g = 0; g < W; ++g) sum[g] += entry[g];
+    }
+    for (std::size_t g = 0; g < W; ++g) out[g * ld + r] = sum[g];
   }
 }
 
 }  // namespace detail::table_sums
 
-/// out[g * ld + r] for n rows of m codes and four interleaved tables; see the header comment.
+/// out[g * ld + r] for n rows of m codes and `width` (1..4) interleaved tables; see the header
+/// comment.
 template <class Arch>
-void table_sums4(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
-                 const float* tables, float* out, std::size_t ld) noexcept {
+void table_sums(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
+                const float* tables, std::size_t width, float* out, std::size_t ld) noexcept {
+  using detail::table_sums::rows;
+  if (width == 1) return rows<1, Arch>(codes, n, m, k, tables, out, ld);
+  if (width == 2) return rows<2, Arch>(codes, n, m, k, tables, out, ld);
+  if (width == 3) return rows<3, Arch>(codes, n, m, k, tables, out, ld);
   std::size_t r = 0;
 #if XSIMD_WITH_SSE2
   if constexpr (!is_scalar_v<Arch>) {  // every x86 target qcodec compiles has SSE
@@ -87,20 +110,20 @@ void table_sums4(const std::uint8_t* codes, std::size_t n, std::size_t m, std::s
     }
   }
 #endif
-  detail::table_sums::rows<Arch>(codes + r * m, n - r, m, k, tables, out + r, ld);
+  rows<4, Arch>(codes + r * m, n - r, m, k, tables, out + r, ld);
 }
 
 struct table_sum_kernels {
-  void (*table_sums4)(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
-                      const float* tables, float* out, std::size_t ld) noexcept;
+  void (*table_sums)(const std::uint8_t* codes, std::size_t n, std::size_t m, std::size_t k,
+                     const float* tables, std::size_t width, float* out, std::size_t ld) noexcept;
 };
 
 template <class Arch>
 table_sum_kernels make_table_sum_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::table_sums4};
+    return {&ref::table_sums};
   } else {
-    return {&table_sums4<Arch>};
+    return {&table_sums<Arch>};
   }
 }
 
