@@ -177,20 +177,70 @@ __m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noe
   return _mm256_cvtps_epi32(_mm256_mul_ps(p, inv));
 }
 
-// q15 of one vector in the order the rows use it: per 64 elements i, four vectors of 16 words,
-// vector k holding element i + 4w + k in word w. Its form is returned; a non-finite vector's
-// NaN products convert to INT_MIN and saturate to -32768, which its NaN scale makes moot.
+// The forms of G <= 4 vectors' products, products_form's bit for bit, found together: the
+// vectors' maxima side by side, folded into one register, then one division for the four
+// inverses and one for the four scales. kv::per_channel makes them per 32-token group, so their
+// latency counts: one vector at a time (a maximum's fold through memory, two scalar divisions)
+// and with split_words' loops not unrolled (GCC 12 kept its registers in memory), a call of 32
+// rows for 4 vectors at n = 64 cost 130 ns more than an eighth of a 256-row call; 66 ns now
+// (BM_integer_dots/i16/4/{32,256}/64, medians of 3).
+template <std::size_t G, class Arch>
+void query_forms(const float* q, const float* c, std::size_t n, float* scale, float* inv) noexcept {
+  static_assert(G >= 1 && G <= 4);
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 mg[G], not_finite[G];
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) mg[g] = not_finite[g] = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 8) {
+    const __m256 ci = c != nullptr ? _mm256_loadu_ps(c + i) : _mm256_set1_ps(1.0f);
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t g = 0; g < G; ++g) {  // the vectors side by side: G chains, not one
+      const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(q + g * n + i), ci);  // exact times 1
+      not_finite[g] = _mm256_or_ps(not_finite[g], _mm256_sub_ps(p, p));    // p - p: 0, or NaN
+      mg[g] = _mm256_max_ps(mg[g], _mm256_and_ps(p, magnitude));
+    }
+  }
+  __m128 m[4] = {_mm_set1_ps(1.0f), _mm_set1_ps(1.0f), _mm_set1_ps(1.0f), _mm_set1_ps(1.0f)};
+  bool finite[G];
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) {
+    m[g] = _mm_max_ps(_mm256_castps256_ps128(mg[g]), _mm256_extractf128_ps(mg[g], 1));
+    finite[g] = _mm256_testz_si256(_mm256_castps_si256(not_finite[g]),
+                                   _mm256_castps_si256(not_finite[g])) != 0;
+  }
+  // Lanes (0, 2) and (1, 3) of each vector's maxima, then the two halves: vector g in lane g.
+  const __m128 ab = _mm_max_ps(_mm_unpacklo_ps(m[0], m[1]), _mm_unpackhi_ps(m[0], m[1]));
+  const __m128 cd = _mm_max_ps(_mm_unpacklo_ps(m[2], m[3]), _mm_unpackhi_ps(m[2], m[3]));
+  const __m128 mx = _mm_max_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab));
+  const __m128 grid4 = _mm_set1_ps(grid);
+  const __m128 iv = _mm_div_ps(grid4, mx);  // +inf for a zero maximum
+  // form_from: an inverse beyond FLT_MAX gives the zero form.
+  const __m128 zero = _mm_cmp_ps(iv, _mm_set1_ps(std::numeric_limits<float>::max()), _CMP_NLE_UQ);
+  alignas(16) float sv[4], ivv[4];
+  _mm_store_ps(sv, _mm_andnot_ps(zero, _mm_div_ps(mx, grid4)));
+  _mm_store_ps(ivv, _mm_andnot_ps(zero, iv));
+  for (std::size_t g = 0; g < G; ++g) {
+    scale[g] = finite[g] ? sv[g] : std::numeric_limits<float>::quiet_NaN();
+    inv[g] = finite[g] ? ivv[g] : 0.0f;
+  }
+}
+
+// q15 of one vector (its form's inverse: query_forms) in the order the rows use it: per 64
+// elements i, four vectors of 16 words, vector k holding element i + 4w + k in word w. A
+// non-finite vector's NaN products convert to INT_MIN and saturate to -32768, which its NaN
+// scale makes moot.
 template <class Arch>
-int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
-                                 std::int16_t* words) noexcept {
-  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
-  const __m256 inv = _mm256_set1_ps(f.inv);
+void split_words(const float* q, const float* c, std::size_t n, float form_inv,
+                 std::int16_t* words) noexcept {
+  const __m256 inv = _mm256_set1_ps(form_inv);
   // Per 8 elements 8m .. 8m + 7: (8m + k, 8m + k + 4) as qword k, then 4 x 4 qword transposes.
   const __m256i pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (std::size_t i = 0; i < n; i += 64) {
     __m256i e[2][4];  // e[h][k]: elements i + 32 h + 4 w + k, w = 0..7, as int32
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t h = 0; h < 2; ++h) {
       __m256i p[4];
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t j = 0; j < 4; ++j) {
         p[j] = _mm256_permutevar8x32_epi32(q15_lanes<Arch>(q, c, i + 32 * h + 8 * j, inv), pairs);
       }
@@ -203,12 +253,12 @@ int8_dots::int8_form split_words(const float* q, const float* c, std::size_t n,
       e[h][2] = _mm256_permute2x128_si256(lo01, lo23, 0x31);
       e[h][3] = _mm256_permute2x128_si256(hi01, hi23, 0x31);
     }
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t k = 0; k < 4; ++k) {
       const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(e[0][k], e[1][k]), 0xD8);
       _mm256_store_si256(reinterpret_cast<__m256i*>(words + i + 16 * k), w);
     }
   }
-  return f;
 }
 
 // The 16-bit codes of 16 words of a row: element 4w + k of the word w in vector k. Shifts only,
@@ -281,20 +331,22 @@ void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n
 
 // q15 of one vector for 2-bit rows: per 64 elements, eight vectors of 16 words, vector k holding
 // element i + 8w + k in words w and w + 8 (w < 8). The 8 x 8 block of int32 is transposed in
-// registers. Its form is returned (non-finite vectors as in split_words).
+// registers (non-finite vectors as in split_words).
 template <class Arch>
-int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
-                                  std::int16_t* words) noexcept {
-  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
-  const __m256 inv = _mm256_set1_ps(f.inv);
+void split_words2(const float* q, const float* c, std::size_t n, float form_inv,
+                  std::int16_t* words) noexcept {
+  const __m256 inv = _mm256_set1_ps(form_inv);
   for (std::size_t i = 0; i < n; i += 64) {
     __m256i e[8];  // e[w]: elements i + 8w .. i + 8w + 7
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t w = 0; w < 8; ++w) e[w] = q15_lanes<Arch>(q, c, i + 8 * w, inv);
     __m256i t[8], u[8];
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t w = 0; w < 8; w += 2) {
       t[w] = _mm256_unpacklo_epi32(e[w], e[w + 1]);
       t[w + 1] = _mm256_unpackhi_epi32(e[w], e[w + 1]);
     }
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t w = 0; w < 8; w += 4) {  // u[w + k], per 128-bit half: element k of e[w..]
       u[w] = _mm256_unpacklo_epi64(t[w], t[w + 2]);
       u[w + 1] = _mm256_unpackhi_epi64(t[w], t[w + 2]);
@@ -307,12 +359,12 @@ int8_dots::int8_form split_words2(const float* q, const float* c, std::size_t n,
       const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0x88);
       _mm256_store_si256(reinterpret_cast<__m256i*>(words + 2 * i + 16 * k), w);
     };
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t k = 0; k < 4; ++k) {
       store(k, _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
       store(k + 4, _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
     }
   }
-  return f;
 }
 
 // An empty asm that takes v and gives it back: additions before it cannot move after it.
@@ -380,14 +432,15 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
-      float scale[4] = {};
+      float scale[4] = {}, inv[4];
+      query_forms<G, Arch>(q + g0 * n, c, n, scale, inv);
       for (std::size_t g = 0; g < G; ++g) {
         const float* qg = q + (g0 + g) * n;
         std::int16_t* wg = words + g * spread * n;
         if constexpr (Bits == 2) {
-          scale[g] = split_words2<Arch>(qg, c, n, wg).scale;
+          split_words2<Arch>(qg, c, n, inv[g], wg);
         } else {
-          scale[g] = split_words<Arch>(qg, c, n, wg).scale;
+          split_words<Arch>(qg, c, n, inv[g], wg);
         }
       }
       float* og = out + g0 * ld;
