@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace qcodec {
@@ -177,27 +178,28 @@ __m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noe
   return _mm256_cvtps_epi32(_mm256_mul_ps(p, inv));
 }
 
-// The forms of G <= 4 vectors' products, products_form's bit for bit, found together: the
-// vectors' maxima side by side, folded into one register, then one division for the four
-// inverses and one for the four scales. kv::per_channel makes them per 32-token group, so their
-// latency counts: one vector at a time (a maximum's fold through memory, two scalar divisions)
-// and with split_words' loops not unrolled (GCC 12 kept its registers in memory), a call of 32
-// rows for 4 vectors at n = 64 cost 130 ns more than an eighth of a 256-row call; 66 ns now
-// (BM_integer_dots/i16/4/{32,256}/64, medians of 3).
+// The (scale, inv) of G <= 4 vectors' products, those of products_form + form_from bit for bit,
+// found together: the vectors' maxima side by side, folded into one register, then one division
+// for the four inverses and one for the four scales. kv::per_channel scores a unit of G tokens
+// (KIVI: 32) per call, so this latency counts once per unit: found one vector at a time, through
+// memory and two scalar divisions each, it was about twice as long (BM_integer_dots/i16).
 template <std::size_t G, class Arch>
 void query_forms(const float* q, const float* c, std::size_t n, float* scale, float* inv) noexcept {
   static_assert(G >= 1 && G <= 4);
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 largest = _mm256_set1_ps(std::numeric_limits<float>::max());
   __m256 mg[G], not_finite[G];
   QCODEC_UNROLL_REGISTERS
   for (std::size_t g = 0; g < G; ++g) mg[g] = not_finite[g] = _mm256_setzero_ps();
   for (std::size_t i = 0; i < n; i += 8) {
+    // Without scales the products are q itself: q * 1 is exact.
     const __m256 ci = c != nullptr ? _mm256_loadu_ps(c + i) : _mm256_set1_ps(1.0f);
     QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {  // the vectors side by side: G chains, not one
-      const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(q + g * n + i), ci);  // exact times 1
-      not_finite[g] = _mm256_or_ps(not_finite[g], _mm256_sub_ps(p, p));    // p - p: 0, or NaN
-      mg[g] = _mm256_max_ps(mg[g], _mm256_and_ps(p, magnitude));
+      const __m256 a = _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(q + g * n + i), ci), magnitude);
+      // |p| > FLT_MAX or unordered: an infinity or a NaN (in any rounding mode, unlike p - p).
+      not_finite[g] = _mm256_or_ps(not_finite[g], _mm256_cmp_ps(a, largest, _CMP_NLE_UQ));
+      mg[g] = _mm256_max_ps(mg[g], a);
     }
   }
   __m128 m[4] = {_mm_set1_ps(1.0f), _mm_set1_ps(1.0f), _mm_set1_ps(1.0f), _mm_set1_ps(1.0f)};
@@ -225,7 +227,7 @@ void query_forms(const float* q, const float* c, std::size_t n, float* scale, fl
   }
 }
 
-// q15 of one vector (its form's inverse: query_forms) in the order the rows use it: per 64
+// q15 of one vector (form_inv: its inverse from query_forms) in the order the rows use it: per 64
 // elements i, four vectors of 16 words, vector k holding element i + 4w + k in word w. A
 // non-finite vector's NaN products convert to INT_MIN and saturate to -32768, which its NaN
 // scale makes moot.

@@ -6,6 +6,7 @@
 #include <qcodec/simd/int8_dots.hpp>
 
 #include <array>
+#include <cfenv>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -207,3 +208,63 @@ TEST_CASE("int16 code row dots with per-element scales score the products q * c"
       }
     }
 }
+
+TEST_CASE("int16 code row dots: special values in any vector of 1..7, with and without scales",
+          "[parity][integer_dots]") {
+  // The AVX2 path finds the forms of up to four vectors together (query_forms): every position
+  // in a group, groups of 1..4 and a second group; scales that are not finite or make a finite
+  // q infinite; and maxima at the edge where grid / max stops being finite.
+  std::mt19937 rng(13);
+  const integer_dots& kind = kinds()[1];
+  const float inf = std::numeric_limits<float>::infinity();
+  const float edge = 16383.0f / std::numeric_limits<float>::max();
+  const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
+  for (unsigned bits : {2u, 4u})
+    for (std::size_t n : {64u, 128u})
+      for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
+        for (std::size_t k = 0; k < nq; ++k) {
+          const dots_case c{bits, n, 5, nq, 0, 0};
+          INFO("vector " << k);
+          for (float special : {inf, -inf, std::nanf("")}) {
+            std::vector<float> q = normal_queries(nq * n, rng);
+            q[k * n + n / 2] = special;
+            check(kind, c, q, rng);
+            check(kind, c, q, rng, channel_scales(n, rng));
+          }
+          for (float m : maxima) {  // vector k's largest magnitude is m
+            std::vector<float> q = normal_queries(nq * n, rng);
+            for (std::size_t i = 0; i < n; ++i) q[k * n + i] = i % 2 == 0 ? m : -m / 2;
+            check(kind, c, q, rng);
+          }
+          for (float scale : {inf, std::nanf(""), 4.0f}) {
+            std::vector<float> q = normal_queries(nq * n, rng), scales = channel_scales(n, rng);
+            scales[5] = scale;
+            q[k * n + 5] = 3e38f;  // times 4: an infinity
+            check(kind, c, q, rng, scales);
+          }
+        }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+TEST_CASE("int16 code row dots match their oracle in every rounding mode",
+          "[parity][integer_dots]") {
+  // Both round with the current mode (std::nearbyint, vcvtps2dq); no check of the forms may
+  // depend on it (x - x is -0 when rounding down).
+  struct restore_mode {
+    ~restore_mode() { std::fesetround(FE_TONEAREST); }
+  } restore;
+  std::mt19937 rng(17);
+  const integer_dots& kind = kinds()[1];
+  for (int mode : {FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
+    REQUIRE(std::fesetround(mode) == 0);
+    for (unsigned bits : {2u, 4u})
+      for (std::size_t n : {64u, 128u})
+        for (std::size_t nq : {1u, 4u, 5u}) {
+          INFO("mode " << mode);
+          const dots_case c{bits, n, 17, nq, 0, 0};
+          check(kind, c, normal_queries(nq * n, rng), rng);
+          check(kind, c, normal_queries(nq * n, rng), rng, channel_scales(n, rng));
+        }
+  }
+}
+#endif
