@@ -180,7 +180,7 @@ __m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noe
 
 // The (scale, inv) of G <= 4 vectors' products, those of products_form + form_from bit for bit,
 // found together: the vectors' maxima side by side, folded into one register, then one division
-// for the four inverses and one for the four scales. kv::per_channel scores a unit of G tokens
+// for the four inverses and one for the four scales. kv::per_channel scores one unit of tokens
 // (KIVI: 32) per call, so this latency counts once per unit: found one vector at a time, through
 // memory and two scalar divisions each, it was about twice as long (BM_integer_dots/i16).
 template <std::size_t G, class Arch>
@@ -217,10 +217,11 @@ void query_forms(const float* q, const float* c, std::size_t n, float* scale, fl
   const __m128 grid4 = _mm_set1_ps(grid);
   const __m128 iv = _mm_div_ps(grid4, mx);  // +inf for a zero maximum
   // form_from: an inverse beyond FLT_MAX gives the zero form.
-  const __m128 zero = _mm_cmp_ps(iv, _mm_set1_ps(std::numeric_limits<float>::max()), _CMP_NLE_UQ);
+  const __m128 overflow =
+      _mm_cmp_ps(iv, _mm_set1_ps(std::numeric_limits<float>::max()), _CMP_NLE_UQ);
   alignas(16) float sv[4], ivv[4];
-  _mm_store_ps(sv, _mm_andnot_ps(zero, _mm_div_ps(mx, grid4)));
-  _mm_store_ps(ivv, _mm_andnot_ps(zero, iv));
+  _mm_store_ps(sv, _mm_andnot_ps(overflow, _mm_div_ps(mx, grid4)));
+  _mm_store_ps(ivv, _mm_andnot_ps(overflow, iv));
   for (std::size_t g = 0; g < G; ++g) {
     scale[g] = finite[g] ? sv[g] : std::numeric_limits<float>::quiet_NaN();
     inv[g] = finite[g] ? ivv[g] : 0.0f;
