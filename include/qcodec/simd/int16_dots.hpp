@@ -179,10 +179,10 @@ __m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noe
 }
 
 // The (scale, inv) of G <= 4 vectors' products, those of products_form + form_from bit for bit,
-// found together: the vectors' maxima side by side, folded into one register, then one division
-// for the four inverses and one for the four scales. kv::per_channel scores one unit of tokens
-// (KIVI: 32) per call, so this latency counts once per unit: found one vector at a time, through
-// memory and two scalar divisions each, it was about twice as long (BM_integer_dots/i16).
+// found together: the vectors' maxima side by side and folded into one register, then form_from
+// for each. kv::per_channel scores one unit of tokens (KIVI: 32) per call, so this latency counts
+// once per unit: found one vector at a time, through memory, it was about twice as long
+// (BM_integer_dots/i16).
 template <std::size_t G, class Arch>
 void query_forms(const float* q, const float* c, std::size_t n, float* scale, float* inv) noexcept {
   static_assert(G >= 1 && G <= 4);
@@ -213,18 +213,12 @@ void query_forms(const float* q, const float* c, std::size_t n, float* scale, fl
   // Lanes (0, 2) and (1, 3) of each vector's maxima, then the two halves: vector g in lane g.
   const __m128 ab = _mm_max_ps(_mm_unpacklo_ps(m[0], m[1]), _mm_unpackhi_ps(m[0], m[1]));
   const __m128 cd = _mm_max_ps(_mm_unpacklo_ps(m[2], m[3]), _mm_unpackhi_ps(m[2], m[3]));
-  const __m128 mx = _mm_max_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab));
-  const __m128 grid4 = _mm_set1_ps(grid);
-  const __m128 iv = _mm_div_ps(grid4, mx);  // +inf for a zero maximum
-  // form_from: an inverse beyond FLT_MAX gives the zero form.
-  const __m128 overflow =
-      _mm_cmp_ps(iv, _mm_set1_ps(std::numeric_limits<float>::max()), _CMP_NLE_UQ);
-  alignas(16) float sv[4], ivv[4];
-  _mm_store_ps(sv, _mm_andnot_ps(overflow, _mm_div_ps(mx, grid4)));
-  _mm_store_ps(ivv, _mm_andnot_ps(overflow, iv));
-  for (std::size_t g = 0; g < G; ++g) {
-    scale[g] = finite[g] ? sv[g] : std::numeric_limits<float>::quiet_NaN();
-    inv[g] = finite[g] ? ivv[g] : 0.0f;
+  alignas(16) float maxima[4];
+  _mm_store_ps(maxima, _mm_max_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab)));
+  for (std::size_t g = 0; g < G; ++g) {  // independent divisions now, no longer one chain
+    const int8_dots::int8_form f = int8_dots::form_from<Arch>(maxima[g], finite[g], grid);
+    scale[g] = f.scale;
+    inv[g] = f.inv;
   }
 }
 

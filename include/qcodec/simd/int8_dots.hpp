@@ -40,8 +40,7 @@ struct int8_form {
 };
 
 /// The form from max |q| and whether q is finite; `grid` is the largest integer (127 here,
-/// 16383 for int16_dots.hpp's form; its AVX2 path mirrors these rules four vectors at a time in
-/// query_forms).
+/// 16383 for int16_dots.hpp's form).
 template <class Arch>
 int8_form form_from(float m, bool finite, float grid = 127.0f) noexcept {
   if (!finite) return {std::numeric_limits<float>::quiet_NaN(), 0.0f};
