@@ -300,6 +300,28 @@ void with_group(std::size_t remaining, Fn&& f) noexcept {
   }
 }
 
+// Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes
+// a 16-entry table covers, and the AVX2 kernels of 16 columns take).
+template <class Fn>
+void with_bits_1_to_4(unsigned bits, Fn&& f) noexcept {
+  switch (bits) {
+    case 1:
+      f(std::integral_constant<unsigned, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<unsigned, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<unsigned, 3>{});
+      break;
+    case 4:
+      f(std::integral_constant<unsigned, 4>{});
+      break;
+    default:
+      break;  // precondition violated: touch nothing
+  }
+}
+
 template <class E, class Arch>
 void dots(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
           const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
@@ -830,21 +852,53 @@ void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, s
 #endif
 
 #if XSIMD_WITH_AVX2
-// 4-bit rows on AVX2 (n a multiple of 16), the nibble split at half the width: 8 bytes (16
-// codes) zero-extended to 8 lanes once per row, `& 15` codes 2j and `>> 4` codes 2j + 1 of lane
-// j, each converted once for all G vectors. Dots take the query split to match (per 16
-// elements: even ones, then odd ones; once per call), axpys keep their accumulators that way in
-// registers over all rows and restore the order on store. The generic loops unpack every 8
-// codes alone: 153 (dots) and 113 (axpys) instructions a row of 64 codes for 4 vectors under
-// callgrind. Axpys still make one fused multiply-add per element and row, rows in order (the
-// oracle bit for bit); dots sum in another order (within the bound above).
+// Code rows on AVX2, 16 elements (columns) at a time: each row's 16 codes are decoded once into
+// two registers for all G vectors. 4-bit codes take the nibble split at half the width: 8
+// bytes zero-extended to 8 lanes, `& 15` codes 2j and `>> 4` codes 2j + 1 of lane j; dots take
+// the query split to match (per 16 elements: even ones, then odd ones; once per call), axpys
+// keep their accumulators that way in registers over all rows and restore the order on store.
+// Codes of 1..3 bits (16 of them fill 2 Bits bytes) are broadcast and shifted into lanes in
+// natural order. The generic loops unpack every 8 codes alone: 153 (dots) and 113 (axpys)
+// instructions a row of 64 4-bit codes for 4 vectors under callgrind.
+//
+// A Columns type reads rows: decode(row, i, lo, hi) gives elements [i, i + 16) as floats (the
+// codes themselves, code_columns, or their entries in a table, lut_columns) and load / store
+// move 16 floats of a vector between memory and that order. Axpys still make one fused
+// multiply-add per element and row, rows in order (the oracle bit for bit); dots sum in another
+// order (within the bound above).
 
 // Codes 2j (lo) and 2j + 1 (hi) in lane j, from the 8 bytes at p.
 template <class Arch>
-void nibbles16(const std::uint8_t* p, __m256& lo, __m256& hi) noexcept {
+void nibble_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
   const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  lo = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
-  hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+  lo = _mm256_and_si256(b, _mm256_set1_epi32(15));
+  hi = _mm256_srli_epi32(b, 4);
+}
+
+// Codes j (lo) and 8 + j (hi) in lane j, from the 2 Bits bytes at p (Bits 1..3): each half's
+// Bits bytes broadcast, then one variable shift and a mask per half.
+template <unsigned Bits, class Arch>
+void bit_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
+  static_assert(Bits >= 1 && Bits <= 3);
+  // Loads of whole words, each within the 2 Bits bytes (the row may end there). Not one memcpy
+  // of 6 bytes into a 64-bit word: stored in pieces, its reload waits for store forwarding to
+  // fail (3-bit attention ran 2.5 times slower).
+  const auto word = [p](std::size_t at) {
+    std::conditional_t<Bits == 1, std::uint16_t, std::uint32_t> w;
+    std::memcpy(&w, p + at, sizeof w);
+    return std::uint32_t{w};
+  };
+  const std::uint32_t low = word(0);
+  const std::uint32_t high = Bits == 3 ? word(2) >> 8 : low >> (8 * Bits);
+  constexpr int b = static_cast<int>(Bits);
+  const __m256i shifts = _mm256_setr_epi32(0, b, 2 * b, 3 * b, 4 * b, 5 * b, 6 * b, 7 * b);
+  const __m256i mask = _mm256_set1_epi32((1 << b) - 1);
+  const auto half = [&](std::uint32_t bits) {
+    const __m256i x = _mm256_set1_epi32(static_cast<std::int32_t>(bits));
+    return _mm256_and_si256(_mm256_srlv_epi32(x, shifts), mask);
+  };
+  lo = half(low);
+  hi = half(high);
 }
 
 // 16 elements at p as (even, odd) and back.
@@ -866,11 +920,74 @@ void merge16(__m256 even, __m256 odd, float* p) noexcept {
   _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(a, b, 0x31));
 }
 
-// Scores of T <= 2 rows for G <= 4 split vectors qp ([G][n]). The T x G accumulators are
-// reduced by one transposing sum tree: [row 0: vectors 0..3 | row 1: vectors 0..3].
-template <std::size_t G, std::size_t T, class Arch>
-void code4_dots_avx2_rows(const std::uint8_t* in, std::size_t stride, std::size_t n,
-                          const float* qp, float* out, std::size_t ld) noexcept {
+// The codes of elements [i, i + 16) of a row of Bits-bit codes, and the element order they
+// come in: (even, odd) for 4 bits, natural for fewer.
+template <unsigned Bits, class Arch>
+struct columns16 {
+  static void codes(const std::uint8_t* row, std::size_t i, __m256i& lo, __m256i& hi) noexcept {
+    if constexpr (Bits == 4) {
+      nibble_codes16<Arch>(row + i / 2, lo, hi);
+    } else {
+      bit_codes16<Bits, Arch>(row + i / 8 * Bits, lo, hi);
+    }
+  }
+  static void load(const float* p, __m256& lo, __m256& hi) noexcept {
+    if constexpr (Bits == 4) {
+      split16<Arch>(p, lo, hi);
+    } else {
+      lo = _mm256_loadu_ps(p);
+      hi = _mm256_loadu_ps(p + 8);
+    }
+  }
+  static void store(__m256 lo, __m256 hi, float* p) noexcept {
+    if constexpr (Bits == 4) {
+      merge16<Arch>(lo, hi, p);
+    } else {
+      _mm256_storeu_ps(p, lo);
+      _mm256_storeu_ps(p + 8, hi);
+    }
+  }
+};
+
+// The codes as floats (code_row_*).
+template <unsigned Bits, class Arch>
+struct code_columns : columns16<Bits, Arch> {
+  void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) const noexcept {
+    __m256i a, b;
+    this->codes(row, i, a, b);
+    lo = _mm256_cvtepi32_ps(a);
+    hi = _mm256_cvtepi32_ps(b);
+  }
+};
+
+// The codes' entries in a table of 16 floats (lut_row_*): codes of up to 3 bits index the first
+// 8 with one permute, 4-bit codes take two permutes and a blend (lut.hpp's lookup16).
+template <unsigned Bits, class Arch>
+struct lut_columns : columns16<Bits, Arch> {
+  explicit lut_columns(const float* padded16) noexcept : table(padded16, 1.0f) {}
+  void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) const noexcept {
+    __m256i a, b;
+    this->codes(row, i, a, b);
+    lo = lookup(a);
+    hi = lookup(b);
+  }
+
+ private:
+  __m256 lookup(__m256i codes) const noexcept {
+    if constexpr (Bits == 4) {
+      return detail::lut::lookup16<Arch>(detail::lut::i32<Arch>(codes), table, Arch{});
+    } else {
+      return _mm256_permutevar8x32_ps(table.part[0], codes);
+    }
+  }
+  detail::lut::scaled_table16<Arch> table;
+};
+
+// Scores of T <= 2 rows for G <= 4 vectors qp ([G][n], in the columns' order). The T x G
+// accumulators are reduced by one transposing sum tree: [row 0: vectors 0..3 | row 1: 0..3].
+template <class Columns, std::size_t G, std::size_t T, class Arch>
+void dots16_avx2_rows(const Columns& columns, const std::uint8_t* in, std::size_t stride,
+                      std::size_t n, const float* qp, float* out, std::size_t ld) noexcept {
   __m256 a[2][4];
   QCODEC_UNROLL_REGISTERS
   for (std::size_t t = 0; t < 2; ++t) {
@@ -881,7 +998,7 @@ void code4_dots_avx2_rows(const std::uint8_t* in, std::size_t stride, std::size_
     QCODEC_UNROLL_REGISTERS
     for (std::size_t t = 0; t < T; ++t) {
       __m256 lo, hi;
-      nibbles16<Arch>(in + t * stride + i / 2, lo, hi);
+      columns.decode(in + t * stride, i, lo, hi);
       QCODEC_UNROLL_REGISTERS
       for (std::size_t g = 0; g < G; ++g) {
         a[t][g] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(qp + g * n + i), a[t][g]);
@@ -902,73 +1019,41 @@ void code4_dots_avx2_rows(const std::uint8_t* in, std::size_t stride, std::size_
     for (std::size_t g = 0; g < G; ++g) out[g * ld + t] = v[4 * t + g];
 }
 
-template <class Arch>
-void code4_dots_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                     const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+// Rows of n codes, n a multiple of 16 up to code4_max_n.
+template <class Columns, class Arch>
+void dots16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t stride,
+                 std::size_t rows, std::size_t n, const float* q, std::size_t nq, float* out,
+                 std::size_t ld) noexcept {
   alignas(32) float qp[4 * code4_max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       for (std::size_t g = 0; g < G; ++g) {
         for (std::size_t i = 0; i < n; i += 16) {
-          __m256 even, odd;
-          split16<Arch>(q + (g0 + g) * n + i, even, odd);
-          _mm256_store_ps(qp + g * n + i, even);
-          _mm256_store_ps(qp + g * n + i + 8, odd);
+          __m256 lo, hi;
+          Columns::load(q + (g0 + g) * n + i, lo, hi);
+          _mm256_store_ps(qp + g * n + i, lo);
+          _mm256_store_ps(qp + g * n + i + 8, hi);
         }
       }
       float* og = out + g0 * ld;
       std::size_t r = 0;
       for (; r + 2 <= rows; r += 2) {
         _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
-        code4_dots_avx2_rows<G, 2, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+        dots16_avx2_rows<Columns, G, 2, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
       }
-      if (r < rows) code4_dots_avx2_rows<G, 1, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+      if (r < rows) {
+        dots16_avx2_rows<Columns, G, 1, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
+      }
     });
   }
 }
 
-// 16 columns of 4-bit rows: codes (even, odd) from the nibble split, accumulators in that order.
-template <class Arch>
-struct nibble_columns {
-  static void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) noexcept {
-    nibbles16<Arch>(row + i / 2, lo, hi);
-  }
-  static void load(const float* p, __m256& lo, __m256& hi) noexcept { split16<Arch>(p, lo, hi); }
-  static void store(__m256 lo, __m256 hi, float* p) noexcept { merge16<Arch>(lo, hi, p); }
-};
-
-// 16 columns of 2-bit rows in natural order: the 4 bytes of 16 codes broadcast to every lane,
-// and per half one variable left shift putting code j of the half in the top two bits of lane j
-// and one right shift bringing it down. The generic loop spends a broadcast and a byte shuffle
-// per 8 codes more: 118 instructions a row of 64 codes for 4 vectors under callgrind (KIVI-2's
-// values, a 16k decode step), against 104 this way.
-template <class Arch>
-struct crumb_columns {
-  static void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) noexcept {
-    std::int32_t bytes;
-    std::memcpy(&bytes, row + i / 4, 4);
-    const __m256i x = _mm256_set1_epi32(bytes);
-    const __m256i low = _mm256_setr_epi32(30, 28, 26, 24, 22, 20, 18, 16);  // codes 0..7
-    const __m256i high = _mm256_setr_epi32(14, 12, 10, 8, 6, 4, 2, 0);      // codes 8..15
-    lo = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, low), 30));
-    hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_sllv_epi32(x, high), 30));
-  }
-  static void load(const float* p, __m256& lo, __m256& hi) noexcept {
-    lo = _mm256_loadu_ps(p);
-    hi = _mm256_loadu_ps(p + 8);
-  }
-  static void store(__m256 lo, __m256 hi, float* p) noexcept {
-    _mm256_storeu_ps(p, lo);
-    _mm256_storeu_ps(p + 8, hi);
-  }
-};
-
 // Columns [i, i + 16) of G accumulators over all rows, each row decoded once for all of them.
 template <class Columns, std::size_t G, class Arch>
-void axpys16_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                          std::size_t n, std::size_t i, const float* w, std::size_t ldw,
-                          float* acc) noexcept {
+void axpys16_avx2_columns(const Columns& columns, const std::uint8_t* in, std::size_t stride,
+                          std::size_t rows, std::size_t n, std::size_t i, const float* w,
+                          std::size_t ldw, float* acc) noexcept {
   __m256 a0[G], a1[G];
   QCODEC_UNROLL_REGISTERS
   for (std::size_t g = 0; g < G; ++g) Columns::load(acc + g * n + i, a0[g], a1[g]);
@@ -976,7 +1061,7 @@ void axpys16_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_
     const std::uint8_t* row = in + r * stride;
     if (i == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 24 * stride), _MM_HINT_T0);
     __m256 lo, hi;
-    Columns::decode(row, i, lo, hi);
+    columns.decode(row, i, lo, hi);
     QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m256 weight = _mm256_broadcast_ss(w + g * ldw + r);
@@ -988,15 +1073,16 @@ void axpys16_avx2_columns(const std::uint8_t* in, std::size_t stride, std::size_
   for (std::size_t g = 0; g < G; ++g) Columns::store(a0[g], a1[g], acc + g * n + i);
 }
 
-// 4-bit (nibble_columns) or 2-bit (crumb_columns) rows, n a multiple of 16.
+// Rows of n codes, n a multiple of 16.
 template <class Columns, class Arch>
-void axpys16_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                  const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+void axpys16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t stride,
+                  std::size_t rows, std::size_t n, const float* w, std::size_t ldw, std::size_t nq,
+                  float* acc) noexcept {
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       for (std::size_t i = 0; i < n; i += 16)
-        axpys16_avx2_columns<Columns, G, Arch>(in, stride, rows, n, i, w + g0 * ldw, ldw,
+        axpys16_avx2_columns<Columns, G, Arch>(columns, in, stride, rows, n, i, w + g0 * ldw, ldw,
                                                acc + g0 * n);
     });
   }
@@ -1032,8 +1118,11 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (bits == 4 && n % 16 == 0 && n <= detail::rows::code4_max_n) {
-      detail::rows::code4_dots_avx2<Arch>(in, stride, rows, n, q, nq, out, ld);
+    if (bits <= 4 && n % 16 == 0 && n <= detail::rows::code4_max_n) {
+      detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+        detail::rows::dots16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
+            {}, in, stride, rows, n, q, nq, out, ld);
+      });
       return;
     }
   }
@@ -1057,14 +1146,11 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (bits == 4 && n % 16 == 0) {
-      detail::rows::axpys16_avx2<detail::rows::nibble_columns<Arch>, Arch>(in, stride, rows, n, w,
-                                                                           ldw, nq, acc);
-      return;
-    }
-    if (bits == 2 && n % 16 == 0) {
-      detail::rows::axpys16_avx2<detail::rows::crumb_columns<Arch>, Arch>(in, stride, rows, n, w,
-                                                                          ldw, nq, acc);
+    if (bits <= 4 && n % 16 == 0) {
+      detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+        detail::rows::axpys16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
+            {}, in, stride, rows, n, w, ldw, nq, acc);
+      });
       return;
     }
   }
@@ -1102,7 +1188,8 @@ void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 // lut_row_* are code_row_* with the codes looked up in a table of up to 16 floats instead of
 // converted: AVX-512 holds the table in one register (vpermps over 16 lanes), AVX2 blends two
 // 8-lane permutes, the generic path indexes memory (lut.hpp's lookup16). They run the same
-// dots/axpys loops as above with lut_codes as the element reader (it holds the table), so axpys
+// loops as code_row_* with a reader holding the table (the generic dots/axpys with lut_codes;
+// on AVX2, rows of a multiple of 16 codes, the 16-column kernels with lut_columns), so axpys
 // equal the oracle bit for bit and dots agree within the same bound.
 namespace detail::rows {
 
@@ -1152,27 +1239,6 @@ struct lut_codes {
   }
 };
 
-// Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes a 16-entry table covers).
-template <class Fn>
-void with_lut_bits(unsigned bits, Fn&& f) noexcept {
-  switch (bits) {
-    case 1:
-      f(std::integral_constant<unsigned, 1>{});
-      break;
-    case 2:
-      f(std::integral_constant<unsigned, 2>{});
-      break;
-    case 3:
-      f(std::integral_constant<unsigned, 3>{});
-      break;
-    case 4:
-      f(std::integral_constant<unsigned, 4>{});
-      break;
-    default:
-      break;  // precondition violated: touch nothing
-  }
-}
-
 // The table padded to 16 entries (codes of fewer bits never reach the padding).
 template <class Arch>
 void pad_table16(const float* table, unsigned bits, float* padded) noexcept {
@@ -1187,8 +1253,18 @@ void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
                   std::size_t ld) noexcept {
   alignas(64) float padded[16];
   detail::rows::pad_table16<Arch>(table, bits, padded);
-  detail::rows::with_lut_bits(bits, [&](auto b) {
-    const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
+  detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+    constexpr unsigned B = decltype(b)::value;
+#if XSIMD_WITH_AVX2
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+      if (n % 16 == 0 && n <= detail::rows::code4_max_n) {
+        detail::rows::dots16_avx2<detail::rows::lut_columns<B, Arch>, Arch>(
+            detail::rows::lut_columns<B, Arch>(padded), in, stride, rows, n, q, nq, out, ld);
+        return;
+      }
+    }
+#endif
+    const detail::rows::lut_codes<B, Arch> e(padded);
     detail::rows::dots<decltype(e), Arch>(e, in, stride, rows, n, q, nq, out, ld);
   });
 }
@@ -1198,8 +1274,18 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                    std::size_t nq, float* acc) noexcept {
   alignas(64) float padded[16];
   detail::rows::pad_table16<Arch>(table, bits, padded);
-  detail::rows::with_lut_bits(bits, [&](auto b) {
-    const detail::rows::lut_codes<decltype(b)::value, Arch> e(padded);
+  detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+    constexpr unsigned B = decltype(b)::value;
+#if XSIMD_WITH_AVX2
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+      if (n % 16 == 0) {
+        detail::rows::axpys16_avx2<detail::rows::lut_columns<B, Arch>, Arch>(
+            detail::rows::lut_columns<B, Arch>(padded), in, stride, rows, n, w, ldw, nq, acc);
+        return;
+      }
+    }
+#endif
+    const detail::rows::lut_codes<B, Arch> e(padded);
     detail::rows::axpys<decltype(e), Arch>(e, in, stride, rows, n, w, ldw, nq, acc);
   });
 }
