@@ -858,7 +858,7 @@ void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, s
 // the query split to match (per 16 elements: even ones, then odd ones; once per call), axpys
 // keep their accumulators that way in registers over all rows and restore the order on store.
 // Codes of 1..3 bits (16 of them fill 2 Bits bytes) are broadcast and shifted into lanes in
-// natural order. The generic loops unpack every 8 codes alone: 153 (dots) and 113 (axpys)
+// natural order, bytes (8 bits) zero-extended. The generic loops unpack every 8 codes alone: 153 (dots) and 113 (axpys)
 // instructions a row of 64 4-bit codes for 4 vectors under callgrind.
 //
 // A Columns type reads rows: decode(row, i, lo, hi) gives elements [i, i + 16) as floats (the
@@ -875,8 +875,9 @@ void nibble_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
   hi = _mm256_srli_epi32(b, 4);
 }
 
-// Codes j (lo) and 8 + j (hi) in lane j, from the 2 Bits bytes at p (Bits 1..3): each half's
-// Bits bytes broadcast, then one variable shift and a mask per half.
+// Codes j (lo) and 8 + j (hi) in lane j, from the 2 Bits bytes at p (Bits 1..3): a word
+// broadcast, one variable left shift putting code j in the top Bits bits of lane j and one
+// right shift bringing it down (16 codes of up to 2 bits share one word).
 template <unsigned Bits, class Arch>
 void bit_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
   static_assert(Bits >= 1 && Bits <= 3);
@@ -888,17 +889,23 @@ void bit_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
     std::memcpy(&w, p + at, sizeof w);
     return std::uint32_t{w};
   };
-  const std::uint32_t low = word(0);
-  const std::uint32_t high = Bits == 3 ? word(2) >> 8 : low >> (8 * Bits);
   constexpr int b = static_cast<int>(Bits);
-  const __m256i shifts = _mm256_setr_epi32(0, b, 2 * b, 3 * b, 4 * b, 5 * b, 6 * b, 7 * b);
-  const __m256i mask = _mm256_set1_epi32((1 << b) - 1);
-  const auto half = [&](std::uint32_t bits) {
-    const __m256i x = _mm256_set1_epi32(static_cast<std::int32_t>(bits));
-    return _mm256_and_si256(_mm256_srlv_epi32(x, shifts), mask);
+  // Codes 8 of them from bit `first` of w.
+  const auto eight = [](std::uint32_t w, int first) {
+    const int top = 32 - b - first;  // lane 0's left shift
+    const __m256i shifts = _mm256_setr_epi32(top, top - b, top - 2 * b, top - 3 * b, top - 4 * b,
+                                             top - 5 * b, top - 6 * b, top - 7 * b);
+    const __m256i x = _mm256_set1_epi32(static_cast<std::int32_t>(w));
+    return _mm256_srli_epi32(_mm256_sllv_epi32(x, shifts), 32 - b);
   };
-  lo = half(low);
-  hi = half(high);
+  if constexpr (Bits == 3) {
+    lo = eight(word(0), 0);
+    hi = eight(word(2), 8);  // codes 8..15 from bit 24 of the 6 bytes: bit 8 of bytes 2..5
+  } else {
+    const std::uint32_t w = word(0);
+    lo = eight(w, 0);
+    hi = eight(w, 8 * b);
+  }
 }
 
 // 16 elements at p as (even, odd) and back.
@@ -920,13 +927,16 @@ void merge16(__m256 even, __m256 odd, float* p) noexcept {
   _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(a, b, 0x31));
 }
 
-// The codes of elements [i, i + 16) of a row of Bits-bit codes, and the element order they
-// come in: (even, odd) for 4 bits, natural for fewer.
+// The codes of elements [i, i + 16) of a row of Bits-bit codes (1..4 or 8), and the element
+// order they come in: (even, odd) for 4 bits, natural for the others.
 template <unsigned Bits, class Arch>
 struct columns16 {
   static void codes(const std::uint8_t* row, std::size_t i, __m256i& lo, __m256i& hi) noexcept {
     if constexpr (Bits == 4) {
       nibble_codes16<Arch>(row + i / 2, lo, hi);
+    } else if constexpr (Bits == 8) {
+      lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i)));
+      hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + i + 8)));
     } else {
       bit_codes16<Bits, Arch>(row + i / 8 * Bits, lo, hi);
     }
@@ -982,6 +992,18 @@ struct lut_columns : columns16<Bits, Arch> {
   }
   detail::lut::scaled_table16<Arch> table;
 };
+
+// Calls f(integral_constant<unsigned, bits>) if code_columns take `bits` (1..4 or 8).
+template <class Fn>
+bool with_column_bits(unsigned bits, Fn&& f) noexcept {
+  if (bits == 8) {
+    f(std::integral_constant<unsigned, 8>{});
+    return true;
+  }
+  if (bits < 1 || bits > 4) return false;
+  with_bits_1_to_4(bits, f);
+  return true;
+}
 
 // Scores of T <= 2 rows for G <= 4 vectors qp ([G][n], in the columns' order). The T x G
 // accumulators are reduced by one transposing sum tree: [row 0: vectors 0..3 | row 1: 0..3].
@@ -1118,11 +1140,11 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (bits <= 4 && n % 16 == 0 && n <= detail::rows::code4_max_n) {
-      detail::rows::with_bits_1_to_4(bits, [&](auto b) {
-        detail::rows::dots16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
-            {}, in, stride, rows, n, q, nq, out, ld);
-      });
+    if (n % 16 == 0 && n <= detail::rows::code4_max_n &&
+        detail::rows::with_column_bits(bits, [&](auto b) {
+          detail::rows::dots16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
+              {}, in, stride, rows, n, q, nq, out, ld);
+        })) {
       return;
     }
   }
@@ -1146,11 +1168,10 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (bits <= 4 && n % 16 == 0) {
-      detail::rows::with_bits_1_to_4(bits, [&](auto b) {
-        detail::rows::axpys16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
-            {}, in, stride, rows, n, w, ldw, nq, acc);
-      });
+    if (n % 16 == 0 && detail::rows::with_column_bits(bits, [&](auto b) {
+          detail::rows::axpys16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
+              {}, in, stride, rows, n, w, ldw, nq, acc);
+        })) {
       return;
     }
   }
