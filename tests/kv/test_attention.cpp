@@ -28,6 +28,7 @@ using kivi4_cache = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
 using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
 using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
 using q4_float_query_cache = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
+using q8_float_query_cache = kv::cache<kv::per_token<8, kv::query_format::f32>, kv::per_token<8>>;
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
@@ -41,17 +42,18 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
   check_all<TestType>(333, 5, 20, kv::float_format::f16);  // exact tokens stored in fp16
 }
 
-TEST_CASE("int8 queries move 4-bit attention by the query's rounding only", "[kv][attention]") {
-  // Same codes (the query format does not touch encoding), scored against the int8 form of the
-  // query or the query itself: the outputs differ, by far less than 4-bit keys move them.
-  static_assert(kv::default_query_format(4) == kv::query_format::i8);
+// Same codes (the query format does not touch encoding), scored against the integer form of
+// the query or the query itself: the outputs differ, by far less than the keys' own rounding
+// moves them.
+template <class IntegerQueryCache, class FloatQueryCache>
+void check_query_rounding_only() {
   const kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 21);
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 22);
   kv::sequence_id si = 0, sf = 0;
-  const q4_cache int8_query = filled_cache<q4_cache>(data, 0, 0, si);
-  const q4_float_query_cache float_query = filled_cache<q4_float_query_cache>(data, 0, 0, sf);
+  const auto integer_query = filled_cache<IntegerQueryCache>(data, 0, 0, si);
+  const auto float_query = filled_cache<FloatQueryCache>(data, 0, 0, sf);
   std::vector<float> oi(q.size()), of(q.size());
-  REQUIRE(kv::attention(int8_query, si, 0, q.data(), q_heads, oi.data()).ok());
+  REQUIRE(kv::attention(integer_query, si, 0, q.data(), q_heads, oi.data()).ok());
   REQUIRE(kv::attention(float_query, sf, 0, q.data(), q_heads, of.data()).ok());
   double diff = 0.0, ref = 0.0;
   for (std::size_t i = 0; i < q.size(); ++i) {
@@ -59,10 +61,31 @@ TEST_CASE("int8 queries move 4-bit attention by the query's rounding only", "[kv
     ref += std::pow(double(of[i]), 2);
   }
   const double exact_error = kv_test::error_against_exact(data, q, of);
-  INFO("relative MSE int8 vs float query " << diff / ref << ", float query vs exact "
-                                           << exact_error);
+  INFO("relative MSE integer vs float query " << diff / ref << ", float query vs exact "
+                                              << exact_error);
   CHECK(diff > 0.0);
   CHECK(diff / ref < 0.01 * exact_error);
+}
+
+TEST_CASE("int8 queries move 4-bit attention by the query's rounding only", "[kv][attention]") {
+  static_assert(kv::default_query_format(4) == kv::query_format::i8);
+  check_query_rounding_only<q4_cache, q4_float_query_cache>();
+}
+
+TEST_CASE("15-bit queries move 8-bit attention by the query's rounding only", "[kv][attention]") {
+  static_assert(kv::default_query_format(8) == kv::query_format::i16);
+  check_query_rounding_only<q8_cache, q8_float_query_cache>();
+}
+
+TEST_CASE("15-bit queries limit 8-bit per-token keys to head_dim 514", "[kv][cache]") {
+  // 255 * 16383 * 514 < 2^31 <= 255 * 16383 * 515: the integer sums must not overflow.
+  STATIC_REQUIRE(kv::per_token<8>::max_head_dim == 514);
+  STATIC_REQUIRE(kv::per_token<8, kv::query_format::f32>::max_head_dim == std::size_t(-1));
+  kv::cache_config c = small_config(0, 0);
+  c.head_dim = 515;
+  CHECK(q8_cache::create(c).error().is(kv::errors::bad_config));
+  c.head_dim = 514;
+  CHECK(q8_cache::create(c).ok());
 }
 
 TEMPLATE_TEST_CASE("fp16 exact tokens are the appended tokens rounded to fp16", "[kv][cache]",

@@ -18,10 +18,11 @@ using kv_test::q_heads;
 namespace {
 
 using exact_tier = kv::cache<kv::fp32_stream, kv::fp32_stream>;
-using q8_tier = kv::cache<kv::per_token<8>, kv::per_token<8>>;
+// 8-bit and KIVI-2 keys scoring the float query: the reference parity below decodes every tier
+// alike (the 15-bit queries of their defaults are checked through kv::cache in
+// test_attention.cpp).
+using q8_tier = kv::cache<kv::per_token<8, kv::query_format::f32>, kv::per_token<8>>;
 using q2_tier = kv::cache<kv::per_token<2>, kv::per_token<2>>;
-// KIVI-2 keys scoring the float query: the reference parity below decodes every tier alike (the
-// 15-bit scaled queries of the default are checked through kv::cache in test_attention.cpp).
 using kivi2_tier = kv::cache<kv::per_channel<2, 32, kv::query_format::f32>, kv::per_token<2>>;
 using three_tiers = kv::mixed_cache<exact_tier, q8_tier, kivi2_tier>;
 

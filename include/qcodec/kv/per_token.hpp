@@ -11,8 +11,12 @@
 // Query = query_format::i8 (stream_codec.hpp; the default for 4-bit codes), keys are scored
 // against the int8 form of the query (simd/int8_dots.hpp: integer dot products). On
 // stories260K's 200-token text that changed KL to the fp32 cache from 0.2136 to 0.2130 (q4) and
-// 0.1051 to 0.1057 (rot4): the query's rounding is far below the 4-bit keys' error.
+// 0.1051 to 0.1057 (rot4): the query's rounding is far below the 4-bit keys' error. With
+// Query = query_format::i16 (the default for 8-bit codes), against its 15-bit form
+// (simd/int16_dots.hpp); its integer sums limit head_dim to 2^31 / (16383 (2^Bits - 1)), 514
+// at 8 bits (max_head_dim).
 
+#include <qcodec/core/assert.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
@@ -30,12 +34,20 @@ class per_token {
 
  public:
   static constexpr std::size_t group_tokens = 1;
-  explicit per_token(std::size_t head_dim) noexcept : d_(head_dim) {}
+  static constexpr std::size_t max_head_dim =
+      Query == query_format::i16 ? ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull)
+                                 : static_cast<std::size_t>(-1);
+  explicit per_token(std::size_t head_dim) noexcept : d_(head_dim) {
+    QCODEC_ASSERT(head_dim <= max_head_dim, "15-bit query sums of this head_dim would overflow");
+  }
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
   [[nodiscard]] std::size_t unit_bytes() const noexcept { return 4 + (d_ * Bits + 7) / 8; }
   [[nodiscard]] std::string name() const {
-    return "int" + std::to_string(Bits) + "-token" + (Query == query_format::i8 ? "-q8" : "");
+    return "int" + std::to_string(Bits) + "-token" +
+           (Query == query_format::i8    ? "-q8"
+            : Query == query_format::i16 ? "-q16"
+                                         : "");
   }
 
   void encode(const float* x, std::uint8_t* unit) const noexcept {
@@ -47,22 +59,28 @@ class per_token {
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     simd::kernels().affine.unpack_dequantize(unit + 4, d_, Bits, params(unit), y);
   }
-  // i8: the query rounded onto its int8 grid here, so that the offset term in scores and the
-  // integer kernel (which quantizes it again, getting the same integers) see the same q'.
+  // i8, i16: the query rounded onto its integer grid here, so that the offset term in scores
+  // and the integer kernel (which quantizes it again, getting the same integers) see the same q'.
   void prepare_query(const float* q, float* out) const noexcept {
     kv::scored_query(*this, q, out);  // q may be out
   }
-  /// The int8 form of q that scores are exact for (kv::scored_query).
-  void scored_query(const float* q, float* out) const noexcept requires(Query == query_format::i8) {
-    detail::round_to_int8_grid(q, d_, out);
+  /// The integer form of q that scores are exact for (kv::scored_query).
+  void scored_query(const float* q, float* out) const noexcept
+      requires(Query != query_format::f32) {
+    detail::round_to_grid(q, d_, Query == query_format::i8 ? 127.0f : 16383.0f, out);
   }
   // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes,
   // sum(q) once per call and head.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const simd::kernel_table& k = simd::kernels();
-    (Query == query_format::i8 ? k.int8_dots.code_row_dots_i8 : k.rows.code_row_dots)(
-        units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
+    if constexpr (Query == query_format::i16) {
+      k.int16_dots.code_row_dots_i16(units + 4, unit_bytes(), count, d_, Bits, q, nullptr, nq, s,
+                                     ld);
+    } else {
+      (Query == query_format::i8 ? k.int8_dots.code_row_dots_i8 : k.rows.code_row_dots)(
+          units + 4, unit_bytes(), count, d_, Bits, q, nq, s, ld);
+    }
     constexpr std::size_t heads = 8;
     detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
       float q_sum[heads];

@@ -64,14 +64,15 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 /// scale per query vector: simd/int8_dots.hpp). With 4-bit codes the int8 form scores about
 /// twice as fast on x86 (integer multiply-adds, VNNI where present), and adds an error well
 /// below the 4-bit keys' own: rounding q moves q . k by at most max|q| / 254 * sum_i |k_i|.
-/// i16: a 15-bit integer form of the scaled query q_c s_c per unit (simd/int16_dots.hpp), for
-/// per-channel keys, whose channel scales differ too much for int8.
+/// i16: a 15-bit integer form (simd/int16_dots.hpp): of the scaled query q_c s_c per unit for
+/// per-channel keys, whose channel scales differ too much for int8; of the query itself for
+/// 8-bit per-token keys, whose error int8 rounding would exceed (max|q| / 32766 * sum_i |k_i|).
 enum class query_format { f32, i8, i16 };
 
 /// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths
-/// (4-bit codes), f32 elsewhere.
+/// (4-bit codes), i16 for 8-bit codes, f32 elsewhere.
 constexpr query_format default_query_format(unsigned bits) noexcept {
-  return bits == 4 ? query_format::i8 : query_format::f32;
+  return bits == 4 ? query_format::i8 : bits == 8 ? query_format::i16 : query_format::f32;
 }
 
 /// The query, in the model's space, that codec c's scores are exact for (up to float rounding):
@@ -128,11 +129,12 @@ void prepare_queries(const C& c, const float* q, std::size_t nq, float* out) noe
 
 namespace detail {
 
-/// q[0, n) rounded onto its int8 grid (what simd::code_row_dots_i8 scores against):
-/// out[i] = nearbyint(q[i] * 127 / m) * (m / 127), m = max |q[i]|. A zero or non-finite q is
+/// q[0, n) rounded onto its integer grid of `grid` steps a side (127: what
+/// simd::code_row_dots_i8 scores against; 16383: code_row_dots_i16 without scales):
+/// out[i] = nearbyint(q[i] * grid / m) * (m / grid), m = max |q[i]|. A zero or non-finite q is
 /// copied unchanged. q may be out.
-inline void round_to_int8_grid(const float* q, std::size_t n, float* out) noexcept {
-  const auto f = simd::detail::int8_dots::form_of<simd::scalar>(q, n);
+inline void round_to_grid(const float* q, std::size_t n, float grid, float* out) noexcept {
+  const auto f = simd::detail::int8_dots::form_of<simd::scalar>(q, n, grid);
   if (f.inv == 0.0f) {  // zero, too small to scale, or not finite: as the kernel, unchanged
     std::memmove(out, q, n * sizeof(float));
     return;

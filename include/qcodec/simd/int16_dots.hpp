@@ -19,7 +19,7 @@
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
-// Without VNNI (and for 2-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
+// Without VNNI (and for 2- and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
 // vpmaddwd. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
 // whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
 
@@ -258,15 +258,37 @@ void split_words(const float* q, const float* c, std::size_t n, float form_inv,
   }
 }
 
-// The 16-bit codes of 16 words of a row: element 4w + k of the word w in vector k. Shifts only,
-// no mask register (the row kernel below needs every register it can get).
-template <class Arch>
+// The 16-bit codes of 64 elements of a row in four vectors. 4 bits: 16 words, element 4w + k
+// of the word w in vector k, by shifts only (no mask register: the row kernel below needs every
+// register it can get). 8 bits: 64 bytes, element 16k + j in lane j of vector k (zero-extended).
+template <unsigned Bits, class Arch>
 void word_codes(const std::uint8_t* p, __m256i (&codes)[4]) noexcept {
-  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  codes[0] = _mm256_srli_epi16(_mm256_slli_epi16(x, 12), 12);
-  codes[1] = _mm256_srli_epi16(_mm256_slli_epi16(x, 8), 12);
-  codes[2] = _mm256_srli_epi16(_mm256_slli_epi16(x, 4), 12);
-  codes[3] = _mm256_srli_epi16(x, 12);
+  static_assert(Bits == 4 || Bits == 8);
+  if constexpr (Bits == 8) {
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < 4; ++k)
+      codes[k] =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k)));
+  } else {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    codes[0] = _mm256_srli_epi16(_mm256_slli_epi16(x, 12), 12);
+    codes[1] = _mm256_srli_epi16(_mm256_slli_epi16(x, 8), 12);
+    codes[2] = _mm256_srli_epi16(_mm256_slli_epi16(x, 4), 12);
+    codes[3] = _mm256_srli_epi16(x, 12);
+  }
+}
+
+// q15 of one vector in natural order (8-bit rows: word_codes<8>), from query_forms' inverse.
+template <class Arch>
+void natural_words(const float* q, const float* c, std::size_t n, float form_inv,
+                   std::int16_t* words) noexcept {
+  const __m256 inv = _mm256_set1_ps(form_inv);
+  for (std::size_t i = 0; i < n; i += 16) {
+    // packs interleaves the two halves by 128-bit lane; the qword permute restores the order.
+    const __m256i w =
+        _mm256_packs_epi32(q15_lanes<Arch>(q, c, i, inv), q15_lanes<Arch>(q, c, i + 8, inv));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words + i), _mm256_permute4x64_epi64(w, 0xD8));
+  }
 }
 
 // Scores of T <= 2 rows for G <= 4 split vectors (words: [G][n]). Per vector, the two rows' sums
@@ -275,7 +297,7 @@ void word_codes(const std::uint8_t* p, __m256i (&codes)[4]) noexcept {
 // when known at compile time (0 otherwise): with a loop of unknown length over the row, GCC 12
 // kept the accumulators in memory (head_dim 64: 77 instructions a row under callgrind; 63 with
 // N = 64, the per-call work included).
-template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+template <unsigned Bits, std::size_t G, std::size_t T, std::size_t N, class Arch>
 void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n,
                const std::int16_t* words, const float* scale, float* out, std::size_t ld) noexcept {
   const std::size_t n = N != 0 ? N : runtime_n;
@@ -285,8 +307,8 @@ void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n
   QCODEC_UNROLL_REGISTERS
   for (std::size_t i = 0; i < n; i += 64) {
     __m256i codes[2][4];
-    word_codes<Arch>(in + i / 2, codes[0]);
-    if constexpr (T == 2) word_codes<Arch>(in + stride + i / 2, codes[1]);
+    word_codes<Bits, Arch>(in + i * Bits / 8, codes[0]);
+    if constexpr (T == 2) word_codes<Bits, Arch>(in + stride + i * Bits / 8, codes[1]);
     QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const auto* w = reinterpret_cast<const __m256i*>(words + g * n + i);
@@ -418,12 +440,12 @@ void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_
     for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
 }
 
-// Bits = 2 or 4, n a multiple of 64 (<= max_n).
+// Bits = 2, 4 or 8, n a multiple of 64 (<= max_n).
 template <unsigned Bits, class Arch>
 void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                const float* q, const float* c, std::size_t nq, float* out,
                std::size_t ld) noexcept {
-  static_assert(Bits == 2 || Bits == 4);
+  static_assert(Bits == 2 || Bits == 4 || Bits == 8);
   constexpr std::size_t spread = Bits == 2 ? 2 : 1;  // words of query per element
   alignas(32) std::int16_t words[4 * spread * max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
@@ -436,8 +458,10 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
         std::int16_t* wg = words + g * spread * n;
         if constexpr (Bits == 2) {
           split_words2<Arch>(qg, c, n, inv[g], wg);
-        } else {
+        } else if constexpr (Bits == 4) {
           split_words<Arch>(qg, c, n, inv[g], wg);
+        } else {
+          natural_words<Arch>(qg, c, n, inv[g], wg);
         }
       }
       float* og = out + g0 * ld;
@@ -448,7 +472,7 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
           if constexpr (Bits == 2) {
             madd_rows2<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
           } else {
-            madd_rows<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+            madd_rows<Bits, G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
           }
         };
         std::size_t r = 0;
@@ -648,14 +672,15 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
                             std::size_t n, unsigned bits, const float* q, const float* c,
                             std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  if ((bits == 2 || bits == 4) && n % 64 == 0 && n <= d::max_n) {
+  const bool whole = n % 64 == 0 && n <= d::max_n;
 #if XSIMD_WITH_AVX2
-    if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
-                  std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      return bits == 2 ? d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld)
-                       : d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
-    }
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (whole && bits == 2) return d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld);
+    if (whole && bits == 4) return d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
+    if (whole && bits == 8) return d::dots_madd<8, Arch>(in, stride, rows, n, q, c, nq, out, ld);
+  }
 #endif
+  if (whole && (bits == 2 || bits == 4)) {
     return d::dots_float_chunks<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
   }
   d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);

@@ -300,28 +300,6 @@ void with_group(std::size_t remaining, Fn&& f) noexcept {
   }
 }
 
-// Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes
-// a 16-entry table covers, and the AVX2 kernels of 16 columns take).
-template <class Fn>
-void with_bits_1_to_4(unsigned bits, Fn&& f) noexcept {
-  switch (bits) {
-    case 1:
-      f(std::integral_constant<unsigned, 1>{});
-      break;
-    case 2:
-      f(std::integral_constant<unsigned, 2>{});
-      break;
-    case 3:
-      f(std::integral_constant<unsigned, 3>{});
-      break;
-    case 4:
-      f(std::integral_constant<unsigned, 4>{});
-      break;
-    default:
-      break;  // precondition violated: touch nothing
-  }
-}
-
 template <class E, class Arch>
 void dots(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
           const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
@@ -438,7 +416,8 @@ void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t r
 // the bound above).
 namespace detail::rows {
 
-// Longest row the 4-bit kernels take (their permuted query copy lives on the stack).
+// Longest row the 4-bit AVX-512 kernels and the AVX2 dots take (their copy of the query, in the
+// rows' element order, lives on the stack).
 inline constexpr std::size_t code4_max_n = 1024;
 
 #if XSIMD_WITH_AVX512BW
@@ -858,8 +837,9 @@ void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, s
 // the query split to match (per 16 elements: even ones, then odd ones; once per call), axpys
 // keep their accumulators that way in registers over all rows and restore the order on store.
 // Codes of 1..3 bits (16 of them fill 2 Bits bytes) are broadcast and shifted into lanes in
-// natural order, bytes (8 bits) zero-extended. The generic loops unpack every 8 codes alone: 153 (dots) and 113 (axpys)
-// instructions a row of 64 4-bit codes for 4 vectors under callgrind.
+// natural order, bytes (8 bits) zero-extended. The generic loops unpack every 8 codes alone:
+// 153 (dots) and 113 (axpys) instructions a row of 64 4-bit codes for 4 vectors under
+// callgrind.
 //
 // A Columns type reads rows: decode(row, i, lo, hi) gives elements [i, i + 16) as floats (the
 // codes themselves, code_columns, or their entries in a table, lut_columns) and load / store
@@ -890,7 +870,7 @@ void bit_codes16(const std::uint8_t* p, __m256i& lo, __m256i& hi) noexcept {
     return std::uint32_t{w};
   };
   constexpr int b = static_cast<int>(Bits);
-  // Codes 8 of them from bit `first` of w.
+  // Eight Bits-bit codes starting at bit `first` of w.
   const auto eight = [](std::uint32_t w, int first) {
     const int top = 32 - b - first;  // lane 0's left shift
     const __m256i shifts = _mm256_setr_epi32(top, top - b, top - 2 * b, top - 3 * b, top - 4 * b,
@@ -974,6 +954,7 @@ struct code_columns : columns16<Bits, Arch> {
 // 8 with one permute, 4-bit codes take two permutes and a blend (lut.hpp's lookup16).
 template <unsigned Bits, class Arch>
 struct lut_columns : columns16<Bits, Arch> {
+  static_assert(Bits >= 1 && Bits <= 4);
   explicit lut_columns(const float* padded16) noexcept : table(padded16, 1.0f) {}
   void decode(const std::uint8_t* row, std::size_t i, __m256& lo, __m256& hi) const noexcept {
     __m256i a, b;
@@ -983,27 +964,15 @@ struct lut_columns : columns16<Bits, Arch> {
   }
 
  private:
-  __m256 lookup(__m256i codes) const noexcept {
+  __m256 lookup(__m256i idx) const noexcept {
     if constexpr (Bits == 4) {
-      return detail::lut::lookup16<Arch>(detail::lut::i32<Arch>(codes), table, Arch{});
+      return detail::lut::lookup16<Arch>(detail::lut::i32<Arch>(idx), table, Arch{});
     } else {
-      return _mm256_permutevar8x32_ps(table.part[0], codes);
+      return _mm256_permutevar8x32_ps(table.part[0], idx);
     }
   }
   detail::lut::scaled_table16<Arch> table;
 };
-
-// Calls f(integral_constant<unsigned, bits>) if code_columns take `bits` (1..4 or 8).
-template <class Fn>
-bool with_column_bits(unsigned bits, Fn&& f) noexcept {
-  if (bits == 8) {
-    f(std::integral_constant<unsigned, 8>{});
-    return true;
-  }
-  if (bits < 1 || bits > 4) return false;
-  with_bits_1_to_4(bits, f);
-  return true;
-}
 
 // Scores of T <= 2 rows for G <= 4 vectors qp ([G][n], in the columns' order). The T x G
 // accumulators are reduced by one transposing sum tree: [row 0: vectors 0..3 | row 1: 0..3].
@@ -1141,9 +1110,14 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
     if (n % 16 == 0 && n <= detail::rows::code4_max_n &&
-        detail::rows::with_column_bits(bits, [&](auto b) {
-          detail::rows::dots16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
-              {}, in, stride, rows, n, q, nq, out, ld);
+        detail::packed::with_bits<Arch>(bits, [&](auto b) {
+          constexpr unsigned B = decltype(b)::value;
+          if constexpr (B <= 4 || B == 8) {
+            detail::rows::dots16_avx2<detail::rows::code_columns<B, Arch>, Arch>(
+                {}, in, stride, rows, n, q, nq, out, ld);
+            return true;
+          }
+          return false;
         })) {
       return;
     }
@@ -1168,9 +1142,14 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (n % 16 == 0 && detail::rows::with_column_bits(bits, [&](auto b) {
-          detail::rows::axpys16_avx2<detail::rows::code_columns<decltype(b)::value, Arch>, Arch>(
-              {}, in, stride, rows, n, w, ldw, nq, acc);
+    if (n % 16 == 0 && detail::packed::with_bits<Arch>(bits, [&](auto b) {
+          constexpr unsigned B = decltype(b)::value;
+          if constexpr (B <= 4 || B == 8) {
+            detail::rows::axpys16_avx2<detail::rows::code_columns<B, Arch>, Arch>(
+                {}, in, stride, rows, n, w, ldw, nq, acc);
+            return true;
+          }
+          return false;
         })) {
       return;
     }
@@ -1232,9 +1211,10 @@ struct lut_codes {
  private:
   // Codes [i, n) at the end of a row. The x86 batch decoder reads `reach` bytes (a power of
   // two) for a `block` of fewer bytes (3 bits: 8 for 6), so with 3-bit codes the last batch of
-  // a 128-code row lands here; unpack_tail copies it through a zeroed buffer with a variable
-  // length. When the row is at least `reach` bytes long, one fixed-size load ending at the
-  // row's last byte, shifted down to the batch's first byte, is the same input in a register.
+  // a 128-code row lands here (on AVX-512: AVX2 takes such rows 16 columns at a time);
+  // unpack_tail copies it through a zeroed buffer with a variable length. When the row is at
+  // least `reach` bytes long, one fixed-size load ending at the row's last byte, shifted down to
+  // the batch's first byte, is the same input in a register.
   static packed::i32<Arch> unpack_last(const std::uint8_t* row, std::size_t i,
                                        std::size_t n) noexcept {
 #if XSIMD_WITH_AVX2 || XSIMD_WITH_AVX512BW
@@ -1260,6 +1240,27 @@ struct lut_codes {
   }
 };
 
+// Calls f(integral_constant<unsigned, bits>) for bits 1..4 (the codes a 16-entry table covers).
+template <class Fn>
+void with_lut_bits(unsigned bits, Fn&& f) noexcept {
+  switch (bits) {
+    case 1:
+      f(std::integral_constant<unsigned, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<unsigned, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<unsigned, 3>{});
+      break;
+    case 4:
+      f(std::integral_constant<unsigned, 4>{});
+      break;
+    default:
+      break;  // precondition violated: touch nothing
+  }
+}
+
 // The table padded to 16 entries (codes of fewer bits never reach the padding).
 template <class Arch>
 void pad_table16(const float* table, unsigned bits, float* padded) noexcept {
@@ -1274,7 +1275,7 @@ void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
                   std::size_t ld) noexcept {
   alignas(64) float padded[16];
   detail::rows::pad_table16<Arch>(table, bits, padded);
-  detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+  detail::rows::with_lut_bits(bits, [&](auto b) {
     constexpr unsigned B = decltype(b)::value;
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
@@ -1295,7 +1296,7 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                    std::size_t nq, float* acc) noexcept {
   alignas(64) float padded[16];
   detail::rows::pad_table16<Arch>(table, bits, padded);
-  detail::rows::with_bits_1_to_4(bits, [&](auto b) {
+  detail::rows::with_lut_bits(bits, [&](auto b) {
     constexpr unsigned B = decltype(b)::value;
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {

@@ -114,7 +114,7 @@ TEST_CASE("integer code row dots match their oracles bit for bit", "[parity][int
         for (std::size_t nq : {1u, 3u, 4u, 5u, 8u})
           for (std::size_t pad : {0u, 3u})
             for (unsigned bits = 1; bits <= 8; ++bits) {
-              if (bits != 2 && bits != 4 && (rows > 5 || nq > 4 || n > 256))
+              if (bits != 2 && bits != 4 && bits != 8 && (rows > 5 || nq > 4 || n > 256))
                 continue;  // generic paths: fewer
               const dots_case c{bits, n, rows, nq, pad, (n + rows + nq) % 3};
               check(kind, c, normal_queries(nq * n, rng), rng);
@@ -128,7 +128,7 @@ TEST_CASE("integer code row dots: zero, huge, tiny and non-finite queries",
   std::mt19937 rng(7);
   const float inf = std::numeric_limits<float>::infinity();
   for (const integer_dots& kind : kinds())
-    for (unsigned bits : {2u, 4u})
+    for (unsigned bits : {2u, 4u, 8u})
       for (std::size_t n : {64u, 128u, 256u, 100u})
         for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
           std::vector<float> q = normal_queries(3 * n, rng);
@@ -160,7 +160,7 @@ TEST_CASE("integer code row dots: a query on the grid is scored exactly",
   // is s' sum(code k) with s' within an ulp or two of s.
   std::mt19937 rng(3);
   for (const integer_dots& kind : kinds())
-    for (unsigned bits : {2u, 4u})
+    for (unsigned bits : {2u, 4u, 8u})
       for (std::size_t n : {64u, 128u, 96u}) {
         std::uniform_int_distribution<int> integer(-kind.grid, kind.grid);
         const float s = 0.0173f;
@@ -193,7 +193,7 @@ TEST_CASE("int16 code row dots with per-element scales score the products q * c"
           "[parity][integer_dots]") {
   std::mt19937 rng(11);
   const integer_dots& kind = kinds()[1];
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {64u, 128u, 100u}) {
       const dots_case c{bits, n, 33, 4, 0, 0};
       const std::vector<float> q = normal_queries(4 * n, rng), scales = channel_scales(n, rng);
@@ -219,7 +219,7 @@ TEST_CASE("int16 code row dots: special values in any vector of 1..7, with and w
   const float inf = std::numeric_limits<float>::infinity();
   const float edge = 16383.0f / std::numeric_limits<float>::max();
   const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {64u, 128u})
       for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
         for (std::size_t k = 0; k < nq; ++k) {
@@ -257,7 +257,7 @@ TEST_CASE("int16 code row dots match their oracle in every rounding mode",
   const integer_dots& kind = kinds()[1];
   for (int mode : {FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
     REQUIRE(std::fesetround(mode) == 0);
-    for (unsigned bits : {2u, 4u})
+    for (unsigned bits : {2u, 4u, 8u})
       for (std::size_t n : {64u, 128u})
         for (std::size_t nq : {1u, 4u, 5u}) {
           INFO("mode " << mode);

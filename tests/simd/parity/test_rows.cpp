@@ -190,17 +190,25 @@ TEST_CASE("lut row dots and axpys match their oracles", "[parity][rows][lut]") {
 // 32 take the nibble split. The AVX2 kernels take rows of 1..4- and 8-bit codes and of
 // table-indexed codes (lut_row_*) 16 columns at a time, dots in pairs of rows with one left
 // over. Every row count 0..13 and a few larger, every group size to two groups of four, strides
-// with and without padding.
-TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows][code4]") {
+// with and without padding; and rows of the longest length the dots take whole (1024) and one
+// step longer (axpys only).
+TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows][columns]") {
   std::mt19937 rng(11);
-  for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
-    for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
-      for (std::size_t nq = 1; nq <= 9; ++nq)
-        for (std::size_t pad : {0u, 4u, 5u})
-          for (unsigned bits : {1u, 2u, 3u, 4u, 8u}) {
-            check({kind::code, bits, n, rows, nq, pad, (rows + nq) % 3}, rng);
-            if (bits <= 4) check_lut(bits, n, rows, nq, pad, (rows + nq + bits) % 3, rng);
-          }
+  const auto both = [&](unsigned bits, std::size_t n, std::size_t rows, std::size_t nq,
+                        std::size_t pad) {
+    check({kind::code, bits, n, rows, nq, pad, (rows + nq) % 3}, rng);
+    if (bits <= 4) check_lut(bits, n, rows, nq, pad, (rows + nq + bits) % 3, rng);
+  };
+  for (unsigned bits : {1u, 2u, 3u, 4u, 8u}) {
+    for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
+      for (std::size_t rows :
+           {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
+        for (std::size_t nq = 1; nq <= 9; ++nq)
+          for (std::size_t pad : {0u, 4u, 5u}) both(bits, n, rows, nq, pad);
+    for (std::size_t n : {1024u, 1040u})
+      for (std::size_t rows : {1u, 2u, 5u})
+        for (std::size_t nq : {1u, 4u, 5u}) both(bits, n, rows, nq, 3);
+  }
 }
 
 // Appended: half_pairs (the fp16 scale/offset pair heading each of n rows) against its oracle,
