@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../support/catch.hpp"
@@ -77,15 +79,32 @@ TEST_CASE("15-bit queries move 8-bit attention by the query's rounding only", "[
   check_query_rounding_only<q8_cache, q8_float_query_cache>();
 }
 
-TEST_CASE("15-bit queries limit 8-bit per-token keys to head_dim 514", "[kv][cache]") {
-  // 255 * 16383 * 514 < 2^31 <= 255 * 16383 * 515: the integer sums must not overflow.
-  STATIC_REQUIRE(kv::per_token<8>::max_head_dim == 514);
-  STATIC_REQUIRE(kv::per_token<8, kv::query_format::f32>::max_head_dim == std::size_t(-1));
-  kv::cache_config c = small_config(0, 0);
-  c.head_dim = 515;
-  CHECK(q8_cache::create(c).error().is(kv::errors::bad_config));
-  c.head_dim = 514;
-  CHECK(q8_cache::create(c).ok());
+TEST_CASE("8-bit per-token keys score the float query past head_dim 514", "[kv][attention]") {
+  // 255 * 16383 * 514 < 2^31 <= 255 * 16383 * 515: wider 15-bit sums could overflow, so the
+  // codec scores the query itself there (and scored_query says so): the same outputs, bit for
+  // bit, as 8-bit keys that always score the float query.
+  STATIC_REQUIRE(kv::per_token<8>::i16_max_head_dim == 514);
+  const auto outputs = [](auto cache_type, std::size_t dim) {
+    using Cache = typename decltype(cache_type)::type;
+    kv::cache_config c = small_config(0, 0);
+    c.head_dim = dim;
+    kv::sequence_id s = 0;
+    const Cache cache = filled_cache<Cache>(c, kv_test::make_kv(70, kv_heads, dim, 6), s);
+    const std::vector<float> q = kv_test::make_queries(q_heads * dim, 7);
+    std::vector<float> out(q.size()), rounded(dim);
+    REQUIRE(kv::attention(cache, s, 0, q.data(), q_heads, out.data()).ok());
+    kv::scored_query(cache.keys(0, 0), q.data(), rounded.data());
+    return std::pair{out, rounded == std::vector<float>(q.begin(), q.begin() + dim)};
+  };
+  for (std::size_t dim : {514u, 520u}) {
+    INFO("head_dim " << dim);
+    const auto [integer_query, unrounded] = outputs(std::type_identity<q8_cache>{}, dim);
+    const auto [float_query, float_unrounded] =
+        outputs(std::type_identity<q8_float_query_cache>{}, dim);
+    CHECK(float_unrounded);
+    CHECK(unrounded == (dim > 514));
+    CHECK((integer_query == float_query) == (dim > 514));
+  }
 }
 
 TEMPLATE_TEST_CASE("fp16 exact tokens are the appended tokens rounded to fp16", "[kv][cache]",

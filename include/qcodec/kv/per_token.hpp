@@ -13,10 +13,9 @@
 // stories260K's 200-token text that changed KL to the fp32 cache from 0.2136 to 0.2130 (q4) and
 // 0.1051 to 0.1057 (rot4): the query's rounding is far below the 4-bit keys' error. With
 // Query = query_format::i16 (the default for 8-bit codes), against its 15-bit form
-// (simd/int16_dots.hpp); its integer sums limit head_dim to 2^31 / (16383 (2^Bits - 1)), 514
-// at 8 bits (max_head_dim).
+// (simd/int16_dots.hpp) while the integer sums fit 32 bits (head_dim <= i16_max_head_dim, 514
+// at 8 bits), against the float query beyond.
 
-#include <qcodec/core/assert.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
@@ -34,12 +33,11 @@ class per_token {
 
  public:
   static constexpr std::size_t group_tokens = 1;
-  static constexpr std::size_t max_head_dim =
-      Query == query_format::i16 ? ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull)
-                                 : static_cast<std::size_t>(-1);
-  explicit per_token(std::size_t head_dim) noexcept : d_(head_dim) {
-    QCODEC_ASSERT(head_dim <= max_head_dim, "15-bit query sums of this head_dim would overflow");
-  }
+  /// The largest head_dim whose 15-bit query sums fit 32 bits (514 at 8 bits): beyond it an
+  /// i16 codec scores the float query.
+  static constexpr std::size_t i16_max_head_dim =
+      ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull);
+  explicit per_token(std::size_t head_dim) noexcept : d_(head_dim) {}
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
   [[nodiscard]] std::size_t unit_bytes() const noexcept { return 4 + (d_ * Bits + 7) / 8; }
@@ -64,17 +62,22 @@ class per_token {
   void prepare_query(const float* q, float* out) const noexcept {
     kv::scored_query(*this, q, out);  // q may be out
   }
-  /// The integer form of q that scores are exact for (kv::scored_query).
+  /// The integer form of q that scores are exact for (kv::scored_query); q itself past
+  /// i16_max_head_dim.
   void scored_query(const float* q, float* out) const noexcept
       requires(Query != query_format::f32) {
-    detail::round_to_grid(q, d_, Query == query_format::i8 ? 127.0f : 16383.0f, out);
+    if (integer_query()) {
+      detail::round_to_grid(q, d_, Query == query_format::i8 ? 127.0f : 16383.0f, out);
+    } else {
+      std::memmove(out, q, d_ * sizeof(float));
+    }
   }
   // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q): one row-dot kernel call on the codes,
   // sum(q) once per call and head.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const simd::kernel_table& k = simd::kernels();
-    if constexpr (Query == query_format::i16) {
+    if (Query == query_format::i16 && integer_query()) {
       k.int16_dots.code_row_dots_i16(units + 4, unit_bytes(), count, d_, Bits, q, nullptr, nq, s,
                                      ld);
     } else {
@@ -124,6 +127,10 @@ class per_token {
 
  private:
   static constexpr std::size_t chunk_tokens = 256;  // 10 KB of stack in accumulate
+
+  bool integer_query() const noexcept {
+    return Query == query_format::i8 || (Query == query_format::i16 && d_ <= i16_max_head_dim);
+  }
 
   static affine_params params(const std::uint8_t* unit) noexcept {
     affine_params p;

@@ -66,7 +66,8 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 /// below the 4-bit keys' own: rounding q moves q . k by at most max|q| / 254 * sum_i |k_i|.
 /// i16: a 15-bit integer form (simd/int16_dots.hpp): of the scaled query q_c s_c per unit for
 /// per-channel keys, whose channel scales differ too much for int8; of the query itself for
-/// 8-bit per-token keys, whose error int8 rounding would exceed (max|q| / 32766 * sum_i |k_i|).
+/// 8-bit per-token keys, whose own error is below what int8 rounding of q would add (15 bits
+/// add at most max|q| / 32766 * sum_i |k_i|).
 enum class query_format { f32, i8, i16 };
 
 /// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths

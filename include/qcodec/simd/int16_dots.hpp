@@ -47,6 +47,8 @@ namespace detail::int16_dots {
 inline constexpr float grid = 16383.0f;
 // Longest row the vector paths take (the query's integer copy lives on the stack).
 inline constexpr std::size_t max_n = 512;
+// Longest row whose integer query the generic loop keeps on the stack (per_channel's largest).
+inline constexpr std::size_t generic_max_n = 1024;
 
 // Any bits, any n: the definition (the oracle is this loop on simd::scalar).
 template <class Arch>
@@ -63,6 +65,13 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
       m = std::fmax(m, std::fabs(x(i)));
     }
     const int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, grid);
+    const auto q15_at = [&](std::size_t i) {
+      return f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(x(i) * f.inv));
+    };
+    // Rounded once per vector when it fits the stack (every length the codecs use), not per row.
+    std::int32_t q15[generic_max_n];
+    const bool kept = n <= generic_max_n;
+    for (std::size_t i = 0; kept && i < n; ++i) q15[i] = q15_at(i);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::uint8_t* row = in + r * stride;
       std::int32_t sum = 0;
@@ -71,9 +80,7 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
         std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
         if (bit % 8 + bits > 8) v |= std::uint32_t{row[bit / 8 + 1]} << (8 - bit % 8);
         const auto code = static_cast<std::int32_t>(v & ((1u << bits) - 1));
-        const auto q15 =
-            f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(x(i) * f.inv));
-        sum += code * q15;
+        sum += code * (kept ? q15[i] : q15_at(i));
       }
       out[g * ld + r] = f.scale * static_cast<float>(sum);
     }
@@ -159,11 +166,12 @@ void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t r
 }
 
 #if XSIMD_WITH_AVX2
-// AVX2 (and AVX-512 without VNNI; 2-bit rows further below, with VNNI too), 4-bit rows, n a
-// multiple of 64: 16-bit codes times 16-bit q15 with vpmaddwd (pair sums <= 2 * 15 * 16383, no
-// overflow), 32 bytes of a row per step. A row's 16 words w each hold the codes of elements
-// 4w .. 4w + 3, which shifts turn into four vectors of 16-bit codes; the query is stored to
-// match (split_words). Against the float chunks above: no float conversion of the codes, no
+// AVX2 (and AVX-512 without VNNI; 2-bit rows further below, with VNNI too), 4- and 8-bit rows,
+// n a multiple of 64: 16-bit codes times 16-bit q15 with vpmaddwd (pair sums <= 2 * 255 * 16383,
+// no overflow), 64 elements of a row per step. 4 bits: a row's 16 words w each hold the codes
+// of elements 4w .. 4w + 3, which shifts turn into four vectors of 16-bit codes; the query is
+// stored to match (split_words). 8 bits: 64 bytes zero-extended, the query in natural order
+// (natural_words). Against the float chunks above: no float conversion of the codes, no
 // float form of the query to convert twice, and half the multiply instructions. Instructions of
 // KIVI-4's key scores in a decode step at 16k tokens (callgrind): 21.1M -> 11.7M at head_dim 64,
 // 40.1M -> 20.8M at 128.
@@ -291,12 +299,12 @@ void natural_words(const float* q, const float* c, std::size_t n, float form_inv
   }
 }
 
-// Scores of T <= 2 rows for G <= 4 split vectors (words: [G][n]). Per vector, the two rows' sums
-// of a step are folded into one accumulator by vphaddd (per 128-bit lane: two partial sums of
-// row 0, then two of row 1), so 4 accumulators and 8 code registers fit the 16 of AVX2. N is n
-// when known at compile time (0 otherwise): with a loop of unknown length over the row, GCC 12
-// kept the accumulators in memory (head_dim 64: 77 instructions a row under callgrind; 63 with
-// N = 64, the per-call work included).
+// Scores of T <= 2 rows for G <= 4 vectors (words: [G][n], in word_codes' element order). Per
+// vector, the two rows' sums of a step are folded into one accumulator by vphaddd (per 128-bit
+// lane: two partial sums of row 0, then two of row 1), so 4 accumulators and 8 code registers fit
+// the 16 of AVX2. N is n when known at compile time (0 otherwise): with a loop of unknown length
+// over the row, GCC 12 kept the accumulators in memory (head_dim 64: 77 instructions a row under
+// callgrind; 63 with N = 64, the per-call work included).
 template <unsigned Bits, std::size_t G, std::size_t T, std::size_t N, class Arch>
 void madd_rows(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n,
                const std::int16_t* words, const float* scale, float* out, std::size_t ld) noexcept {

@@ -116,6 +116,8 @@ TEST_CASE("integer code row dots match their oracles bit for bit", "[parity][int
             for (unsigned bits = 1; bits <= 8; ++bits) {
               if (bits != 2 && bits != 4 && bits != 8 && (rows > 5 || nq > 4 || n > 256))
                 continue;  // generic paths: fewer
+              if (bits == 8 && kind.grid * 255.0 * double(n) >= 2147483648.0)
+                continue;  // sums past 32 bits are outside the contract
               const dots_case c{bits, n, rows, nq, pad, (n + rows + nq) % 3};
               check(kind, c, normal_queries(nq * n, rng), rng);
               if (kind.scaled)
@@ -268,3 +270,22 @@ TEST_CASE("int16 code row dots match their oracle in every rounding mode",
   }
 }
 #endif
+
+TEST_CASE("int16 code row dots reach 32-bit sums at the longest rows without overflow",
+          "[parity][integer_dots]") {
+  // Every 8-bit code 255 against q = -1 (q15 = -16383): the sum -255 * 16383 * n is within 2^31
+  // of zero for n <= 514 (per_token's i16_max_head_dim), the vector path at 512, the generic
+  // loop at 514. An overflow would wrap (vector) or trip UBSan (generic).
+  const integer_dots& kind = kinds()[1];
+  for (std::size_t n : {512u, 514u}) {
+    const dots_case c{8, n, 3, 1, 0, 0};
+    const std::vector<std::uint8_t> in(3 * n, 255);
+    const std::vector<float> q(n, -1.0f);
+    const float want = (1.0f / 16383.0f) * static_cast<float>(-255 * 16383 * std::int32_t(n));
+    INFO("n=" << n);
+    for (const dots_kernel& kernel : {kind.oracle, kind.forms[0], kind.forms[1]}) {
+      const std::vector<float> got = scores(kernel, c, in.data(), n, q, nullptr);
+      for (std::size_t r = 0; r < 3; ++r) CHECK(got[r] == want);
+    }
+  }
+}
