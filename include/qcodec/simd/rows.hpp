@@ -1011,7 +1011,7 @@ void dots16_avx2_rows(const Columns& columns, const std::uint8_t* in, std::size_
 }
 
 // Rows of n codes, n a multiple of 16 up to code4_max_n.
-template <class Columns, class Arch>
+template <class Arch, class Columns>
 void dots16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t stride,
                  std::size_t rows, std::size_t n, const float* q, std::size_t nq, float* out,
                  std::size_t ld) noexcept {
@@ -1065,7 +1065,7 @@ void axpys16_avx2_columns(const Columns& columns, const std::uint8_t* in, std::s
 }
 
 // Rows of n codes, n a multiple of 16.
-template <class Columns, class Arch>
+template <class Arch, class Columns>
 void axpys16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t stride,
                   std::size_t rows, std::size_t n, const float* w, std::size_t ldw, std::size_t nq,
                   float* acc) noexcept {
@@ -1077,6 +1077,21 @@ void axpys16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t st
                                                acc + g0 * n);
     });
   }
+}
+
+// Calls f(code_columns<bits, Arch>{}) if the 16-column kernels take `bits` (1..4 or 8); returns
+// whether it did.
+template <class Arch, class Fn>
+bool with_code_columns(unsigned bits, Fn&& f) noexcept {
+  return packed::with_bits<Arch>(bits, [&](auto b) {
+    constexpr unsigned B = decltype(b)::value;
+    if constexpr (B <= 4 || B == 8) {
+      f(code_columns<B, Arch>{});
+      return true;
+    } else {
+      return false;
+    }
+  });
 }
 #endif
 
@@ -1110,14 +1125,8 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
     if (n % 16 == 0 && n <= detail::rows::code4_max_n &&
-        detail::packed::with_bits<Arch>(bits, [&](auto b) {
-          constexpr unsigned B = decltype(b)::value;
-          if constexpr (B <= 4 || B == 8) {
-            detail::rows::dots16_avx2<detail::rows::code_columns<B, Arch>, Arch>(
-                {}, in, stride, rows, n, q, nq, out, ld);
-            return true;
-          }
-          return false;
+        detail::rows::with_code_columns<Arch>(bits, [&](auto columns) {
+          detail::rows::dots16_avx2<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
         })) {
       return;
     }
@@ -1142,14 +1151,8 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (n % 16 == 0 && detail::packed::with_bits<Arch>(bits, [&](auto b) {
-          constexpr unsigned B = decltype(b)::value;
-          if constexpr (B <= 4 || B == 8) {
-            detail::rows::axpys16_avx2<detail::rows::code_columns<B, Arch>, Arch>(
-                {}, in, stride, rows, n, w, ldw, nq, acc);
-            return true;
-          }
-          return false;
+    if (n % 16 == 0 && detail::rows::with_code_columns<Arch>(bits, [&](auto columns) {
+          detail::rows::axpys16_avx2<Arch>(columns, in, stride, rows, n, w, ldw, nq, acc);
         })) {
       return;
     }
@@ -1280,8 +1283,8 @@ void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
       if (n % 16 == 0 && n <= detail::rows::code4_max_n) {
-        detail::rows::dots16_avx2<detail::rows::lut_columns<B, Arch>, Arch>(
-            detail::rows::lut_columns<B, Arch>(padded), in, stride, rows, n, q, nq, out, ld);
+        detail::rows::dots16_avx2<Arch>(detail::rows::lut_columns<B, Arch>(padded), in, stride,
+                                        rows, n, q, nq, out, ld);
         return;
       }
     }
@@ -1301,8 +1304,8 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
       if (n % 16 == 0) {
-        detail::rows::axpys16_avx2<detail::rows::lut_columns<B, Arch>, Arch>(
-            detail::rows::lut_columns<B, Arch>(padded), in, stride, rows, n, w, ldw, nq, acc);
+        detail::rows::axpys16_avx2<Arch>(detail::rows::lut_columns<B, Arch>(padded), in, stride,
+                                         rows, n, w, ldw, nq, acc);
         return;
       }
     }
