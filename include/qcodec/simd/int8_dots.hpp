@@ -40,12 +40,16 @@ struct int8_form {
 };
 
 /// The form from max |q| and whether q is finite; `grid` is the largest integer (127 here,
-/// 16383 for int16_dots.hpp's form).
+/// 16383 for int16_dots.hpp's form). inv is at most grid / m, so that |q[i] * inv| <= grid
+/// however the product rounds: rounding up, grid / m rounded up could give 128 (16384), which
+/// wraps in a byte (in the VNNI split of a 15-bit query).
 template <class Arch>
 int8_form form_from(float m, bool finite, float grid = 127.0f) noexcept {
   if (!finite) return {std::numeric_limits<float>::quiet_NaN(), 0.0f};
-  const float inv = grid / m;  // +inf for m == 0
+  float inv = grid / m;  // +inf for m == 0
   if (!(inv <= std::numeric_limits<float>::max())) return {0.0f, 0.0f};
+  // A product of two floats is exact as a double; the float just below inv is <= grid / m.
+  if (double{m} * double{inv} > double{grid}) inv = std::nextafter(inv, 0.0f);
   return {m / grid, inv};
 }
 

@@ -248,26 +248,29 @@ TEST_CASE("int16 code row dots: special values in any vector of 1..7, with and w
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-TEST_CASE("int16 code row dots match their oracle in every rounding mode",
+TEST_CASE("integer code row dots match their oracle in every rounding mode",
           "[parity][integer_dots]") {
   // Both round with the current mode (std::nearbyint, vcvtps2dq); no check of the forms may
-  // depend on it (x - x is -0 when rounding down).
+  // depend on it (x - x is -0 when rounding down), and no mode may round the largest element
+  // past the grid (rounding up, 127 or 16383 became 128 or 16384: a byte or a VNNI split of
+  // 16384 wraps to -128).
   struct restore_mode {
     ~restore_mode() { std::fesetround(FE_TONEAREST); }
   } restore;
   std::mt19937 rng(17);
-  const integer_dots& kind = kinds()[1];
-  for (int mode : {FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
-    REQUIRE(std::fesetround(mode) == 0);
-    for (unsigned bits : {2u, 4u, 8u})
-      for (std::size_t n : {64u, 128u})
-        for (std::size_t nq : {1u, 4u, 5u}) {
-          INFO("mode " << mode);
-          const dots_case c{bits, n, 17, nq, 0, 0};
-          check(kind, c, normal_queries(nq * n, rng), rng);
-          check(kind, c, normal_queries(nq * n, rng), rng, channel_scales(n, rng));
-        }
-  }
+  for (const integer_dots& kind : kinds())
+    for (int mode : {FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
+      REQUIRE(std::fesetround(mode) == 0);
+      for (unsigned bits : {2u, 4u, 8u})
+        for (std::size_t n : {64u, 128u})
+          for (std::size_t nq : {1u, 4u, 5u}) {
+            INFO("mode " << mode);
+            const dots_case c{bits, n, 17, nq, 0, 0};
+            check(kind, c, normal_queries(nq * n, rng), rng);
+            if (kind.scaled)
+              check(kind, c, normal_queries(nq * n, rng), rng, channel_scales(n, rng));
+          }
+    }
 }
 #endif
 
