@@ -400,35 +400,30 @@ void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t r
 
 }  // namespace detail::rows
 
-// ---- appended: 4-bit code rows on AVX-512 -----------------------------------------------------
+// ---- appended: code rows on AVX-512, 32 columns at a time --------------------------------------
 //
-// The common KV case (4-bit codes, head_dim a multiple of 32) without the generic per-batch
-// unpack (a broadcast, a byte shuffle and a variable shift per 16 codes) and without one
-// horizontal sum per row and vector:
-//   * nibble split: 16 bytes (32 codes) are zero-extended to 16 lanes once; `& 15` gives codes
-//     2j and `>> 4` codes 2j+1 of lane j. The vectors are permuted to match instead of the
-//     codes: dots take the query as [even elements | odd elements] per 32 (permuted once per
-//     call), axpys keep their accumulators in that order in registers and restore it on store;
+// Rows of a multiple of 32 codes (1..4 or 8 bits, or table-indexed) without the generic
+// per-batch unpack (a broadcast, a byte shuffle and a variable shift per 16 codes; here 4-bit
+// codes and bytes are zero-extended, 1..3-bit codes broadcast and shifted, no byte shuffle) and
+// without one horizontal sum per row and vector:
+//   * a Columns reader (columns32, after the AVX2 kernels) decodes 32 elements of a row into two
+//     registers once for all vectors. 4-bit codes take the nibble split, and the vectors are
+//     permuted to match instead of the codes: dots take the query as [even elements | odd
+//     elements] per 32 (permuted once per call), axpys keep their accumulators in that order in
+//     registers and restore it on store;
 //   * dots score four rows at once and reduce their 4 x G accumulators with one transposing
-//     sum tree per vector (4 rows -> one 128-bit store), instead of a full reduction per row.
+//     sum tree per vector (4 rows -> one 128-bit store), instead of a full reduction per row;
+//   * 4-bit dots with n == 64 or a multiple of 128 take the dword layout (code4_dots_dw) instead.
 // Same results as the generic kernels: axpys still add the rows in order with one fused
 // multiply-add per element (bit for bit the oracle), dots only sum in another order (within
 // the bound above).
 namespace detail::rows {
 
-// Longest row the 4-bit AVX-512 kernels and the AVX2 dots take (their copy of the query, in the
-// rows' element order, lives on the stack).
-inline constexpr std::size_t code4_max_n = 1024;
+// Longest row the column kernels' dots take (their copy of the query, in the rows' element order,
+// lives on the stack).
+inline constexpr std::size_t column_dots_max_n = 1024;
 
 #if XSIMD_WITH_AVX512BW
-// 32 codes (16 bytes at p): codes 2j in lane j of `lo`, codes 2j + 1 in lane j of `hi`.
-template <class Arch>
-void nibbles32(const std::uint8_t* p, __m512& lo, __m512& hi) noexcept {
-  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  lo = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
-  hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
-}
-
 // Lanes of (a, b) = elements [0, 32) in natural order <-> (even, odd) = elements 2j, 2j + 1.
 template <class Arch>
 __m512i split_even() noexcept {
@@ -450,7 +445,7 @@ __m512i merge_high() noexcept {  // natural elements 16..31
 // Rows are read once, from memory, with much arithmetic per byte: the hardware prefetcher alone
 // leaves the loads of a page waiting on DRAM. Prefetch the bytes [p, p + bytes) this many rows
 // ahead (prefetches past the caller's rows are harmless: they never fault).
-inline constexpr std::size_t code4_prefetch_rows = 24;
+inline constexpr std::size_t prefetch_ahead_rows = 24;
 template <class Arch>
 void prefetch_rows(const std::uint8_t* p, std::size_t bytes) noexcept {
   for (std::size_t b = 0; b < bytes; b += 64)
@@ -470,21 +465,27 @@ __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
   return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
 }
 
-// Scores of T <= 4 rows for G query vectors qp ([G][n], permuted per 32 elements).
+// Scores of T <= 4 rows for G query vectors qp ([G][n], in the columns' order per 32 elements).
 // N: the row length when known at compile time (64 and 128: loops unrolled, accumulators stay
 // in registers), else 0 and n at run time.
-template <std::size_t G, std::size_t T, std::size_t N, class Arch>
-void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_, const float* qp,
-                     float* out, std::size_t ld) noexcept {
+template <class Columns, std::size_t G, std::size_t T, std::size_t N, class Arch>
+void dots32_rows(const Columns& columns, const std::uint8_t* in, std::size_t stride, std::size_t n_,
+                 const float* qp, float* out, std::size_t ld) noexcept {
   const std::size_t n = N != 0 ? N : n_;
   __m512 acc[T][G];
-  for (std::size_t t = 0; t < T; ++t)
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t t = 0; t < T; ++t) {
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) acc[t][g] = _mm512_setzero_ps();
+  }
   for (std::size_t i = 0; i < n; i += 32) {
     __m512 lo[T], hi[T];
-    for (std::size_t t = 0; t < T; ++t) nibbles32<Arch>(in + t * stride + i / 2, lo[t], hi[t]);
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t t = 0; t < T; ++t) columns.decode(in + t * stride, i, lo[t], hi[t]);
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m512 q0 = _mm512_loadu_ps(qp + g * n + i), q1 = _mm512_loadu_ps(qp + g * n + i + 16);
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t t = 0; t < T; ++t) {
         acc[t][g] = _mm512_fmadd_ps(lo[t], q0, acc[t][g]);
         acc[t][g] = _mm512_fmadd_ps(hi[t], q1, acc[t][g]);
@@ -514,15 +515,15 @@ void code4_dots_rows(const std::uint8_t* in, std::size_t stride, std::size_t n_,
 }
 
 // Scores on 4-bit rows without any byte shuffle ("dword layout", n == 64 or n a multiple of
-// 128). The nibble split above spends one cross-lane shuffle (vpmovzxbd) per 32 codes and sum4
-// eight more per row and vector: with 64 codes a row that is as many shuffles as FMAs, and dots
-// ran 1.7x slower than axpys (same FMA count). Here a row's bytes are loaded as they are: dword
-// lane j holds codes 8j .. 8j + 7, so `(x >> 4k) & 15` is code 8j + k of lane j for k = 0..7
-// (shifts and ands only). The query is permuted to match once per call: block m of 128 elements
-// becomes 8 vectors, vector k lane j = q[128 m + 8 j + k]. With n == 64 a row is 32 bytes: two
-// rows share one register (lanes 0..7 row A, 8..15 row B; the query block is the 64 elements
-// twice), which also halves the lanes each row's sum is reduced over: 4 rows x 4 vectors leave
-// 8 accumulators and one transposing tree (dw_sum16) instead of 16 and four sum4. Measured on
+// 128). The nibble split (columns32, below) spends one cross-lane shuffle (vpmovzxbd) per 32
+// codes and sum4 eight more per row and vector: with 64 codes a row that is as many shuffles as
+// FMAs, and dots ran 1.7x slower than axpys (same FMA count). Here a row's bytes are loaded as
+// they are: dword lane j holds codes 8j .. 8j + 7, so `(x >> 4k) & 15` is code 8j + k of lane j
+// for k = 0..7 (shifts and ands only). The query is permuted to match once per call: block m of
+// 128 elements becomes 8 vectors, vector k lane j = q[128 m + 8 j + k]. With n == 64 a row is 32
+// bytes: two rows share one register (lanes 0..7 row A, 8..15 row B; the query block is the 64
+// elements twice), which also halves the lanes each row's sum is reduced over: 4 rows x 4 vectors
+// leave 8 accumulators and one transposing tree (dw_sum16) instead of 16 and four sum4. Measured on
 // Zen 5 (rows of one page in cache, 4 vectors): 64 codes 4.1 -> 3.6 ns a row, 128 codes
 // 8.1 -> 7.0.
 template <class Arch>
@@ -691,7 +692,7 @@ template <std::size_t B, class Arch, class Fn>
 void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&& block) noexcept {
   std::size_t r = 0;
   for (; r + B <= rows; r += B) {
-    prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, B * stride);
+    prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, B * stride);
     block(std::integral_constant<std::size_t, B>{}, r);
   }
   if (r == rows) return;
@@ -703,7 +704,7 @@ void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&
 template <class Arch>
 void code4_dots_dw(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
-  alignas(64) float qd[4 * code4_max_n];
+  alignas(64) float qd[4 * column_dots_max_n];
   const std::size_t qn = n == 64 ? 128 : n;
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
@@ -727,41 +728,41 @@ void code4_dots_dw(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   }
 }
 
-template <class Arch>
-void code4_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
-  if (dw_layout<Arch>(n)) {
-    code4_dots_dw<Arch>(in, stride, rows, n, q, nq, out, ld);
-    return;
-  }
-  alignas(64) float qp[4 * code4_max_n];
+// Rows of n codes, n a multiple of 32 up to column_dots_max_n.
+template <class Arch, class Columns>
+void dots32(const Columns& columns, const std::uint8_t* in, std::size_t stride, std::size_t rows,
+            std::size_t n, const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(64) float qp[4 * column_dots_max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       for (std::size_t g = 0; g < G; ++g)
         for (std::size_t i = 0; i < n; i += 32) {
-          const __m512 a = _mm512_loadu_ps(q + (g0 + g) * n + i);
-          const __m512 b = _mm512_loadu_ps(q + (g0 + g) * n + i + 16);
-          _mm512_store_ps(qp + g * n + i, _mm512_permutex2var_ps(a, split_even<Arch>(), b));
-          _mm512_store_ps(qp + g * n + i + 16, _mm512_permutex2var_ps(a, split_odd<Arch>(), b));
+          __m512 lo, hi;
+          Columns::load(q + (g0 + g) * n + i, lo, hi);
+          _mm512_store_ps(qp + g * n + i, lo);
+          _mm512_store_ps(qp + g * n + i + 16, hi);
         }
       float* og = out + g0 * ld;
       const auto run = [&](auto fixed) {
         constexpr std::size_t N = decltype(fixed)::value;
         std::size_t r = 0;
         for (; r + 4 <= rows; r += 4) {
-          prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, 4 * stride);
-          code4_dots_rows<G, 4, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+          prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, 4 * stride);
+          dots32_rows<Columns, G, 4, N, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
         }
         switch (rows - r) {
           case 1:
-            code4_dots_rows<G, 1, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            dots32_rows<Columns, G, 1, N, Arch>(columns, in + r * stride, stride, n, qp, og + r,
+                                                ld);
             break;
           case 2:
-            code4_dots_rows<G, 2, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            dots32_rows<Columns, G, 2, N, Arch>(columns, in + r * stride, stride, n, qp, og + r,
+                                                ld);
             break;
           case 3:
-            code4_dots_rows<G, 3, N, Arch>(in + r * stride, stride, n, qp, og + r, ld);
+            dots32_rows<Columns, G, 3, N, Arch>(columns, in + r * stride, stride, n, qp, og + r,
+                                                ld);
             break;
           default:
             break;
@@ -779,43 +780,44 @@ void code4_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, st
 }
 
 // Elements [i, i + 32 K) of G accumulators over all rows, in registers.
-template <std::size_t G, std::size_t K, class Arch>
-void code4_axpys_columns(const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                         std::size_t n, std::size_t i, const float* w, std::size_t ldw,
-                         float* acc) noexcept {
+template <class Columns, std::size_t G, std::size_t K, class Arch>
+void axpys32_columns(const Columns& columns, const std::uint8_t* in, std::size_t stride,
+                     std::size_t rows, std::size_t n, std::size_t i, const float* w,
+                     std::size_t ldw, float* acc) noexcept {
   __m512 a[G][2 * K];
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t k = 0; k < K; ++k) {
-      const __m512 x = _mm512_loadu_ps(acc + g * n + i + 32 * k);
-      const __m512 y = _mm512_loadu_ps(acc + g * n + i + 32 * k + 16);
-      a[g][2 * k] = _mm512_permutex2var_ps(x, split_even<Arch>(), y);
-      a[g][2 * k + 1] = _mm512_permutex2var_ps(x, split_odd<Arch>(), y);
-    }
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) {
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < K; ++k)
+      Columns::load(acc + g * n + i + 32 * k, a[g][2 * k], a[g][2 * k + 1]);
+  }
   for (std::size_t r = 0; r < rows; ++r) {
-    if (i == 0) prefetch_rows<Arch>(in + (r + code4_prefetch_rows) * stride, stride);
-    const std::uint8_t* row = in + r * stride + i / 2;
+    if (i == 0) prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, stride);
     __m512 lo[K], hi[K];
-    for (std::size_t k = 0; k < K; ++k) nibbles32<Arch>(row + 16 * k, lo[k], hi[k]);
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < K; ++k) columns.decode(in + r * stride, i + 32 * k, lo[k], hi[k]);
+    QCODEC_UNROLL_REGISTERS
     for (std::size_t g = 0; g < G; ++g) {
       const __m512 weight = _mm512_set1_ps(w[g * ldw + r]);
+      QCODEC_UNROLL_REGISTERS
       for (std::size_t k = 0; k < K; ++k) {
         a[g][2 * k] = _mm512_fmadd_ps(lo[k], weight, a[g][2 * k]);
         a[g][2 * k + 1] = _mm512_fmadd_ps(hi[k], weight, a[g][2 * k + 1]);
       }
     }
   }
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t k = 0; k < K; ++k) {
-      _mm512_storeu_ps(acc + g * n + i + 32 * k,
-                       _mm512_permutex2var_ps(a[g][2 * k], merge_low<Arch>(), a[g][2 * k + 1]));
-      _mm512_storeu_ps(acc + g * n + i + 32 * k + 16,
-                       _mm512_permutex2var_ps(a[g][2 * k], merge_high<Arch>(), a[g][2 * k + 1]));
-    }
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < G; ++g) {
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < K; ++k)
+      Columns::store(a[g][2 * k], a[g][2 * k + 1], acc + g * n + i + 32 * k);
+  }
 }
 
-template <class Arch>
-void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                 const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
+// Rows of n codes, n a multiple of 32.
+template <class Arch, class Columns>
+void axpys32(const Columns& columns, const std::uint8_t* in, std::size_t stride, std::size_t rows,
+             std::size_t n, const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
@@ -823,8 +825,8 @@ void code4_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, s
       float* ag = acc + g0 * n;
       std::size_t i = 0;
       for (; i + 64 <= n; i += 64)
-        code4_axpys_columns<G, 2, Arch>(in, stride, rows, n, i, wg, ldw, ag);
-      if (i < n) code4_axpys_columns<G, 1, Arch>(in, stride, rows, n, i, wg, ldw, ag);
+        axpys32_columns<Columns, G, 2, Arch>(columns, in, stride, rows, n, i, wg, ldw, ag);
+      if (i < n) axpys32_columns<Columns, G, 1, Arch>(columns, in, stride, rows, n, i, wg, ldw, ag);
     });
   }
 }
@@ -1010,12 +1012,12 @@ void dots16_avx2_rows(const Columns& columns, const std::uint8_t* in, std::size_
     for (std::size_t g = 0; g < G; ++g) out[g * ld + t] = v[4 * t + g];
 }
 
-// Rows of n codes, n a multiple of 16 up to code4_max_n.
+// Rows of n codes, n a multiple of 16 up to column_dots_max_n.
 template <class Arch, class Columns>
 void dots16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t stride,
                  std::size_t rows, std::size_t n, const float* q, std::size_t nq, float* out,
                  std::size_t ld) noexcept {
-  alignas(32) float qp[4 * code4_max_n];
+  alignas(32) float qp[4 * column_dots_max_n];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
@@ -1079,33 +1081,127 @@ void axpys16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t st
   }
 }
 
-// Calls f(code_columns<bits, Arch>{}) if the 16-column kernels take `bits` (1..4 or 8); returns
-// whether it did.
-template <class Arch, class Fn>
+#endif
+
+#if XSIMD_WITH_AVX512BW
+// Readers of 32 elements for the AVX-512 kernels above (dots32, axpys32), as columns16 is for
+// AVX2: decode(row, i, lo, hi) gives elements [i, i + 32) as floats, load / store move 32
+// floats of a vector between memory and their order. 4-bit codes take the nibble split (16
+// bytes zero-extended, `& 15` codes 2j and `>> 4` codes 2j + 1 of lane j: order (even, odd)),
+// bytes are zero-extended and codes of 1..3 bits decoded 16 at a time (natural order). Forced
+// inline: GCC 12 called codes() and decode() from the kernels' row loops for 3-bit codes, their
+// results going through memory (3-bit attention ran 1.3x slower than the generic loop).
+template <unsigned Bits, class Arch>
+struct columns32 {
+  [[gnu::always_inline]] static void codes(const std::uint8_t* row, std::size_t i, __m512i& lo,
+                                           __m512i& hi) noexcept {
+    if constexpr (Bits == 4) {
+      const __m512i b =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i / 2)));
+      lo = _mm512_and_si512(b, _mm512_set1_epi32(15));
+      hi = _mm512_srli_epi32(b, 4);
+    } else if constexpr (Bits == 8) {
+      lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
+      hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i + 16)));
+    } else {
+      lo = codes16(row + i / 8 * Bits);
+      hi = codes16(row + i / 8 * Bits + 2 * Bits);
+    }
+  }
+  [[gnu::always_inline]] static void load(const float* p, __m512& lo, __m512& hi) noexcept {
+    const __m512 x = _mm512_loadu_ps(p), y = _mm512_loadu_ps(p + 16);
+    if constexpr (Bits == 4) {
+      lo = _mm512_permutex2var_ps(x, split_even<Arch>(), y);
+      hi = _mm512_permutex2var_ps(x, split_odd<Arch>(), y);
+    } else {
+      lo = x;
+      hi = y;
+    }
+  }
+  [[gnu::always_inline]] static void store(__m512 lo, __m512 hi, float* p) noexcept {
+    if constexpr (Bits == 4) {
+      _mm512_storeu_ps(p, _mm512_permutex2var_ps(lo, merge_low<Arch>(), hi));
+      _mm512_storeu_ps(p + 16, _mm512_permutex2var_ps(lo, merge_high<Arch>(), hi));
+    } else {
+      _mm512_storeu_ps(p, lo);
+      _mm512_storeu_ps(p + 16, hi);
+    }
+  }
+
+ private:
+  // Codes 0..15 of 1..3 bits from the 2 Bits bytes at p, code j in lane j, as bit_codes16
+  // does for AVX2: a left shift puts code j in the top Bits bits of lane j, a right shift brings
+  // it down. The codes of up to 2 bits share one word; 3-bit codes 8..15 start at bit 8 of the
+  // word at byte 2 (a load never passes the 6 bytes).
+  [[gnu::always_inline]] static __m512i codes16(const std::uint8_t* p) noexcept {
+    static_assert(Bits >= 1 && Bits <= 3);
+    const auto word = [p](std::size_t at) {
+      std::conditional_t<Bits == 1, std::uint16_t, std::uint32_t> w;
+      std::memcpy(&w, p + at, sizeof w);
+      return static_cast<std::int32_t>(w);
+    };
+    constexpr int b = static_cast<int>(Bits);
+    constexpr auto top = [](int j) {  // lane j's left shift
+      const int first = Bits == 3 && j >= 8 ? 8 + b * (j - 8) : b * j;
+      return 32 - b - first;
+    };
+    const __m512i shifts =
+        _mm512_setr_epi32(top(0), top(1), top(2), top(3), top(4), top(5), top(6), top(7), top(8),
+                          top(9), top(10), top(11), top(12), top(13), top(14), top(15));
+    __m512i x;
+    if constexpr (Bits == 3) {
+      x = _mm512_inserti64x4(_mm512_set1_epi32(word(0)), _mm256_set1_epi32(word(2)), 1);
+    } else {
+      x = _mm512_set1_epi32(word(0));
+    }
+    return _mm512_srli_epi32(_mm512_sllv_epi32(x, shifts), 32 - b);
+  }
+};
+
+// The codes as floats (code_row_*).
+template <unsigned Bits, class Arch>
+struct code_columns32 : columns32<Bits, Arch> {
+  [[gnu::always_inline]] void decode(const std::uint8_t* row, std::size_t i, __m512& lo,
+                                     __m512& hi) const noexcept {
+    __m512i a, b;
+    this->codes(row, i, a, b);
+    lo = _mm512_cvtepi32_ps(a);
+    hi = _mm512_cvtepi32_ps(b);
+  }
+};
+
+// The codes' entries in a table of 16 floats held in one register (lut_row_*).
+template <unsigned Bits, class Arch>
+struct lut_columns32 : columns32<Bits, Arch> {
+  static_assert(Bits >= 1 && Bits <= 4);
+  explicit lut_columns32(const float* padded16) noexcept : table(_mm512_loadu_ps(padded16)) {}
+  [[gnu::always_inline]] void decode(const std::uint8_t* row, std::size_t i, __m512& lo,
+                                     __m512& hi) const noexcept {
+    __m512i a, b;
+    this->codes(row, i, a, b);
+    lo = _mm512_permutexvar_ps(a, table);
+    hi = _mm512_permutexvar_ps(b, table);
+  }
+
+ private:
+  __m512 table;
+};
+
+#endif
+
+// Calls f(Reader<bits, Arch>{}) if the column kernels take `bits` (1..4 or 8); returns whether
+// it did. Reader: code_columns (AVX2) or code_columns32 (AVX-512).
+template <template <unsigned, class> class Reader, class Arch, class Fn>
 bool with_code_columns(unsigned bits, Fn&& f) noexcept {
   return packed::with_bits<Arch>(bits, [&](auto b) {
     constexpr unsigned B = decltype(b)::value;
     if constexpr (B <= 4 || B == 8) {
-      f(code_columns<B, Arch>{});
+      f(Reader<B, Arch>{});
       return true;
     } else {
       return false;
     }
   });
-}
-#endif
-
-// Whether the 4-bit AVX-512 row kernels above take rows of n codes.
-template <class Arch>
-constexpr bool code4_fast(unsigned bits, std::size_t n) noexcept {
-#if XSIMD_WITH_AVX512BW
-  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    return bits == 4 && n % 32 == 0 && n <= code4_max_n;
-  }
-#endif
-  (void)bits;
-  (void)n;
-  return false;
 }
 
 }  // namespace detail::rows
@@ -1114,53 +1210,62 @@ template <class Arch>
 void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                    unsigned bits, const float* q, std::size_t nq, float* out,
                    std::size_t ld) noexcept {
+  namespace r = detail::rows;
 #if XSIMD_WITH_AVX512BW
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (detail::rows::code4_fast<Arch>(bits, n)) {
-      detail::rows::code4_dots<Arch>(in, stride, rows, n, q, nq, out, ld);
+    if (bits == 4 && r::dw_layout<Arch>(n) && n <= r::column_dots_max_n) {
+      r::code4_dots_dw<Arch>(in, stride, rows, n, q, nq, out, ld);
+      return;
+    }
+    if (n % 32 == 0 && n <= r::column_dots_max_n &&
+        r::with_code_columns<r::code_columns32, Arch>(bits, [&](auto columns) {
+          r::dots32<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
+        })) {
       return;
     }
   }
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (n % 16 == 0 && n <= detail::rows::code4_max_n &&
-        detail::rows::with_code_columns<Arch>(bits, [&](auto columns) {
-          detail::rows::dots16_avx2<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
+    if (n % 16 == 0 && n <= r::column_dots_max_n &&
+        r::with_code_columns<r::code_columns, Arch>(bits, [&](auto columns) {
+          r::dots16_avx2<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
         })) {
       return;
     }
   }
 #endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
-    detail::rows::dots<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
-        {}, in, stride, rows, n, q, nq, out, ld);
+    r::dots<r::packed_codes<decltype(b)::value, Arch>, Arch>({}, in, stride, rows, n, q, nq, out,
+                                                             ld);
   });
 }
 template <class Arch>
 void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                     unsigned bits, const float* w, std::size_t ldw, std::size_t nq,
                     float* acc) noexcept {
+  namespace r = detail::rows;
 #if XSIMD_WITH_AVX512BW
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (detail::rows::code4_fast<Arch>(bits, n)) {
-      detail::rows::code4_axpys<Arch>(in, stride, rows, n, w, ldw, nq, acc);
+    if (n % 32 == 0 && r::with_code_columns<r::code_columns32, Arch>(bits, [&](auto columns) {
+          r::axpys32<Arch>(columns, in, stride, rows, n, w, ldw, nq, acc);
+        })) {
       return;
     }
   }
 #endif
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    if (n % 16 == 0 && detail::rows::with_code_columns<Arch>(bits, [&](auto columns) {
-          detail::rows::axpys16_avx2<Arch>(columns, in, stride, rows, n, w, ldw, nq, acc);
+    if (n % 16 == 0 && r::with_code_columns<r::code_columns, Arch>(bits, [&](auto columns) {
+          r::axpys16_avx2<Arch>(columns, in, stride, rows, n, w, ldw, nq, acc);
         })) {
       return;
     }
   }
 #endif
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
-    detail::rows::axpys<detail::rows::packed_codes<decltype(b)::value, Arch>, Arch>(
-        {}, in, stride, rows, n, w, ldw, nq, acc);
+    r::axpys<r::packed_codes<decltype(b)::value, Arch>, Arch>({}, in, stride, rows, n, w, ldw, nq,
+                                                              acc);
   });
 }
 template <class Arch>
@@ -1192,8 +1297,9 @@ void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 // converted: AVX-512 holds the table in one register (vpermps over 16 lanes), AVX2 blends two
 // 8-lane permutes, the generic path indexes memory (lut.hpp's lookup16). They run the same
 // loops as code_row_* with a reader holding the table (the generic dots/axpys with lut_codes;
-// on AVX2, rows of a multiple of 16 codes, the 16-column kernels with lut_columns), so axpys
-// equal the oracle bit for bit and dots agree within the same bound.
+// on AVX-512 rows of a multiple of 32 codes, the 32-column kernels with lut_columns32; on AVX2,
+// rows of a multiple of 16, the 16-column kernels with lut_columns), so axpys equal the oracle
+// bit for bit and dots agree within the same bound.
 namespace detail::rows {
 
 template <unsigned Bits, class Arch>
@@ -1214,7 +1320,8 @@ struct lut_codes {
  private:
   // Codes [i, n) at the end of a row. The x86 batch decoder reads `reach` bytes (a power of
   // two) for a `block` of fewer bytes (3 bits: 8 for 6), so with 3-bit codes the last batch of
-  // a 128-code row lands here (on AVX-512: AVX2 takes such rows 16 columns at a time);
+  // a row lands here (e.g. 80 codes on AVX-512, 72 on AVX2: the column kernels take multiples
+  // of 32 and 16);
   // unpack_tail copies it through a zeroed buffer with a variable length. When the row is at
   // least `reach` bytes long, one fixed-size load ending at the row's last byte, shifted down to
   // the batch's first byte, is the same input in a register.
@@ -1280,9 +1387,18 @@ void lut_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
   detail::rows::pad_table16<Arch>(table, bits, padded);
   detail::rows::with_lut_bits(bits, [&](auto b) {
     constexpr unsigned B = decltype(b)::value;
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (n % 32 == 0 && n <= detail::rows::column_dots_max_n) {
+        detail::rows::dots32<Arch>(detail::rows::lut_columns32<B, Arch>(padded), in, stride, rows,
+                                   n, q, nq, out, ld);
+        return;
+      }
+    }
+#endif
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-      if (n % 16 == 0 && n <= detail::rows::code4_max_n) {
+      if (n % 16 == 0 && n <= detail::rows::column_dots_max_n) {
         detail::rows::dots16_avx2<Arch>(detail::rows::lut_columns<B, Arch>(padded), in, stride,
                                         rows, n, q, nq, out, ld);
         return;
@@ -1301,6 +1417,15 @@ void lut_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   detail::rows::pad_table16<Arch>(table, bits, padded);
   detail::rows::with_lut_bits(bits, [&](auto b) {
     constexpr unsigned B = decltype(b)::value;
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (n % 32 == 0) {
+        detail::rows::axpys32<Arch>(detail::rows::lut_columns32<B, Arch>(padded), in, stride, rows,
+                                    n, w, ldw, nq, acc);
+        return;
+      }
+    }
+#endif
 #if XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
       if (n % 16 == 0) {

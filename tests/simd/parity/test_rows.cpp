@@ -185,13 +185,13 @@ TEST_CASE("lut row dots and axpys match their oracles", "[parity][rows][lut]") {
             check_lut(bits, n, rows, nq, pad, (n + rows + nq + bits) % 3, rng);
 }
 
-// Appended: the 4-bit AVX-512 dots take rows of 64 codes two to a register and rows of 128 M
-// codes whole ("dword layout"), in blocks of four rows with 1..3 left over; other multiples of
-// 32 take the nibble split. The AVX2 kernels take rows of 1..4- and 8-bit codes and of
-// table-indexed codes (lut_row_*) 16 columns at a time, dots in pairs of rows with one left
-// over. Every row count 0..13 and a few larger, every group size to two groups of four, strides
-// with and without padding; and rows of the longest length the dots take whole (1024) and one
-// step longer (axpys only).
+// Appended: the AVX-512 kernels take rows of a multiple of 32 1..4- and 8-bit codes and of
+// table-indexed codes (lut_row_*) 32 columns at a time, dots in blocks of four rows with 1..3
+// left over; the 4-bit dots take rows of 64 codes two to a register and rows of 128 M codes
+// whole ("dword layout"). The AVX2 kernels take the same rows 16 columns at a time, dots in
+// pairs of rows with one left over. Every row count 0..13 and a few larger, every group size to
+// two groups of four, strides with and without padding; and rows of the longest length the dots
+// take whole (1024) and a step longer for each width (1040, 1056: axpys only).
 TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows][columns]") {
   std::mt19937 rng(11);
   const auto both = [&](unsigned bits, std::size_t n, std::size_t rows, std::size_t nq,
@@ -205,7 +205,7 @@ TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows]
            {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
         for (std::size_t nq = 1; nq <= 9; ++nq)
           for (std::size_t pad : {0u, 4u, 5u}) both(bits, n, rows, nq, pad);
-    for (std::size_t n : {1024u, 1040u})
+    for (std::size_t n : {1024u, 1040u, 1056u})
       for (std::size_t rows : {1u, 2u, 5u})
         for (std::size_t nq : {1u, 4u, 5u}) both(bits, n, rows, nq, 3);
   }
