@@ -9,8 +9,8 @@
 // with rows as in rows.hpp (n codes of `bits` bits, 1..8, packed LSB-first, `stride` bytes
 // apart) and, for each vector x_g[i] = q[g * n + i] * c[i] (float products; c, per-element
 // scales such as per_channel's, may be null for ones):
-//   m = max_i |x_g[i]|,   inv = 16383 / m,   s_g = m / 16383,
-//   q15_g[i] = round-half-even(x_g[i] * inv)         (|q15| <= 16383)
+//   m = max_i |x_g[i]|,   inv = 16383 / m rounded toward zero,   s_g = m / 16383,
+//   q15_g[i] = round-half-even(x_g[i] * inv)         (|q15| <= 16383 in any rounding mode)
 // A vector holding a NaN or an infinity scores NaN; a zero vector, or one so small that inv
 // overflows, scores zero. The sum is an exact integer (|sum| <= 255 * 16383 * n: n up to 514),
 // converted to float once and scaled once, so every target returns the oracle's bits.

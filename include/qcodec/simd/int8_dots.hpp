@@ -7,8 +7,8 @@
 //
 // with rows as in rows.hpp (n codes of `bits` bits, 1..8, packed LSB-first, `stride` bytes
 // apart) and, for each float vector q_g = q[g * n, g * n + n), its symmetric int8 form:
-//   m = max_i |q_g[i]|,   inv = 127 / m,   s_g = m / 127,
-//   q8_g[i] = round-half-even(q_g[i] * inv).
+//   m = max_i |q_g[i]|,   inv = 127 / m rounded toward zero,   s_g = m / 127,
+//   q8_g[i] = round-half-even(q_g[i] * inv)          (|q8| <= 127 in any rounding mode).
 // A vector holding a NaN or an infinity scores NaN; a zero vector, or one so small that inv
 // overflows (m below about 3.7e-37), scores zero. The sum is an exact integer
 // (|sum| <= 255 * 127 * n: n up to 66000), converted to float once and scaled once, so every
@@ -22,6 +22,7 @@
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/rows.hpp>
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -40,16 +41,20 @@ struct int8_form {
 };
 
 /// The form from max |q| and whether q is finite; `grid` is the largest integer (127 here,
-/// 16383 for int16_dots.hpp's form). inv is at most grid / m, so that |q[i] * inv| <= grid
-/// however the product rounds: rounding up, grid / m rounded up could give 128 (16384), which
-/// wraps in a byte (in the VNNI split of a 15-bit query).
+/// 16383 for int16_dots.hpp's form). inv is grid / m rounded toward zero, so that
+/// |q[i] * inv| <= grid however the product rounds: with inv rounded up, m * inv rounded up
+/// passes the grid and converts to 128 (16384), which wraps in a byte (in the VNNI split of a
+/// 15-bit query).
 template <class Arch>
 int8_form form_from(float m, bool finite, float grid = 127.0f) noexcept {
   if (!finite) return {std::numeric_limits<float>::quiet_NaN(), 0.0f};
   float inv = grid / m;  // +inf for m == 0
-  if (!(inv <= std::numeric_limits<float>::max())) return {0.0f, 0.0f};
-  // A product of two floats is exact as a double; the float just below inv is <= grid / m.
-  if (double{m} * double{inv} > double{grid}) inv = std::nextafter(inv, 0.0f);
+  // Below FLT_MAX: rounding down or toward zero, an overflow gives FLT_MAX, not infinity.
+  if (!(inv < std::numeric_limits<float>::max())) return {0.0f, 0.0f};
+  // A product of two floats is exact as a double; the float just below inv (positive and
+  // normal here: its bits minus one) is <= grid / m.
+  if (double{m} * double{inv} > double{grid})
+    inv = std::bit_cast<float>(std::bit_cast<std::uint32_t>(inv) - 1u);
   return {m / grid, inv};
 }
 
@@ -107,7 +112,8 @@ namespace detail::int8_dots {
 
 // Longest row the vector paths take (the int8 query copy lives on the stack), as rows.hpp.
 inline constexpr std::size_t max_n = 1024;
-// How far ahead rows are prefetched (rows.hpp's 4-bit kernels: the loads wait on DRAM otherwise).
+// How far ahead rows are prefetched (as rows.hpp's column kernels: the loads wait on DRAM
+// otherwise).
 inline constexpr std::size_t prefetch_distance = 24;
 
 // Any bits, any n: the oracle's sums, with each vector converted once (up to max_n elements at a
