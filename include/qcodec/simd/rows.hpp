@@ -423,6 +423,11 @@ namespace detail::rows {
 // lives on the stack).
 inline constexpr std::size_t column_dots_max_n = 1024;
 
+// Rows are read once, from memory, with much arithmetic per byte: the hardware prefetcher alone
+// leaves the loads of a page waiting on DRAM. The column kernels prefetch this many rows ahead
+// (prefetches past the caller's rows are harmless: they never fault).
+inline constexpr std::size_t prefetch_ahead_rows = 24;
+
 #if XSIMD_WITH_AVX512BW
 // Lanes of (a, b) = elements [0, 32) in natural order <-> (even, odd) = elements 2j, 2j + 1.
 template <class Arch>
@@ -442,10 +447,7 @@ __m512i merge_high() noexcept {  // natural elements 16..31
   return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
 }
 
-// Rows are read once, from memory, with much arithmetic per byte: the hardware prefetcher alone
-// leaves the loads of a page waiting on DRAM. Prefetch the bytes [p, p + bytes) this many rows
-// ahead (prefetches past the caller's rows are harmless: they never fault).
-inline constexpr std::size_t prefetch_ahead_rows = 24;
+// Prefetch the bytes [p, p + bytes) (prefetch_ahead_rows rows ahead of the caller's).
 template <class Arch>
 void prefetch_rows(const std::uint8_t* p, std::size_t bytes) noexcept {
   for (std::size_t b = 0; b < bytes; b += 64)
@@ -1032,7 +1034,8 @@ void dots16_avx2(const Columns& columns, const std::uint8_t* in, std::size_t str
       float* og = out + g0 * ld;
       std::size_t r = 0;
       for (; r + 2 <= rows; r += 2) {
-        _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(in + (r + prefetch_ahead_rows) * stride),
+                     _MM_HINT_T0);
         dots16_avx2_rows<Columns, G, 2, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
       }
       if (r < rows) {
@@ -1052,7 +1055,8 @@ void axpys16_avx2_columns(const Columns& columns, const std::uint8_t* in, std::s
   for (std::size_t g = 0; g < G; ++g) Columns::load(acc + g * n + i, a0[g], a1[g]);
   for (std::size_t r = 0; r < rows; ++r) {
     const std::uint8_t* row = in + r * stride;
-    if (i == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 24 * stride), _MM_HINT_T0);
+    if (i == 0)
+      _mm_prefetch(reinterpret_cast<const char*>(row + prefetch_ahead_rows * stride), _MM_HINT_T0);
     __m256 lo, hi;
     columns.decode(row, i, lo, hi);
     QCODEC_UNROLL_REGISTERS
@@ -1213,15 +1217,15 @@ void code_row_dots(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   namespace r = detail::rows;
 #if XSIMD_WITH_AVX512BW
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (bits == 4 && r::dw_layout<Arch>(n) && n <= r::column_dots_max_n) {
-      r::code4_dots_dw<Arch>(in, stride, rows, n, q, nq, out, ld);
-      return;
-    }
-    if (n % 32 == 0 && n <= r::column_dots_max_n &&
-        r::with_code_columns<r::code_columns32, Arch>(bits, [&](auto columns) {
-          r::dots32<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
-        })) {
-      return;
+    if (n % 32 == 0 && n <= r::column_dots_max_n) {
+      if (bits == 4 && r::dw_layout<Arch>(n)) {
+        return r::code4_dots_dw<Arch>(in, stride, rows, n, q, nq, out, ld);
+      }
+      if (r::with_code_columns<r::code_columns32, Arch>(bits, [&](auto columns) {
+            r::dots32<Arch>(columns, in, stride, rows, n, q, nq, out, ld);
+          })) {
+        return;
+      }
     }
   }
 #endif
