@@ -211,6 +211,23 @@ TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows]
   }
 }
 
+// Appended: fp32 and fp16 rows take the AVX-512 column kernels too (float_columns32), on the
+// same shapes.
+TEST_CASE("float row kernels on every block shape", "[parity][rows][columns]") {
+  std::mt19937 rng(13);
+  for (kind k : {kind::f32, kind::f16}) {
+    for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
+      for (std::size_t rows :
+           {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
+        for (std::size_t nq = 1; nq <= 9; ++nq)
+          for (std::size_t pad : {0u, 4u, 5u})
+            check({k, 0, n, rows, nq, pad, (rows + nq) % 3}, rng);
+    for (std::size_t n : {1024u, 1040u, 1056u})
+      for (std::size_t rows : {1u, 2u, 5u})
+        for (std::size_t nq : {1u, 4u, 5u}) check({k, 0, n, rows, nq, 3, 1}, rng);
+  }
+}
+
 // Appended: half_pairs (the fp16 scale/offset pair heading each of n rows) against its oracle,
 // bit for bit, on random bit patterns (subnormals, infinities and NaNs included); the buffer ends
 // at the last pair's last byte. Counts cover whole gathers of 16, masked tails and none.
