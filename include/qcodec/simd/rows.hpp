@@ -414,8 +414,7 @@ void axpys(const E& e, const std::uint8_t* in, std::size_t stride, std::size_t r
 //   * dots score four rows at once and reduce their 4 x G accumulators with one transposing
 //     sum tree per vector (4 rows -> one 128-bit store), instead of a full reduction per row;
 //   * 4-bit dots with n == 64 or a multiple of 128 take the dword layout (code4_dots_dw) instead;
-//   * fp32 and fp16 rows of a multiple of 32 take the same kernels (float_columns32): for them
-//     the gain is the transposing sum.
+//   * fp32 and fp16 rows of a multiple of 32 take the same kernels (float_columns32).
 // Same results as the generic kernels: axpys still add the rows in order with one fused
 // multiply-add per element (bit for bit the oracle), dots only sum in another order (within
 // the bound above).
@@ -732,7 +731,7 @@ void code4_dots_dw(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   }
 }
 
-// Rows of n codes, n a multiple of 32 up to column_dots_max_n.
+// Rows of n elements, n a multiple of 32 up to column_dots_max_n.
 template <class Arch, class Columns>
 void dots32(const Columns& columns, const std::uint8_t* in, std::size_t stride, std::size_t rows,
             std::size_t n, const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
@@ -1193,12 +1192,11 @@ struct lut_columns32 : columns32<Bits, Arch> {
   __m512 table;
 };
 
-#endif
-
-#if XSIMD_WITH_AVX512BW
 // fp32 or fp16 elements (f32_row_*, f16_row_*; Half: fp16), natural order: one load, or one
-// load and one conversion, per 16. Through dots32 a row's dots end in a quarter of a
-// transposing sum tree, where the generic loop reduced each row and vector alone.
+// load and one conversion, per 16. What the column kernels save on float rows: dots end in a
+// quarter of a transposing sum tree per row and load the query once per four rows (the generic
+// loop reduced each row and vector alone), axpys keep 64 columns of four accumulators in
+// registers over all rows and broadcast each weight once per row.
 template <bool Half, class Arch>
 struct float_columns32 {
   [[gnu::always_inline]] void decode(const std::uint8_t* row, std::size_t i, __m512& lo,
@@ -1303,6 +1301,7 @@ void code_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows
                                                               acc);
   });
 }
+
 // Float rows (Half: fp16): on AVX-512 rows of a multiple of 32 elements take the column kernels
 // (decode attention on fp32 and fp16 caches 0.68-0.76x and 0.51-0.59x the time), others the
 // generic loops. (AVX2's 16-column kernels were slower than its generic loops on float rows:
