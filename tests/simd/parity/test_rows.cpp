@@ -192,22 +192,29 @@ TEST_CASE("lut row dots and axpys match their oracles", "[parity][rows][lut]") {
 // pairs of rows with one left over. Every row count 0..13 and a few larger, every group size to
 // two groups of four, strides with and without padding; and rows of the longest length the dots
 // take whole (1024) and a step longer for each width (1040, 1056: axpys only).
+namespace {
+
+// Calls f(n, rows, nq, pad) for the block shapes above.
+template <class Fn>
+void for_each_block_shape(Fn&& f) {
+  for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
+    for (std::size_t rows : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
+      for (std::size_t nq = 1; nq <= 9; ++nq)
+        for (std::size_t pad : {0u, 4u, 5u}) f(n, rows, nq, pad);
+  for (std::size_t n : {1024u, 1040u, 1056u})
+    for (std::size_t rows : {1u, 2u, 5u})
+      for (std::size_t nq : {1u, 4u, 5u}) f(n, rows, nq, std::size_t{3});
+}
+
+}  // namespace
+
 TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows][columns]") {
   std::mt19937 rng(11);
-  const auto both = [&](unsigned bits, std::size_t n, std::size_t rows, std::size_t nq,
-                        std::size_t pad) {
-    check({kind::code, bits, n, rows, nq, pad, (rows + nq) % 3}, rng);
-    if (bits <= 4) check_lut(bits, n, rows, nq, pad, (rows + nq + bits) % 3, rng);
-  };
   for (unsigned bits : {1u, 2u, 3u, 4u, 8u}) {
-    for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
-      for (std::size_t rows :
-           {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
-        for (std::size_t nq = 1; nq <= 9; ++nq)
-          for (std::size_t pad : {0u, 4u, 5u}) both(bits, n, rows, nq, pad);
-    for (std::size_t n : {1024u, 1040u, 1056u})
-      for (std::size_t rows : {1u, 2u, 5u})
-        for (std::size_t nq : {1u, 4u, 5u}) both(bits, n, rows, nq, 3);
+    for_each_block_shape([&](std::size_t n, std::size_t rows, std::size_t nq, std::size_t pad) {
+      check({kind::code, bits, n, rows, nq, pad, (rows + nq) % 3}, rng);
+      if (bits <= 4) check_lut(bits, n, rows, nq, pad, (rows + nq + bits) % 3, rng);
+    });
   }
 }
 
@@ -216,15 +223,9 @@ TEST_CASE("1- to 4- and 8-bit row kernels on every block shape", "[parity][rows]
 TEST_CASE("float row kernels on every block shape", "[parity][rows][columns]") {
   std::mt19937 rng(13);
   for (kind k : {kind::f32, kind::f16}) {
-    for (std::size_t n : {16u, 32u, 48u, 64u, 96u, 128u, 192u, 256u, 384u})
-      for (std::size_t rows :
-           {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 31u, 64u})
-        for (std::size_t nq = 1; nq <= 9; ++nq)
-          for (std::size_t pad : {0u, 4u, 5u})
-            check({k, 0, n, rows, nq, pad, (rows + nq) % 3}, rng);
-    for (std::size_t n : {1024u, 1040u, 1056u})
-      for (std::size_t rows : {1u, 2u, 5u})
-        for (std::size_t nq : {1u, 4u, 5u}) check({k, 0, n, rows, nq, 3, 1}, rng);
+    for_each_block_shape([&](std::size_t n, std::size_t rows, std::size_t nq, std::size_t pad) {
+      check({k, 0, n, rows, nq, pad, (rows + nq) % 3}, rng);
+    });
   }
 }
 
