@@ -15,6 +15,7 @@
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/ggml_kernels.hpp>
 #include <qcodec/simd/hadamard.hpp>
+#include <qcodec/simd/int16_axpys.hpp>
 #include <qcodec/simd/int16_dots.hpp>
 #include <qcodec/simd/int8_dots.hpp>
 #include <qcodec/simd/lut.hpp>
@@ -37,6 +38,7 @@ struct kernel_table {
   row_kernels rows;
   int8_dot_kernels int8_dots;
   int16_dot_kernels int16_dots;
+  int16_axpy_kernels int16_axpys;
   softmax_kernels softmax;
   ggml_kernels ggml;
 };
@@ -60,6 +62,7 @@ kernel_table make_kernel_table() noexcept {
       make_row_kernels<Arch>(),
       make_int8_dot_kernels<Arch>(),
       make_int16_dot_kernels<Arch>(),
+      make_int16_axpy_kernels<Arch>(),
       make_softmax_kernels<Arch>(),
       make_ggml_kernels<Arch>(),
   };

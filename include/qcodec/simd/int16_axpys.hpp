@@ -1,0 +1,231 @@
+#pragma once
+// Rows of codes summed with weights rounded to 16 bits: the integer version of code_row_axpys
+// (rows.hpp), for the value sums of attention whose value codec rounds its weights
+// (kv::weight_format::i16).
+//
+//   code_row_axpys_w16   acc[g * n + i] = fma(s_g, float(sum_r code_r[i] * w16_g[r]),
+//                                             acc[g * n + i])
+//
+// with rows as in rows.hpp (n codes of `bits` bits, 1..8, packed LSB-first, `stride` bytes
+// apart), at most max_w16_rows of them, and for each weight vector w_g = w[g * ldw, + rows) its
+// 16-bit form (int8_dots.hpp's form with the grid 32767):
+//   m = max_r |w_g[r]|,   inv = 32767 / m rounded toward zero,   s_g = m / 32767,
+//   w16_g[r] = round-half-even(w_g[r] * inv).
+// Each weight is off by at most half a step, m / 65534. A vector holding a NaN or an infinity
+// adds NaN; a zero vector adds zero. The sums are exact integers (|sum| <= 255 * 32767 * 256),
+// converted and scaled once, so every target returns the oracle's bits.
+//
+// Why: with float weights the value sums of 4-bit codes cost one multiply-add per code and query
+// head, the float kernels' floor. AVX-512 VNNI's vpdpwssd multiplies and adds two codes (two
+// rows) per lane and instruction, half the instructions; the code unpacking is shared by the
+// heads as before. CPUs without VNNI, and other shapes, run the oracle (slow: this form is for
+// VNNI CPUs).
+
+#include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/int8_dots.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace qcodec {
+
+namespace simd {
+/// The most rows one code_row_axpys_w16 call takes (its integer sums fit 32 bits at 8 bits).
+inline constexpr std::size_t max_w16_rows = 256;
+/// The largest integer weight (the 16-bit grid).
+inline constexpr float w16_grid = 32767.0f;
+}  // namespace simd
+
+namespace ref {
+
+inline void code_row_axpys_w16(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                               std::size_t n, unsigned bits, const float* w, std::size_t ldw,
+                               std::size_t nq, float* acc) noexcept {
+  for (std::size_t g = 0; g < nq; ++g) {
+    const float* wg = w + g * ldw;
+    const auto f = simd::detail::int8_dots::form_of<simd::scalar>(wg, rows, simd::w16_grid);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int32_t sum = 0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::uint8_t* row = in + r * stride;
+        const std::size_t bit = i * bits;
+        std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
+        if (bit % 8 + bits > 8) v |= std::uint32_t{row[bit / 8 + 1]} << (8 - bit % 8);
+        const auto code = static_cast<std::int32_t>(v & ((1u << bits) - 1));
+        const auto w16 =
+            f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(wg[r] * f.inv));
+        sum += code * w16;
+      }
+      acc[g * n + i] = std::fma(f.scale, static_cast<float>(sum), acc[g * n + i]);
+    }
+  }
+}
+
+}  // namespace ref
+
+namespace simd {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's own AVX-512 intrinsics
+#endif
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+namespace detail::int16_axpys {
+
+// With AVX-512 VNNI (checked at run time: its own target attribute, as int8_dots.hpp).
+#define QCODEC_W16_VNNI_TARGET __attribute__((target("avx512vnni")))
+#define QCODEC_W16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_W16_VNNI_TARGET
+
+// The 16-bit forms of G weight vectors, vector g at wq + g * (max_w16_rows + 2), one zero past
+// its rows (an odd last row pairs with it); returns the scales s_g in s.
+template <std::size_t G, class Arch>
+void weights16(const float* w, std::size_t ldw, std::size_t rows, std::int16_t* wq,
+               float* s) noexcept {
+  for (std::size_t g = 0; g < G; ++g) {
+    const float* wg = w + g * ldw;
+    __m512 m = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (std::size_t r = 0; r < rows; r += 16) {
+      const auto k = static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
+      const __m512 x = _mm512_maskz_loadu_ps(k, wg + r);
+      bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
+      m = _mm512_max_ps(m, _mm512_abs_ps(x));
+    }
+    const int8_dots::int8_form f =
+        int8_dots::form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0, w16_grid);
+    s[g] = f.scale;
+    const __m512 inv = _mm512_set1_ps(f.inv);
+    std::int16_t* q = wq + g * (max_w16_rows + 2);
+    for (std::size_t r = 0; r < rows; r += 16) {
+      // |w * inv| <= 32767; NaN (w not finite, inv == 0) converts to INT_MIN, whose low half is 0.
+      const auto k = static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
+      const __m512i x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, wg + r), inv));
+      _mm256_mask_storeu_epi16(q + r, k, _mm512_cvtepi32_epi16(x));
+    }
+    q[rows] = 0;
+  }
+}
+
+// 4-bit codes, 64 columns from column c0, G <= 4 weight vectors. Two rows at a time: their 32
+// bytes interleaved (vpunpck{l,h}bw) and widened to words (vpmovzxbw) put the two rows' codes of
+// one column in one dword lane, so one vpdpwssd against the broadcast weight pair adds both rows
+// for 16 columns. Lanes of lo (hi) nibbles hold even (odd) columns; they are put back in order
+// once, at the end.
+template <std::size_t G, class Arch>
+QCODEC_W16_VNNI_INLINE void axpys4_columns64(const std::uint8_t* in, std::size_t stride,
+                                             std::size_t rows, std::size_t c0,
+                                             const std::int16_t* wq, const float* s, std::size_t n,
+                                             float* acc) noexcept {
+  __m512i sum[G][4];
+  for (auto& a : sum)
+    for (auto& v : a) v = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi16(0x000F);
+  const std::uint8_t* base = in + c0 / 2;
+  const auto row = [&](std::size_t r) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + r * stride));
+  };
+  // One loop body for every pair (a second copy for an odd last row made GCC copy and spill the
+  // accumulators at each step): an odd last row pairs with zeros and the weight pair (w, 0).
+  for (std::size_t r = 0; r < rows; r += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(base + (r + 24) * stride), _MM_HINT_T0);
+    const __m256i r0 = row(r), r1 = r + 1 < rows ? row(r + 1) : _mm256_setzero_si256();
+    const __m512i u = _mm512_cvtepu8_epi16(_mm256_unpacklo_epi8(r0, r1));  // bytes 0-7, 16-23
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_unpackhi_epi8(r0, r1));  // 8-15, 24-31
+    const __m512i codes[4] = {_mm512_and_si512(u, low4), _mm512_srli_epi16(u, 4),
+                              _mm512_and_si512(v, low4), _mm512_srli_epi16(v, 4)};
+    for (std::size_t g = 0; g < G; ++g) {
+      std::int32_t pair;
+      std::memcpy(&pair, wq + g * (max_w16_rows + 2) + r, 4);
+      const __m512i wp = _mm512_set1_epi32(pair);
+      for (std::size_t k = 0; k < 4; ++k) {
+        sum[g][k] = _mm512_dpwssd_epi32(sum[g][k], codes[k], wp);
+        asm("" : "+v"(sum[g][k]));
+      }
+    }
+  }
+
+  // Lane j of u holds byte b = j < 8 ? j : j + 8 (columns 2b, 2b + 1); of v, b + 8. Pairing lo
+  // and hi lanes gives columns [0-3 | 8-11 | 32-35 | 40-43] and [4-7 | 12-15 | 36-39 | 44-47]
+  // (u), 16 more (v); one two-source qword permute per 16 columns puts them in order.
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  for (std::size_t g = 0; g < G; ++g) {
+    const __m512 sg = _mm512_set1_ps(s[g]);
+    float* out = acc + g * n + c0;
+    for (std::size_t h = 0; h < 2; ++h) {  // u: columns 0-15, 32-47; v: 16-31, 48-63
+      const __m512i p = _mm512_unpacklo_epi32(sum[g][2 * h], sum[g][2 * h + 1]);
+      const __m512i q = _mm512_unpackhi_epi32(sum[g][2 * h], sum[g][2 * h + 1]);
+      const __m512i lo = _mm512_permutex2var_epi64(p, first, q);
+      const __m512i hi = _mm512_permutex2var_epi64(p, second, q);
+      float* o = out + 16 * h;
+      _mm512_storeu_ps(o, _mm512_fmadd_ps(sg, _mm512_cvtepi32_ps(lo), _mm512_loadu_ps(o)));
+      _mm512_storeu_ps(o + 32,
+                       _mm512_fmadd_ps(sg, _mm512_cvtepi32_ps(hi), _mm512_loadu_ps(o + 32)));
+    }
+  }
+}
+
+template <std::size_t G, class Arch>
+QCODEC_W16_VNNI_TARGET void axpys4_group(const std::uint8_t* in, std::size_t stride,
+                                         std::size_t rows, std::size_t n, const float* w,
+                                         std::size_t ldw, float* acc) noexcept {
+  alignas(64) std::int16_t wq[G * (max_w16_rows + 2)];
+  float s[G];
+  weights16<G, Arch>(w, ldw, rows, wq, s);
+  for (std::size_t c0 = 0; c0 < n; c0 += 64)
+    axpys4_columns64<G, Arch>(in, stride, rows, c0, wq, s, n, acc);
+}
+
+}  // namespace detail::int16_axpys
+
+/// code_row_axpys_w16 with AVX-512 VNNI (only on CPUs that have it): 4-bit rows of a multiple of
+/// 64 codes; the oracle otherwise.
+template <class Arch>
+void code_row_axpys_w16_vnni(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                             std::size_t n, unsigned bits, const float* w, std::size_t ldw,
+                             std::size_t nq, float* acc) noexcept {
+  namespace d = detail::int16_axpys;
+  if (bits != 4 || n % 64 != 0 || rows == 0)
+    return ref::code_row_axpys_w16(in, stride, rows, n, bits, w, ldw, nq, acc);
+  std::size_t g = 0;
+  for (; g + 4 <= nq; g += 4)
+    d::axpys4_group<4, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
+  switch (nq - g) {
+    case 1:
+      return d::axpys4_group<1, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
+    case 2:
+      return d::axpys4_group<2, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
+    case 3:
+      return d::axpys4_group<3, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
+    default:
+      return;
+  }
+}
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// The entries of a kernel table (see kernel_table.hpp).
+struct int16_axpy_kernels {
+  void (*code_row_axpys_w16)(const std::uint8_t*, std::size_t, std::size_t, std::size_t, unsigned,
+                             const float*, std::size_t, std::size_t, float*) noexcept;
+};
+
+template <class Arch>
+int16_axpy_kernels make_int16_axpy_kernels() noexcept {
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (cpu_supports_avx512_vnni()) return {&code_row_axpys_w16_vnni<Arch>};
+  }
+#endif
+  return {&ref::code_row_axpys_w16};
+}
+
+}  // namespace simd
+}  // namespace qcodec
