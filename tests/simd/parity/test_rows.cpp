@@ -235,7 +235,7 @@ TEST_CASE("float row kernels on every block shape", "[parity][rows][columns]") {
 TEST_CASE("half pairs match their oracle", "[parity][rows][half_pairs]") {
   const auto& k = parity::under_test().rows;
   std::mt19937 rng(5);
-  for (std::size_t stride : {4u, 5u, 36u, 68u, 1027u})
+  for (std::size_t stride : {4u, 5u, 8u, 20u, 36u, 64u, 68u, 132u, 1027u, 1028u})
     for (std::size_t n : {0u, 1u, 2u, 7u, 15u, 16u, 17u, 31u, 32u, 33u, 64u, 100u, 256u}) {
       const std::size_t offset = (stride + n) % 3;
       std::vector<std::uint8_t> storage(offset + (n == 0 ? 0 : (n - 1) * stride + 4));
