@@ -236,6 +236,20 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_floatq)
     ->Name("BM_attention_decode/kivi2-floatq")
     ->Apply(shapes);
 
+// 4-bit per-token values summed with 16-bit weights (kv::weight_format::i16: integer sums, VNNI).
+using w16_values = kv::per_token<4, kv::query_format::i8, kv::weight_format::i16>;
+using q4_w16 = kv::cache<kv::per_token<4>, w16_values>;
+using kivi4_w16 = kv::cache<kv::per_channel<4, 32>, w16_values>;
+using rotated4_w16 = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<w16_values>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, q4_w16)->Name("BM_attention_decode/q4-w16")->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_w16)
+    ->Name("BM_attention_decode/kivi4-w16")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_w16)
+    ->Name("BM_attention_decode/rotated4-w16")
+    ->Apply(shapes);
+
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;
 using turbo4 = kv::cache<kv::turbo<4>, kv::turbo<4>>;

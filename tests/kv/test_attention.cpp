@@ -1,5 +1,6 @@
 #include <qcodec/kv.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -77,6 +78,56 @@ TEST_CASE("int8 queries move 4-bit attention by the query's rounding only", "[kv
 TEST_CASE("15-bit queries move 8-bit attention by the query's rounding only", "[kv][attention]") {
   static_assert(kv::default_query_format(8) == kv::query_format::i16);
   check_query_rounding_only<q8_cache, q8_float_query_cache>();
+}
+
+// Same codes again (the weight format does not touch encoding either), values summed with
+// 16-bit or float weights: within the weights' rounding, each weight off by at most 1 / 65534 of
+// its page's largest, so an output by at most (tokens / 65534) times the largest value range; and
+// by far less than the 4-bit values' own rounding moves attention.
+using w16_values = kv::per_token<4, kv::query_format::i8, kv::weight_format::i16>;
+using q4_w16_cache = kv::cache<kv::per_token<4>, w16_values>;
+using kivi4_w16_cache = kv::cache<kv::per_channel<4, 32>, w16_values>;
+using rotated4_w16_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<w16_values>>;
+
+TEMPLATE_TEST_CASE("16-bit weights move 4-bit attention by the weights' rounding only",
+                   "[kv][attention]", (std::pair<q4_w16_cache, q4_cache>),
+                   (std::pair<kivi4_w16_cache, kivi4_cache>),
+                   (std::pair<rotated4_w16_cache, rotated4_cache>)) {
+  using rounded_cache = typename TestType::first_type;
+  using float_cache = typename TestType::second_type;
+  REQUIRE(kv::per_token<4>(64).name() + "-w16" == w16_values(64).name());
+  for (auto [sinks, residual] : {std::pair<std::size_t, std::size_t>{0, 0}, {5, 20}}) {
+    INFO("sinks " << sinks << " residual " << residual);
+    const kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 23);
+    const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 24);
+    kv::sequence_id sr = 0, sf = 0;
+    const auto rounded = filled_cache<rounded_cache>(data, sinks, residual, sr);
+    const auto exact = filled_cache<float_cache>(data, sinks, residual, sf);
+    std::vector<float> orounded(q.size()), ofloat(q.size());
+    REQUIRE(kv::attention(rounded, sr, 0, q.data(), q_heads, orounded.data()).ok());
+    REQUIRE(kv::attention(exact, sf, 0, q.data(), q_heads, ofloat.data()).ok());
+    std::vector<float> keys(kv_heads * data.tokens * head_dim), values(keys.size());
+    exact.decode_layer(sf, 0, keys.data(), values.data());
+    double max_range = 0.0;
+    for (std::size_t t = 0; t < kv_heads * data.tokens; ++t) {
+      const auto [lo, hi] = std::minmax_element(&values[t * head_dim], &values[(t + 1) * head_dim]);
+      max_range = std::max(max_range, double(*hi) - *lo);
+    }
+    const double bound = double(data.tokens) / 65534.0 * max_range;
+    double diff = 0.0, ref = 0.0, max_diff = 0.0;
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      diff += std::pow(double(orounded[i]) - ofloat[i], 2);
+      ref += std::pow(double(ofloat[i]), 2);
+      max_diff = std::max(max_diff, std::fabs(double(orounded[i]) - ofloat[i]));
+    }
+    const double exact_error = kv_test::error_against_exact(data, q, ofloat);
+    INFO("relative MSE 16-bit vs float weights " << diff / ref << ", float weights vs exact "
+                                                 << exact_error << "; largest difference "
+                                                 << max_diff << ", bound " << bound);
+    CHECK(diff > 0.0);
+    CHECK(max_diff <= bound);
+    CHECK(diff / ref < 1e-4 * exact_error);
+  }
 }
 
 TEST_CASE("8-bit per-token keys score the float query past head_dim 514", "[kv][attention]") {

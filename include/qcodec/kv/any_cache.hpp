@@ -198,6 +198,15 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_cache_model<per_channel<4, 32>, per_token<2>>},
       {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
+      // The 4-bit schemes with values summed with 16-bit weights (weight_format::i16: integer
+      // sums, fast on AVX-512 VNNI CPUs only).
+      {"q4-w16", "q4, values summed with 16-bit weights", 0, false,
+       &make_cache_model<per_token<4>, per_token<4, query_format::i8, weight_format::i16>>},
+      {"kivi4-w16", "kivi4, values summed with 16-bit weights", 128, false,
+       &make_cache_model<per_channel<4, 32>, per_token<4, query_format::i8, weight_format::i16>>},
+      {"rot4-w16", "rot4, values summed with 16-bit weights", 0, false,
+       &make_cache_model<rotated<per_token<4>>,
+                         rotated<per_token<4, query_format::i8, weight_format::i16>>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
