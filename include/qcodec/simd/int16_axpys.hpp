@@ -104,7 +104,7 @@ void weights16(const float* w, std::size_t ldw, std::size_t rows, std::int16_t* 
       // |w * inv| <= 32767; NaN (w not finite, inv == 0) converts to INT_MIN, whose low half is 0.
       const auto k = static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
       const __m512i x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, wg + r), inv));
-      _mm256_mask_storeu_epi16(q + r, k, _mm512_cvtepi32_epi16(x));
+      _mm512_mask_cvtepi32_storeu_epi16(q + r, k, x);
     }
     q[rows] = 0;
   }
