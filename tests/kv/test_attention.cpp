@@ -82,8 +82,9 @@ TEST_CASE("15-bit queries move 8-bit attention by the query's rounding only", "[
 
 // Same codes again (the weight format does not touch encoding either), values summed with
 // 16-bit or float weights: within the weights' rounding, each weight off by at most 1 / 65534 of
-// its page's largest, so an output by at most (tokens / 65534) times the largest value range; and
-// by far less than the 4-bit values' own rounding moves attention.
+// its page's largest, so an output by at most (tokens / 65534) times the largest value range
+// (rotated values: their range, at most 2 sqrt(d) max |v|, times sqrt(d) for the inverse
+// rotation); and by far less than the 4-bit values' own rounding moves attention.
 using w16_values = kv::per_token<4, kv::query_format::i8, kv::weight_format::i16>;
 using q4_w16_cache = kv::cache<kv::per_token<4>, w16_values>;
 using kivi4_w16_cache = kv::cache<kv::per_channel<4, 32>, w16_values>;
@@ -108,12 +109,15 @@ TEMPLATE_TEST_CASE("16-bit weights move 4-bit attention by the weights' rounding
     REQUIRE(kv::attention(exact, sf, 0, q.data(), q_heads, ofloat.data()).ok());
     std::vector<float> keys(kv_heads * data.tokens * head_dim), values(keys.size());
     exact.decode_layer(sf, 0, keys.data(), values.data());
-    double max_range = 0.0;
+    double max_range = 0.0, max_abs = 0.0;
     for (std::size_t t = 0; t < kv_heads * data.tokens; ++t) {
       const auto [lo, hi] = std::minmax_element(&values[t * head_dim], &values[(t + 1) * head_dim]);
       max_range = std::max(max_range, double(*hi) - *lo);
+      max_abs = std::max({max_abs, std::fabs(double(*lo)), std::fabs(double(*hi))});
     }
-    const double bound = double(data.tokens) / 65534.0 * max_range;
+    const bool rotated = std::is_same_v<rounded_cache, rotated4_w16_cache>;
+    const double bound =
+        double(data.tokens) / 65534.0 * (rotated ? 2.0 * double(head_dim) * max_abs : max_range);
     double diff = 0.0, ref = 0.0, max_diff = 0.0;
     for (std::size_t i = 0; i < q.size(); ++i) {
       diff += std::pow(double(orounded[i]) - ofloat[i], 2);

@@ -199,7 +199,7 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
       {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
       // The 4-bit schemes with values summed with 16-bit weights (weight_format::i16: integer
-      // sums, fast on AVX-512 VNNI CPUs only).
+      // sums, fast on AVX-512 VNNI CPUs at head_dim a multiple of 64 only).
       {"q4-w16", "q4, values summed with 16-bit weights", 0, false,
        &make_cache_model<per_token<4>, per_token<4, query_format::i8, weight_format::i16>>},
       {"kivi4-w16", "kivi4, values summed with 16-bit weights", 128, false,

@@ -71,11 +71,12 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 enum class query_format { f32, i8, i16 };
 
 /// How a value codec sums: with the float weights, or (i16) with each weight vector rounded, per
-/// page and query head, to 16 bits of its largest weight (simd/int16_axpys.hpp). On CPUs with
-/// AVX-512 VNNI that sums 4-bit codes with half the instructions; elsewhere it runs a scalar
-/// oracle and is slow. Each weight moves by at most max_t w_t / 65534, so an output moves by at
-/// most (tokens of the page) / 65534 times the page's largest value range, a bound seldom
-/// approached (the roundings' signs vary), and far below the 4-bit values' own error.
+/// chunk of up to 256 tokens (a default page) and query head, to 16 bits of its largest weight
+/// (simd/int16_axpys.hpp). On CPUs with AVX-512 VNNI that sums 4-bit codes of a head_dim
+/// multiple of 64 with half the instructions; other CPUs and shapes get scalar integer sums,
+/// much slower. Rounding to nearest, each weight moves by at most max_t w_t / 65534, so an output
+/// moves by at most (tokens of the chunk) / 65534 times the chunk's largest value range, a bound
+/// seldom approached (the roundings' signs vary), and far below 4-bit values' own error.
 enum class weight_format { f32, i16 };
 
 /// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths

@@ -10,16 +10,20 @@
 // apart), at most max_w16_rows of them, and for each weight vector w_g = w[g * ldw, + rows) its
 // 16-bit form (int8_dots.hpp's form with the grid 32767):
 //   m = max_r |w_g[r]|,   inv = 32767 / m rounded toward zero,   s_g = m / 32767,
-//   w16_g[r] = round-half-even(w_g[r] * inv).
-// Each weight is off by at most half a step, m / 65534. A vector holding a NaN or an infinity
-// adds NaN; a zero vector adds zero. The sums are exact integers (|sum| <= 255 * 32767 * 256),
-// converted and scaled once, so every target returns the oracle's bits.
+//   w16_g[r] = w_g[r] * inv rounded to an integer in the current rounding mode (half to even
+//              by default).
+// Rounding to nearest, each weight is off by at most half a step, m / 65534 (a step in directed
+// modes), plus float rounding of inv and s_g. A vector holding a NaN or an infinity adds NaN; a
+// zero vector, or one so small that inv overflows (m below about 1e-34), adds zero. The sums are
+// exact integers (|sum| <= 255 * 32767 * 256), converted and scaled once, so every target
+// returns the oracle's bits.
 //
 // Why: with float weights the value sums of 4-bit codes cost one multiply-add per code and query
 // head, the float kernels' floor. AVX-512 VNNI's vpdpwssd multiplies and adds two codes (two
 // rows) per lane and instruction, half the instructions; the code unpacking is shared by the
-// heads as before. CPUs without VNNI, and other shapes, run the oracle (slow: this form is for
-// VNNI CPUs).
+// heads as before. That fast path takes 4-bit rows of a multiple of 64 codes on CPUs with VNNI;
+// other CPUs and shapes get scalar integer sums (much slower than code_row_axpys: this form is
+// for VNNI CPUs).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/int8_dots.hpp>
@@ -33,35 +37,58 @@
 namespace qcodec {
 
 namespace simd {
-/// The most rows one code_row_axpys_w16 call takes (its integer sums fit 32 bits at 8 bits).
+/// The most rows one code_row_axpys_w16 call takes (its integer sums fit 32 bits at 8 bits; the
+/// AVX-512 path keeps this many rounded weights per vector on the stack).
 inline constexpr std::size_t max_w16_rows = 256;
 /// The largest integer weight (the 16-bit grid).
 inline constexpr float w16_grid = 32767.0f;
 }  // namespace simd
+
+namespace simd::detail::int16_axpys {
+
+// Any bits, n and rows: the header's sums, a block of columns at a time (each weight rounded once
+// per block). A template on the target, as kernel helpers are (kernel_table.hpp): the oracle
+// runs it with Arch = simd::scalar, the tables without a faster path with their own.
+template <class Arch>
+void axpys_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                   unsigned bits, const float* w, std::size_t ldw, std::size_t nq,
+                   float* acc) noexcept {
+  constexpr std::size_t block = 256;
+  std::int32_t sums[block];
+  for (std::size_t g = 0; g < nq; ++g) {
+    const float* wg = w + g * ldw;
+    const int8_dots::int8_form f = int8_dots::form_of<Arch>(wg, rows, w16_grid);
+    for (std::size_t i0 = 0; i0 < n; i0 += block) {
+      const std::size_t k = n - i0 < block ? n - i0 : block;
+      for (std::size_t i = 0; i < k; ++i) sums[i] = 0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const auto w16 =
+            f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(wg[r] * f.inv));
+        const std::uint8_t* row = in + r * stride;
+        for (std::size_t i = 0; i < k; ++i) {
+          const std::size_t bit = (i0 + i) * bits;
+          std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
+          if (bit % 8 + bits > 8) v |= std::uint32_t{row[bit / 8 + 1]} << (8 - bit % 8);
+          sums[i] += static_cast<std::int32_t>(v & ((1u << bits) - 1)) * w16;
+        }
+      }
+      for (std::size_t i = 0; i < k; ++i) {
+        float& out = acc[g * n + i0 + i];
+        out = std::fma(f.scale, static_cast<float>(sums[i]), out);
+      }
+    }
+  }
+}
+
+}  // namespace simd::detail::int16_axpys
 
 namespace ref {
 
 inline void code_row_axpys_w16(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                                std::size_t n, unsigned bits, const float* w, std::size_t ldw,
                                std::size_t nq, float* acc) noexcept {
-  for (std::size_t g = 0; g < nq; ++g) {
-    const float* wg = w + g * ldw;
-    const auto f = simd::detail::int8_dots::form_of<simd::scalar>(wg, rows, simd::w16_grid);
-    for (std::size_t i = 0; i < n; ++i) {
-      std::int32_t sum = 0;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::uint8_t* row = in + r * stride;
-        const std::size_t bit = i * bits;
-        std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
-        if (bit % 8 + bits > 8) v |= std::uint32_t{row[bit / 8 + 1]} << (8 - bit % 8);
-        const auto code = static_cast<std::int32_t>(v & ((1u << bits) - 1));
-        const auto w16 =
-            f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(wg[r] * f.inv));
-        sum += code * w16;
-      }
-      acc[g * n + i] = std::fma(f.scale, static_cast<float>(sum), acc[g * n + i]);
-    }
-  }
+  simd::detail::int16_axpys::axpys_generic<simd::scalar>(in, stride, rows, n, bits, w, ldw, nq,
+                                                         acc);
 }
 
 }  // namespace ref
@@ -87,10 +114,13 @@ void weights16(const float* w, std::size_t ldw, std::size_t rows, std::int16_t* 
                float* s) noexcept {
   for (std::size_t g = 0; g < G; ++g) {
     const float* wg = w + g * ldw;
+    const auto lanes = [&](std::size_t r) {  // rows r .. r + 15 that exist
+      return static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
+    };
     __m512 m = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (std::size_t r = 0; r < rows; r += 16) {
-      const auto k = static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
+      const __mmask16 k = lanes(r);
       const __m512 x = _mm512_maskz_loadu_ps(k, wg + r);
       bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
       m = _mm512_max_ps(m, _mm512_abs_ps(x));
@@ -102,7 +132,7 @@ void weights16(const float* w, std::size_t ldw, std::size_t rows, std::int16_t* 
     std::int16_t* q = wq + g * (max_w16_rows + 2);
     for (std::size_t r = 0; r < rows; r += 16) {
       // |w * inv| <= 32767; NaN (w not finite, inv == 0) converts to INT_MIN, whose low half is 0.
-      const auto k = static_cast<__mmask16>(rows - r >= 16 ? 0xFFFFu : (1u << (rows - r)) - 1u);
+      const __mmask16 k = lanes(r);
       const __m512i x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, wg + r), inv));
       _mm512_mask_cvtepi32_storeu_epi16(q + r, k, x);
     }
@@ -183,14 +213,14 @@ QCODEC_W16_VNNI_TARGET void axpys4_group(const std::uint8_t* in, std::size_t str
 }  // namespace detail::int16_axpys
 
 /// code_row_axpys_w16 with AVX-512 VNNI (only on CPUs that have it): 4-bit rows of a multiple of
-/// 64 codes; the oracle otherwise.
+/// 64 codes; the generic sums otherwise.
 template <class Arch>
 void code_row_axpys_w16_vnni(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                              std::size_t n, unsigned bits, const float* w, std::size_t ldw,
                              std::size_t nq, float* acc) noexcept {
   namespace d = detail::int16_axpys;
-  if (bits != 4 || n % 64 != 0 || rows == 0)
-    return ref::code_row_axpys_w16(in, stride, rows, n, bits, w, ldw, nq, acc);
+  if (bits != 4 || n % 64 != 0 || rows > max_w16_rows)  // (past it, the weights' buffer)
+    return d::axpys_generic<Arch>(in, stride, rows, n, bits, w, ldw, nq, acc);
   std::size_t g = 0;
   for (; g + 4 <= nq; g += 4)
     d::axpys4_group<4, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
@@ -205,6 +235,8 @@ void code_row_axpys_w16_vnni(const std::uint8_t* in, std::size_t stride, std::si
       return;
   }
 }
+#undef QCODEC_W16_VNNI_INLINE
+#undef QCODEC_W16_VNNI_TARGET
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -224,7 +256,11 @@ int16_axpy_kernels make_int16_axpy_kernels() noexcept {
     if (cpu_supports_avx512_vnni()) return {&code_row_axpys_w16_vnni<Arch>};
   }
 #endif
-  return {&ref::code_row_axpys_w16};
+  if constexpr (is_scalar_v<Arch>) {
+    return {&ref::code_row_axpys_w16};
+  } else {
+    return {&detail::int16_axpys::axpys_generic<Arch>};
+  }
 }
 
 }  // namespace simd
