@@ -137,13 +137,7 @@ TEST_CASE("int16-weight code row axpys are the float sums within the weights' ro
       const std::vector<float> w = random_weights(c, true, rng);
       const std::vector<float> got =
           sums(parity::under_test().int16_axpys.code_row_axpys_w16, c, b, w);
-      const std::vector<float> want = [&] {
-        std::vector<float> acc(c.nq * c.n + 1);
-        for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = 0.25f * float(i % 7) - 0.5f;
-        qcodec::ref::code_row_axpys(b.in, b.stride, c.rows, c.n, c.bits, w.data(), c.rows + 1, c.nq,
-                                    acc.data());
-        return acc;
-      }();
+      const std::vector<float> want = sums(&qcodec::ref::code_row_axpys, c, b, w);  // float
       for (std::size_t g = 0; g < c.nq; ++g) {
         double m = 0.0, total = 0.0;
         for (std::size_t r = 0; r < rows; ++r) {
