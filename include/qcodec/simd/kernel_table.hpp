@@ -23,6 +23,7 @@
 #include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/softmax.hpp>
 #include <qcodec/simd/table_sums.hpp>
+#include <qcodec/simd/token_blocks.hpp>
 
 namespace qcodec::simd {
 
@@ -39,6 +40,7 @@ struct kernel_table {
   int8_dot_kernels int8_dots;
   int16_dot_kernels int16_dots;
   int16_axpy_kernels int16_axpys;
+  token_block_kernels token_blocks;
   softmax_kernels softmax;
   ggml_kernels ggml;
 };
@@ -63,6 +65,7 @@ kernel_table make_kernel_table() noexcept {
       make_int8_dot_kernels<Arch>(),
       make_int16_dot_kernels<Arch>(),
       make_int16_axpy_kernels<Arch>(),
+      make_token_block_kernels<Arch>(),
       make_softmax_kernels<Arch>(),
       make_ggml_kernels<Arch>(),
   };

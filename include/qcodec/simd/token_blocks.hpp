@@ -1,0 +1,281 @@
+#pragma once
+// Blocks of 16 tokens' affine codes laid out for integer dot products without reductions across
+// lanes: the scoring kernel of kv::token_blocks (per-token keys stored 16 tokens to a unit).
+//
+// Block layout, block_bytes(n, bits) bytes (bits 1, 2, 4 or 8; n a multiple of 32 / bits):
+//   bytes [0, 32)    the 16 tokens' scales s_t, binary16
+//   bytes [32, 64)   their offsets o_t, binary16
+//   bytes [64, ...)  the codes, in groups of 4 * per channels (per = 8 / bits codes a byte) and
+//                    64 bytes: code c of token t sits in byte 64 + 64 * (c / (4 per)) + 4 t +
+//                    c % 4, bits [bits * (c % (4 per) / 4), + bits).
+// So each bit field of a group's dword t holds token t's codes of 4 consecutive channels, and one
+// vpdpbusd against a broadcast dword of the int8 query adds those 4 channels for all 16 tokens.
+// Row-major codes (rows.hpp) need a reduction across lanes per token and query instead, and a
+// gather of the per-token scales; here both are gone.
+//
+//   token_block_dots_i8   out[g * ld + 16 u + t] = fma(s_t, a, o_t * b), where
+//                         a = f_g.scale * float(sum_c code_ut[c] * q8_g[c]),
+//                         b = f_g.scale * float(sum_c q8_g[c])
+// for the `count` blocks u of `in` (consecutive) and each query q_g = q[g * n, + n) in its int8
+// form (int8_dots.hpp: f_g, q8_g). That is q'_g . (s_t code_ut + o_t), the affine keys scored
+// against q' = f_g.scale * q8_g. The integer sums are exact and every float operation is fixed,
+// so every target returns the oracle's bits.
+//
+// The fast path needs AVX-512 VNNI; other CPUs get the generic sums (scalar code: this layout is
+// for VNNI CPUs, as int16_axpys.hpp's).
+
+#include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/convert.hpp>
+#include <qcodec/simd/int8_dots.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace qcodec {
+
+namespace simd {
+/// Tokens in one block.
+inline constexpr std::size_t block_tokens = 16;
+/// Bytes of one block of n codes of `bits` bits (header comment).
+constexpr std::size_t token_block_bytes(std::size_t n, unsigned bits) noexcept {
+  return 64 + block_tokens * n * bits / 8;
+}
+/// Where code c of token t lies in a block: byte and bit shift (header comment).
+constexpr std::size_t token_block_code_byte(std::size_t t, std::size_t c, unsigned bits) noexcept {
+  const std::size_t group = 4 * (8 / bits);
+  return 64 + 64 * (c / group) + 4 * t + c % 4;
+}
+constexpr unsigned token_block_code_shift(std::size_t c, unsigned bits) noexcept {
+  return bits * static_cast<unsigned>(c % (4 * (8 / bits)) / 4);
+}
+}  // namespace simd
+
+namespace simd::detail::token_blocks {
+
+inline constexpr std::size_t max_n = int8_dots::max_n;
+
+// q's int8 form into q8 (n <= max_n); returns (f.scale, b = f.scale * sum q8).
+template <class Arch>
+int8_dots::int8_form int8_query(const float* q, std::size_t n, std::int8_t* q8, float& b) noexcept {
+  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q, n);
+  std::int32_t sum = 0;
+  for (std::size_t c = 0; c < n; ++c) {
+    q8[c] = f.inv == 0.0f ? 0 : static_cast<std::int8_t>(std::nearbyint(q[c] * f.inv));
+    sum += q8[c];
+  }
+  b = f.scale * static_cast<float>(sum);
+  return f;
+}
+
+// The header's scores, one token at a time (the oracle with Arch = simd::scalar).
+template <class Arch>
+void dots_generic(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
+                  const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
+  std::int8_t q8[max_n];
+  const std::size_t bytes = token_block_bytes(n, bits);
+  const std::uint32_t mask = (1u << bits) - 1u;
+  for (std::size_t g = 0; g < nq; ++g) {
+    float b;
+    const int8_dots::int8_form f = int8_query<Arch>(q + g * n, n, q8, b);
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* block = in + u * bytes;
+      for (std::size_t t = 0; t < block_tokens; ++t) {
+        std::int32_t sum = 0;
+        for (std::size_t c = 0; c < n; ++c) {
+          const std::uint32_t code = std::uint32_t{block[token_block_code_byte(t, c, bits)]} >>
+                                     token_block_code_shift(c, bits);
+          sum += static_cast<std::int32_t>(code & mask) * q8[c];
+        }
+        std::uint16_t h[2];
+        std::memcpy(&h[0], block + 2 * t, 2);
+        std::memcpy(&h[1], block + 32 + 2 * t, 2);
+        const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
+        const float o = cvt::portable_f16_to_f32<Arch>(h[1]);
+        out[g * ld + block_tokens * u + t] = std::fma(s, f.scale * static_cast<float>(sum), o * b);
+      }
+    }
+  }
+}
+
+}  // namespace simd::detail::token_blocks
+
+namespace ref {
+
+inline void token_block_dots_i8(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                unsigned bits, const float* q, std::size_t nq, float* out,
+                                std::size_t ld) noexcept {
+  simd::detail::token_blocks::dots_generic<simd::scalar>(in, count, n, bits, q, nq, out, ld);
+}
+
+}  // namespace ref
+
+namespace simd {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's own AVX-512 intrinsics
+#endif
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+namespace detail::token_blocks {
+
+// With AVX-512 VNNI (checked at run time: its own target attribute, as int8_dots.hpp).
+#define QCODEC_TB_VNNI_TARGET __attribute__((target("avx512vnni")))
+
+// G <= 4 queries: qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword; scale[g] = f_g.scale.
+// Two accumulators per query (by bit field: 8-bit codes, one field, use one) halve the
+// dependency chains.
+template <std::size_t G, unsigned Bits, class Arch>
+QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                     const std::int32_t* qd, const float* scale, const float* b,
+                                     float* out, std::size_t ld) noexcept {
+  constexpr unsigned per = 8 / Bits;
+  const std::size_t bytes = token_block_bytes(n, Bits), groups = n / (4 * per), qn = n / 4;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* block = in + u * bytes;
+    for (std::size_t i = 0; i < bytes; i += 64)  // a few blocks ahead: pages come from DRAM
+      _mm_prefetch(reinterpret_cast<const char*>(block + 4 * bytes + i), _MM_HINT_T0);
+    __m512i acc[G][2];
+    for (auto& a : acc) a[0] = a[1] = _mm512_setzero_si512();
+    for (std::size_t j = 0; j < groups; ++j) {
+      const __m512i x = _mm512_loadu_si512(block + 64 + 64 * j);
+      for (unsigned k = 0; k < per; ++k) {
+        __m512i codes = x;
+        if constexpr (Bits != 8) {
+          codes =
+              _mm512_and_si512(k == 0 ? x : _mm512_srli_epi16(x, static_cast<int>(k * Bits)), mask);
+        }
+        const std::size_t m = per * j + k, p = k & 1;  // (8 bits: one chain)
+        for (std::size_t g = 0; g < G; ++g) {
+          acc[g][p] = _mm512_dpbusd_epi32(acc[g][p], codes, _mm512_set1_epi32(qd[g * qn + m]));
+          asm("" : "+v"(acc[g][p]));  // else GCC 12 copies every accumulator at every step
+        }
+      }
+    }
+    const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
+    const __m512 o =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32)));
+    for (std::size_t g = 0; g < G; ++g) {
+      const __m512 a = _mm512_mul_ps(_mm512_set1_ps(scale[g]),
+                                     _mm512_cvtepi32_ps(_mm512_add_epi32(acc[g][0], acc[g][1])));
+      _mm512_storeu_ps(out + g * ld + block_tokens * u,
+                       _mm512_fmadd_ps(s, a, _mm512_mul_ps(o, _mm512_set1_ps(b[g]))));
+    }
+  }
+}
+
+// int8_query with AVX-512 (called per page: the scalar loop took a quarter of a decode step at
+// head_dim 64). cvtps_epi32 rounds in the current mode, as nearbyint.
+template <class Arch>
+QCODEC_TB_VNNI_TARGET int8_dots::int8_form int8_query_avx512(const float* q, std::size_t n,
+                                                             std::int8_t* q8, float& b) noexcept {
+  const auto lanes = [&](std::size_t i) {
+    return static_cast<__mmask16>(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
+  };
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m512 x = _mm512_maskz_loadu_ps(lanes(i), q + i);
+    bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
+    m = _mm512_max_ps(m, _mm512_abs_ps(x));
+  }
+  const int8_dots::int8_form f = int8_dots::form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
+  if (f.inv == 0.0f) {  // zero, tiny or not finite: q8 all zero
+    std::memset(q8, 0, n);
+    b = f.scale * 0.0f;
+    return f;
+  }
+  const __m512 inv = _mm512_set1_ps(f.inv);
+  __m512i sum = _mm512_setzero_si512();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 k = lanes(i);
+    const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, q + i), inv));
+    _mm512_mask_cvtepi32_storeu_epi8(q8 + i, k, v);  // |v| <= 127
+    sum = _mm512_add_epi32(sum, v);
+  }
+  b = f.scale * static_cast<float>(_mm512_reduce_add_epi32(sum));
+  return f;
+}
+
+template <unsigned Bits, class Arch>
+QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                     const float* q, std::size_t nq, float* out,
+                                     std::size_t ld) noexcept {
+  alignas(64) std::int8_t q8[4 * max_n];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    float scale[4], b[4];
+    for (std::size_t g = 0; g < gn; ++g)
+      scale[g] = int8_query_avx512<Arch>(q + (g0 + g) * n, n, q8 + g * n, b[g]).scale;
+    const auto* qd = reinterpret_cast<const std::int32_t*>(q8);  // n % 4 == 0: aligned dwords
+    float* og = out + g0 * ld;
+    switch (gn) {
+      case 1:
+        dots_vnni<1, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      case 2:
+        dots_vnni<2, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      case 3:
+        dots_vnni<3, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      default:
+        dots_vnni<4, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+    }
+  }
+}
+
+}  // namespace detail::token_blocks
+
+/// token_block_dots_i8 with AVX-512 VNNI (only on CPUs that have it).
+template <class Arch>
+void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+                              unsigned bits, const float* q, std::size_t nq, float* out,
+                              std::size_t ld) noexcept {
+  namespace d = detail::token_blocks;
+  if (n > d::max_n) return d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+  switch (bits) {
+    case 1:
+      return d::dots_bits<1, Arch>(in, count, n, q, nq, out, ld);
+    case 2:
+      return d::dots_bits<2, Arch>(in, count, n, q, nq, out, ld);
+    case 4:
+      return d::dots_bits<4, Arch>(in, count, n, q, nq, out, ld);
+    default:
+      return d::dots_bits<8, Arch>(in, count, n, q, nq, out, ld);
+  }
+}
+#undef QCODEC_TB_VNNI_TARGET
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// The entries of a kernel table (see kernel_table.hpp).
+struct token_block_kernels {
+  void (*token_block_dots_i8)(const std::uint8_t*, std::size_t, std::size_t, unsigned, const float*,
+                              std::size_t, float*, std::size_t) noexcept;
+};
+
+template <class Arch>
+token_block_kernels make_token_block_kernels() noexcept {
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (cpu_supports_avx512_vnni()) return {&token_block_dots_i8_vnni<Arch>};
+  }
+#endif
+  if constexpr (is_scalar_v<Arch>) {
+    return {&ref::token_block_dots_i8};
+  } else {
+    return {&detail::token_blocks::dots_generic<Arch>};
+  }
+}
+
+}  // namespace simd
+}  // namespace qcodec

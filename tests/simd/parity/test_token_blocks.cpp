@@ -1,0 +1,178 @@
+// token_block_dots_i8 against its oracle, bit for bit (exact integer sums, then fixed float
+// operations), on every rounding mode and on special queries; and the oracle against the scores
+// of blocks built here from a code matrix by the documented layout. Buffers end exactly at the
+// last block's last byte, so AddressSanitizer sees any read past it.
+#include <qcodec/core/half.hpp>
+#include <qcodec/simd/token_blocks.hpp>
+
+#include <cfenv>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "../../support/same_bits.hpp"
+#include "parity.hpp"
+
+namespace {
+
+namespace simd = qcodec::simd;
+
+struct dots_case {
+  unsigned bits;
+  std::size_t n, count, nq, offset;
+};
+
+// Blocks with random codes and finite scales and offsets of both signs; codes[u][t][c] too.
+struct blocks {
+  std::vector<std::uint8_t> storage;
+  const std::uint8_t* in;
+  std::vector<std::uint8_t> codes;
+  std::vector<float> scale, offset;  // as stored (binary16 values)
+};
+
+blocks random_blocks(const dots_case& c, std::mt19937& rng) {
+  const std::size_t bytes = simd::token_block_bytes(c.n, c.bits);
+  const std::size_t tokens = c.count * simd::block_tokens;
+  blocks b{std::vector<std::uint8_t>(c.count * bytes + c.offset), nullptr,
+           std::vector<std::uint8_t>(tokens * c.n), std::vector<float>(tokens),
+           std::vector<float>(tokens)};
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uint8_t* out = b.storage.data() + c.offset;
+  for (std::size_t u = 0; u < c.count; ++u) {
+    std::uint8_t* block = out + u * bytes;
+    for (std::size_t t = 0; t < simd::block_tokens; ++t) {
+      const std::size_t token = u * simd::block_tokens + t;
+      const qcodec::half s(0.1f * std::fabs(normal(rng))), o(normal(rng));
+      b.scale[token] = s.to_float();
+      b.offset[token] = o.to_float();
+      std::memcpy(block + 2 * t, &s.bits, 2);
+      std::memcpy(block + 32 + 2 * t, &o.bits, 2);
+      // The layout, written out: groups of 4 * per channels, 64 bytes each; dword t of a group
+      // holds token t; channel c is byte c % 4 of it, bit field c % (4 per) / 4.
+      const std::size_t per = 8 / c.bits;
+      for (std::size_t ch = 0; ch < c.n; ++ch) {
+        const auto code = static_cast<std::uint8_t>(rng() & ((1u << c.bits) - 1u));
+        b.codes[token * c.n + ch] = code;
+        const std::size_t byte = 64 + 64 * (ch / (4 * per)) + 4 * t + ch % 4;
+        block[byte] =
+            static_cast<std::uint8_t>(block[byte] | code << (c.bits * (ch % (4 * per) / 4)));
+      }
+    }
+  }
+  b.in = out;
+  return b;
+}
+
+std::vector<float> random_queries(const dots_case& c, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(c.nq * c.n);
+  for (float& x : q) x = normal(rng);
+  return q;
+}
+
+using dots_kernel = decltype(simd::token_block_kernels::token_block_dots_i8);
+
+// ld = 16 count + 3; the gaps keep their fill.
+std::vector<float> scores(dots_kernel kernel, const dots_case& c, const blocks& b,
+                          const std::vector<float>& q) {
+  const std::size_t ld = c.count * simd::block_tokens + 3;
+  std::vector<float> out(c.nq * ld, -7.0f);
+  kernel(b.in, c.count, c.n, c.bits, q.data(), c.nq, out.data(), ld);
+  return out;
+}
+
+void check(const dots_case& c, const blocks& b, const std::vector<float>& q) {
+  INFO("bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
+               << " offset=" << c.offset);
+  const std::vector<float> want = scores(&qcodec::ref::token_block_dots_i8, c, b, q);
+  const std::vector<float> got =
+      scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
+  REQUIRE(same_bits(want, got));
+}
+
+}  // namespace
+
+TEST_CASE("token block dots match their oracle bit for bit", "[parity][token_blocks]") {
+  if (!simd::cpu_supports_avx512_vnni()) WARN("no AVX-512 VNNI: only the generic sums are checked");
+  std::mt19937 rng(4);
+  for (unsigned bits : {1u, 2u, 4u, 8u})
+    for (std::size_t n : {32u, 64u, 96u, 128u, 256u, 1024u})
+      for (std::size_t count : {0u, 1u, 2u, 3u, 17u})
+        for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
+          if (n == 1024 && count > 3) continue;
+          const dots_case c{bits, n, count, nq, (n + count + nq) % 3};
+          const blocks b = random_blocks(c, rng);
+          check(c, b, random_queries(c, rng));
+        }
+}
+
+TEST_CASE("token block dots: zero, tiny, huge and non-finite queries", "[parity][token_blocks]") {
+  std::mt19937 rng(5);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n : {64u, 128u})
+    for (float special : {0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
+      const dots_case c{4, n, 5, 3, 1};
+      const blocks b = random_blocks(c, rng);
+      std::vector<float> q = random_queries(c, rng);
+      // Query 1: zero or tiny throughout, or one huge or non-finite element.
+      for (std::size_t i = 0; i < n; ++i) {
+        float& x = q[n + i];
+        if (special == 0.0f || std::fabs(special) < 1e-30f)
+          x = special * float(i % 3);
+        else if (i == 37)
+          x = special;
+      }
+      INFO("special=" << special);
+      check(c, b, q);
+    }
+}
+
+TEST_CASE("token block dots: every rounding mode", "[parity][token_blocks]") {
+  std::mt19937 rng(6);
+  for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+    INFO("rounding mode " << mode);
+    for (std::size_t n : {64u, 128u}) {
+      const dots_case c{4, n, 9, 4, 0};
+      const blocks b = random_blocks(c, rng);
+      const std::vector<float> q = random_queries(c, rng);
+      std::fesetround(mode);
+      const std::vector<float> want = scores(&qcodec::ref::token_block_dots_i8, c, b, q);
+      const std::vector<float> got =
+          scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
+      std::fesetround(FE_TONEAREST);
+      REQUIRE(same_bits(want, got));
+    }
+  }
+}
+
+// The scores are q' . (s_t code_t + o_t), q' the int8 form of q (int8_dots.hpp), up to float
+// rounding: checked in double against the code matrix the blocks were built from.
+TEST_CASE("token block dots score the affine keys of the layout", "[parity][token_blocks]") {
+  std::mt19937 rng(7);
+  for (unsigned bits : {1u, 2u, 4u, 8u})
+    for (std::size_t n : {64u, 128u}) {
+      const dots_case c{bits, n, 4, 3, 0};
+      const blocks b = random_blocks(c, rng);
+      const std::vector<float> q = random_queries(c, rng);
+      const std::vector<float> got =
+          scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
+      const std::size_t ld = c.count * simd::block_tokens + 3;
+      for (std::size_t g = 0; g < c.nq; ++g) {
+        const float* qg = &q[g * n];
+        const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n);
+        for (std::size_t t = 0; t < c.count * simd::block_tokens; ++t) {
+          double want = 0.0, magnitude = 0.0;
+          for (std::size_t i = 0; i < n; ++i) {
+            const double qi = std::nearbyint(qg[i] * f.inv) * double(f.scale);
+            const double k = double(b.scale[t]) * b.codes[t * n + i] + b.offset[t];
+            want += qi * k;
+            magnitude += std::fabs(qi * k);
+          }
+          INFO("bits=" << bits << " n=" << n << " g=" << g << " t=" << t);
+          REQUIRE(std::fabs(got[g * ld + t] - want) <= 1e-5 * magnitude + 1e-6);
+        }
+        REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
+      }
+    }
+}
