@@ -16,5 +16,6 @@
 #include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/kv/token_blocks.hpp>
 #include <qcodec/kv/turbo.hpp>
 #include <qcodec/kv/turbo_qjl.hpp>

@@ -32,10 +32,15 @@ using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::
 using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
 using q4_float_query_cache = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
 using q8_float_query_cache = kv::cache<kv::per_token<8, kv::query_format::f32>, kv::per_token<8>>;
+using q4_blocks_cache = kv::cache<kv::token_blocks<4>, kv::per_token<4>>;
+using rotated4_blocks_cache =
+    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::per_token<4>>>;
+using blocks_cache = kv::cache<kv::token_blocks<2>, kv::token_blocks<8>>;  // values too
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
-                   kivi4_cache, rotated4_cache, channel_values_cache, q4_float_query_cache) {
+                   kivi4_cache, rotated4_cache, channel_values_cache, q4_float_query_cache,
+                   q4_blocks_cache, rotated4_blocks_cache, blocks_cache) {
   check_all<TestType>(1, 0, 0);
   check_all<TestType>(37, 0, 0);
   check_all<TestType>(300, 4, 0);
@@ -193,7 +198,7 @@ TEMPLATE_TEST_CASE("fp16 exact tokens are the appended tokens rounded to fp16", 
 }
 
 TEMPLATE_TEST_CASE("appending one token at a time equals appending in one batch", "[kv][cache]",
-                   q4_cache, kivi2_cache, rotated4_cache) {
+                   q4_cache, kivi2_cache, rotated4_cache, blocks_cache) {
   const kv_test::kv_data data = kv_test::make_kv(150, kv_heads, head_dim, 3);
   kv::sequence_id batch_seq = 0;
   const TestType batch = filled_cache<TestType>(data, 2, 16, batch_seq);
@@ -216,6 +221,27 @@ TEMPLATE_TEST_CASE("appending one token at a time equals appending in one batch"
   REQUIRE(kv::attention(batch, batch_seq, 1, q.data(), q_heads, o1.data()).ok());
   REQUIRE(kv::attention(*single, seq, 1, q.data(), q_heads, o2.data()).ok());
   CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * 4) == 0);
+}
+
+// token_blocks stores per_token's codes in another layout and scores them against the same int8
+// query (its offset term from the integer query sum, per_token's from the float one): with every
+// token in whole blocks, attention differs only by float rounding.
+TEST_CASE("token blocks hold per_token's codes and score them alike", "[kv][attention]") {
+  const kv_test::kv_data data = kv_test::make_kv(320, kv_heads, head_dim, 23);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 24);
+  kv::sequence_id sb = 0, st = 0;
+  const auto blocks = filled_cache<q4_blocks_cache>(data, 0, 0, sb);
+  const auto tokens = filled_cache<q4_cache>(data, 0, 0, st);
+  REQUIRE(blocks.key_stream(sb, 0).tail == 0);
+  std::vector<float> k1(kv_heads * 320 * head_dim), v1(k1.size()), k2(k1.size()), v2(k1.size());
+  blocks.decode_layer(sb, 0, k1.data(), v1.data());
+  tokens.decode_layer(st, 0, k2.data(), v2.data());
+  CHECK(std::memcmp(k1.data(), k2.data(), k1.size() * 4) == 0);
+  CHECK(blocks.sequence_bytes(sb) == tokens.sequence_bytes(st));
+  std::vector<float> o1(q.size()), o2(q.size());
+  REQUIRE(kv::attention(blocks, sb, 0, q.data(), q_heads, o1.data()).ok());
+  REQUIRE(kv::attention(tokens, st, 0, q.data(), q_heads, o2.data()).ok());
+  for (std::size_t i = 0; i < q.size(); ++i) CHECK(o1[i] == Approx(o2[i]).margin(1e-5));
 }
 
 TEST_CASE("attention over a range of heads equals its part of the whole", "[kv][attention]") {

@@ -27,6 +27,7 @@
 #include <qcodec/kv/per_channel.hpp>
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/rotated.hpp>
+#include <qcodec/kv/token_blocks.hpp>
 #include <qcodec/kv/turbo.hpp>
 #include <qcodec/kv/turbo_qjl.hpp>
 
@@ -206,6 +207,15 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_cache_model<per_channel<4, 32>, per_token<4, query_format::i8, weight_format::i16>>},
       {"rot4-w16", "rot4, values summed with 16-bit weights", 0, false,
        &make_cache_model<rotated<per_token<4>>,
+                         rotated<per_token<4, query_format::i8, weight_format::i16>>>},
+      // q4's codes with the keys stored 16 tokens to a unit (token_blocks: VNNI dots without
+      // lane reductions; the newest < 16 keys wait in full precision).
+      {"q4b", "q4, keys in 16-token blocks", 0, false,
+       &make_cache_model<token_blocks<4>, per_token<4>>},
+      {"q4b-w16", "q4, keys in 16-token blocks, values summed with 16-bit weights", 0, false,
+       &make_cache_model<token_blocks<4>, per_token<4, query_format::i8, weight_format::i16>>},
+      {"rot4b-w16", "rot4, keys in 16-token blocks, values summed with 16-bit weights", 0, false,
+       &make_cache_model<rotated<token_blocks<4>>,
                          rotated<per_token<4, query_format::i8, weight_format::i16>>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},

@@ -1,0 +1,132 @@
+#pragma once
+// token_blocks<Bits>: per-token keys (each token's vector quantized on its own with its min/max,
+// as per_token) stored 16 tokens to a unit in simd/token_blocks.hpp's layout: the 16 fp16 scales,
+// the 16 fp16 offsets, then the codes with each dword holding one token's codes of 4 consecutive
+// channels. Bits 1, 2, 4 or 8; head_dim a multiple of 32 / Bits. Bits per value: Bits + 32 /
+// head_dim, as per_token.
+//
+// The codes are the same as per_token<Bits>'s, and scores are against the same int8 form of the
+// query (query_format::i8), but a unit is scored by one kernel call that needs no reduction across
+// SIMD lanes and no gather of scales (vpdpbusd adds 4 channels of 16 tokens against a broadcast
+// query dword; the scale and offset terms come from two fp16 vectors). That kernel is for CPUs
+// with AVX-512 VNNI; elsewhere it is scalar code, much slower than per_token's: use per_token
+// there.
+//
+// The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's
+// per-channel keys, group_tokens = 16). Values stay with per_token (per-token values sum with
+// row-major codes); accumulate() here decodes a few tokens at a time and uses the fp32 row kernel,
+// correct but not fast.
+
+#include <qcodec/core/assert.hpp>
+#include <qcodec/core/half.hpp>
+#include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/simd/dispatch.hpp>
+#include <qcodec/simd/token_blocks.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qcodec::kv {
+
+template <unsigned Bits>
+class token_blocks {
+  static_assert(Bits == 1 || Bits == 2 || Bits == 4 || Bits == 8,
+                "token_blocks codes have 1, 2, 4 or 8 bits");
+
+ public:
+  static constexpr std::size_t group_tokens = simd::block_tokens;
+  static constexpr std::size_t max_head_dim = simd::detail::token_blocks::max_n;
+
+  explicit token_blocks(std::size_t head_dim) noexcept : d_(head_dim) {
+    QCODEC_ASSERT(head_dim <= max_head_dim, "token_blocks supports head_dim <= 1024");
+    QCODEC_ASSERT(head_dim % (32 / Bits) == 0,
+                  "token_blocks needs head_dim a multiple of 32 / Bits (a group of channels)");
+  }
+
+  [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
+  [[nodiscard]] std::size_t unit_bytes() const noexcept {
+    return simd::token_block_bytes(d_, Bits);
+  }
+  [[nodiscard]] std::string name() const {
+    return "int" + std::to_string(Bits) + "-token-block16-q8";
+  }
+
+  /// x: 16 tokens × head_dim, row-major.
+  void encode(const float* x, std::uint8_t* unit) const noexcept {
+    const simd::kernel_table& k = simd::kernels();
+    std::memset(unit + 64, 0, unit_bytes() - 64);
+    std::uint8_t packed[max_head_dim];  // one token's codes, LSB-first (at most 8 bits each)
+    for (std::size_t t = 0; t < group_tokens; ++t) {
+      const float* row = x + t * d_;
+      const min_max r = k.reductions.minmax(row, d_);
+      const half s((r.max - r.min) / static_cast<float>((1u << Bits) - 1)), o(r.min);
+      std::memcpy(unit + 2 * t, &s.bits, 2);
+      std::memcpy(unit + 32 + 2 * t, &o.bits, 2);
+      // The codes of per_token<Bits>: its kernel, with the stored (rounded) scale and offset.
+      k.affine.quantize_pack(row, d_, affine_params{s.to_float(), o.to_float()}, Bits, packed);
+      for (std::size_t c = 0; c < d_; ++c) {
+        const std::size_t bit = c * Bits;
+        const auto code = static_cast<std::uint8_t>((packed[bit / 8] >> (bit % 8)) & mask);
+        unit[simd::token_block_code_byte(t, c, Bits)] |=
+            static_cast<std::uint8_t>(code << simd::token_block_code_shift(c, Bits));
+      }
+    }
+  }
+  /// y: 16 tokens × head_dim.
+  void decode(const std::uint8_t* unit, float* y) const noexcept {
+    decode_tokens(unit, 0, group_tokens, y);
+  }
+
+  // The int8 form of q, which the kernel (quantizing q again, to the same integers) scores.
+  void prepare_query(const float* q, float* out) const noexcept { scored_query(q, out); }
+  void scored_query(const float* q, float* out) const noexcept {
+    detail::round_to_grid(q, d_, 127.0f, out);  // q may be out
+  }
+
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    simd::kernels().token_blocks.token_block_dots_i8(units, count, d_, Bits, q, nq, s, ld);
+  }
+
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    constexpr std::size_t slice = 4;  // tokens decoded at a time: 16 KiB at head_dim 1024
+    float rows[slice * max_head_dim];
+    for (std::size_t u = 0; u < count; ++u) {
+      for (std::size_t t0 = 0; t0 < group_tokens; t0 += slice) {
+        decode_tokens(units + u * unit_bytes(), t0, slice, rows);
+        simd::kernels().rows.f32_row_axpys(reinterpret_cast<const std::uint8_t*>(rows),
+                                           d_ * sizeof(float), slice, d_, p + u * group_tokens + t0,
+                                           ldp, nq, acc);
+      }
+    }
+  }
+  void finish_output(float*) const noexcept {}
+
+ private:
+  static constexpr std::uint32_t mask = (1u << Bits) - 1u;
+
+  void decode_tokens(const std::uint8_t* unit, std::size_t t0, std::size_t n,
+                     float* y) const noexcept {
+    for (std::size_t t = t0; t < t0 + n; ++t) {
+      std::uint16_t h[2];
+      std::memcpy(&h[0], unit + 2 * t, 2);
+      std::memcpy(&h[1], unit + 32 + 2 * t, 2);
+      const float s = half::from_bits(h[0]).to_float(), o = half::from_bits(h[1]).to_float();
+      float* row = y + (t - t0) * d_;
+      for (std::size_t c = 0; c < d_; ++c) {
+        const std::uint32_t code = (std::uint32_t{unit[simd::token_block_code_byte(t, c, Bits)]} >>
+                                    simd::token_block_code_shift(c, Bits)) &
+                                   mask;
+        row[c] = std::fma(static_cast<float>(code), s, o);
+      }
+    }
+  }
+
+  std::size_t d_;
+};
+
+}  // namespace qcodec::kv
