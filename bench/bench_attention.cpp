@@ -250,6 +250,22 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_w16)
     ->Name("BM_attention_decode/rotated4-w16")
     ->Apply(shapes);
 
+// 4-bit per-token keys in blocks of 16 tokens (kv/token_blocks.hpp: VNNI dots without lane
+// reductions), values as above.
+using q4_blocks = kv::cache<kv::token_blocks<4>, kv::per_token<4>>;
+using q4_blocks_w16 = kv::cache<kv::token_blocks<4>, w16_values>;
+using rotated4_blocks_w16 = kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<w16_values>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks)
+    ->Name("BM_attention_decode/q4-blocks")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks_w16)
+    ->Name("BM_attention_decode/q4-blocks-w16")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_w16)
+    ->Name("BM_attention_decode/rotated4-blocks-w16")
+    ->Apply(shapes);
+
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;
 using turbo4 = kv::cache<kv::turbo<4>, kv::turbo<4>>;
