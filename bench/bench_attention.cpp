@@ -38,7 +38,8 @@ kv::cache_config bench_config(std::size_t context, std::size_t head_dim) {
   config.head_dim = head_dim;
   config.page_tokens = 256;
   config.max_pages = context / 256 + 2;
-  config.residual_tokens = Cache::key_codec::group_tokens > 1 ? 128 : 0;  // KIVI keeps R = 128
+  // KIVI (per-channel keys over 32 and more tokens) keeps R = 128.
+  config.residual_tokens = Cache::key_codec::group_tokens >= 32 ? 128 : 0;
   return config;
 }
 

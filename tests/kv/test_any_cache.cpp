@@ -97,4 +97,9 @@ TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
   odd.head_dim = 48;
   CHECK(kv::make_cache("rot4", odd).error().is(kv::errors::bad_config));
   CHECK(kv::make_cache("q4", odd).ok());
+  odd.head_dim = 36;  // not a multiple of token_blocks<4>'s 8-channel groups
+  CHECK(kv::make_cache("q4b", odd).error().is(kv::errors::bad_config));
+  CHECK(kv::make_cache("q4", odd).ok());
+  odd.head_dim = 4;  // a power of two, still not a multiple of 8
+  CHECK(kv::make_cache("rot4b-w16", odd).error().is(kv::errors::bad_config));
 }

@@ -360,6 +360,15 @@ class cache {
                              "these codecs take head_dim <= " + std::to_string(max_dim) + ", got " +
                                  std::to_string(c.head_dim));
     }
+    // Units holding groups of channels (token_blocks) would be written past their end.
+    constexpr std::size_t key_multiple = detail::head_dim_multiple_of<KeyCodec>(),
+                          value_multiple = detail::head_dim_multiple_of<ValueCodec>();
+    if (c.head_dim % key_multiple != 0 || c.head_dim % value_multiple != 0) {
+      return status::failure(errors::bad_config,
+                             "these codecs take head_dim a multiple of " +
+                                 std::to_string(std::max(key_multiple, value_multiple)) + ", got " +
+                                 std::to_string(c.head_dim));
+    }
     if (c.page_tokens == 0 || c.page_tokens % KeyCodec::group_tokens != 0 ||
         c.page_tokens % ValueCodec::group_tokens != 0) {
       return status::failure(errors::bad_config,

@@ -73,6 +73,7 @@ class gear {
   /// may have its own limit.
   static constexpr std::size_t max_head_dim =
       std::min({std::size_t{1024}, 65536 / GroupTokens, detail::max_head_dim_of<Inner>()});
+  static constexpr std::size_t head_dim_multiple = detail::head_dim_multiple_of<Inner>();
   /// Subspace iterations of the low-rank fit: the residual's spectrum is flat (quantization
   /// noise plus a few structured directions), so the top directions settle in a few steps.
   static constexpr int power_iterations = 6;

@@ -45,6 +45,7 @@ class outliers {
   /// Inner's limit, and indices are 16-bit.
   static constexpr std::size_t max_head_dim =
       std::min<std::size_t>(detail::max_head_dim_of<Inner>(), 65536);
+  static constexpr std::size_t head_dim_multiple = detail::head_dim_multiple_of<Inner>();
   /// The bytes of Inner units copied per chunk in scores/accumulate (a stack buffer).
   static constexpr std::size_t chunk_bytes = 16384;
 

@@ -30,6 +30,7 @@ class rotated {
   static constexpr std::size_t group_tokens = Inner::group_tokens;
   static constexpr std::size_t max_head_dim =
       std::min<std::size_t>(detail::max_head_dim_of<Inner>(), 65536);
+  static constexpr std::size_t head_dim_multiple = detail::head_dim_multiple_of<Inner>();
   static constexpr std::uint64_t default_seed = 0x9e3779b97f4a7c15ull;
   /// kv::cache rejects other head dimensions with a status instead of this constructor's assert.
   static constexpr bool needs_power_of_two_head_dim = true;

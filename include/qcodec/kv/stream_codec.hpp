@@ -164,6 +164,18 @@ constexpr std::size_t max_head_dim_of() noexcept {
   }
 }
 
+/// What head_dim must be a multiple of for a codec (kv::cache refuses others with a status):
+/// codecs whose units hold groups of channels declare head_dim_multiple, wrappers pass their
+/// Inner's on; others take any.
+template <class Codec>
+constexpr std::size_t head_dim_multiple_of() noexcept {
+  if constexpr (requires { Codec::head_dim_multiple; }) {
+    return Codec::head_dim_multiple;
+  } else {
+    return 1;
+  }
+}
+
 /// A (scale, offset) pair stored as two binary16 values (4 bytes).
 inline void store_half_pair(float a, float b, std::uint8_t* out) noexcept {
   const std::uint16_t h[2] = {half(a).bits, half(b).bits};

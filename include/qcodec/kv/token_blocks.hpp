@@ -38,11 +38,13 @@ class token_blocks {
 
  public:
   static constexpr std::size_t group_tokens = simd::block_tokens;
-  static constexpr std::size_t max_head_dim = simd::detail::token_blocks::max_n;
+  static constexpr std::size_t max_head_dim = 1024;
+  /// A group of channels (32 / Bits) fills one dword per token; kv::cache checks this.
+  static constexpr std::size_t head_dim_multiple = 32 / Bits;
 
   explicit token_blocks(std::size_t head_dim) noexcept : d_(head_dim) {
     QCODEC_ASSERT(head_dim <= max_head_dim, "token_blocks supports head_dim <= 1024");
-    QCODEC_ASSERT(head_dim % (32 / Bits) == 0,
+    QCODEC_ASSERT(head_dim % head_dim_multiple == 0,
                   "token_blocks needs head_dim a multiple of 32 / Bits (a group of channels)");
   }
 
@@ -93,7 +95,7 @@ class token_blocks {
 
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    constexpr std::size_t slice = 4;  // tokens decoded at a time: 16 KiB at head_dim 1024
+    constexpr std::size_t slice = 4;  // tokens decoded at a time (16 KiB of stack)
     float rows[slice * max_head_dim];
     for (std::size_t u = 0; u < count; ++u) {
       for (std::size_t t0 = 0; t0 < group_tokens; t0 += slice) {

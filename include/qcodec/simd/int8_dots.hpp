@@ -288,18 +288,30 @@ void maddubs_group(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 #endif  // XSIMD_WITH_AVX2
 
 #if XSIMD_WITH_AVX512BW
+// The lanes of elements [i, n) among i .. i + 15.
+template <class Arch>
+__mmask16 lanes_from(std::size_t i, std::size_t n) noexcept {
+  return static_cast<__mmask16>(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
+}
+
+// The form of q[0, n) on AVX-512 (any n).
+template <class Arch>
+int8_form form_avx512(const float* q, std::size_t n) noexcept {
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m512 x = _mm512_maskz_loadu_ps(lanes_from<Arch>(i, n), q + i);
+    bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
+    m = _mm512_max_ps(m, _mm512_abs_ps(x));
+  }
+  return form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
+}
+
 // The form and split query on AVX-512 (n == 64 or a multiple of 128; B == 64 or 128), all in
 // registers: per 32 elements two permutes, two multiplies, two conversions and two narrowings.
 template <std::size_t B, class Arch>
 int8_form split_query_avx512(const float* q, std::size_t n, std::int8_t* qp) noexcept {
-  __m512 m = _mm512_setzero_ps();
-  __mmask16 bad = 0;
-  for (std::size_t i = 0; i < n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(q + i);
-    bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
-    m = _mm512_max_ps(m, _mm512_abs_ps(x));
-  }
-  const int8_form f = form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
+  const int8_form f = form_avx512<Arch>(q, n);
   const __m512 inv = _mm512_set1_ps(f.inv);
   const auto bytes = [&](__m512 x) {  // NaN (inv == 0, q not finite) converts to a zero byte
     return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x, inv)));

@@ -2,12 +2,14 @@
 // Blocks of 16 tokens' affine codes laid out for integer dot products without reductions across
 // lanes: the scoring kernel of kv::token_blocks (per-token keys stored 16 tokens to a unit).
 //
-// Block layout, block_bytes(n, bits) bytes (bits 1, 2, 4 or 8; n a multiple of 32 / bits):
+// Block layout, token_block_bytes(n, bits) bytes (bits 1, 2, 4 or 8):
 //   bytes [0, 32)    the 16 tokens' scales s_t, binary16
 //   bytes [32, 64)   their offsets o_t, binary16
 //   bytes [64, ...)  the codes, in groups of 4 * per channels (per = 8 / bits codes a byte) and
 //                    64 bytes: code c of token t sits in byte 64 + 64 * (c / (4 per)) + 4 t +
-//                    c % 4, bits [bits * (c % (4 per) / 4), + bits).
+//                    c % 4, bits [bits * (c % (4 per) / 4), + bits). A last, partial group
+//                    takes 64 bytes too (kv::token_blocks never has one: head_dim is a multiple
+//                    of 4 per there).
 // So each bit field of a group's dword t holds token t's codes of 4 consecutive channels, and one
 // vpdpbusd against a broadcast dword of the int8 query adds those 4 channels for all 16 tokens.
 // Row-major codes (rows.hpp) need a reduction across lanes per token and query instead, and a
@@ -18,11 +20,12 @@
 //                         b = f_g.scale * float(sum_c q8_g[c])
 // for the `count` blocks u of `in` (consecutive) and each query q_g = q[g * n, + n) in its int8
 // form (int8_dots.hpp: f_g, q8_g). That is q'_g . (s_t code_ut + o_t), the affine keys scored
-// against q' = f_g.scale * q8_g. The integer sums are exact and every float operation is fixed,
-// so every target returns the oracle's bits.
+// against q' = f_g.scale * q8_g. The integer sums are exact (|sum| <= 255 * 127 * n: n up to
+// 66000) and every float operation is fixed, so every target returns the oracle's bits (NaN
+// payloads aside, when two operands of one operation are NaN).
 //
-// The fast path needs AVX-512 VNNI; other CPUs get the generic sums (scalar code: this layout is
-// for VNNI CPUs, as int16_axpys.hpp's).
+// The fast path needs AVX-512 VNNI and n a multiple of 4 per, at most 1024; other CPUs and shapes
+// get the generic sums (scalar code: this layout is for VNNI CPUs, as int16_axpys.hpp's).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -36,20 +39,30 @@
 
 namespace qcodec {
 
+// The layout's arithmetic, templates on the target as kernel helpers are (kernel_table.hpp);
+// codecs and tests use the default.
 namespace simd {
 /// Tokens in one block.
 inline constexpr std::size_t block_tokens = 16;
+/// Channels in one group of 64 bytes.
+template <class Arch = scalar>
+constexpr std::size_t token_block_group(unsigned bits) noexcept {
+  return 4 * (8 / bits);
+}
 /// Bytes of one block of n codes of `bits` bits (header comment).
+template <class Arch = scalar>
 constexpr std::size_t token_block_bytes(std::size_t n, unsigned bits) noexcept {
-  return 64 + block_tokens * n * bits / 8;
+  const std::size_t group = token_block_group<Arch>(bits);
+  return 64 + 64 * ((n + group - 1) / group);
 }
 /// Where code c of token t lies in a block: byte and bit shift (header comment).
+template <class Arch = scalar>
 constexpr std::size_t token_block_code_byte(std::size_t t, std::size_t c, unsigned bits) noexcept {
-  const std::size_t group = 4 * (8 / bits);
-  return 64 + 64 * (c / group) + 4 * t + c % 4;
+  return 64 + 64 * (c / token_block_group<Arch>(bits)) + 4 * t + c % 4;
 }
+template <class Arch = scalar>
 constexpr unsigned token_block_code_shift(std::size_t c, unsigned bits) noexcept {
-  return bits * static_cast<unsigned>(c % (4 * (8 / bits)) / 4);
+  return bits * static_cast<unsigned>(c % token_block_group<Arch>(bits) / 4);
 }
 }  // namespace simd
 
@@ -57,44 +70,49 @@ namespace simd::detail::token_blocks {
 
 inline constexpr std::size_t max_n = int8_dots::max_n;
 
-// q's int8 form into q8 (n <= max_n); returns (f.scale, b = f.scale * sum q8).
-template <class Arch>
-int8_dots::int8_form int8_query(const float* q, std::size_t n, std::int8_t* q8, float& b) noexcept {
-  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q, n);
-  std::int32_t sum = 0;
-  for (std::size_t c = 0; c < n; ++c) {
-    q8[c] = f.inv == 0.0f ? 0 : static_cast<std::int8_t>(std::nearbyint(q[c] * f.inv));
-    sum += q8[c];
-  }
-  b = f.scale * static_cast<float>(sum);
-  return f;
-}
-
-// The header's scores, one token at a time (the oracle with Arch = simd::scalar).
+// The header's scores, one token at a time (the oracle with Arch = simd::scalar). The int8 query
+// is converted max_n elements at a time: once per call up to max_n, per block beyond.
 template <class Arch>
 void dots_generic(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
                   const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   std::int8_t q8[max_n];
-  const std::size_t bytes = token_block_bytes(n, bits);
+  std::int32_t sums[block_tokens];
+  const std::size_t bytes = token_block_bytes<Arch>(n, bits);
   const std::uint32_t mask = (1u << bits) - 1u;
   for (std::size_t g = 0; g < nq; ++g) {
-    float b;
-    const int8_dots::int8_form f = int8_query<Arch>(q + g * n, n, q8, b);
+    const float* qg = q + g * n;
+    const int8_dots::int8_form f = int8_dots::form_of<Arch>(qg, n);
+    const auto q8_of = [&](std::size_t c) {
+      return f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(qg[c] * f.inv));
+    };
+    std::int32_t q8_sum = 0;
+    for (std::size_t c = 0; c < n; ++c) q8_sum += q8_of(c);
+    const float b = f.scale * static_cast<float>(q8_sum);
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* block = in + u * bytes;
-      for (std::size_t t = 0; t < block_tokens; ++t) {
-        std::int32_t sum = 0;
-        for (std::size_t c = 0; c < n; ++c) {
-          const std::uint32_t code = std::uint32_t{block[token_block_code_byte(t, c, bits)]} >>
-                                     token_block_code_shift(c, bits);
-          sum += static_cast<std::int32_t>(code & mask) * q8[c];
+      for (std::int32_t& x : sums) x = 0;
+      for (std::size_t c0 = 0; c0 < n; c0 += max_n) {
+        const std::size_t k = n - c0 < max_n ? n - c0 : max_n;
+        if (u == 0 || n > max_n)
+          for (std::size_t i = 0; i < k; ++i) q8[i] = static_cast<std::int8_t>(q8_of(c0 + i));
+        for (std::size_t t = 0; t < block_tokens; ++t) {
+          for (std::size_t i = 0; i < k; ++i) {
+            const std::size_t c = c0 + i;
+            const std::uint32_t code =
+                std::uint32_t{block[token_block_code_byte<Arch>(t, c, bits)]} >>
+                token_block_code_shift<Arch>(c, bits);
+            sums[t] += static_cast<std::int32_t>(code & mask) * q8[i];
+          }
         }
+      }
+      for (std::size_t t = 0; t < block_tokens; ++t) {
         std::uint16_t h[2];
         std::memcpy(&h[0], block + 2 * t, 2);
         std::memcpy(&h[1], block + 32 + 2 * t, 2);
         const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
         const float o = cvt::portable_f16_to_f32<Arch>(h[1]);
-        out[g * ld + block_tokens * u + t] = std::fma(s, f.scale * static_cast<float>(sum), o * b);
+        out[g * ld + block_tokens * u + t] =
+            std::fma(s, f.scale * static_cast<float>(sums[t]), o * b);
       }
     }
   }
@@ -133,7 +151,7 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
                                      const std::int32_t* qd, const float* scale, const float* b,
                                      float* out, std::size_t ld) noexcept {
   constexpr unsigned per = 8 / Bits;
-  const std::size_t bytes = token_block_bytes(n, Bits), groups = n / (4 * per), qn = n / 4;
+  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (4 * per), qn = n / 4;
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
@@ -168,22 +186,12 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
   }
 }
 
-// int8_query with AVX-512 (called per page: the scalar loop took a quarter of a decode step at
-// head_dim 64). cvtps_epi32 rounds in the current mode, as nearbyint.
+// q's int8 form into q8, with b = f.scale * sum q8 (called per page: the scalar loop took a
+// quarter of a decode step at head_dim 64). cvtps_epi32 rounds in the current mode, as nearbyint.
 template <class Arch>
 QCODEC_TB_VNNI_TARGET int8_dots::int8_form int8_query_avx512(const float* q, std::size_t n,
                                                              std::int8_t* q8, float& b) noexcept {
-  const auto lanes = [&](std::size_t i) {
-    return static_cast<__mmask16>(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
-  };
-  __m512 m = _mm512_setzero_ps();
-  __mmask16 bad = 0;
-  for (std::size_t i = 0; i < n; i += 16) {
-    const __m512 x = _mm512_maskz_loadu_ps(lanes(i), q + i);
-    bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
-    m = _mm512_max_ps(m, _mm512_abs_ps(x));
-  }
-  const int8_dots::int8_form f = int8_dots::form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
+  const int8_dots::int8_form f = int8_dots::form_avx512<Arch>(q, n);
   if (f.inv == 0.0f) {  // zero, tiny or not finite: q8 all zero
     std::memset(q8, 0, n);
     b = f.scale * 0.0f;
@@ -192,7 +200,7 @@ QCODEC_TB_VNNI_TARGET int8_dots::int8_form int8_query_avx512(const float* q, std
   const __m512 inv = _mm512_set1_ps(f.inv);
   __m512i sum = _mm512_setzero_si512();
   for (std::size_t i = 0; i < n; i += 16) {
-    const __mmask16 k = lanes(i);
+    const __mmask16 k = int8_dots::lanes_from<Arch>(i, n);
     const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, q + i), inv));
     _mm512_mask_cvtepi32_storeu_epi8(q8 + i, k, v);  // |v| <= 127
     sum = _mm512_add_epi32(sum, v);
@@ -205,13 +213,15 @@ template <unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const float* q, std::size_t nq, float* out,
                                      std::size_t ld) noexcept {
-  alignas(64) std::int8_t q8[4 * max_n];
+  // The queries' int8 forms, read as dwords (written through int8_t, a character type).
+  alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
     float scale[4], b[4];
-    for (std::size_t g = 0; g < gn; ++g)
-      scale[g] = int8_query_avx512<Arch>(q + (g0 + g) * n, n, q8 + g * n, b[g]).scale;
-    const auto* qd = reinterpret_cast<const std::int32_t*>(q8);  // n % 4 == 0: aligned dwords
+    for (std::size_t g = 0; g < gn; ++g) {
+      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
+      scale[g] = int8_query_avx512<Arch>(q + (g0 + g) * n, n, q8, b[g]).scale;
+    }
     float* og = out + g0 * ld;
     switch (gn) {
       case 1:
@@ -238,7 +248,10 @@ void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::si
                               unsigned bits, const float* q, std::size_t nq, float* out,
                               std::size_t ld) noexcept {
   namespace d = detail::token_blocks;
-  if (n > d::max_n) return d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+  const bool whole_groups =
+      (bits == 1 || bits == 2 || bits == 4 || bits == 8) && n % token_block_group<Arch>(bits) == 0;
+  if (!whole_groups || n > d::max_n)
+    return d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
   switch (bits) {
     case 1:
       return d::dots_bits<1, Arch>(in, count, n, q, nq, out, ld);
