@@ -8,9 +8,9 @@
 // The codes are the same as per_token<Bits>'s, and scores are against the same int8 form of the
 // query (query_format::i8), but a unit is scored by one kernel call that needs no reduction across
 // SIMD lanes and no gather of scales (vpdpbusd adds 4 channels of 16 tokens against a broadcast
-// query dword; the scale and offset terms come from two fp16 vectors). That kernel is for CPUs
-// with AVX-512 VNNI; elsewhere it is scalar code, much slower than per_token's: use per_token
-// there.
+// query dword; the scale and offset terms come from two fp16 vectors). That kernel has AVX-512
+// VNNI and AVX2 paths (bits 1, 2, 4 on AVX2); other targets get scalar code, much slower than
+// per_token's.
 //
 // The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's
 // per-channel keys, group_tokens = 16). Values stay with per_token (per-token values sum with

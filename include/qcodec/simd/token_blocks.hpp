@@ -24,8 +24,9 @@
 // 66000) and every float operation is fixed, so every target returns the oracle's bits (NaN
 // payloads aside, when two operands of one operation are NaN).
 //
-// The fast path needs AVX-512 VNNI and n a multiple of 4 per, at most 1024; other CPUs and shapes
-// get the generic sums (scalar code: this layout is for VNNI CPUs, as int16_axpys.hpp's).
+// Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and for bits 1, 2
+// and 4 AVX2 (vpmaddubsw + vpmaddwd, also the AVX-512 table's base form without VNNI). Other
+// targets and shapes get the generic sums (scalar code).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -242,6 +243,155 @@ QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, 
 
 }  // namespace detail::token_blocks
 
+#undef QCODEC_TB_VNNI_TARGET
+#endif
+
+#if XSIMD_WITH_AVX2
+namespace detail::token_blocks {
+
+// q's int8 form into q8 (n a multiple of 8), with b = f.scale * sum q8, on AVX2.
+template <class Arch>
+int8_dots::int8_form int8_query_avx2(const float* q, std::size_t n, std::int8_t* q8,
+                                     float& b) noexcept {
+  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(HUGE_VALF);
+  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 8) {
+    const __m256 x = _mm256_andnot_ps(sign, _mm256_loadu_ps(q + i));
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(x, inf, _CMP_NLT_UQ));  // NaNs and infinities
+    m = _mm256_max_ps(m, x);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float mx = 0.0f;
+  for (float v : lanes) mx = mx < v ? v : mx;
+  const int8_dots::int8_form f = int8_dots::form_from<Arch>(mx, _mm256_movemask_ps(bad) == 0);
+  if (f.inv == 0.0f) {  // zero, tiny or not finite: q8 all zero
+    std::memset(q8, 0, n);
+    b = f.scale * 0.0f;
+    return f;
+  }
+  const __m256 inv = _mm256_set1_ps(f.inv);
+  __m256i sum = _mm256_setzero_si256();
+  alignas(32) std::int32_t k[8];
+  for (std::size_t i = 0; i < n; i += 8) {  // cvtps_epi32 rounds in the current mode
+    const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(q + i), inv));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(k), v);
+    for (std::size_t j = 0; j < 8; ++j) q8[i + j] = static_cast<std::int8_t>(k[j]);  // |k| <= 127
+    sum = _mm256_add_epi32(sum, v);
+  }
+  _mm256_store_si256(reinterpret_cast<__m256i*>(k), sum);
+  std::int32_t total = 0;
+  for (std::int32_t x : k) total += x;
+  b = f.scale * static_cast<float>(total);
+  return f;
+}
+
+// Bits <= 4, without VNNI: vpmaddubsw's pair sums (codes <= 15, |q8| <= 127: <= 3810) never
+// saturate; two bit fields' are added as 16 bits (<= 7620) and vpmaddwd against ones widens them
+// to each token's sum. Tokens 0-7 and 8-15 of a group are its two 32-byte halves.
+template <std::size_t G, unsigned Bits, class Arch>
+void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, const std::int32_t* qd,
+                  const float* scale, const float* b, float* out, std::size_t ld) noexcept {
+  static_assert(Bits <= 4, "8-bit pair sums would saturate");
+  constexpr unsigned per = 8 / Bits;
+  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (4 * per), qn = n / 4;
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1u << Bits) - 1u));
+  const __m256i ones = _mm256_set1_epi16(1);
+  const auto field = [&](__m256i x, unsigned k) {
+    return _mm256_and_si256(k == 0 ? x : _mm256_srli_epi16(x, static_cast<int>(k * Bits)), mask);
+  };
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* block = in + u * bytes;
+    __m256i acc[G][2];
+    for (auto& a : acc) a[0] = a[1] = _mm256_setzero_si256();
+    for (std::size_t j = 0; j < groups; ++j) {
+      for (std::size_t h = 0; h < 2; ++h) {
+        const __m256i x =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 + 64 * j + 32 * h));
+        for (unsigned k = 0; k < per; k += 2) {
+          const __m256i c0 = field(x, k), c1 = field(x, k + 1);
+          for (std::size_t g = 0; g < G; ++g) {
+            const std::int32_t* qg = qd + g * qn + per * j + k;
+            const __m256i pairs =
+                _mm256_add_epi16(_mm256_maddubs_epi16(c0, _mm256_set1_epi32(qg[0])),
+                                 _mm256_maddubs_epi16(c1, _mm256_set1_epi32(qg[1])));
+            acc[g][h] = _mm256_add_epi32(acc[g][h], _mm256_madd_epi16(pairs, ones));
+          }
+        }
+      }
+    }
+    for (std::size_t h = 0; h < 2; ++h) {
+      const __m256 s =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * h)));
+      const __m256 o =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 32 + 16 * h)));
+      for (std::size_t g = 0; g < G; ++g) {
+        const __m256 a = _mm256_mul_ps(_mm256_set1_ps(scale[g]), _mm256_cvtepi32_ps(acc[g][h]));
+        _mm256_storeu_ps(out + g * ld + block_tokens * u + 8 * h,
+                         _mm256_fmadd_ps(s, a, _mm256_mul_ps(o, _mm256_set1_ps(b[g]))));
+      }
+    }
+  }
+}
+
+template <unsigned Bits, class Arch>
+void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
+                    std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(32) std::int32_t qd[max_n];  // as dots_bits
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    float scale[4], b[4];
+    for (std::size_t g = 0; g < gn; ++g) {
+      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
+      scale[g] = int8_query_avx2<Arch>(q + (g0 + g) * n, n, q8, b[g]).scale;
+    }
+    float* og = out + g0 * ld;
+    switch (gn) {
+      case 1:
+        dots_maddubs<1, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      case 2:
+        dots_maddubs<2, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      case 3:
+        dots_maddubs<3, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+      default:
+        dots_maddubs<4, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
+        break;
+    }
+  }
+}
+
+}  // namespace detail::token_blocks
+#endif
+
+/// token_block_dots_i8 without instructions beyond Arch's (no VNNI): vpmaddubsw on AVX2 and
+/// AVX-512 targets for bits 1, 2 and 4, the generic sums otherwise.
+template <class Arch>
+void token_block_dots_i8_base(const std::uint8_t* in, std::size_t count, std::size_t n,
+                              unsigned bits, const float* q, std::size_t nq, float* out,
+                              std::size_t ld) noexcept {
+  namespace d = detail::token_blocks;
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if ((bits == 1 || bits == 2 || bits == 4) && n % token_block_group<Arch>(bits) == 0 &&
+        n <= d::max_n) {
+      switch (bits) {
+        case 1:
+          return d::dots_bits_avx2<1, Arch>(in, count, n, q, nq, out, ld);
+        case 2:
+          return d::dots_bits_avx2<2, Arch>(in, count, n, q, nq, out, ld);
+        default:
+          return d::dots_bits_avx2<4, Arch>(in, count, n, q, nq, out, ld);
+      }
+    }
+  }
+#endif
+  d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+}
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
 /// token_block_dots_i8 with AVX-512 VNNI (only on CPUs that have it).
 template <class Arch>
 void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
@@ -251,7 +401,7 @@ void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::si
   const bool whole_groups =
       (bits == 1 || bits == 2 || bits == 4 || bits == 8) && n % token_block_group<Arch>(bits) == 0;
   if (!whole_groups || n > d::max_n)
-    return d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+    return token_block_dots_i8_base<Arch>(in, count, n, bits, q, nq, out, ld);
   switch (bits) {
     case 1:
       return d::dots_bits<1, Arch>(in, count, n, q, nq, out, ld);
@@ -263,7 +413,6 @@ void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::si
       return d::dots_bits<8, Arch>(in, count, n, q, nq, out, ld);
   }
 }
-#undef QCODEC_TB_VNNI_TARGET
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -272,21 +421,27 @@ void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::si
 
 /// The entries of a kernel table (see kernel_table.hpp).
 struct token_block_kernels {
+  /// The fastest form for the running CPU.
   void (*token_block_dots_i8)(const std::uint8_t*, std::size_t, std::size_t, unsigned, const float*,
                               std::size_t, float*, std::size_t) noexcept;
+  /// The same results without extensions the table's target does not imply (on AVX-512: without
+  /// VNNI), so tests can check both forms on one machine.
+  void (*token_block_dots_i8_base)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
+                                   const float*, std::size_t, float*, std::size_t) noexcept;
 };
 
 template <class Arch>
 token_block_kernels make_token_block_kernels() noexcept {
-#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
-  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (cpu_supports_avx512_vnni()) return {&token_block_dots_i8_vnni<Arch>};
-  }
-#endif
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::token_block_dots_i8};
+    return {&ref::token_block_dots_i8, &ref::token_block_dots_i8};
   } else {
-    return {&detail::token_blocks::dots_generic<Arch>};
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (cpu_supports_avx512_vnni())
+        return {&token_block_dots_i8_vnni<Arch>, &token_block_dots_i8_base<Arch>};
+    }
+#endif
+    return {&token_block_dots_i8_base<Arch>, &token_block_dots_i8_base<Arch>};
   }
 }
 

@@ -90,15 +90,15 @@ void check(const dots_case& c, const blocks& b, const std::vector<float>& q) {
   INFO("bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
                << " offset=" << c.offset);
   const std::vector<float> want = scores(&qcodec::ref::token_block_dots_i8, c, b, q);
-  const std::vector<float> got =
-      scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
-  REQUIRE(same_bits(want, got));
+  const auto& kernels = parity::under_test().token_blocks;
+  REQUIRE(same_bits(want, scores(kernels.token_block_dots_i8, c, b, q)));
+  REQUIRE(same_bits(want, scores(kernels.token_block_dots_i8_base, c, b, q)));
 }
 
 }  // namespace
 
 TEST_CASE("token block dots match their oracle bit for bit", "[parity][token_blocks]") {
-  if (!simd::cpu_supports_avx512_vnni()) WARN("no AVX-512 VNNI: only the generic sums are checked");
+  if (!simd::cpu_supports_avx512_vnni()) WARN("no AVX-512 VNNI: the VNNI path is not checked");
   std::mt19937 rng(4);
   // Every n a multiple of 4 (the tails of the int8 query's 16-float steps) up to 64, wider
   // groups, 1024 (the widest fast path) and past it (the generic sums, per block); n not a
@@ -167,12 +167,14 @@ TEST_CASE("token block dots: every rounding mode", "[parity][token_blocks]") {
         }
         REQUIRE(past > 0);  // some conversion rounds
       }
+      const auto& kernels = parity::under_test().token_blocks;
       std::fesetround(mode);
       const std::vector<float> want = scores(&qcodec::ref::token_block_dots_i8, c, b, q);
-      const std::vector<float> got =
-          scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
+      const std::vector<float> got = scores(kernels.token_block_dots_i8, c, b, q);
+      const std::vector<float> base = scores(kernels.token_block_dots_i8_base, c, b, q);
       std::fesetround(FE_TONEAREST);
       REQUIRE(same_bits(want, got));
+      REQUIRE(same_bits(want, base));
     }
   }
 }
