@@ -154,6 +154,7 @@ template <class Cache>
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
+  const simd::reduction_kernels& reductions = simd::kernels().reductions;
   // Exact tokens: rows [token][head][dim] of fp32 or fp16.
   const bool exact_f16 = cfg.exact_format == float_format::f16;
   const auto exact_dots = exact_f16 ? rows.f16_row_dots : rows.f32_row_dots;
@@ -268,7 +269,8 @@ template <class Cache>
           const std::size_t seen = limit > begin ? std::min(stop, limit) - begin : 0;
           std::fill(wg + seen, wg + ld, 0.0f);
           if (seen == 0) continue;  // a later query's tokens: nothing for this row
-          const float block_max = softmax.scale_max(sg, seen, scale);  // (NaNs skipped)
+          for (std::size_t k = 0; k < seen; ++k) sg[k] *= scale;    // no reduction: vectorised
+          const float block_max = reductions.minmax(sg, seen).max;  // (NaN scores are skipped)
           const float new_max = std::max(running_max[r], block_max);
           const float rescale = std::exp(running_max[r] - new_max);  // 0 on the first block
           running_max[r] = new_max;

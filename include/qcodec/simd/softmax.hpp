@@ -10,11 +10,6 @@
 // std::exp in float. Element results agree within 4 ulp, results below FLT_MIN within FLT_MIN
 // (they may flush to 0); sums within (n + 4) * FLT_EPSILON * sum. -inf inputs (masked scores) give
 // exactly 0, NaN gives NaN.
-//
-// And before them, the scores scaled in place and their maximum: scale_max(x, n, scale) sets
-// x[i] *= scale and returns the largest (NaNs skipped; -inf if there is none), one pass instead
-// of a scaling loop and a min/max reduction. Exact: every target returns the oracle's value
-// (a zero's sign aside).
 
 #include <qcodec/simd/arch.hpp>
 
@@ -34,36 +29,24 @@ inline float exp_shifted(const float* x, std::size_t n, float shift, float* y) n
   return sum;
 }
 
-inline float scale_max(float* x, std::size_t n, float scale) noexcept {
-  float m = -std::numeric_limits<float>::infinity();
-  for (std::size_t i = 0; i < n; ++i) {
-    x[i] *= scale;
-    m = x[i] > m ? x[i] : m;
-  }
-  return m;
-}
-
 }  // namespace ref
 
 namespace simd {
 
 template <class Arch>
 float exp_shifted(const float* x, std::size_t n, float shift, float* y) noexcept;
-template <class Arch>
-float scale_max(float* x, std::size_t n, float scale) noexcept;
 
 /// The softmax entries of a kernel table (see kernel_table.hpp).
 struct softmax_kernels {
   float (*exp_shifted)(const float* x, std::size_t n, float shift, float* y) noexcept;
-  float (*scale_max)(float* x, std::size_t n, float scale) noexcept;
 };
 
 template <class Arch>
 softmax_kernels make_softmax_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::exp_shifted, &ref::scale_max};
+    return {&ref::exp_shifted};
   } else {
-    return {&exp_shifted<Arch>, &scale_max<Arch>};
+    return {&exp_shifted<Arch>};
   }
 }
 
@@ -172,34 +155,6 @@ float exp_shifted(const float* x, std::size_t n, float shift, float* y) noexcept
     acc0 += e;
   }
   return reduce_add(acc0 + acc1);
-}
-
-template <class Arch>
-float scale_max(float* x, std::size_t n, float scale) noexcept {
-  using B = batch<float, Arch>;
-  constexpr std::size_t W = B::size;
-  const B s(scale);
-  B m0(-std::numeric_limits<float>::infinity()), m1 = m0;
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {  // two maxima hide the compare-select latency
-    const B v0 = B::load_unaligned(x + i) * s, v1 = B::load_unaligned(x + i + W) * s;
-    v0.store_unaligned(x + i);
-    v1.store_unaligned(x + i + W);
-    m0 = xsimd::select(v0 > m0, v0, m0);  // (a NaN compares false: skipped)
-    m1 = xsimd::select(v1 > m1, v1, m1);
-  }
-  if (i + W <= n) {
-    const B v = B::load_unaligned(x + i) * s;
-    v.store_unaligned(x + i);
-    m0 = xsimd::select(v > m0, v, m0);
-    i += W;
-  }
-  float m = reduce_max(xsimd::select(m1 > m0, m1, m0));
-  for (; i < n; ++i) {
-    x[i] *= scale;
-    m = x[i] > m ? x[i] : m;
-  }
-  return m;
 }
 
 #if defined(__GNUC__) && !defined(__clang__)

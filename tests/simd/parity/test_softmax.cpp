@@ -3,7 +3,6 @@
 
 #include <cfloat>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -58,33 +57,4 @@ TEST_CASE("exp_shifted: special values", "[parity][softmax]") {
       for (std::size_t i = 6; i < n; ++i) CHECK(y[(at + i) % n] == 1.0f);
     }
   }
-}
-
-TEST_CASE("scale_max scales in place and returns the oracle's maximum", "[parity][softmax]") {
-  const auto& k = parity::under_test().softmax;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  constexpr float inf = std::numeric_limits<float>::infinity();
-  for (std::size_t n : parity::lengths()) {
-    for (std::size_t off : parity::offsets) {
-      parity::floats x(n, off, static_cast<std::uint32_t>(n * 5 + off), 8.0f);
-      // Masked (-inf) and NaN scores among the others, and all of one kind.
-      if (n > 3) x.data[n / 3] = -inf;
-      if (n > 5) x.data[n - 2] = nan;
-      for (float scale : {0.125f, -3.0f}) {
-        std::vector<float> want(x.data, x.data + n + 1), got = want;
-        const float m_want = qcodec::ref::scale_max(want.data(), n, scale);
-        const float m_got = k.scale_max(got.data(), n, scale);
-        INFO("n=" << n << " offset=" << off << " scale=" << scale);
-        REQUIRE(m_got == m_want);
-        REQUIRE(std::memcmp(got.data(), want.data(), (n + 1) * sizeof(float)) == 0);
-      }
-    }
-  }
-  for (float fill : {nan, -inf}) {
-    std::vector<float> x(37, fill);
-    REQUIRE(k.scale_max(x.data(), x.size(), 2.0f) == -inf);
-  }
-  float none = 1.0f;
-  REQUIRE(k.scale_max(&none, 0, 2.0f) == -inf);
-  REQUIRE(none == 1.0f);
 }
