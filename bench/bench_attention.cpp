@@ -251,7 +251,7 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_w16)
     ->Name("BM_attention_decode/rotated4-w16")
     ->Apply(shapes);
 
-// 4-bit per-token keys in blocks of 16 tokens (kv/token_blocks.hpp: VNNI dots without lane
+// 4-bit per-token keys in blocks of 16 tokens (kv/token_blocks.hpp: integer dots without lane
 // reductions), values as above.
 using q4_blocks = kv::cache<kv::token_blocks<4>, kv::per_token<4>>;
 using q4_blocks_w16 = kv::cache<kv::token_blocks<4>, w16_values>;

@@ -214,7 +214,7 @@ template <unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const float* q, std::size_t nq, float* out,
                                      std::size_t ld) noexcept {
-  // The queries' int8 forms, read as dwords (written through int8_t, a character type).
+  // The queries' int8 forms, read as dwords (written by intrinsic stores and memset).
   alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
@@ -246,7 +246,7 @@ QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, 
 #undef QCODEC_TB_VNNI_TARGET
 #endif
 
-#if XSIMD_WITH_AVX2
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)  // (vfmadd, vcvtph2ps)
 namespace detail::token_blocks {
 
 // q's int8 form into q8 (n a multiple of 8), with b = f.scale * sum q8, on AVX2.
@@ -272,13 +272,14 @@ int8_dots::int8_form int8_query_avx2(const float* q, std::size_t n, std::int8_t*
   }
   const __m256 inv = _mm256_set1_ps(f.inv);
   __m256i sum = _mm256_setzero_si256();
-  alignas(32) std::int32_t k[8];
   for (std::size_t i = 0; i < n; i += 8) {  // cvtps_epi32 rounds in the current mode
     const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(q + i), inv));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(k), v);
-    for (std::size_t j = 0; j < 8; ++j) q8[i + j] = static_cast<std::int8_t>(k[j]);  // |k| <= 127
+    // |v| <= 127: the saturating packs keep the values; 8 bytes stored as one qword.
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q8 + i), _mm_packs_epi16(w, w));
     sum = _mm256_add_epi32(sum, v);
   }
+  alignas(32) std::int32_t k[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(k), sum);
   std::int32_t total = 0;
   for (std::int32_t x : k) total += x;
@@ -373,7 +374,7 @@ void token_block_dots_i8_base(const std::uint8_t* in, std::size_t count, std::si
                               unsigned bits, const float* q, std::size_t nq, float* out,
                               std::size_t ld) noexcept {
   namespace d = detail::token_blocks;
-#if XSIMD_WITH_AVX2
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)  // (vfmadd, vcvtph2ps)
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
     if ((bits == 1 || bits == 2 || bits == 4) && n % token_block_group<Arch>(bits) == 0 &&
         n <= d::max_n) {

@@ -119,7 +119,7 @@ TEST_CASE("token block dots: zero, tiny, huge and non-finite queries", "[parity]
   std::mt19937 rng(5);
   const float inf = std::numeric_limits<float>::infinity();
   for (std::size_t n : {64u, 128u})
-    for (float special : {0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
+    for (float special : {0.0f, -0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
       const dots_case c{4, n, 5, 3, 1};
       const blocks b = random_blocks(c, rng);
       std::vector<float> q = random_queries(c, rng);
@@ -154,7 +154,8 @@ TEST_CASE("token block dots: every rounding mode", "[parity][token_blocks]") {
   for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
     INFO("rounding mode " << mode);
     for (const dots_case c :
-         {dots_case{4, 64, 9, 4, 0}, dots_case{4, 128, 9, 4, 0}, dots_case{8, 1024, 2, 2, 0}}) {
+         {dots_case{1, 64, 9, 4, 0}, dots_case{2, 64, 9, 4, 0}, dots_case{4, 64, 9, 4, 0},
+          dots_case{4, 128, 9, 4, 0}, dots_case{8, 1024, 2, 2, 0}}) {
       const blocks b = random_blocks(c, rng);
       std::vector<float> q = random_queries(c, rng);
       if (c.bits == 8) {  // q8 = 127 throughout: sums near 127 * 1024 * 127.5, about 2^24
