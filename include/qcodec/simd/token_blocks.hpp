@@ -119,6 +119,32 @@ void dots_generic(const std::uint8_t* in, std::size_t count, std::size_t n, unsi
   }
 }
 
+// A fast path's two halves: an int8 query form (into q8, with b = f.scale * sum q8) and the
+// scores of `count` blocks against G = 1-4 queries whose forms qd holds (dots_in_fours).
+using int8_query_fn = int8_dots::int8_form (*)(const float* q, std::size_t n, std::int8_t* q8,
+                                               float& b) noexcept;
+using block_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
+                               const std::int32_t* qd, const float* scale, const float* b,
+                               float* out, std::size_t ld) noexcept;
+
+// The queries four at a time: qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword (written by
+// intrinsic stores and memset) and scale[g] = f_g.scale; dots[G - 1] scores the blocks against
+// those G queries. n is a multiple of 4 up to max_n.
+inline void dots_in_fours(int8_query_fn int8_query, const block_dots_fn (&dots)[4],
+                          const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
+                          std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    float scale[4], b[4];
+    for (std::size_t g = 0; g < gn; ++g) {
+      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
+      scale[g] = int8_query(q + (g0 + g) * n, n, q8, b[g]).scale;
+    }
+    dots[gn - 1](in, count, n, qd, scale, b, out + g0 * ld, ld);
+  }
+}
+
 }  // namespace simd::detail::token_blocks
 
 namespace ref {
@@ -144,9 +170,8 @@ namespace detail::token_blocks {
 // With AVX-512 VNNI (checked at run time: its own target attribute, as int8_dots.hpp).
 #define QCODEC_TB_VNNI_TARGET __attribute__((target("avx512vnni")))
 
-// G <= 4 queries: qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword; scale[g] = f_g.scale.
-// Two accumulators per query (by bit field: 8-bit codes, one field, use one) halve the
-// dependency chains.
+// A block_dots_fn (G queries). Two accumulators per query (by bit field: 8-bit codes, one field,
+// use one) halve the dependency chains.
 template <std::size_t G, unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const std::int32_t* qd, const float* scale, const float* b,
@@ -211,34 +236,11 @@ QCODEC_TB_VNNI_TARGET int8_dots::int8_form int8_query_avx512(const float* q, std
 }
 
 template <unsigned Bits, class Arch>
-QCODEC_TB_VNNI_TARGET void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
-                                     const float* q, std::size_t nq, float* out,
-                                     std::size_t ld) noexcept {
-  // The queries' int8 forms, read as dwords (written by intrinsic stores and memset).
-  alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
-    float scale[4], b[4];
-    for (std::size_t g = 0; g < gn; ++g) {
-      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
-      scale[g] = int8_query_avx512<Arch>(q + (g0 + g) * n, n, q8, b[g]).scale;
-    }
-    float* og = out + g0 * ld;
-    switch (gn) {
-      case 1:
-        dots_vnni<1, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      case 2:
-        dots_vnni<2, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      case 3:
-        dots_vnni<3, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      default:
-        dots_vnni<4, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-    }
-  }
+void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
+               std::size_t nq, float* out, std::size_t ld) noexcept {
+  static constexpr block_dots_fn dots[4] = {&dots_vnni<1, Bits, Arch>, &dots_vnni<2, Bits, Arch>,
+                                            &dots_vnni<3, Bits, Arch>, &dots_vnni<4, Bits, Arch>};
+  dots_in_fours(&int8_query_avx512<Arch>, dots, in, count, n, q, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -287,9 +289,10 @@ int8_dots::int8_form int8_query_avx2(const float* q, std::size_t n, std::int8_t*
   return f;
 }
 
-// Bits <= 4, without VNNI: vpmaddubsw's pair sums (codes <= 15, |q8| <= 127: <= 3810) never
-// saturate; two bit fields' are added as 16 bits (<= 7620) and vpmaddwd against ones widens them
-// to each token's sum. Tokens 0-7 and 8-15 of a group are its two 32-byte halves.
+// A block_dots_fn for Bits <= 4 without VNNI: vpmaddubsw's pair sums (codes <= 15 and
+// |q8| <= 127: <= 3810) never saturate; two bit fields' are added as 16 bits (<= 7620) and
+// vpmaddwd against ones widens them to each token's sum. Tokens 0-7 and 8-15 of a group are its two
+// 32-byte halves.
 template <std::size_t G, unsigned Bits, class Arch>
 void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, const std::int32_t* qd,
                   const float* scale, const float* b, float* out, std::size_t ld) noexcept {
@@ -338,30 +341,10 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
 template <unsigned Bits, class Arch>
 void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
                     std::size_t nq, float* out, std::size_t ld) noexcept {
-  alignas(32) std::int32_t qd[max_n];  // as dots_bits
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
-    float scale[4], b[4];
-    for (std::size_t g = 0; g < gn; ++g) {
-      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
-      scale[g] = int8_query_avx2<Arch>(q + (g0 + g) * n, n, q8, b[g]).scale;
-    }
-    float* og = out + g0 * ld;
-    switch (gn) {
-      case 1:
-        dots_maddubs<1, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      case 2:
-        dots_maddubs<2, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      case 3:
-        dots_maddubs<3, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-      default:
-        dots_maddubs<4, Bits, Arch>(in, count, n, qd, scale, b, og, ld);
-        break;
-    }
-  }
+  static constexpr block_dots_fn dots[4] = {
+      &dots_maddubs<1, Bits, Arch>, &dots_maddubs<2, Bits, Arch>, &dots_maddubs<3, Bits, Arch>,
+      &dots_maddubs<4, Bits, Arch>};
+  dots_in_fours(&int8_query_avx2<Arch>, dots, in, count, n, q, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
