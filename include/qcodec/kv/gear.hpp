@@ -173,23 +173,18 @@ class gear {
       float* su = s + u * GroupTokens;
       inner_.scores(unit, inner_units, q, nq, su, ld);
       if constexpr (Rank > 0) {
-        float a[GroupTokens * Rank], row[max_head_dim], bq[heads * Rank];
+        // q . (A B)_t = A_t . (B q): B q by the row kernel (B's rows read once for the chunk's
+        // heads), the sums over the rank in plain code. (Not std::fma: in code built without
+        // FMA instructions, that is a library call per step.)
+        float a[GroupTokens * Rank], bq[heads * Rank];
         load_halves(factor_a(unit), GroupTokens * Rank, a);
         detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
-          for (std::size_t j = 0; j < Rank; ++j) {
-            load_halves(factor_b(unit) + 2 * j * d_, d_, row);
-            for (std::size_t g = 0; g < gn; ++g) {
-              const float* qg = q + (g0 + g) * d_;
-              float dot = 0.0f;
-              for (std::size_t i = 0; i < d_; ++i) dot = std::fma(row[i], qg[i], dot);
-              bq[g * Rank + j] = dot;
-            }
-          }
+          simd::kernels().rows.f16_row_dots(factor_b(unit), 2 * d_, Rank, d_, q + g0 * d_, gn, bq,
+                                            Rank);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t t = 0; t < GroupTokens; ++t) {
               float add = 0.0f;
-              for (std::size_t j = 0; j < Rank; ++j)
-                add = std::fma(a[t * Rank + j], bq[g * Rank + j], add);
+              for (std::size_t j = 0; j < Rank; ++j) add += a[t * Rank + j] * bq[g * Rank + j];
               su[(g0 + g) * ld + t] += add;
             }
         });
@@ -212,24 +207,20 @@ class gear {
       const float* pu = p + u * GroupTokens;
       inner_.accumulate(unit, inner_units, pu, ldp, nq, acc);
       if constexpr (Rank > 0) {
-        float a[GroupTokens * Rank], row[max_head_dim], w[heads * Rank];
+        // sum_t p_t (A B)_t = (sum_t p_t A_t) B: the sums over the group's tokens in plain code
+        // (as scores), B's rows added by the row kernel.
+        float a[GroupTokens * Rank], w[heads * Rank];
         load_halves(factor_a(unit), GroupTokens * Rank, a);
         detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t j = 0; j < Rank; ++j) {
               float sum = 0.0f;
               for (std::size_t t = 0; t < GroupTokens; ++t)
-                sum = std::fma(pu[(g0 + g) * ldp + t], a[t * Rank + j], sum);
+                sum += pu[(g0 + g) * ldp + t] * a[t * Rank + j];
               w[g * Rank + j] = sum;
             }
-          for (std::size_t j = 0; j < Rank; ++j) {
-            load_halves(factor_b(unit) + 2 * j * d_, d_, row);
-            for (std::size_t g = 0; g < gn; ++g) {
-              float* out = acc + (g0 + g) * d_;
-              for (std::size_t i = 0; i < d_; ++i)
-                out[i] = std::fma(w[g * Rank + j], row[i], out[i]);
-            }
-          }
+          simd::kernels().rows.f16_row_axpys(factor_b(unit), 2 * d_, Rank, d_, w, Rank, gn,
+                                             acc + g0 * d_);
         });
       }
       for (std::size_t j = 0; j < k_; ++j) {

@@ -100,11 +100,8 @@ class per_token {
       detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
         float scale[chunk_tokens], offset[chunk_tokens];
         detail::load_half_pairs(units + t0 * unit_bytes(), unit_bytes(), tn, scale, offset);
-        for (std::size_t g = 0; g < gn; ++g) {
-          float* sg = s + (g0 + g) * ld + t0;
-          for (std::size_t t = 0; t < tn; ++t)
-            sg[t] = std::fma(scale[t], sg[t], offset[t] * q_sum[g]);
-        }
+        for (std::size_t g = 0; g < gn; ++g)
+          k.rows.affine_scores(scale, offset, q_sum[g], s + (g0 + g) * ld + t0, tn);
       });
     });
   }

@@ -149,6 +149,14 @@ inline void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n
   }
 }
 
+// Appended: affine_scores, the scores of affine rows (scale s_t, offset o_t) from their code dots:
+// y[t] = fma(s[t], y[t], o[t] * c), c the query's sum; exact on every target. (In codec code,
+// std::fma compiled without FMA instructions is a library call per token.)
+inline void affine_scores(const float* scale, const float* offset, float c, float* y,
+                          std::size_t n) noexcept {
+  for (std::size_t t = 0; t < n; ++t) y[t] = std::fma(scale[t], y[t], offset[t] * c);
+}
+
 }  // namespace ref
 
 namespace simd {
@@ -186,6 +194,9 @@ void f16_row_axpys(const std::uint8_t* in, std::size_t stride, std::size_t rows,
 template <class Arch>
 void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float* first,
                 float* second) noexcept;
+template <class Arch>
+void affine_scores(const float* scale, const float* offset, float c, float* y,
+                   std::size_t n) noexcept;
 
 /// The row entries of a kernel table (see kernel_table.hpp).
 struct row_kernels {
@@ -208,18 +219,20 @@ struct row_kernels {
                         const float*, const float*, std::size_t, std::size_t, float*) noexcept;
   // Appended: the fp16 (scale, offset) pairs heading n rows (half_pairs below).
   void (*half_pairs)(const std::uint8_t*, std::size_t, std::size_t, float*, float*) noexcept;
+  // Appended: y[t] = fma(scale[t], y[t], offset[t] * c) (affine_scores below).
+  void (*affine_scores)(const float*, const float*, float, float*, std::size_t) noexcept;
 };
 
 template <class Arch>
 row_kernels make_row_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots,
-            &ref::f32_row_axpys, &ref::f16_row_dots,  &ref::f16_row_axpys,
-            &ref::lut_row_dots,  &ref::lut_row_axpys, &ref::half_pairs};
+    return {&ref::code_row_dots, &ref::code_row_axpys, &ref::f32_row_dots, &ref::f32_row_axpys,
+            &ref::f16_row_dots,  &ref::f16_row_axpys,  &ref::lut_row_dots, &ref::lut_row_axpys,
+            &ref::half_pairs,    &ref::affine_scores};
   } else {
-    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>,
-            &f32_row_axpys<Arch>, &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,
-            &lut_row_dots<Arch>,  &lut_row_axpys<Arch>, &half_pairs<Arch>};
+    return {&code_row_dots<Arch>, &code_row_axpys<Arch>, &f32_row_dots<Arch>, &f32_row_axpys<Arch>,
+            &f16_row_dots<Arch>,  &f16_row_axpys<Arch>,  &lut_row_dots<Arch>, &lut_row_axpys<Arch>,
+            &half_pairs<Arch>,    &affine_scores<Arch>};
   }
 }
 
@@ -1607,6 +1620,21 @@ void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n, float
     first[t] = detail::cvt::portable_f16_to_f32<Arch>(h[0]);
     second[t] = detail::cvt::portable_f16_to_f32<Arch>(h[1]);
   }
+}
+
+template <class Arch>
+void affine_scores(const float* scale, const float* offset, float c, float* y,
+                   std::size_t n) noexcept {
+  using F = detail::rows::F<Arch>;
+  constexpr std::size_t W = F::size;
+  const F cv(c);
+  std::size_t t = 0;
+  for (; t + W <= n; t += W) {
+    const F o = F::load_unaligned(offset + t) * cv;
+    detail::packed::fmadd<Arch>(F::load_unaligned(scale + t), F::load_unaligned(y + t), o)
+        .store_unaligned(y + t);
+  }
+  for (; t < n; ++t) y[t] = std::fma(scale[t], y[t], offset[t] * c);  // (FMA in kernel units)
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
