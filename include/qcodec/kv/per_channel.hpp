@@ -171,9 +171,12 @@ class per_channel {
                                             sums);
         for (std::size_t g = 0; g < gn; ++g) {
           const float p_total = simd::kernels().reductions.sum(pu + g * ldp, G);
+          // sums = fma(scale, sums, offset * p_total) by a kernel: std::fma is a libm call in
+          // code built without FMA instructions.
+          float* sg = sums + g * d_;
+          simd::kernels().rows.affine_scores(scale, offset, p_total, sg, d_);
           float* row = acc + (g0 + g) * d_;
-          for (std::size_t c = 0; c < d_; ++c)
-            row[c] += std::fma(scale[c], sums[g * d_ + c], offset[c] * p_total);
+          for (std::size_t c = 0; c < d_; ++c) row[c] += sg[c];
         }
       });
     }
