@@ -69,8 +69,8 @@ class gear {
  public:
   static constexpr std::size_t group_tokens = GroupTokens;
   static constexpr std::size_t rank = Rank;
-  /// Stack buffers hold 1024 floats, positions in a unit (G x head_dim) are 16-bit, and Inner
-  /// may have its own limit.
+  /// 1024 as the other stream codecs (per_channel's stack buffers), positions in a unit
+  /// (G x head_dim) are 16-bit, and Inner may have its own limit.
   static constexpr std::size_t max_head_dim =
       std::min({std::size_t{1024}, 65536 / GroupTokens, detail::max_head_dim_of<Inner>()});
   static constexpr std::size_t head_dim_multiple = detail::head_dim_multiple_of<Inner>();
@@ -174,8 +174,8 @@ class gear {
       inner_.scores(unit, inner_units, q, nq, su, ld);
       if constexpr (Rank > 0) {
         // q . (A B)_t = A_t . (B q): B q by the row kernel (B's rows read once for the chunk's
-        // heads), the sums over the rank in plain code. (Not std::fma: in code built without
-        // FMA instructions, that is a library call per step.)
+        // heads), the sums over the rank in plain code, not std::fma (in code built without FMA
+        // instructions a library call per step; the sparse entries below, few, still use it).
         float a[GroupTokens * Rank], bq[heads * Rank];
         load_halves(factor_a(unit), GroupTokens * Rank, a);
         detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {

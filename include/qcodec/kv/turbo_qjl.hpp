@@ -153,15 +153,19 @@ class turbo_qjl {
       rows.f32_row_dots(sketch_bytes(), d_ * sizeof(float), m, d_, q + g0 * d_, gn, sq, m);
       detail::for_chunks(count, chunk_tokens, [&](std::size_t t0, std::size_t tn) {
         float sketch_dot[heads * chunk_tokens], norm[chunk_tokens], gamma[chunk_tokens];
-        for (std::size_t t = 0; t < tn; ++t)
+        for (std::size_t t = 0; t < tn; ++t) {
           detail::load_half_pair(units + (t0 + t) * ub, norm[t], gamma[t]);
+          gamma[t] *= qjl_scale();
+        }
         rows.lut_row_dots(units + t0 * ub + 4 + code_bytes(), ub, tn, m, 1, plus_minus_one, sq, gn,
                           sketch_dot, chunk_tokens);
         for (std::size_t g = 0; g < gn; ++g) {
+          // s = norm * fma(gamma', sketch . q, s): the fma by affine_scores (with offset s and
+          // c = 1, exact), as std::fma is a libm call in code built without FMA instructions.
           float* sg = s + (g0 + g) * ld + t0;
-          for (std::size_t t = 0; t < tn; ++t)
-            sg[t] =
-                norm[t] * std::fma(gamma[t] * qjl_scale(), sketch_dot[g * chunk_tokens + t], sg[t]);
+          float* dot = sketch_dot + g * chunk_tokens;
+          rows.affine_scores(gamma, sg, 1.0f, dot, tn);
+          for (std::size_t t = 0; t < tn; ++t) sg[t] = norm[t] * dot[t];
         }
       });
     });

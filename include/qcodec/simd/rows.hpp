@@ -150,8 +150,9 @@ inline void half_pairs(const std::uint8_t* in, std::size_t stride, std::size_t n
 }
 
 // Appended: affine_scores, the scores of affine rows (scale s_t, offset o_t) from their code dots:
-// y[t] = fma(s[t], y[t], o[t] * c), c the query's sum; exact on every target. (In codec code,
-// std::fma compiled without FMA instructions is a library call per token.)
+// y[t] = fma(s[t], y[t], o[t] * c), c the query's sum. Every target returns these bits (NaN
+// payloads aside, when two operands of one operation are NaN). In codec code std::fma, compiled
+// without FMA instructions, is a library call per token.
 inline void affine_scores(const float* scale, const float* offset, float c, float* y,
                           std::size_t n) noexcept {
   for (std::size_t t = 0; t < n; ++t) y[t] = std::fma(scale[t], y[t], offset[t] * c);

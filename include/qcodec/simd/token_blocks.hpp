@@ -129,10 +129,12 @@ using block_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::s
 
 // The queries four at a time: qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword (written by
 // intrinsic stores and memset) and scale[g] = f_g.scale; dots[G - 1] scores the blocks against
-// those G queries. n is a multiple of 4 up to max_n.
-inline void dots_in_fours(int8_query_fn int8_query, const block_dots_fn (&dots)[4],
-                          const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
-                          std::size_t nq, float* out, std::size_t ld) noexcept {
+// those G queries. n is a multiple of 4 up to max_n. (A template on Arch, as every kernel helper:
+// each target's build has its own copy.)
+template <class Arch>
+void dots_in_fours(int8_query_fn int8_query, const block_dots_fn (&dots)[4], const std::uint8_t* in,
+                   std::size_t count, std::size_t n, const float* q, std::size_t nq, float* out,
+                   std::size_t ld) noexcept {
   alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
@@ -240,7 +242,7 @@ void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n, const f
                std::size_t nq, float* out, std::size_t ld) noexcept {
   static constexpr block_dots_fn dots[4] = {&dots_vnni<1, Bits, Arch>, &dots_vnni<2, Bits, Arch>,
                                             &dots_vnni<3, Bits, Arch>, &dots_vnni<4, Bits, Arch>};
-  dots_in_fours(&int8_query_avx512<Arch>, dots, in, count, n, q, nq, out, ld);
+  dots_in_fours<Arch>(&int8_query_avx512<Arch>, dots, in, count, n, q, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -344,7 +346,7 @@ void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n, co
   static constexpr block_dots_fn dots[4] = {
       &dots_maddubs<1, Bits, Arch>, &dots_maddubs<2, Bits, Arch>, &dots_maddubs<3, Bits, Arch>,
       &dots_maddubs<4, Bits, Arch>};
-  dots_in_fours(&int8_query_avx2<Arch>, dots, in, count, n, q, nq, out, ld);
+  dots_in_fours<Arch>(&int8_query_avx2<Arch>, dots, in, count, n, q, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
