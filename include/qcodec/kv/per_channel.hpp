@@ -85,14 +85,11 @@ class per_channel {
       inv[c] = s != 0.0f ? 1.0f / s : 0.0f;
       bias[c] = -o * inv[c];
     }
-    const simd::packing_kernels& pack = simd::kernels().packing;
+    const simd::kernel_table& k = simd::kernels();
     std::uint8_t codes[max_head_dim];
     for (std::size_t t = 0; t < G; ++t) {
-      for (std::size_t c = 0; c < d_; ++c) {
-        const float q = std::nearbyint(std::fma(x[t * d_ + c], inv[c], bias[c]));
-        codes[c] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= max_code ? q : max_code) : 0.0f);
-      }
-      pack.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
+      k.affine.quantize_codes(x + t * d_, inv, bias, d_, Bits, codes);
+      k.packing.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
     }
   }
 

@@ -141,6 +141,18 @@ inline void decode_axpy(const std::uint8_t* in, std::size_t n, unsigned bits, af
     y[i] = std::fma(std::fma(static_cast<float>(r.next()), p.scale, p.offset), a, y[i]);
 }
 
+/// Appended: the encode with parameters per element, as unpacked byte codes:
+/// codes[i] = clamp(nearbyint(fma(x[i], inv[i], bias[i])), 0, 2^bits - 1) (inv and bias as
+/// the header computes them from each element's scale and offset; per-channel keys).
+inline void quantize_codes(const float* x, const float* inv, const float* bias, std::size_t n,
+                           unsigned bits, std::uint8_t* codes) noexcept {
+  const float max_code = static_cast<float>((1u << bits) - 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float q = std::nearbyint(std::fma(x[i], inv[i], bias[i]));
+    codes[i] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= max_code ? q : max_code) : 0.0f);
+  }
+}
+
 }  // namespace ref
 
 // GCC 12 reports its own AVX-512 intrinsics (the `__Y = __Y` self-initialisation inside
@@ -169,6 +181,10 @@ float decode_dot(const std::uint8_t* in, std::size_t n, unsigned bits, affine_pa
 template <class Arch>
 void decode_axpy(const std::uint8_t* in, std::size_t n, unsigned bits, affine_params p, float a,
                  float* y) noexcept;
+/// Byte codes of x[0, n) with parameters per element (ref::quantize_codes).
+template <class Arch>
+void quantize_codes(const float* x, const float* inv, const float* bias, std::size_t n,
+                    unsigned bits, std::uint8_t* codes) noexcept;
 
 /// The affine entries of a kernel table (see kernel_table.hpp). `bits` is 1..8 for all of them.
 struct affine_kernels {
@@ -180,15 +196,19 @@ struct affine_kernels {
                       const float* v) noexcept;
   void (*decode_axpy)(const std::uint8_t* in, std::size_t n, unsigned bits, affine_params p,
                       float a, float* y) noexcept;
+  // Appended: parameters per element (per-channel keys), unpacked codes.
+  void (*quantize_codes)(const float* x, const float* inv, const float* bias, std::size_t n,
+                         unsigned bits, std::uint8_t* codes) noexcept;
 };
 
 template <class Arch>
 affine_kernels make_affine_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::quantize_pack, &ref::unpack_dequantize, &ref::decode_dot, &ref::decode_axpy};
+    return {&ref::quantize_pack, &ref::unpack_dequantize, &ref::decode_dot, &ref::decode_axpy,
+            &ref::quantize_codes};
   } else {
-    return {&quantize_pack<Arch>, &unpack_dequantize<Arch>, &decode_dot<Arch>,
-            &decode_axpy<Arch>};
+    return {&quantize_pack<Arch>, &unpack_dequantize<Arch>, &decode_dot<Arch>, &decode_axpy<Arch>,
+            &quantize_codes<Arch>};
   }
 }
 
@@ -852,6 +872,25 @@ void decode_axpy(const std::uint8_t* in, std::size_t n, unsigned bits, affine_pa
   detail::packed::with_bits<Arch>(bits, [&](auto b) {
     detail::affine::decode_axpy<decltype(b)::value, Arch>(in, n, p, a, y);
   });
+}
+
+// In codec code std::nearbyint and std::fma are library calls unless the program is built with
+// SSE4.1 and FMA; per-channel keys round every element of a unit, so they take this kernel.
+template <class Arch>
+void quantize_codes(const float* x, const float* inv, const float* bias, std::size_t n,
+                    unsigned bits, std::uint8_t* codes) noexcept {
+  using F = detail::packed::f32<Arch>;
+  constexpr std::size_t W = F::size;
+  const F max_code(static_cast<float>((1u << bits) - 1));
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const F t = detail::packed::fmadd<Arch>(F::load_unaligned(x + i), F::load_unaligned(inv + i),
+                                            F::load_unaligned(bias + i));
+    alignas(64) std::int32_t q[W];
+    detail::packed::to_code<Arch>(t, max_code, Arch{}).store_aligned(q);
+    for (std::size_t j = 0; j < W; ++j) codes[i + j] = static_cast<std::uint8_t>(q[j]);
+  }
+  ref::quantize_codes(x + i, inv + i, bias + i, n - i, bits, codes + i);  // the tail
 }
 
 }  // namespace simd

@@ -160,3 +160,29 @@ TEST_CASE("decode_dot matches the oracle within summation rounding", "[parity][a
     }
   }
 }
+
+// Appended: quantize_codes, parameters per element (each from random_params, so scale 0 and
+// negative scales too), values across and beyond each element's code range with NaN, infinities
+// and huge magnitudes; every length and misalignment, byte for byte.
+TEST_CASE("quantize_codes matches the oracle byte for byte", "[parity][affine]") {
+  const auto& k = parity::under_test().affine;
+  for (unsigned bits = 1; bits <= 8; ++bits) {
+    for (std::size_t n : parity::lengths()) {
+      for (std::size_t off : parity::offsets) {
+        std::mt19937 rng(static_cast<std::uint32_t>(bits * 7919 + n * 13 + off));
+        parity::exact<float> x(n, off, 0.0f), inv(n, off, 0.0f), bias(n, off, 0.0f);
+        for (std::size_t i = 0; i < n; ++i) {
+          const qcodec::affine_params p = random_params(rng, i + n);
+          inv.data[i] = p.scale != 0.0f ? 1.0f / p.scale : 0.0f;
+          bias.data[i] = -p.offset * inv.data[i];
+          x.data[i] = quantizer_input(1, 0, rng, p, bits).data[0];
+        }
+        parity::exact<std::uint8_t> want(n, off, 0xA5), got(n, off, 0xA5);
+        qcodec::ref::quantize_codes(x.data, inv.data, bias.data, n, bits, want.data);
+        k.quantize_codes(x.data, inv.data, bias.data, n, bits, got.data);
+        INFO("bits=" << bits << " n=" << n << " offset=" << off);
+        REQUIRE(want.storage == got.storage);
+      }
+    }
+  }
+}
