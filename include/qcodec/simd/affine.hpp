@@ -890,7 +890,13 @@ void quantize_codes(const float* x, const float* inv, const float* bias, std::si
     detail::packed::to_code<Arch>(t, max_code, Arch{}).store_aligned(q);
     for (std::size_t j = 0; j < W; ++j) codes[i + j] = static_cast<std::uint8_t>(q[j]);
   }
-  ref::quantize_codes(x + i, inv + i, bias + i, n - i, bits, codes + i);  // the tail
+  // The tail as the oracle computes it (not a call to it: an inline function compiled here
+  // could become every unit's copy, the scalar table's included).
+  const float top = static_cast<float>((1u << bits) - 1);
+  for (; i < n; ++i) {
+    const float q = std::nearbyint(std::fma(x[i], inv[i], bias[i]));
+    codes[i] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= top ? q : top) : 0.0f);
+  }
 }
 
 }  // namespace simd
