@@ -113,7 +113,8 @@ template <class Elem>
   float amax = 0.0f;
   for (const float v : x) {
     if (!std::isfinite(v)) return 0xFF;
-    amax = std::fmax(amax, std::fabs(v));
+    const float a = std::fabs(v);
+    amax = a > amax ? a : amax;  // no NaN here; std::fmax would be a libm call
   }
   if (amax == 0.0f) return 0;
   int shared = std::ilogb(amax) - mx_element<Elem>::emax;

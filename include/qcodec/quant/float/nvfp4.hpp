@@ -50,8 +50,8 @@ static_assert(sizeof(nvfp4_block) == 9);
 /// NVIDIA's per-tensor scale absmax / (6 * 448) over the n floats of x (1 when that is 0 or
 /// not finite).
 [[nodiscard]] inline float nvfp4_global_scale(const float* x, std::size_t n) noexcept {
-  float amax = 0.0f;
-  for (std::size_t i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  // The reduction kernel: NaNs skipped, as std::fmax (a libm call per element) skips them.
+  const float amax = simd::kernels().reductions.absmax(x, n);
   const float g = amax / (6.0f * 448.0f);
   return (g > 0.0f && std::isfinite(g)) ? g : 1.0f;
 }
@@ -86,8 +86,7 @@ inline double nvfp4_encode_values(std::span<const float> x, std::uint8_t scale, 
 /// Block scale bits for a group of values under `global`, by `rule`.
 [[nodiscard]] inline std::uint8_t nvfp4_block_scale(std::span<const float> x, float global,
                                                     nvfp4_scale_rule rule) noexcept {
-  float amax = 0.0f;
-  for (const float v : x) amax = std::fmax(amax, std::fabs(v));
+  const float amax = simd::kernels().reductions.absmax(x.data(), x.size());
   const std::uint8_t s = fp8_e4m3(amax / (6.0f * global)).bits;
   if (rule == nvfp4_scale_rule::nvidia || s == 0) return s;
   std::uint8_t tmp[256];
