@@ -27,6 +27,7 @@
 // ordinary ones.
 
 #include <qcodec/core/assert.hpp>
+#include <qcodec/core/rounding.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
 #include <bit>
@@ -40,16 +41,17 @@ namespace qcodec {
 
 namespace detail {
 
-/// 2^(e - 127) for an E8M0 byte; NaN for 0xFF.
+/// 2^(e - 127) for an E8M0 byte, from its bits (e = 0: the subnormal 2^-127); NaN for 0xFF.
+/// (Here and below no std::ldexp, a libm call: products by powers of two are exact, or inf.)
 inline float bfp_scale(std::uint8_t e) noexcept {
   if (e == 0xFF) return std::numeric_limits<float>::quiet_NaN();
-  return std::ldexp(1.0f, static_cast<int>(e) - 127);
+  return std::bit_cast<float>(e == 0 ? 0x00400000u : std::uint32_t{e} << 23);
 }
 
 /// Affine parameters of mantissa codes under exponent e: value = scale * q - 2^(M-1) * scale.
 inline affine_params bfp_affine(std::uint8_t e, unsigned mantissa_bits) noexcept {
   const float scale = bfp_scale(e);
-  return {scale, -std::ldexp(scale, static_cast<int>(mantissa_bits) - 1)};
+  return {scale, -(scale * static_cast<float>(1u << (mantissa_bits - 1)))};
 }
 
 /// The largest exponent byte whose decoded values are all finite.
@@ -67,7 +69,11 @@ inline int bfp_natural_exponent(float a, unsigned mantissa_bits) noexcept {
   return e < 0 ? 0 : (e > bfp_max_exponent(mantissa_bits) ? bfp_max_exponent(mantissa_bits) : e);
 }
 
-/// Squared error of encoding x with exponent byte e (scalar, same arithmetic as the kernels).
+/// Squared error of encoding x with exponent byte e <= bfp_max_exponent (scalar, the results of
+/// the affine kernels' fma(x, inv, bias) and fma(q, scale, offset)). Scale and inv are powers of
+/// two, so both products are exact (or overflow, or vanish next to the sum's other term) and a
+/// product and an addition round as the fma does: no std::fma, which is a libm call where FMA is
+/// no instruction, nor std::nearbyint (core/rounding.hpp).
 inline double bfp_squared_error(const float* x, std::size_t n, std::uint8_t e,
                                 unsigned mantissa_bits) noexcept {
   const affine_params p = bfp_affine(e, mantissa_bits);
@@ -75,9 +81,9 @@ inline double bfp_squared_error(const float* x, std::size_t n, std::uint8_t e,
   const float max_code = static_cast<float>((1u << mantissa_bits) - 1);
   double err = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    float q = std::nearbyint(std::fma(x[i], inv, bias));
+    float q = nearbyint_small(x[i] * inv + bias);
     q = q >= 0.0f ? (q <= max_code ? q : max_code) : 0.0f;
-    const double d = static_cast<double>(std::fma(q, p.scale, p.offset)) - x[i];
+    const double d = static_cast<double>(q * p.scale + p.offset) - x[i];
     err += d * d;
   }
   return err;
@@ -121,10 +127,11 @@ class bfp {
     if constexpr (M == 8) {
       simd::kernels().affine.quantize_pack(x.data(), x.size(), a, 8, sym.data());
     } else {
+      // fma(x, inv, bias) without std::fma: inv is a power of two (detail::bfp_squared_error).
       const float inv = 1.0f / a.scale, bias = -a.offset * inv;
       constexpr float max_code = static_cast<float>((1u << M) - 1);
       for (std::size_t i = 0; i < x.size(); ++i) {
-        const float q = std::nearbyint(std::fma(x[i], inv, bias));
+        const float q = detail::nearbyint_small(x[i] * inv + bias);
         sym[i] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= max_code ? q : max_code) : 0.0f);
       }
     }

@@ -49,6 +49,7 @@
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/rng.hpp>
+#include <qcodec/core/rounding.hpp>
 #include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
@@ -141,29 +142,12 @@ inline void encode_stochastic(const float* x, std::size_t n, float inv, float bi
   }
 }
 
-// std::nearbyint(v) for |v| <= 2^22, rounded in the current mode; a larger |v| gives a result
-// of v's sign beyond 2^21 (enough for encoders that clamp to small codes afterwards). Where
-// nearbyint is no instruction (x86-64 without SSE4.1: programs built without -march flags,
-// whose kernels are picked at run time) it is a libm call, and this adds and subtracts
-// 1.5 * 2^23 instead, which leaves no fraction bits and rounds the same way.
-[[nodiscard]] inline float nearbyint_by_addition(float v) noexcept {
-  constexpr float magic = 12582912.0f;
-  return (v + magic) - magic;
-}
-[[nodiscard]] inline float nearbyint_small(float v) noexcept {
-#if defined(__SSE4_1__) || defined(__aarch64__) || !(defined(__x86_64__) || defined(_M_X64))
-  return std::nearbyint(v);  // one instruction: faster than the two additions (measured)
-#else
-  return nearbyint_by_addition(v);
-#endif
-}
-
 // The encoders below vectorise at any SSE level in GCC 12 and Clang 14 when written as they are:
-// round first and clamp after (GCC moves an addition after a clamp to a constant into the
-// branches, and then cannot vectorise), the sign of x a factor or a choice between integers
-// (a choice between two float results stays a branch). Encoding 64K values in a program
-// built without -march flags took 11-19x (symmetric) the time of a -march=native build while
-// every element called libm's nearbyintf or floorf.
+// round first (nearbyint_small, core/rounding.hpp) and clamp after (GCC moves an addition after
+// a clamp to a constant into the branches, and then cannot vectorise), the sign of x a factor or
+// a choice between integers (a choice between two float results stays a branch). Encoding 64K
+// values in a program built without -march flags took 11-24x (symmetric) the time of a
+// -march=native build while every element called libm's nearbyintf or floorf; now 2.2-3.3x.
 
 // Symmetric, nearest: q = c + sign(x) * clamp(nearbyint(|x| * inv), 1 - c, c - 1) (the lower
 // bound only matters for a negative scale, which mirrors the levels). Rounding |x| makes the
@@ -196,7 +180,7 @@ inline void encode_no_zero(const float* x, std::size_t n, float inv, float c,
     const float r = nearbyint_small(a);
     float f = r < k_max ? r : k_max;  // NaN -> k_max
     f = f > -c ? f : -c;
-    const int k = static_cast<int>(f) - ((r > a) & (r <= k_max) & (r > -c) ? 1 : 0);
+    const int k = static_cast<int>(f) - (((r > a) & (r <= k_max) & (r > -c)) ? 1 : 0);
     sym[i] = static_cast<std::uint8_t>(x[i] < 0.0f ? centre - 1 - k : centre + k);
   }
 }
