@@ -252,8 +252,8 @@ TEST_CASE("integer code row dots match their oracle in every rounding mode",
           "[parity][integer_dots]") {
   // Both round with the current mode (std::nearbyint, vcvtps2dq); no check of the forms may
   // depend on it (x - x is -0 when rounding down), and no mode may round the largest element
-  // past the grid (rounding up, 127 or 16383 became 128 or 16384: a byte or a VNNI split of
-  // 16384 wraps to -128).
+  // past the grid (rounding up, 127 or 16383 became 128 or 16384: a byte wraps to -128, and the
+  // high byte of a VNNI split saturates).
   struct restore_mode {
     ~restore_mode() { std::fesetround(FE_TONEAREST); }
   } restore;

@@ -42,7 +42,7 @@ namespace qcodec {
 namespace detail {
 
 /// 2^(e - 127) for an E8M0 byte, from its bits (e = 0: the subnormal 2^-127); NaN for 0xFF.
-/// (Here and below no std::ldexp, a libm call: products by powers of two are exact, or inf.)
+/// (Here and below no std::ldexp, a libm call: the product by 2^(M-1) is exact, or inf.)
 inline float bfp_scale(std::uint8_t e) noexcept {
   if (e == 0xFF) return std::numeric_limits<float>::quiet_NaN();
   return std::bit_cast<float>(e == 0 ? 0x00400000u : std::uint32_t{e} << 23);
@@ -127,7 +127,9 @@ class bfp {
     if constexpr (M == 8) {
       simd::kernels().affine.quantize_pack(x.data(), x.size(), a, 8, sym.data());
     } else {
-      // fma(x, inv, bias) without std::fma: inv is a power of two (detail::bfp_squared_error).
+      // fma(x, inv, bias) without std::fma, as in detail::bfp_squared_error: inv is a power of
+      // two. Above bfp_max_exponent (offset and bias infinite) and for 0xFF (NaN) the codes are
+      // the kernels' too: the largest code, or 0.
       const float inv = 1.0f / a.scale, bias = -a.offset * inv;
       constexpr float max_code = static_cast<float>((1u << M) - 1);
       for (std::size_t i = 0; i < x.size(); ++i) {

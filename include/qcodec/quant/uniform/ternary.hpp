@@ -59,8 +59,8 @@ class ternary {
     const std::size_t n = x.size() < sym.size() ? x.size() : sym.size();
     const float inv = p.scale != 0.0f ? 1.0f / p.scale : 0.0f;
     for (std::size_t i = 0; i < n; ++i) {
-      // Rounded without libm where nearbyint is no instruction, then clamped (uniform.hpp:
-      // nearbyint_small), which vectorises at any SSE level.
+      // Rounded without a libm call where nearbyint is no instruction (core/rounding.hpp; there,
+      // rounding toward zero takes x / scale in (-1, 0) to -1), then clamped.
       float t = detail::nearbyint_small(x[i] * inv);
       t = t == t ? t : 0.0f;  // NaN -> 0
       t = t > -1.0f ? t : -1.0f;

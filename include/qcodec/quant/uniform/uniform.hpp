@@ -146,7 +146,7 @@ inline void encode_stochastic(const float* x, std::size_t n, float inv, float bi
 // round first (nearbyint_small, core/rounding.hpp) and clamp after (GCC moves an addition after
 // a clamp to a constant into the branches, and then cannot vectorise), the sign of x a factor or
 // a choice between integers (a choice between two float results stays a branch). Encoding 64K
-// values in a program built without -march flags took 11-24x (symmetric) the time of a
+// values in a program built without -march flags took 14-24x (symmetric) the time of a
 // -march=native build while every element called libm's nearbyintf or floorf; now 2.2-3.3x.
 
 // Symmetric, nearest: q = c + sign(x) * clamp(nearbyint(|x| * inv), 1 - c, c - 1) (the lower
