@@ -882,20 +882,24 @@ void quantize_codes(const float* x, const float* inv, const float* bias, std::si
   using F = detail::packed::f32<Arch>;
   constexpr std::size_t W = F::size;
   const F max_code(static_cast<float>((1u << bits) - 1));
-  std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    const F t = detail::packed::fmadd<Arch>(F::load_unaligned(x + i), F::load_unaligned(inv + i),
-                                            F::load_unaligned(bias + i));
+  // Codes [i, i + k) from the batch of t = fma(x, inv, bias) of elements i, i + 1, ...
+  const auto store = [&](const F& t, std::size_t i, std::size_t k) {
     alignas(64) std::int32_t q[W];
     detail::packed::to_code<Arch>(t, max_code, Arch{}).store_aligned(q);
-    for (std::size_t j = 0; j < W; ++j) codes[i + j] = static_cast<std::uint8_t>(q[j]);
+    for (std::size_t j = 0; j < k; ++j) codes[i + j] = static_cast<std::uint8_t>(q[j]);
+  };
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    store(detail::packed::fmadd<Arch>(F::load_unaligned(x + i), F::load_unaligned(inv + i),
+                                      F::load_unaligned(bias + i)),
+          i, W);
   }
-  // The tail as the oracle computes it (not a call to it: an inline function compiled here
-  // could become every unit's copy, the scalar table's included).
-  const float top = static_cast<float>((1u << bits) - 1);
-  for (; i < n; ++i) {
-    const float q = std::nearbyint(std::fma(x[i], inv[i], bias[i]));
-    codes[i] = static_cast<std::uint8_t>(q >= 0.0f ? (q <= top ? q : top) : 0.0f);
+  if (i < n) {  // the first n - i lanes, as quantize_pack's tail
+    const std::size_t k = n - i;
+    const auto first = [&](const float* p) {
+      return detail::packed::load_first<Arch>(p + i, k, Arch{});
+    };
+    store(detail::packed::fmadd<Arch>(first(x), first(inv), first(bias)), i, k);
   }
 }
 
