@@ -139,6 +139,17 @@ TEST_CASE("registry: spec strings", "[codec][spec]") {
   auto junk = qcodec::codec_spec::parse("nf4:group=6x");
   REQUIRE(junk.ok());
   CHECK(junk->get_uint("group", 32, 1, 4096).error().is(e::bad_option));
+  auto number = qcodec::codec_spec::parse("mix:a=1.5,b=-2,c=1e3,d=nan,e=inf,f=1.5x,g=");
+  REQUIRE(!number.ok());  // g has no value
+  number = qcodec::codec_spec::parse("mix:a=1.5,b=-2,c=1e3,d=nan,e=inf,f=1.5x");
+  REQUIRE(number.ok());
+  CHECK(*number->get_float("a", 0.0f, 0.0f, 10.0f) == 1.5f);
+  CHECK(*number->get_float("absent", 4.0f, 0.0f, 10.0f) == 4.0f);
+  CHECK(*number->get_float("c", 0.0f, 0.0f, 1e4f) == 1000.0f);
+  for (const char* key : {"b", "c", "d", "e", "f"}) {  // below, above, NaN, infinite, junk
+    INFO(key);
+    CHECK(number->get_float(key, 0.0f, 0.0f, 10.0f).error().is(e::bad_option));
+  }
 }
 
 TEST_CASE("registry: ggml formats decode ggml's known-answer blocks bit for bit",

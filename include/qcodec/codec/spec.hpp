@@ -93,6 +93,27 @@ class codec_spec {
     return fallback;
   }
 
+  /// The finite number value of option `key` in [lo, hi], or `fallback` when absent.
+  [[nodiscard]] result<float> get_float(std::string_view key, float fallback, float lo,
+                                        float hi) const {
+    for (const auto& [k, value] : options_) {
+      if (k != key) continue;
+      float v = 0.0f;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (ec != std::errc{} || end != value.data() + value.size() || !(v >= lo && v <= hi)) {
+        const auto text = [](float x) {  // the shortest text that reads back as x
+          char buffer[32];
+          return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, x).ptr);
+        };
+        return status::failure(codec_errors::bad_option, name_ + ": " + k + "=" + value +
+                                                             " (expected a number in " + text(lo) +
+                                                             ".." + text(hi) + ")");
+      }
+      return v;
+    }
+    return fallback;
+  }
+
  private:
   std::string name_;
   std::vector<std::pair<std::string, std::string>> options_;
