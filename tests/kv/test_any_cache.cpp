@@ -103,3 +103,55 @@ TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
   odd.head_dim = 4;  // a power of two, still not a multiple of 8
   CHECK(kv::make_cache("rot4b-w16", odd).error().is(kv::errors::bad_config));
 }
+
+TEST_CASE("any_cache: tiered schemes are mixed caches scored through set_importance",
+          "[kv][any_cache][mixed]") {
+  namespace e = qcodec::codec_errors;
+  const kv_test::kv_data data = kv_test::make_kv(300, 2, 64, 3);
+  const std::vector<float> q = kv_test::make_queries(4 * 64, 4);
+  // The concrete type behind "mix-q8-kivi2:salient=0.5", bit for bit, with the same scores.
+  using q8 = kv::cache<kv::per_token<8>, kv::per_token<8>>;
+  using kivi2 = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
+  auto named = kv::make_cache("mix-q8-kivi2:salient=0.5", config());
+  kv::mixed_config mc;
+  mc.base = config();
+  mc.base.residual_tokens = 32;
+  mc.thresholds = {0.5f};
+  auto direct = kv::mixed_cache<q8, kivi2>::create(mc);
+  REQUIRE(named.ok());
+  REQUIRE(direct.ok());
+  CHECK((*named)->tiered());
+  CHECK((*named)->spec() == "mix-q8-kivi2:salient=0.5");
+  CHECK((*named)->config().residual_tokens == 32);
+  const kv::sequence_id a = (*named)->add_sequence(), b = direct->add_sequence();
+  const std::size_t row = 2 * 64;
+  for (std::size_t t = 0; t < 300; ++t) {
+    const float score = static_cast<float>(t % 3) * 0.4f;  // 0, 0.4, 0.8: a third salient
+    REQUIRE((*named)->append(a, 0, &data.keys[t * row], &data.values[t * row], 1).ok());
+    REQUIRE(direct->append(b, 0, &data.keys[t * row], &data.values[t * row], 1).ok());
+    REQUIRE((*named)->set_importance(a, 0, t, score).ok());
+    REQUIRE(direct->set_importance(b, 0, t, score).ok());
+  }
+  CHECK((*named)->set_importance(a, 0, 0, 1.0f).is(kv::errors::not_in_window));
+  CHECK(direct->tier_positions(b, 0, 0).size() == 89);  // t % 3 == 2 among the 268 stored
+  std::vector<float> o1(q.size()), o2(q.size());
+  REQUIRE((*named)->attention(a, 0, q.data(), 4, o1.data()).ok());
+  REQUIRE(kv::attention(*direct, b, 0, q.data(), 4, o2.data()).ok());
+  CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * 4) == 0);
+  CHECK((*named)->sequence_bytes(a) == direct->sequence_bytes(b));
+
+  // The option: only tiered schemes take it; the default (importance_threshold) is not written.
+  CHECK((*kv::make_cache("mix-kivi4-kivi2:salient=4", config()))->spec() == "mix-kivi4-kivi2");
+  CHECK((*kv::make_cache("mix-q8-kivi2:residual=8,salient=1e30", config()))->spec() ==
+        "mix-q8-kivi2:residual=8,salient=1e+30");
+  CHECK(kv::make_cache("q4:salient=4", config()).error().is(e::unknown_option));
+  CHECK(kv::make_cache("mix-q8-kivi2:salient=-1", config()).error().is(e::bad_option));
+  CHECK(kv::make_cache("mix-q8-kivi2:salient=x", config()).error().is(e::bad_option));
+  CHECK(kv::make_cache("mix-q8-kivi2:salient=inf", config()).error().is(e::bad_option));
+  CHECK(kv::make_cache("mix-q8-kivi2:sinks=4", config()).error().is(kv::errors::bad_config));
+  // Caches without tiers have no scores.
+  auto plain = kv::make_cache("q4", config());
+  REQUIRE(plain.ok());
+  CHECK(!(*plain)->tiered());
+  CHECK((*plain)->set_importance((*plain)->add_sequence(), 0, 0, 1.0f).is(kv::errors::bad_config));
+}
