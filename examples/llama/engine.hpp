@@ -12,6 +12,7 @@
 //                                              before, for caches that apply it: KVQuant)
 //     a = cache.attention(q)                   qcodec's fused attention on the compressed cache
 //                                              (GQA: query head h reads KV head h / group)
+//     (tiered caches: the window's tokens scored by the attention they drew, see below)
 //     x += Wo a
 //     h = RMSNorm(x) * rms_ffn
 //     x += W2 (SiLU(W1 h) * W3 h)              SwiGLU
@@ -20,6 +21,13 @@
 // The cache is a kv::any_cache, so the codec (fp32, fp16, q8, q4, kivi2/4, rot4, ...) is chosen
 // at run time from a spec string; everything else is plain fp32 C++. Matrix-vector products use
 // qcodec's fp32 row-dot kernel (the same one attention uses on fp32 rows).
+//
+// A tiered cache (kv::any_cache::tiered: the "mix-" schemes) stores each token at the precision
+// its importance score picks when it leaves the window of the R most recent tokens. The engine
+// scores the window as kv::importance_threshold describes: token j's score is its attention
+// share, the probability p_t,h(j) each query t that saw it in the window gave it times the t + 1
+// tokens that query attended to, averaged over those queries and the query heads. The
+// probabilities come from the fused attention's log-sum-exp and the window's exact keys.
 //
 // Also here: greedy generation and the teacher-forced evaluation (perplexity, KL divergence
 // and top-1 agreement against an fp32 cache, KV bytes) that `qcodec_llama --ppl` prints and
@@ -38,6 +46,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -116,6 +125,10 @@ class engine {
     gate_.resize(c.hidden_dim);
     up_.resize(c.hidden_dim);
     logits_.resize(c.vocab_size);
+    if (cache.tiered()) {
+      lse_.resize(c.n_heads);
+      windows_.resize(c.n_layers);
+    }
   }
   ~engine() { (void)cache_.free_sequence(sequence_); }
   engine(const engine&) = delete;
@@ -133,6 +146,7 @@ class engine {
   /// Forgets the sequence (the cache keeps its pages for reuse).
   qcodec::status reset() {
     position_ = 0;
+    for (window& w : windows_) w = {};
     return cache_.clear(sequence_);
   }
 
@@ -173,9 +187,15 @@ class engine {
       if (!kc.rope.pre_rope) kv::apply_rope(k_.data(), c.n_kv_heads, hd, position_, rope);
       // k_, v_ are [kv_head][head_dim] of one token: the cache's [token][kv_head][head_dim].
       if (qcodec::status s = cache_.append(sequence_, l, k_.data(), v_.data(), 1); !s) return s;
-      if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data());
+      kv::attention_options options;
+      options.log_sum_exp = lse_.empty() ? nullptr : lse_.data();
+      if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data(),
+                                              1, 0, c.n_kv_heads, options);
           !s) {
         return s;
+      }
+      if (!windows_.empty()) {
+        if (qcodec::status s = score_window(l, rope); !s) return s;
       }
       matmul(h_.data(), w.wo, attended_.data(), dim, c.n_heads * hd);
       for (std::size_t i = 0; i < dim; ++i) x_[i] += h_[i];
@@ -199,12 +219,58 @@ class engine {
   }
 
  private:
+  // A tiered cache's window in one layer: its tokens' keys after RoPE ([kv_head][head_dim]
+  // each), oldest first, and their summed attention shares.
+  struct window {
+    std::deque<std::vector<float>> keys;
+    std::deque<double> shares;
+  };
+
+  // Adds this step's token to the window of layer l (k_: its key, after RoPE unless the cache
+  // applies RoPE itself) and gives every window token its score (attention share; header).
+  qcodec::status score_window(std::size_t l, const kv::rope_config& rope) {
+    const config& c = model_.cfg();
+    const std::size_t hd = c.head_dim(), group = c.n_heads / c.n_kv_heads;
+    window& w = windows_[l];
+    w.keys.push_back(k_);
+    if (cache_.config().rope.pre_rope) {
+      kv::apply_rope(w.keys.back().data(), c.n_kv_heads, hd, position_, rope);
+    }
+    w.shares.push_back(0.0);
+    if (w.keys.size() > cache_.config().residual_tokens) {  // that token has left the window
+      w.keys.pop_front();
+      w.shares.pop_front();
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const std::size_t first = position_ + 1 - w.keys.size();
+    for (std::size_t j = 0; j < w.keys.size(); ++j) {
+      double p = 0.0;  // summed over the query heads
+      for (std::size_t h = 0; h < c.n_heads; ++h) {
+        const float* q = &q_[h * hd];
+        const float* k = &w.keys[j][h / group * hd];
+        float dot = 0.0f;
+        for (std::size_t i = 0; i < hd; ++i) dot += q[i] * k[i];
+        p += std::exp(static_cast<double>(dot * scale) - lse_[h]);
+      }
+      w.shares[j] += p * static_cast<double>(position_ + 1) / static_cast<double>(c.n_heads);
+      const double queries = static_cast<double>(position_ + 1 - (first + j));
+      if (qcodec::status s = cache_.set_importance(sequence_, l, first + j,
+                                                   static_cast<float>(w.shares[j] / queries));
+          !s) {
+        return s;
+      }
+    }
+    return {};
+  }
+
   const model& model_;
   kv::any_cache& cache_;
   kv::sequence_id sequence_;
   std::size_t position_ = 0;
   // Activations of one step: x_ the residual stream, h_ a normalised or projected copy.
   std::vector<float> x_, h_, q_, attended_, k_, v_, gate_, up_, logits_;
+  std::vector<float> lse_;       // the attention's log-sum-exp per query head (tiered caches)
+  std::vector<window> windows_;  // per layer (tiered caches)
   std::function<void(std::size_t, const float*)> on_query_;
 };
 
