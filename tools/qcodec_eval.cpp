@@ -15,10 +15,13 @@
 //   score_rel_err      the same for the causal attention logits q.k / sqrt(d)
 //   attn_out_rel_err   the same for the causal attention outputs, computed by qcodec's fused
 //                      attention on the compressed cache against exact attention on the dump
+//   salient_fraction   tiered schemes: the share of tokens whose score reaches salient=X
 // and, when k_prerope.npy is present, key_rel_err_prerope / attn_out_rel_err_prerope for a
 // cache that stores keys before RoPE (KVQuant) and applies RoPE (interleaved pairs) after
 // decoding. Schemes whose cache stores pre-RoPE keys itself (the calibrated ones) are fed
-// k_prerope.npy, and their fused attention applies RoPE. With a llama2.c model, its tokenizer
+// k_prerope.npy, and their fused attention applies RoPE. Tiered schemes ("mix-...") get each
+// token's score as the example engine computes it (its attention share while in the window),
+// here from exact attention on the dump. With a llama2.c model, its tokenizer
 // and a text, it also runs the example engine (examples/llama) teacher-forced over the first N
 // tokens of the text (default 512, BOS included) with each scheme's cache and adds ppl, kl
 // (mean KL of the next-token distribution against the fp32 cache) and top1 (agreement of the
@@ -32,6 +35,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -93,7 +97,7 @@ struct row {
   std::string scheme;
   double bits_per_value = 0, key_rel_err = 0, value_rel_err = 0, score_rel_err = 0,
          attn_out_rel_err = 0, key_rel_err_prerope = NAN, attn_out_rel_err_prerope = NAN, ppl = NAN,
-         kl = NAN, top1 = NAN;
+         kl = NAN, top1 = NAN, salient_fraction = NAN;
 };
 
 struct error_sum {
@@ -113,7 +117,41 @@ struct scheme_run {
   std::vector<float> keys, values;  // decoded (keys as stored), [layer][kv_head][token][dim]
   std::vector<float> out;           // fused attention, [layer][token][q_head][dim]
   double bits_per_value = 0;
+  double salient = NAN;  // tiered caches: the share of tokens scoring at least salient=X
 };
+
+// The importance scores the example engine gives a tiered cache's tokens (examples/llama:
+// attention shares), from exact attention on the dump: token j's share of each query t in
+// [j, j + window) (those that see it in the window), p_t,h(j) * (t + 1), averaged over those
+// queries and the query heads. [layer][token].
+std::vector<float> attention_shares(const tensor4& k, const tensor4& q, std::size_t window) {
+  const std::size_t L = k.layers, T = k.tokens, D = k.dim, Q = q.heads, group = Q / k.heads;
+  std::vector<double> sums(L * T, 0.0), p(T);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (std::size_t l = 0; l < L; ++l)
+    for (std::size_t h = 0; h < Q; ++h)
+      for (std::size_t t = 0; t < T; ++t) {
+        double max = -INFINITY, sum = 0.0;
+        for (std::size_t j = 0; j <= t; ++j) {
+          double dot = 0.0;
+          for (std::size_t i = 0; i < D; ++i)
+            dot += double(q.at(l, h, t)[i]) * k.at(l, h / group, j)[i];
+          p[j] = dot * scale;
+          max = std::max(max, p[j]);
+        }
+        for (std::size_t j = 0; j <= t; ++j) sum += p[j] = std::exp(p[j] - max);
+        for (std::size_t j = t + 1 > window ? t + 1 - window : 0; j <= t; ++j)
+          sums[l * T + j] += p[j] / sum * static_cast<double>(t + 1) / static_cast<double>(Q);
+      }
+  std::vector<float> shares(L * T, 0.0f);
+  for (std::size_t l = 0; l < L; ++l)
+    for (std::size_t j = 0; j < T; ++j) {
+      const std::size_t queries = std::min(j + window, T) - j;
+      if (queries > 0)
+        shares[l * T + j] = static_cast<float>(sums[l * T + j] / static_cast<double>(queries));
+    }
+  return shares;
+}
 
 qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_post,
                                       const tensor4* k_pre, const tensor4& v, const tensor4& q,
@@ -143,7 +181,7 @@ qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_
   run.keys.resize(L * H * T * D);
   run.values.resize(run.keys.size());
   run.out.resize(L * T * Q * D);
-  std::vector<float> kt(T * H * D), vt(T * H * D), qt(T * Q * D);
+  std::vector<float> kt(T * H * D), vt(T * H * D), qt(T * Q * D), shares;
   for (std::size_t l = 0; l < L; ++l) {
     for (std::size_t t = 0; t < T; ++t) {
       for (std::size_t h = 0; h < H; ++h) {
@@ -152,7 +190,24 @@ qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_
       }
       for (std::size_t h = 0; h < Q; ++h) std::memcpy(&qt[(t * Q + h) * D], q.at(l, h, t), D * 4);
     }
-    if (auto s = cache.append(seq, l, kt.data(), vt.data(), T); !s) return s;
+    if (cache.tiered()) {  // one token at a time, each scored while it is in the window
+      if (l == 0) {
+        shares = attention_shares(k_post, q, cache.config().residual_tokens);
+        auto threshold = qcodec::codec_spec::parse(cache.spec())
+                             ->get_float("salient", qcodec::kv::importance_threshold, 0.0f,
+                                         std::numeric_limits<float>::max());
+        if (!threshold) return threshold.error();
+        run.salient = static_cast<double>(std::count_if(shares.begin(), shares.end(),
+                                                        [&](float x) { return x >= *threshold; })) /
+                      static_cast<double>(shares.size());
+      }
+      for (std::size_t t = 0; t < T; ++t) {
+        if (auto s = cache.append(seq, l, &kt[t * H * D], &vt[t * H * D], 1); !s) return s;
+        if (auto s = cache.set_importance(seq, l, t, shares[l * T + t]); !s) return s;
+      }
+    } else if (auto s = cache.append(seq, l, kt.data(), vt.data(), T); !s) {
+      return s;
+    }
     cache.decode_layer(seq, l, &run.keys[l * H * T * D], &run.values[l * H * T * D]);
     if (with_attention) {
       if (auto s = cache.attention(seq, l, qt.data(), Q, &run.out[l * T * Q * D], T); !s) return s;
@@ -499,6 +554,7 @@ int main(int argc, char** argv) {
     row r;
     r.scheme = schemes[i];
     r.bits_per_value = run->bits_per_value;
+    r.salient_fraction = run->salient;
     // A pre-RoPE cache's keys are compared after RoPE too (RoPE is exact, so the errors of the
     // stored keys show through); its fused attention is already the pre-RoPE one.
     const std::vector<float> keys = run->pre_rope ? roped(run->keys, *k_pre, theta) : run->keys;
@@ -546,6 +602,12 @@ int main(int argc, char** argv) {
     if (with_model) std::printf(" %9.4f %10.6f %7.4f", r.ppl, r.kl, r.top1);
     std::printf("\n");
   }
+  for (const row& r : rows) {
+    if (std::isfinite(r.salient_fraction)) {
+      std::printf("%s: %.1f%% of the tokens score salient (from exact attention on the dump)\n",
+                  r.scheme.c_str(), 100.0 * r.salient_fraction);
+    }
+  }
 
   if (args.count("json")) {
     std::FILE* f = std::fopen(args["json"].c_str(), "w");
@@ -560,13 +622,14 @@ int main(int argc, char** argv) {
                    "  {\"scheme\": \"%s\", \"bits_per_value\": %s, \"key_rel_err\": %s, "
                    "\"value_rel_err\": %s, \"score_rel_err\": %s, \"attn_out_rel_err\": %s, "
                    "\"key_rel_err_prerope\": %s, \"attn_out_rel_err_prerope\": %s, \"ppl\": %s, "
-                   "\"kl\": %s, \"top1\": %s}%s\n",
+                   "\"kl\": %s, \"top1\": %s, \"salient_fraction\": %s}%s\n",
                    r.scheme.c_str(), number(r.bits_per_value).c_str(),
                    number(r.key_rel_err).c_str(), number(r.value_rel_err).c_str(),
                    number(r.score_rel_err).c_str(), number(r.attn_out_rel_err).c_str(),
                    number(r.key_rel_err_prerope).c_str(),
                    number(r.attn_out_rel_err_prerope).c_str(), number(r.ppl).c_str(),
-                   number(r.kl).c_str(), number(r.top1).c_str(), i + 1 < rows.size() ? "," : "");
+                   number(r.kl).c_str(), number(r.top1).c_str(), number(r.salient_fraction).c_str(),
+                   i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "]\n");
     std::fclose(f);
