@@ -30,7 +30,6 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -246,7 +245,7 @@ int main(int argc, char** argv) {
   for (const kv::kv_scheme& scheme : kv::kv_schemes()) {
     const std::string spec = std::string(scheme.name) + (scheme.calibrated ? ":prerope=0" : "");
     // Tiered schemes need an engine's importance scores (and have no sinks): the model table.
-    if (std::string_view(scheme.name).starts_with("mix-")) continue;
+    if (scheme.tiered) continue;
     auto made = kv::make_cache(spec, config, &calibration);
     if (!made) {
       std::fprintf(stderr, "%s: %s\n", scheme.name, made.error().message().c_str());

@@ -35,7 +35,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -120,36 +119,15 @@ struct scheme_run {
   double salient = NAN;  // tiered caches: the share of tokens scoring at least salient=X
 };
 
-// The importance scores the example engine gives a tiered cache's tokens (examples/llama:
-// attention shares), from exact attention on the dump: token j's share of each query t in
-// [j, j + window) (those that see it in the window), p_t,h(j) * (t + 1), averaged over those
-// queries and the query heads. [layer][token].
+// The importance scores the example engine gives a tiered cache's tokens, from exact attention
+// on the dump: kv::reference_attention_shares per layer. [layer][token].
 std::vector<float> attention_shares(const tensor4& k, const tensor4& q, std::size_t window) {
-  const std::size_t L = k.layers, T = k.tokens, D = k.dim, Q = q.heads, group = Q / k.heads;
-  std::vector<double> sums(L * T, 0.0), p(T);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  for (std::size_t l = 0; l < L; ++l)
-    for (std::size_t h = 0; h < Q; ++h)
-      for (std::size_t t = 0; t < T; ++t) {
-        double max = -INFINITY, sum = 0.0;
-        for (std::size_t j = 0; j <= t; ++j) {
-          double dot = 0.0;
-          for (std::size_t i = 0; i < D; ++i)
-            dot += double(q.at(l, h, t)[i]) * k.at(l, h / group, j)[i];
-          p[j] = dot * scale;
-          max = std::max(max, p[j]);
-        }
-        for (std::size_t j = 0; j <= t; ++j) sum += p[j] = std::exp(p[j] - max);
-        for (std::size_t j = t + 1 > window ? t + 1 - window : 0; j <= t; ++j)
-          sums[l * T + j] += p[j] / sum * static_cast<double>(t + 1) / static_cast<double>(Q);
-      }
-  std::vector<float> shares(L * T, 0.0f);
-  for (std::size_t l = 0; l < L; ++l)
-    for (std::size_t j = 0; j < T; ++j) {
-      const std::size_t queries = std::min(j + window, T) - j;
-      if (queries > 0)
-        shares[l * T + j] = static_cast<float>(sums[l * T + j] / static_cast<double>(queries));
-    }
+  const std::size_t T = k.tokens;
+  std::vector<float> shares(k.layers * T);
+  for (std::size_t l = 0; l < k.layers; ++l) {
+    qcodec::kv::reference_attention_shares(q.at(l, 0, 0), k.at(l, 0, 0), T, q.heads, k.heads, k.dim,
+                                           window, &shares[l * T]);
+  }
   return shares;
 }
 
@@ -193,12 +171,9 @@ qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_
     if (cache.tiered()) {  // one token at a time, each scored while it is in the window
       if (l == 0) {
         shares = attention_shares(k_post, q, cache.config().residual_tokens);
-        auto threshold = qcodec::codec_spec::parse(cache.spec())
-                             ->get_float("salient", qcodec::kv::importance_threshold, 0.0f,
-                                         std::numeric_limits<float>::max());
-        if (!threshold) return threshold.error();
+        const float threshold = cache.salient_threshold();
         run.salient = static_cast<double>(std::count_if(shares.begin(), shares.end(),
-                                                        [&](float x) { return x >= *threshold; })) /
+                                                        [&](float x) { return x >= threshold; })) /
                       static_cast<double>(shares.size());
       }
       for (std::size_t t = 0; t < T; ++t) {

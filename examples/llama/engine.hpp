@@ -27,7 +27,8 @@
 // scores the window as kv::importance_threshold describes: token j's score is its attention
 // share, the probability p_t,h(j) each query t that saw it in the window gave it times the t + 1
 // tokens that query attended to, averaged over those queries and the query heads. The
-// probabilities come from the fused attention's log-sum-exp and the window's exact keys.
+// probabilities come from the fused attention's log-sum-exp and the tokens' keys (the engine's
+// own fp32 copies of the window's keys).
 //
 // Also here: greedy generation and the teacher-forced evaluation (perplexity, KL divergence
 // and top-1 agreement against an fp32 cache, KV bytes) that `qcodec_llama --ppl` prints and

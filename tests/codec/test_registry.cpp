@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,8 @@ TEST_CASE("registry: spec strings", "[codec][spec]") {
   CHECK(*number->get_float("a", 0.0f, 0.0f, 10.0f) == 1.5f);
   CHECK(*number->get_float("absent", 4.0f, 0.0f, 10.0f) == 4.0f);
   CHECK(*number->get_float("c", 0.0f, 0.0f, 1e4f) == 1000.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(number->get_float("e", 0.0f, 0.0f, inf).error().is(e::bad_option));  // finite only
   for (const char* key : {"b", "c", "d", "e", "f"}) {  // below, above, NaN, infinite, junk
     INFO(key);
     CHECK(number->get_float(key, 0.0f, 0.0f, 10.0f).error().is(e::bad_option));

@@ -1,5 +1,6 @@
 #include <qcodec/kv.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -121,6 +122,7 @@ TEST_CASE("any_cache: tiered schemes are mixed caches scored through set_importa
   REQUIRE(named.ok());
   REQUIRE(direct.ok());
   CHECK((*named)->tiered());
+  CHECK((*named)->salient_threshold() == 0.5f);
   CHECK((*named)->spec() == "mix-q8-kivi2:salient=0.5");
   CHECK((*named)->config().residual_tokens == 32);
   const kv::sequence_id a = (*named)->add_sequence(), b = direct->add_sequence();
@@ -145,6 +147,8 @@ TEST_CASE("any_cache: tiered schemes are mixed caches scored through set_importa
   CHECK((*kv::make_cache("mix-q8-kivi2:residual=8,salient=1e30", config()))->spec() ==
         "mix-q8-kivi2:residual=8,salient=1e+30");
   CHECK(kv::make_cache("q4:salient=4", config()).error().is(e::unknown_option));
+  CHECK(kv::make_cache("cb4:salient=4", config()).error().is(e::unknown_option));  // not fitted
+  CHECK(kv::make_cache("mix-q8-kivi2:residual=0", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("mix-q8-kivi2:salient=-1", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("mix-q8-kivi2:salient=x", config()).error().is(e::bad_option));
   CHECK(kv::make_cache("mix-q8-kivi2:salient=inf", config()).error().is(e::bad_option));
@@ -153,5 +157,6 @@ TEST_CASE("any_cache: tiered schemes are mixed caches scored through set_importa
   auto plain = kv::make_cache("q4", config());
   REQUIRE(plain.ok());
   CHECK(!(*plain)->tiered());
+  CHECK(std::isnan((*plain)->salient_threshold()));
   CHECK((*plain)->set_importance((*plain)->add_sequence(), 0, 0, 1.0f).is(kv::errors::bad_config));
 }

@@ -333,3 +333,20 @@ TEST_CASE("mixed cache: salient tokens at high precision cost few bits and most 
   CHECK(mixed < 0.25 * all2);
   CHECK(bits < bits2 + 0.1 * (bits8 - bits2));
 }
+
+TEST_CASE("reference attention shares: uniform attention scores 1, a sink (window + 1) / 2",
+          "[kv][mixed]") {
+  // 10 tokens, 2 query heads on 1 KV head, head_dim 4, a window of 4.
+  constexpr std::size_t tokens = 10, window = 4, d = 4;
+  std::vector<float> q(2 * tokens * d, 1.0f), k(tokens * d, 0.0f), shares(tokens);
+  kv::reference_attention_shares(q.data(), k.data(), tokens, 2, 1, d, window, shares.data());
+  for (float s : shares) CHECK(s == Approx(1.0).epsilon(1e-6));  // p = 1 / (t + 1)
+  // Token 0's key draws all the attention: each query t gives it t + 1, and it is in the window
+  // of queries 0..3: (1 + 2 + 3 + 4) / 4. The others draw none.
+  for (std::size_t i = 0; i < d; ++i) k[i] = 100.0f;
+  kv::reference_attention_shares(q.data(), k.data(), tokens, 2, 1, d, window, shares.data());
+  CHECK(shares[0] == Approx(2.5).epsilon(1e-6));
+  for (std::size_t j = 1; j < tokens; ++j) CHECK(shares[j] < 1e-30f);
+  kv::reference_attention_shares(q.data(), k.data(), tokens, 2, 1, d, 0, shares.data());
+  for (float s : shares) CHECK(s == 0.0f);
+}

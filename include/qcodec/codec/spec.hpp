@@ -12,6 +12,7 @@
 #include <qcodec/core/status.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -100,7 +101,8 @@ class codec_spec {
       if (k != key) continue;
       float v = 0.0f;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-      if (ec != std::errc{} || end != value.data() + value.size() || !(v >= lo && v <= hi)) {
+      if (ec != std::errc{} || end != value.data() + value.size() || !std::isfinite(v) ||
+          !(v >= lo && v <= hi)) {
         const auto text = [](float x) {  // the shortest text that reads back as x
           char buffer[32];
           return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, x).ptr);

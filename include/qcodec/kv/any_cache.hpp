@@ -13,6 +13,8 @@
 //                rope theta and style)                (default: 1 for calibrated schemes)
 //   salient=X    tiered schemes ("mix-..."): the importance score from which a token is stored
 //                by the first, high-precision tier    (default: 4, see importance_threshold)
+// Tiered schemes have no sinks (a config with sink_tokens needs sinks=0 in their spec: give the
+// sinks a high score instead) and need a window (residual >= 1).
 // Everything else about the scheme is in its name, so a spec names one configuration exactly.
 // Calibrated schemes (kv_scheme::calibrated: per-channel codebooks) also need K/V samples of
 // the model (kv_samples, e.g. from a run on calibration text); make_cache fits them per stream.
@@ -80,6 +82,11 @@ class any_cache {
   /// kv::mixed_cache): a token gets the score last set while it was among the
   /// config().residual_tokens most recent ones (0 if none was set).
   [[nodiscard]] virtual bool tiered() const noexcept { return false; }
+  /// A tiered cache's threshold: tokens scoring at least this are stored at high precision
+  /// (NaN for other caches).
+  [[nodiscard]] virtual float salient_threshold() const noexcept {
+    return std::numeric_limits<float>::quiet_NaN();
+  }
   /// Sets the importance score of token `position` of `layer`, which must still be in the
   /// window (kv::mixed_cache::set_importance). Only tiered caches have scores.
   virtual status set_importance(sequence_id, std::size_t, std::size_t position, float) {
@@ -145,6 +152,13 @@ class cache_model final : public any_cache {
     return cache_.bits_per_value(s);
   }
   [[nodiscard]] bool tiered() const noexcept override { return mixed; }
+  [[nodiscard]] float salient_threshold() const noexcept override {
+    if constexpr (mixed) {
+      return cache_.config().thresholds.front();
+    } else {
+      return any_cache::salient_threshold();
+    }
+  }
   status set_importance(sequence_id s, std::size_t layer, std::size_t position,
                         float score) override {
     if constexpr (mixed) {
@@ -169,8 +183,12 @@ struct kv_scheme {
   std::size_t default_residual;
   /// Whether make needs calibration samples (it fails without them).
   bool calibrated;
+  /// Whether the cache is tiered (any_cache::tiered): the scheme takes salient=X.
+  bool tiered;
+  /// The cache of `config` (the spec's options applied) named by the canonical `spec`;
+  /// `salient`: a tiered scheme's threshold.
   result<std::unique_ptr<any_cache>> (*make)(const cache_config& config, std::string spec,
-                                             const kv_samples* calibration);
+                                             const kv_samples* calibration, float salient);
 };
 
 namespace detail {
@@ -184,28 +202,28 @@ result<std::unique_ptr<any_cache>> wrap(result<Cache> c, std::string spec) {
 
 template <class KeyCodec, class ValueCodec>
 result<std::unique_ptr<any_cache>> make_cache_model(const cache_config& config, std::string spec,
-                                                    const kv_samples*) {
+                                                    const kv_samples*, float) {
   return wrap(cache<KeyCodec, ValueCodec>::create(config), std::move(spec));
 }
 
-// A two-tier kv::mixed_cache: tokens whose score reaches the spec's salient=X (default
-// importance_threshold) go to the first tier, the others to the second.
+// A two-tier kv::mixed_cache: tokens whose score reaches `salient` go to the first tier, the
+// others to the second. Without a window no token could be scored.
 template <class Salient, class Others>
 result<std::unique_ptr<any_cache>> make_mixed_model(const cache_config& config, std::string spec,
-                                                    const kv_samples*) {
-  result<codec_spec> parsed = codec_spec::parse(spec);  // canonical: parses, salient is valid
-  if (!parsed) return parsed.error();
-  result<float> salient =
-      parsed->get_float("salient", importance_threshold, 0.0f, std::numeric_limits<float>::max());
-  if (!salient) return salient.error();
-  return wrap(mixed_cache<Salient, Others>::create({config, {*salient}}), std::move(spec));
+                                                    const kv_samples*, float salient) {
+  if (config.residual_tokens == 0) {
+    return status::failure(codec_errors::bad_option,
+                           spec + ": tokens are scored in the window: residual must be >= 1");
+  }
+  return wrap(mixed_cache<Salient, Others>::create({config, {salient}}), std::move(spec));
 }
 
 // Codecs fitted per stream to the calibration samples, which must have the cache's shape.
 template <class KeyCodec, class ValueCodec>
 result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_config& config,
                                                                std::string spec,
-                                                               const kv_samples* calibration) {
+                                                               const kv_samples* calibration,
+                                                               float) {
   if (calibration == nullptr) {
     return status::failure(errors::bad_calibration, spec + " needs calibration samples");
   }
@@ -244,88 +262,90 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
 [[nodiscard]] QCODEC_KV_SCHEMES_LINKAGE std::span<const kv_scheme> kv_schemes() {
   using namespace detail;
   static const kv_scheme schemes[] = {
-      {"fp32", "keys and values in fp32 (the reference)", 0, false,
+      {"fp32", "keys and values in fp32 (the reference)", 0, false, false,
        &make_cache_model<fp32_stream, fp32_stream>},
-      {"fp16", "keys and values in fp16", 0, false, &make_cache_model<fp16_stream, fp16_stream>},
-      {"q8", "8-bit per-token keys and values, fp16 scale and offset", 0, false,
+      {"fp16", "keys and values in fp16", 0, false, false,
+       &make_cache_model<fp16_stream, fp16_stream>},
+      {"q8", "8-bit per-token keys and values, fp16 scale and offset", 0, false, false,
        &make_cache_model<per_token<8>, per_token<8>>},
-      {"q4", "4-bit per-token keys and values", 0, false,
+      {"q4", "4-bit per-token keys and values", 0, false, false,
        &make_cache_model<per_token<4>, per_token<4>>},
       {"kivi4", "KIVI: 4-bit per-channel keys (32-token groups), 4-bit per-token values", 128,
-       false, &make_cache_model<per_channel<4, 32>, per_token<4>>},
+       false, false, &make_cache_model<per_channel<4, 32>, per_token<4>>},
       {"kivi2", "KIVI: 2-bit per-channel keys (32-token groups), 2-bit per-token values", 128,
-       false, &make_cache_model<per_channel<2, 32>, per_token<2>>},
-      {"k4v2", "KIVI-style 4-bit per-channel keys, 2-bit per-token values", 128, false,
+       false, false, &make_cache_model<per_channel<2, 32>, per_token<2>>},
+      {"k4v2", "KIVI-style 4-bit per-channel keys, 2-bit per-token values", 128, false, false,
        &make_cache_model<per_channel<4, 32>, per_token<2>>},
       {"rot4", "randomized Hadamard rotation, then 4-bit per-token keys and values", 0, false,
-       &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
+       false, &make_cache_model<rotated<per_token<4>>, rotated<per_token<4>>>},
       // The 4-bit schemes with values summed with 16-bit weights (weight_format::i16: integer
       // sums, fast on AVX-512 VNNI CPUs at head_dim a multiple of 64 only).
-      {"q4-w16", "q4, values summed with 16-bit weights", 0, false,
+      {"q4-w16", "q4, values summed with 16-bit weights", 0, false, false,
        &make_cache_model<per_token<4>, per_token<4, query_format::i8, weight_format::i16>>},
-      {"kivi4-w16", "kivi4, values summed with 16-bit weights", 128, false,
+      {"kivi4-w16", "kivi4, values summed with 16-bit weights", 128, false, false,
        &make_cache_model<per_channel<4, 32>, per_token<4, query_format::i8, weight_format::i16>>},
-      {"rot4-w16", "rot4, values summed with 16-bit weights", 0, false,
+      {"rot4-w16", "rot4, values summed with 16-bit weights", 0, false, false,
        &make_cache_model<rotated<per_token<4>>,
                          rotated<per_token<4, query_format::i8, weight_format::i16>>>},
       // q4's codes with the keys stored 16 tokens to a unit (token_blocks: VNNI dots without
       // lane reductions; the newest < 16 keys wait in full precision).
-      {"q4b", "q4, keys in 16-token blocks", 0, false,
+      {"q4b", "q4, keys in 16-token blocks", 0, false, false,
        &make_cache_model<token_blocks<4>, per_token<4>>},
-      {"q4b-w16", "q4, keys in 16-token blocks, values summed with 16-bit weights", 0, false,
+      {"q4b-w16", "q4, keys in 16-token blocks, values summed with 16-bit weights", 0, false, false,
        &make_cache_model<token_blocks<4>, per_token<4, query_format::i8, weight_format::i16>>},
       {"rot4b-w16", "rot4, keys in 16-token blocks, values summed with 16-bit weights", 0, false,
+       false,
        &make_cache_model<rotated<token_blocks<4>>,
                          rotated<per_token<4, query_format::i8, weight_format::i16>>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
-       &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
+       false, &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
-       false, &make_cache_model<turbo<3>, turbo<3>>},
+       false, false, &make_cache_model<turbo<3>, turbo<3>>},
       {"turbo4", "TurboQuant: fp16 norm, rotation, 4-bit Lloyd-Max codes, keys and values", 0,
-       false, &make_cache_model<turbo<4>, turbo<4>>},
+       false, false, &make_cache_model<turbo<4>, turbo<4>>},
       {"kivi2-o1", "KIVI-2 with 1% of each key kept exactly (KVQuant dense-and-sparse keys)", 128,
-       false, &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
+       false, false, &make_cache_model<outliers<per_channel<2, 32>, 10>, per_token<2>>},
       // GEAR on KIVI, both streams, as the paper applies it: 64-token groups, rank 2, 2% of the
       // entries kept exactly; at head_dim 128 the correction costs 0.75 + 0.64 bits per value.
       {"gear2", "GEAR: KIVI-2 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
-       false,
+       false, false,
        &make_cache_model<gear<per_channel<2, 32>, 2, 20, 64>, gear<per_token<2>, 2, 20, 64>>},
       {"gear4", "GEAR: KIVI-4 keys and values + rank-2 residual + 2% sparse (64-token groups)", 128,
-       false,
+       false, false,
        &make_cache_model<gear<per_channel<4, 32>, 2, 20, 64>, gear<per_token<4>, 2, 20, 64>>},
       // TurboQuant_prod keys (unbiased scores), TurboQuant_mse values (lowest vector MSE).
       {"turbo3-qjl", "TurboQuant: keys 2-bit Lloyd-Max + 1-bit QJL residual sketch, turbo3 values",
-       0, false, &make_cache_model<turbo_qjl<3>, turbo<3>>},
+       0, false, false, &make_cache_model<turbo_qjl<3>, turbo<3>>},
       // KVQuant-style (calibrated): keys stored before RoPE, every channel with its own
       // Lloyd-Max codebook, bits moved to the channels where the query-weighted error drops
       // most; Bits per value exactly, no per-token or per-group metadata.
       {"cb4", "calibrated per-channel codebooks (pre-RoPE keys), 4-bit keys and values", 0, true,
-       &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<4>>},
+       false, &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<4>>},
       {"cb-k5v4", "calibrated per-channel codebooks (pre-RoPE keys), 5-bit keys, 4-bit values", 0,
-       true, &make_calibrated_cache_model<channel_codebook<5>, channel_codebook<4>>},
+       true, false, &make_calibrated_cache_model<channel_codebook<5>, channel_codebook<4>>},
       {"cb3", "calibrated per-channel codebooks (pre-RoPE keys), 3-bit keys and values", 0, true,
-       &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<3>>},
+       false, &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<3>>},
       {"cb-k4v2", "calibrated per-channel codebooks (pre-RoPE keys), 4-bit keys, 2-bit values", 0,
-       true, &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<2>>},
+       true, false, &make_calibrated_cache_model<channel_codebook<4>, channel_codebook<2>>},
       {"cb-k3v2", "calibrated per-channel codebooks (pre-RoPE keys), 3-bit keys, 2-bit values", 0,
-       true, &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<2>>},
+       true, false, &make_calibrated_cache_model<channel_codebook<3>, channel_codebook<2>>},
       {"cb2", "calibrated per-channel codebooks (pre-RoPE keys), 2-bit keys and values", 0, true,
-       &make_calibrated_cache_model<channel_codebook<2>, channel_codebook<2>>},
+       false, &make_calibrated_cache_model<channel_codebook<2>, channel_codebook<2>>},
       // CQ (calibrated): runs of 2, 4 or 8 channels quantized jointly to one of 256 centroids.
       // Keys before RoPE by default (prerope=0: after it, scored through inner-product tables,
       // but with far more error: KL 1.1 against 0.11 for cq2 on stories260K).
       {"cq4", "coupled quantization CQ-2c8b (pre-RoPE keys), keys and values, 4 bits per value", 0,
-       true, &make_calibrated_cache_model<coupled_codebook<2, 8>, coupled_codebook<2, 8>>},
+       true, false, &make_calibrated_cache_model<coupled_codebook<2, 8>, coupled_codebook<2, 8>>},
       {"cq2", "coupled quantization CQ-4c8b (pre-RoPE keys), keys and values, 2 bits per value", 0,
-       true, &make_calibrated_cache_model<coupled_codebook<4, 8>, coupled_codebook<4, 8>>},
+       true, false, &make_calibrated_cache_model<coupled_codebook<4, 8>, coupled_codebook<4, 8>>},
       {"cq1", "coupled quantization CQ-8c8b (pre-RoPE keys), keys and values, 1 bit per value", 0,
-       true, &make_calibrated_cache_model<coupled_codebook<8, 8>, coupled_codebook<8, 8>>},
+       true, false, &make_calibrated_cache_model<coupled_codebook<8, 8>, coupled_codebook<8, 8>>},
       // Tiered (kv::mixed_cache): the engine scores tokens in a 32-token window; those scoring
       // salient=X or more are stored by the first cache, the others by the second.
-      {"mix-q8-kivi2", "tiered: salient tokens 8-bit per-token, the others KIVI-2", 32, false,
+      {"mix-q8-kivi2", "tiered: salient tokens 8-bit per-token, the others KIVI-2", 32, false, true,
        &make_mixed_model<cache<per_token<8>, per_token<8>>,
                          cache<per_channel<2, 32>, per_token<2>>>},
-      {"mix-kivi4-kivi2", "tiered: salient tokens KIVI-4, the others KIVI-2", 32, false,
+      {"mix-kivi4-kivi2", "tiered: salient tokens KIVI-4, the others KIVI-2", 32, false, true,
        &make_mixed_model<cache<per_channel<4, 32>, per_token<4>>,
                          cache<per_channel<2, 32>, per_token<2>>>},
   };
@@ -354,6 +374,12 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
   }
   for (const kv_scheme& scheme : kv_schemes()) {
     if (parsed->name() != scheme.name) continue;
+    const auto& given = parsed->options();
+    if (!scheme.tiered && std::any_of(given.begin(), given.end(),
+                                      [](const auto& o) { return o.first == "salient"; })) {
+      return status::failure(codec_errors::unknown_option,
+                             parsed->name() + ": salient (only tiered schemes have it)");
+    }
     auto sinks = parsed->get_uint("sinks", config.sink_tokens, 0, config.max_tokens);
     if (!sinks) return sinks.error();
     auto residual = parsed->get_uint("residual", scheme.default_residual, 0, config.max_tokens);
@@ -395,15 +421,7 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     config.exact_format = *exact == 16 ? float_format::f16 : float_format::f32;
     std::string canonical = scheme.name;
     if (!options.empty()) canonical += ":" + options;
-    auto made = scheme.make(config, std::move(canonical), calibration);
-    const auto& given = parsed->options();
-    if (made && !(*made)->tiered() && std::any_of(given.begin(), given.end(), [](const auto& o) {
-          return o.first == "salient";
-        })) {
-      return status::failure(codec_errors::unknown_option,
-                             parsed->name() + ": salient (only tiered schemes have it)");
-    }
-    return made;
+    return scheme.make(config, std::move(canonical), calibration, *salient);
   }
   return status::failure(codec_errors::unknown_codec,
                          parsed->name() + " (kv_schemes() lists the KV schemes)");
