@@ -27,10 +27,10 @@
 // ordinary ones.
 
 #include <qcodec/core/assert.hpp>
+#include <qcodec/core/pow2.hpp>
 #include <qcodec/core/rounding.hpp>
 #include <qcodec/simd/dispatch.hpp>
 
-#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -41,11 +41,11 @@ namespace qcodec {
 
 namespace detail {
 
-/// 2^(e - 127) for an E8M0 byte, from its bits (e = 0: the subnormal 2^-127); NaN for 0xFF.
+/// 2^(e - 127) for an E8M0 byte (e = 0: the subnormal 2^-127); NaN for 0xFF.
 /// (Here and below no std::ldexp, a libm call: the product by 2^(M-1) is exact, or inf.)
 inline float bfp_scale(std::uint8_t e) noexcept {
   if (e == 0xFF) return std::numeric_limits<float>::quiet_NaN();
-  return std::bit_cast<float>(e == 0 ? 0x00400000u : std::uint32_t{e} << 23);
+  return pow2f(static_cast<int>(e) - 127);
 }
 
 /// Affine parameters of mantissa codes under exponent e: value = scale * q - 2^(M-1) * scale.

@@ -25,6 +25,7 @@
 // converted with round-to-nearest-even and saturation, as the spec requires.
 
 #include <qcodec/core/assert.hpp>
+#include <qcodec/core/pow2.hpp>
 #include <qcodec/quant/block/ggml/common.hpp>
 #include <qcodec/quant/float/fp4.hpp>
 #include <qcodec/quant/float/fp8.hpp>
@@ -100,12 +101,6 @@ static_assert(sizeof(mxfp4_block) == 17 && sizeof(mxfp8_e4m3_block) == 33 &&
               sizeof(mxfp8_e5m2_block) == 33);
 
 namespace detail {
-
-/// 2^k as a float, exactly, for k in [-149, 127].
-[[nodiscard]] constexpr float pow2f(int k) noexcept {
-  return k >= -126 ? std::bit_cast<float>(static_cast<std::uint32_t>(k + 127) << 23)
-                   : std::bit_cast<float>(std::uint32_t{1} << (k + 149));
-}
 
 /// The spec's E8M0 exponent for a group (header comment): 0 for all zeros, 0xFF for non-finite.
 template <class Elem>
