@@ -35,6 +35,12 @@ inline constexpr error_id size_mismatch{errc::truncated, "qcodec.codec.6",
                                         "encoded data does not match the shape"};
 }  // namespace codec_errors
 
+/// The shortest text that reads back as x (how specs write float options).
+[[nodiscard]] inline std::string float_text(float x) {
+  char buffer[32];  // holds any float
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, x).ptr);
+}
+
 /// A parsed codec spec: the name and its options in the order given.
 class codec_spec {
  public:
@@ -103,13 +109,9 @@ class codec_spec {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
       if (ec != std::errc{} || end != value.data() + value.size() || !std::isfinite(v) ||
           !(v >= lo && v <= hi)) {
-        const auto text = [](float x) {  // the shortest text that reads back as x
-          char buffer[32];
-          return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, x).ptr);
-        };
-        return status::failure(codec_errors::bad_option, name_ + ": " + k + "=" + value +
-                                                             " (expected a number in " + text(lo) +
-                                                             ".." + text(hi) + ")");
+        return status::failure(codec_errors::bad_option,
+                               name_ + ": " + k + "=" + value + " (expected a number in " +
+                                   float_text(lo) + ".." + float_text(hi) + ")");
       }
       return v;
     }

@@ -40,7 +40,6 @@
 #include <qcodec/kv/turbo_qjl.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cstddef>
 #include <limits>
 #include <memory>
@@ -409,11 +408,8 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
     auto salient =
         parsed->get_float("salient", importance_threshold, 0.0f, std::numeric_limits<float>::max());
     if (!salient) return salient.error();
-    if (*salient != importance_threshold) {  // the shortest text that reads back as the same float
-      char text[32];
-      const auto [end, ec] = std::to_chars(text, text + sizeof text, *salient);
-      (void)ec;  // 32 characters hold any float
-      options.append(options.empty() ? "" : ",").append("salient=").append(text, end);
+    if (*salient != importance_threshold) {
+      options.append(options.empty() ? "" : ",").append("salient=").append(float_text(*salient));
     }
     config.sink_tokens = *sinks;
     config.residual_tokens = *residual;
