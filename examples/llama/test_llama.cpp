@@ -84,7 +84,9 @@ class recording_cache final : public qcodec::kv::any_cache {
   [[nodiscard]] double bits_per_value(qcodec::kv::sequence_id s) const noexcept override {
     return inner_->bits_per_value(s);
   }
-  [[nodiscard]] bool tiered() const noexcept override { return true; }
+  [[nodiscard]] float salient_threshold() const noexcept override {
+    return qcodec::kv::importance_threshold;  // a threshold makes the cache tiered
+  }
   qcodec::status set_importance(qcodec::kv::sequence_id s, std::size_t layer, std::size_t position,
                                 float score) override {
     const std::size_t n = length(s, layer);

@@ -40,6 +40,7 @@
 #include <qcodec/kv/turbo_qjl.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <memory>
@@ -77,15 +78,15 @@ class any_cache {
   [[nodiscard]] virtual std::size_t sequence_bytes(sequence_id s) const noexcept = 0;
   [[nodiscard]] virtual double bits_per_value(sequence_id s) const noexcept = 0;
 
-  /// Whether each token's precision follows its importance score (the "mix-" schemes, a
-  /// kv::mixed_cache): a token gets the score last set while it was among the
-  /// config().residual_tokens most recent ones (0 if none was set).
-  [[nodiscard]] virtual bool tiered() const noexcept { return false; }
   /// A tiered cache's threshold: tokens scoring at least this are stored at high precision
   /// (NaN for other caches).
   [[nodiscard]] virtual float salient_threshold() const noexcept {
     return std::numeric_limits<float>::quiet_NaN();
   }
+  /// Whether each token's precision follows its importance score (the "mix-" schemes, a
+  /// kv::mixed_cache): a token gets the score last set while it was among the
+  /// config().residual_tokens most recent ones (0 if none was set).
+  [[nodiscard]] bool tiered() const noexcept { return !std::isnan(salient_threshold()); }
   /// Sets the importance score of token `position` of `layer`, which must still be in the
   /// window (kv::mixed_cache::set_importance). Only tiered caches have scores.
   virtual status set_importance(sequence_id, std::size_t, std::size_t position, float) {
@@ -150,7 +151,6 @@ class cache_model final : public any_cache {
   [[nodiscard]] double bits_per_value(sequence_id s) const noexcept override {
     return cache_.bits_per_value(s);
   }
-  [[nodiscard]] bool tiered() const noexcept override { return mixed; }
   [[nodiscard]] float salient_threshold() const noexcept override {
     if constexpr (mixed) {
       return cache_.config().thresholds.front();
