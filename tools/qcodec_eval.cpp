@@ -160,6 +160,13 @@ qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_
   run.values.resize(run.keys.size());
   run.out.resize(L * T * Q * D);
   std::vector<float> kt(T * H * D), vt(T * H * D), qt(T * Q * D), shares;
+  if (cache.tiered()) {  // every layer's scores, and the share of them reaching the threshold
+    shares = attention_shares(k_post, q, cache.config().residual_tokens);
+    const float threshold = cache.salient_threshold();
+    run.salient = static_cast<double>(std::count_if(shares.begin(), shares.end(),
+                                                    [&](float x) { return x >= threshold; })) /
+                  static_cast<double>(shares.size());
+  }
   for (std::size_t l = 0; l < L; ++l) {
     for (std::size_t t = 0; t < T; ++t) {
       for (std::size_t h = 0; h < H; ++h) {
@@ -169,13 +176,6 @@ qcodec::result<scheme_run> run_scheme(const std::string& spec, const tensor4& k_
       for (std::size_t h = 0; h < Q; ++h) std::memcpy(&qt[(t * Q + h) * D], q.at(l, h, t), D * 4);
     }
     if (cache.tiered()) {  // one token at a time, each scored while it is in the window
-      if (l == 0) {
-        shares = attention_shares(k_post, q, cache.config().residual_tokens);
-        const float threshold = cache.salient_threshold();
-        run.salient = static_cast<double>(std::count_if(shares.begin(), shares.end(),
-                                                        [&](float x) { return x >= threshold; })) /
-                      static_cast<double>(shares.size());
-      }
       for (std::size_t t = 0; t < T; ++t) {
         if (auto s = cache.append(seq, l, &kt[t * H * D], &vt[t * H * D], 1); !s) return s;
         if (auto s = cache.set_importance(seq, l, t, shares[l * T + t]); !s) return s;
