@@ -147,13 +147,17 @@ class engine {
   /// Forgets the sequence (the cache keeps its pages for reuse).
   qcodec::status reset() {
     position_ = 0;
+    interrupted_ = false;
     for (window& w : windows_) w = {};
     return cache_.clear(sequence_);
   }
 
   /// Runs `token` at the next position; returns the logits of the token after it
-  /// ([vocab_size], valid until the next call).
+  /// ([vocab_size], valid until the next call). A step that fails after some layers took its
+  /// token leaves those layers a token ahead of the others (and of the tiered windows): every
+  /// later step is refused (errors::step_interrupted) until reset().
   qcodec::result<const float*> forward(int token) {
+    if (interrupted_) return qcodec::status::failure(errors::step_interrupted);
     const config& c = model_.cfg();
     if (token < 0 || static_cast<std::size_t>(token) >= c.vocab_size) {
       return qcodec::status::failure(errors::bad_token, std::to_string(token));
@@ -188,6 +192,7 @@ class engine {
       if (!kc.rope.pre_rope) kv::apply_rope(k_.data(), c.n_kv_heads, hd, position_, rope);
       // k_, v_ are [kv_head][head_dim] of one token: the cache's [token][kv_head][head_dim].
       if (qcodec::status s = cache_.append(sequence_, l, k_.data(), v_.data(), 1); !s) return s;
+      interrupted_ = true;  // until the step completes: the cache holds part of it
       kv::attention_options options;
       options.log_sum_exp = lse_.empty() ? nullptr : lse_.data();
       if (qcodec::status s = cache_.attention(sequence_, l, q_.data(), c.n_heads, attended_.data(),
@@ -216,6 +221,7 @@ class engine {
     rmsnorm(x_.data(), x_.data(), model_.rms_final(), dim, c.norm_eps);
     matmul(logits_.data(), model_.classifier(), x_.data(), c.vocab_size, dim);
     ++position_;
+    interrupted_ = false;
     return static_cast<const float*>(logits_.data());
   }
 
@@ -268,6 +274,7 @@ class engine {
   kv::any_cache& cache_;
   kv::sequence_id sequence_;
   std::size_t position_ = 0;
+  bool interrupted_ = false;  // a step failed after an append (forward's comment)
   // Activations of one step: x_ the residual stream, h_ a normalised or projected copy.
   std::vector<float> x_, h_, q_, attended_, k_, v_, gate_, up_, logits_;
   std::vector<float> lse_;       // the attention's log-sum-exp per query head (tiered caches)

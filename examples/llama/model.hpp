@@ -53,6 +53,9 @@ inline constexpr qcodec::error_id cache_mismatch{qcodec::errc::invalid_argument,
                                                  "the KV cache's shape is not the model's"};
 inline constexpr qcodec::error_id too_short{qcodec::errc::invalid_argument, "llama.6",
                                             "text too short to evaluate"};
+inline constexpr qcodec::error_id step_interrupted{
+    qcodec::errc::invalid_argument, "llama.8",
+    "an earlier step failed after appending to the cache: reset() first"};
 }  // namespace errors
 
 /// The whole contents of a file, or why it could not be read.

@@ -12,6 +12,7 @@
 //      lossy and tiered caches move the distribution as expected;
 //   4. the importance scores the engine gives a tiered cache's tokens are their attention
 //      shares (engine.hpp), recomputed here from the queries and keys in double precision;
+//      and a step that fails part-way through the layers stops the engine until reset();
 //   5. malformed model and tokenizer files give an error, not a crash.
 
 #include "engine.hpp"
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -37,7 +39,8 @@ void check(bool ok, const std::string& what) {
 }
 
 // A tiered cache for checking the engine's scores: fp32 storage, a window of `window` tokens
-// (set_importance accepts exactly those), and the last score each token got.
+// (set_importance accepts exactly those), and the last score each token got. It can also refuse
+// appends to some layers, as a full cache would.
 class recording_cache final : public qcodec::kv::any_cache {
  public:
   recording_cache(std::unique_ptr<any_cache> fp32, std::size_t window)
@@ -48,6 +51,8 @@ class recording_cache final : public qcodec::kv::any_cache {
   [[nodiscard]] float score(std::size_t layer, std::size_t position) const {
     return position < scores_[layer].size() ? scores_[layer][position] : NAN;
   }
+  /// Appends to layers >= `layer` fail from now on (SIZE_MAX: none do).
+  void refuse_appends_from(std::size_t layer) noexcept { refused_from_ = layer; }
 
   [[nodiscard]] std::string spec() const override { return "recording"; }
   [[nodiscard]] const qcodec::kv::cache_config& config() const noexcept override { return config_; }
@@ -61,6 +66,7 @@ class recording_cache final : public qcodec::kv::any_cache {
   qcodec::status clear(qcodec::kv::sequence_id s) override { return inner_->clear(s); }
   qcodec::status append(qcodec::kv::sequence_id s, std::size_t layer, const float* keys,
                         const float* values, std::size_t n) override {
+    if (layer >= refused_from_) return qcodec::status::failure(qcodec::kv::errors::out_of_pages);
     return inner_->append(s, layer, keys, values, n);
   }
   [[nodiscard]] qcodec::status attention(qcodec::kv::sequence_id s, std::size_t layer,
@@ -102,6 +108,7 @@ class recording_cache final : public qcodec::kv::any_cache {
   std::unique_ptr<any_cache> inner_;
   qcodec::kv::cache_config config_;
   std::vector<std::vector<float>> scores_;  // [layer][position]
+  std::size_t refused_from_ = SIZE_MAX;
 };
 
 // int32 ids of a little-endian `<i4` .npy file of one dimension (data after the header).
@@ -254,6 +261,36 @@ int main(int argc, char** argv) {
           "tiered cache: the engine's scores are the attention shares "
           "(rel. error " +
               std::to_string(worst) + ")");
+  }
+
+  // 4b. A step that fails after some layers took its token (an append refused at layer 1) stops
+  //     the engine until reset(); then it runs as a new one would.
+  {
+    auto fp32 = qcodec::kv::make_cache("fp32", llama::cache_config_for(c));
+    if (!fp32) return std::printf("FAIL: %s\n", fp32.error().message().c_str()), 1;
+    recording_cache cache(std::move(*fp32), 8);
+    llama::engine e(*model, cache);
+    const std::vector<int> tokens = {1, 5, 9, 3, 7};
+    const auto run = [&] {  // the logits after all the tokens (empty if a step failed)
+      std::vector<float> logits;
+      for (int t : tokens) {
+        qcodec::result<const float*> r = e.forward(t);
+        if (!r) return std::vector<float>{};
+        logits.assign(*r, *r + c.vocab_size);
+      }
+      return logits;
+    };
+    const std::vector<float> fresh = run();
+    bool ran = !fresh.empty() && e.reset().ok();
+    for (std::size_t i = 0; ran && i < 2; ++i) ran = e.forward(tokens[i]).ok();
+    cache.refuse_appends_from(1);
+    const bool failed = !e.forward(tokens[2]).ok();
+    cache.refuse_appends_from(SIZE_MAX);
+    qcodec::result<const float*> again = e.forward(tokens[2]);
+    const bool refused = !again && again.error().id() == llama::errors::step_interrupted.id;
+    const bool same = e.reset().ok() && run() == fresh;
+    check(ran && failed && refused && same,
+          "a step interrupted after layer 0 refuses the next until reset(), then runs as new");
   }
 
   // 5. Malformed files.
