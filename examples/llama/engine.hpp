@@ -47,7 +47,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -148,7 +147,7 @@ class engine {
   qcodec::status reset() {
     position_ = 0;
     interrupted_ = false;
-    for (window& w : windows_) w = {};
+    for (window& w : windows_) w.oldest = w.size = 0;  // (keeps the rings' memory)
     return cache_.clear(sequence_);
   }
 
@@ -226,43 +225,54 @@ class engine {
   }
 
  private:
-  // A tiered cache's window in one layer: its tokens' keys after RoPE ([kv_head][head_dim]
-  // each), oldest first, and their summed attention shares.
+  // A tiered cache's window in one layer, a ring of residual_tokens slots: its tokens' keys
+  // after RoPE ([kv_head][head_dim] each) and their summed attention shares, the oldest token in
+  // slot `oldest`.
   struct window {
-    std::deque<std::vector<float>> keys;
-    std::deque<double> shares;
+    std::vector<float> keys;
+    std::vector<double> shares;
+    std::size_t oldest = 0, size = 0;
   };
 
   // Adds this step's token to the window of layer l (k_: its key, after RoPE unless the cache
   // applies RoPE itself) and gives every window token its score (attention share; header).
   qcodec::status score_window(std::size_t l, const kv::rope_config& rope) {
     const config& c = model_.cfg();
-    const std::size_t hd = c.head_dim(), group = c.n_heads / c.n_kv_heads;
+    const std::size_t hd = c.head_dim(), group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
+    const std::size_t slots = cache_.config().residual_tokens;
+    if (slots == 0) return {};
     window& w = windows_[l];
-    w.keys.push_back(k_);
-    if (cache_.config().rope.pre_rope) {
-      kv::apply_rope(w.keys.back().data(), c.n_kv_heads, hd, position_, rope);
+    if (w.keys.empty()) {
+      w.keys.resize(slots * kv_dim);
+      w.shares.resize(slots);
     }
-    w.shares.push_back(0.0);
-    if (w.keys.size() > cache_.config().residual_tokens) {  // that token has left the window
-      w.keys.pop_front();
-      w.shares.pop_front();
+    std::size_t slot = (w.oldest + w.size) % slots;
+    if (w.size < slots) {
+      ++w.size;
+    } else {  // the oldest token has left the window: this one takes its slot
+      slot = w.oldest;
+      w.oldest = (w.oldest + 1) % slots;
     }
+    float* key = &w.keys[slot * kv_dim];
+    std::copy(k_.begin(), k_.end(), key);
+    if (cache_.config().rope.pre_rope) kv::apply_rope(key, c.n_kv_heads, hd, position_, rope);
+    w.shares[slot] = 0.0;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const std::size_t first = position_ + 1 - w.keys.size();
-    for (std::size_t j = 0; j < w.keys.size(); ++j) {
+    const std::size_t first = position_ + 1 - w.size;
+    for (std::size_t j = 0; j < w.size; ++j) {
+      const std::size_t at = (w.oldest + j) % slots;
       double p = 0.0;  // summed over the query heads
       for (std::size_t h = 0; h < c.n_heads; ++h) {
         const float* q = &q_[h * hd];
-        const float* k = &w.keys[j][h / group * hd];
+        const float* k = &w.keys[at * kv_dim + h / group * hd];
         float dot = 0.0f;
         for (std::size_t i = 0; i < hd; ++i) dot += q[i] * k[i];
         p += std::exp(static_cast<double>(dot * scale) - lse_[h]);
       }
-      w.shares[j] += p * static_cast<double>(position_ + 1) / static_cast<double>(c.n_heads);
+      w.shares[at] += p * static_cast<double>(position_ + 1) / static_cast<double>(c.n_heads);
       const double queries = static_cast<double>(position_ + 1 - (first + j));
       if (qcodec::status s = cache_.set_importance(sequence_, l, first + j,
-                                                   static_cast<float>(w.shares[j] / queries));
+                                                   static_cast<float>(w.shares[at] / queries));
           !s) {
         return s;
       }
