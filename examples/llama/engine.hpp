@@ -246,11 +246,10 @@ class engine {
       w.keys.resize(slots * kv_dim);
       w.shares.resize(slots);
     }
-    std::size_t slot = (w.oldest + w.size) % slots;
+    std::size_t slot = w.oldest;  // when full: the oldest token has left the window
     if (w.size < slots) {
-      ++w.size;
-    } else {  // the oldest token has left the window: this one takes its slot
-      slot = w.oldest;
+      slot = (w.oldest + w.size++) % slots;
+    } else {
       w.oldest = (w.oldest + 1) % slots;
     }
     float* key = &w.keys[slot * kv_dim];
