@@ -1,5 +1,7 @@
 #include <qcodec/kv.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -168,4 +170,60 @@ TEST_CASE("kv cache: bad arguments are clear errors", "[kv][cache]") {
   auto small = kivi_cache::create(short_config);
   const kv::sequence_id t = small->add_sequence();
   CHECK(small->append(t, 0, k.data(), k.data(), 11).is(e::too_long));
+}
+
+TEST_CASE("kv page memory: slabs of whole pages past 2 MB, one allocation per page below",
+          "[kv][cache]") {
+  using kv::detail::page_memory;
+  constexpr std::size_t page = 8192, per_slab = page_memory::huge_page / page;  // 256
+  const bool slabs = QCODEC_KV_PAGE_SLABS != 0;                                 // not under ASan
+
+  page_memory small(page, 10);  // can never reach 2 MB: a page at a time
+  CHECK(small.slab_pages() == 1);
+  for (int i = 0; i < 10; ++i) REQUIRE(small.allocate() != nullptr);
+  CHECK(small.allocate() == nullptr);  // max_pages
+  CHECK(small.bytes() == 10 * page);
+
+  page_memory big(page, per_slab + 44);
+  CHECK(big.slab_pages() == (slabs ? per_slab : 1));
+  std::vector<std::uint8_t*> pages;
+  for (std::size_t i = 0; i < per_slab + 44; ++i) {
+    std::uint8_t* p = big.allocate();
+    REQUIRE(p != nullptr);
+    CHECK(std::all_of(p, p + page, [](std::uint8_t b) { return b == 0; }));
+    std::memset(p, 0xA5, page);  // each page writable on its own
+    pages.push_back(p);
+    if (slabs) CHECK(big.bytes() == (i < per_slab ? per_slab : per_slab + 44) * page);
+  }
+  CHECK(big.allocate() == nullptr);
+  CHECK(big.bytes() == (per_slab + 44) * page);  // the last slab holds only the pages left
+  if (slabs) {
+    CHECK(reinterpret_cast<std::uintptr_t>(pages[0]) % page_memory::huge_page == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(pages[per_slab]) % page_memory::huge_page == 0);
+    for (std::size_t i = 1; i < per_slab; ++i) CHECK(pages[i] == pages[i - 1] + page);
+  }
+  std::sort(pages.begin(), pages.end());
+  CHECK(std::adjacent_find(pages.begin(), pages.end(), [](std::uint8_t* a, std::uint8_t* b) {
+          return b < a + page;  // overlapping pages
+        }) == pages.end());
+
+  page_memory large(3 << 20, 4);  // pages past 2 MB: one a slab, 2 MB-aligned
+  CHECK(large.slab_pages() == 1);
+  std::uint8_t* p = large.allocate();
+  REQUIRE(p != nullptr);
+  if (slabs) CHECK(reinterpret_cast<std::uintptr_t>(p) % page_memory::huge_page == 0);
+  CHECK(large.bytes() == std::size_t{3} << 20);
+}
+
+TEST_CASE("kv cache: a pool that can grow past 2 MB counts its whole slab", "[kv][cache]") {
+  const kv_test::kv_data a = kv_test::make_kv(1000, 2, 32, 4);
+  auto c = kivi_cache::create(config(1024));  // pages of 8 KB: 256 to a slab
+  REQUIRE(c.ok());
+  const kv::sequence_id s = c->add_sequence();
+  append_all(*c, s, a, 0, 1000);
+  CHECK(c->pages_in_use() == 16);
+  CHECK(c->pool_bytes() == (QCODEC_KV_PAGE_SLABS ? 256 : 16) * c->page_bytes());
+  const kv::sequence_id t = c->add_sequence();  // the slab's next pages
+  append_all(*c, t, a, 0, 1000);
+  for (std::size_t l = 0; l < 2; ++l) CHECK(attend(*c, s, l) == attend(*c, t, l));
 }

@@ -23,7 +23,8 @@
 // [i * page_tokens, (i + 1) * page_tokens)); a sequence owns a page table. Pages are
 // reference-counted: fork() shares a sequence's pages with a new one and copies a page only when
 // one of the sharers writes to it, as paged-attention engines do for beam search and prefix
-// sharing; free_sequence() returns pages to the pool for reuse.
+// sharing; free_sequence() returns pages to the pool for reuse. The pool takes its memory from
+// the system in slabs of pages on huge pages once it can grow past 2 MB (page_memory.hpp).
 //
 // Input layout: append() takes the new tokens' keys and values as [token][kv_head][head_dim]
 // float arrays (what an engine's K/V projection produces for one layer). Appends to one cache
@@ -33,6 +34,7 @@
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
 #include <qcodec/kv/exact_rows.hpp>
+#include <qcodec/kv/page_memory.hpp>
 #include <qcodec/kv/rope.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
@@ -266,10 +268,9 @@ class cache {
   [[nodiscard]] std::size_t pages_in_use() const noexcept {
     return pool_.pages.size() - pool_.free.size();
   }
-  /// Bytes the pool holds from the system.
-  [[nodiscard]] std::size_t pool_bytes() const noexcept {
-    return pool_.pages.size() * layout_.page_bytes;
-  }
+  /// Bytes the pool holds from the system: its pages, and those of its last slab not handed out
+  /// yet (pools that can grow past 2 MB take pages in slabs of 2 MB and more: page_memory.hpp).
+  [[nodiscard]] std::size_t pool_bytes() const noexcept { return pool_.memory.bytes(); }
   /// Bytes that store sequence s: its pages (shared pages counted in full), its exact sink and
   /// residual tokens, and its page table.
   [[nodiscard]] std::size_t sequence_bytes(sequence_id s) const noexcept {
@@ -323,7 +324,8 @@ class cache {
     std::size_t page_bytes = 0;
   };
   struct page_pool {
-    std::vector<std::unique_ptr<std::uint8_t[]>> pages;
+    detail::page_memory memory{1, 0};  // owns the pages (page_memory.hpp: slabs on huge pages)
+    std::vector<std::uint8_t*> pages;
     std::vector<std::uint32_t> refs;
     std::vector<page_id> free;
   };
@@ -335,6 +337,7 @@ class cache {
     layout_.key_region = layout_.key_units * this->keys().unit_bytes();
     layout_.head_bytes = layout_.key_region + layout_.value_units * this->values().unit_bytes();
     layout_.page_bytes = config.layers * config.kv_heads * layout_.head_bytes;
+    pool_.memory = detail::page_memory(layout_.page_bytes, config.max_pages);
   }
 
   static status validate(const cache_config& c) {
@@ -437,8 +440,7 @@ class cache {
   [[nodiscard]] const std::uint8_t* unit_address(const sequence& seq, std::size_t layer,
                                                  std::size_t head, stream which,
                                                  std::size_t j) const noexcept {
-    return pool_.pages[seq.pages[j / config_.page_tokens]].get() +
-           unit_offset(layer, head, which, j);
+    return pool_.pages[seq.pages[j / config_.page_tokens]] + unit_offset(layer, head, which, j);
   }
 
   // A writable page for compressed token j of sequence s: allocated on first use, copied first
@@ -454,11 +456,11 @@ class cache {
     if (pool_.refs[p] > 1) {
       result<page_id> copy = allocate();
       if (!copy) return copy.error();
-      std::memcpy(pool_.pages[*copy].get(), pool_.pages[p].get(), layout_.page_bytes);
+      std::memcpy(pool_.pages[*copy], pool_.pages[p], layout_.page_bytes);
       release(p);
       p = *copy;
     }
-    return pool_.pages[p].get();
+    return pool_.pages[p];
   }
 
   result<page_id> allocate() {
@@ -471,7 +473,12 @@ class cache {
     if (pool_.pages.size() >= config_.max_pages) {
       return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
     }
-    pool_.pages.push_back(std::make_unique<std::uint8_t[]>(layout_.page_bytes));
+    std::uint8_t* page = pool_.memory.allocate();
+    if (page == nullptr) {
+      return status::failure(errors::out_of_pages,
+                             "the system refused " + std::to_string(layout_.page_bytes) + " bytes");
+    }
+    pool_.pages.push_back(page);
     pool_.refs.push_back(1);
     return static_cast<page_id>(pool_.pages.size() - 1);
   }
