@@ -44,7 +44,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -324,7 +323,8 @@ class cache {
     std::size_t page_bytes = 0;
   };
   struct page_pool {
-    detail::page_memory memory{1, 0};  // owns the pages (page_memory.hpp: slabs on huge pages)
+    // Owns the pages (page_memory.hpp: slabs on huge pages); sized in the constructor.
+    detail::page_memory memory{1, 0};
     std::vector<std::uint8_t*> pages;
     std::vector<std::uint32_t> refs;
     std::vector<page_id> free;

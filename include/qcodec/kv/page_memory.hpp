@@ -37,9 +37,10 @@ class page_memory {
   /// Pages of page_bytes (> 0), at most max_pages of them.
   page_memory(std::size_t page_bytes, std::size_t max_pages) noexcept
       : page_bytes_(page_bytes), pages_left_(max_pages) {
-    if (QCODEC_KV_PAGE_SLABS && page_bytes > 0 &&
-        max_pages >= (huge_page + page_bytes - 1) / page_bytes) {
-      slab_pages_ = (huge_page + page_bytes - 1) / page_bytes;  // >= 2 MB a slab
+    if (!QCODEC_KV_PAGE_SLABS || page_bytes == 0) return;
+    const std::size_t to_fill_2mb = (huge_page + page_bytes - 1) / page_bytes;
+    if (max_pages >= to_fill_2mb) {
+      slab_pages_ = to_fill_2mb;  // >= 2 MB a slab
       align_ = huge_page;
     }
   }
@@ -49,15 +50,15 @@ class page_memory {
     if (used_ == capacity_) {  // the last slab is full: the next one
       if (pages_left_ == 0) return nullptr;
       const std::size_t pages = slab_pages_ < pages_left_ ? slab_pages_ : pages_left_;
-      void* p = ::operator new (pages* page_bytes_, std::align_val_t{align_}, std::nothrow);
+      const std::size_t slab_bytes = pages * page_bytes_;
+      void* p = ::operator new (slab_bytes, std::align_val_t{align_}, std::nothrow);
       if (p == nullptr) return nullptr;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
       // Only the whole 2 MB blocks; a refusal (no THP in this kernel) leaves 4 KB pages.
-      if (align_ == huge_page)
-        (void)madvise(p, pages * page_bytes_ / huge_page * huge_page, MADV_HUGEPAGE);
+      if (align_ == huge_page) (void)madvise(p, slab_bytes / huge_page * huge_page, MADV_HUGEPAGE);
 #endif
       slabs_.emplace_back(static_cast<std::uint8_t*>(p), slab_deleter{align_});
-      bytes_ += pages * page_bytes_;
+      bytes_ += slab_bytes;
       pages_left_ -= pages;
       capacity_ = pages;
       used_ = 0;
