@@ -125,34 +125,34 @@ class per_channel {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
 
-  // Per unit: its (scale, offset) pairs converted once (one kernel call), then per chunk of
-  // query heads the constant terms (the offsets scored as one row) and the codes' scores against
-  // the scaled queries (the integer kernel takes q and the scales; the float one, their product).
+  // i16: one kernel call for all the units (simd/int16_dots.hpp's channel_unit_dots_i16). f32:
+  // per unit its (scale, offset) pairs converted once, then per chunk of query heads the
+  // constant terms (the offsets scored as one row) and the codes' scores against the scaled
+  // queries.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    constexpr std::size_t heads = 4;
-    float constant[heads], scale[max_head_dim], offset[max_head_dim];
-    float scaled[Query == query_format::i16 ? 1 : heads * max_head_dim];
     const simd::kernel_table& k = simd::kernels();
-    for (std::size_t u = 0; u < count; ++u) {
-      const std::uint8_t* unit = units + u * unit_bytes();
-      load_scales(unit, scale, offset);
-      detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
-        const float* qg = q + g0 * d_;
-        float* out = s + g0 * ld + u * G;
-        k.rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(offset), 0, 1, d_, qg, gn,
-                            constant, 1);
-        if constexpr (Query == query_format::i16) {
-          k.int16_dots.code_row_dots_i16(unit + 4 * d_, row_bytes(), G, d_, Bits, qg, scale, gn,
-                                         out, ld);
-        } else {
+    if constexpr (Query == query_format::i16) {
+      k.int16_dots.channel_unit_dots_i16(units, unit_bytes(), count, G, d_, Bits, q, nq, s, ld);
+    } else {
+      constexpr std::size_t heads = 4;
+      float constant[heads], scale[max_head_dim], offset[max_head_dim],
+          scaled[heads * max_head_dim];
+      for (std::size_t u = 0; u < count; ++u) {
+        const std::uint8_t* unit = units + u * unit_bytes();
+        load_scales(unit, scale, offset);
+        detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+          const float* qg = q + g0 * d_;
+          float* out = s + g0 * ld + u * G;
+          k.rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(offset), 0, 1, d_, qg, gn,
+                              constant, 1);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[g * d_ + c] * scale[c];
           k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
-        }
-        for (std::size_t g = 0; g < gn; ++g)
-          for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
-      });
+          for (std::size_t g = 0; g < gn; ++g)
+            for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
+        });
+      }
     }
   }
 

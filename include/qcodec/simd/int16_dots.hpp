@@ -15,6 +15,17 @@
 // overflows, scores zero. The sum is an exact integer (|sum| <= 255 * 16383 * n: n up to 514),
 // converted to float once and scaled once, so every target returns the oracle's bits.
 //
+//   channel_unit_dots_i16  out[g * ld + u * rows + t] = code_row_dots_i16's score of row t of
+//                          unit u (c = the unit's scales) + sum_i q_g[i] * offset_u[i]
+//
+// scores kv::per_channel's units, `unit_bytes` apart: n binary16 (scale, offset) pairs, then
+// `rows` rows of codes (ceil(n * bits / 8) bytes each); n <= 1024. The constant term is summed
+// in one order on every target (offset_dot below) and added to the rounded product (unfused.hpp),
+// so this kernel too returns the oracle's bits.
+// Fused for 4-bit codes with VNNI (the pairs converted in registers, the constant added as the
+// scores are stored), it replaces per unit a pair conversion, a float row kernel for the
+// constants and a pass adding them.
+//
 // With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
@@ -25,6 +36,7 @@
 
 #include <qcodec/simd/int8_dots.hpp>
 #include <qcodec/simd/rows.hpp>
+#include <qcodec/simd/unfused.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -85,6 +97,72 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
       out[g * ld + r] = f.scale * static_cast<float>(sum);
     }
   }
+}
+
+// channel_unit_dots_i16's constant term, sum_i q[i] * o[i], in one order on every target: element
+// i goes into lane i % 16 by a fused multiply-add (each lane's elements in order, from +0), and
+// the 16 lanes are folded by halves (lane l += lane l + 8, then + 4, + 2, + 1), as a 512-bit
+// register folds; a narrower target keeps the 16 lanes in two or four registers.
+inline constexpr std::size_t offset_lanes = 16;
+
+#if XSIMD_WITH_AVX
+// The fold in registers: lanes l and l + 8 already added (fold16), then + 4, + 2, + 1.
+template <class Arch>
+float fold8(__m256 l8) noexcept {
+  const __m128 l4 = _mm_add_ps(_mm256_castps256_ps128(l8), _mm256_extractf128_ps(l8, 1));
+  const __m128 l2 = _mm_add_ps(l4, _mm_movehl_ps(l4, l4));
+  return _mm_cvtss_f32(_mm_add_ss(l2, _mm_movehdup_ps(l2)));
+}
+#endif
+#if XSIMD_WITH_AVX512DQ
+template <class Arch>
+float fold16(__m512 lanes) noexcept {
+  return fold8<Arch>(
+      _mm256_add_ps(_mm512_castps512_ps256(lanes), _mm512_extractf32x8_ps(lanes, 1)));
+}
+#endif
+
+template <class Arch>
+float offset_dot(const float* q, const float* o, std::size_t n) noexcept {
+  alignas(64) float lane[offset_lanes] = {};
+  std::size_t i = 0;
+  if constexpr (!is_scalar_v<Arch>) {
+    using F = batch<float, Arch>;
+    constexpr std::size_t k = offset_lanes / F::size;
+    F acc[k];
+    for (F& a : acc) a = F(0.0f);
+    for (; i + offset_lanes <= n; i += offset_lanes)
+      for (std::size_t j = 0; j < k; ++j)
+        acc[j] = xsimd::fma(F::load_unaligned(q + i + j * F::size),
+                            F::load_unaligned(o + i + j * F::size), acc[j]);
+    if (i == n) {  // no tail: fold in registers (through memory, a fold cost KIVI-2 5%)
+#if XSIMD_WITH_AVX512DQ
+      if constexpr (F::size == 16) return fold16<Arch>(acc[0]);
+#endif
+#if XSIMD_WITH_AVX
+      if constexpr (F::size == 8) return fold8<Arch>(acc[0] + acc[1]);
+#endif
+    }
+    for (std::size_t j = 0; j < k; ++j) acc[j].store_aligned(lane + j * F::size);
+  }
+  for (; i < n; ++i) lane[i % offset_lanes] = std::fma(q[i], o[i], lane[i % offset_lanes]);
+  for (std::size_t w = offset_lanes / 2; w >= 1; w /= 2)
+    for (std::size_t l = 0; l < w; ++l) lane[l] += lane[l + w];
+  return lane[0];
+}
+
+// y[i] = y[i] + c for rounded products y (unfused: the add is not merged into their multiply).
+template <class Arch>
+void add_to_products(float* y, std::size_t n, float c) noexcept {
+  std::size_t i = 0;
+  if constexpr (!is_scalar_v<Arch>) {
+    using F = batch<float, Arch>;
+    for (; i + F::size <= n; i += F::size) {
+      const typename F::register_type product = F::load_unaligned(y + i);
+      (F(unfused<Arch>(product)) + F(c)).store_unaligned(y + i);
+    }
+  }
+  for (; i < n; ++i) y[i] = unfused<Arch>(y[i]) + c;
 }
 
 // The products x[i] = q[i] * c[i] (q[i] when c is null), from element i on.
@@ -591,12 +669,13 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 
 // Scores of 16 rows (`keep` masks the ones to store) for G <= 4 split vectors, n a multiple of
 // 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
-// (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast.
+// (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast. `add`, when not
+// null, holds a term per vector added to its scores (channel_unit_dots_i16's constants).
 template <std::size_t G, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
-                                     const float* scale, float* out, std::size_t ld,
-                                     __mmask16 keep) noexcept {
+                                     const float* scale, const float* add, float* out,
+                                     std::size_t ld, __mmask16 keep) noexcept {
   __m512i ah[G], al[G];
   for (std::size_t g = 0; g < G; ++g) ah[g] = al[g] = _mm512_setzero_si512();
   const __m512i low4 = _mm512_set1_epi8(15);
@@ -619,20 +698,21 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
   }
   for (std::size_t g = 0; g < G; ++g) {
     const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g]);
-    _mm512_mask_storeu_ps(out + g * ld, keep,
-                          _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum)));
+    __m512 score = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
+    if (add != nullptr) score = _mm512_add_ps(unfused<Arch>(score), _mm512_set1_ps(add[g]));
+    _mm512_mask_storeu_ps(out + g * ld, keep, score);
   }
 }
 
 template <std::size_t G, class Arch>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
                                          std::size_t rows, std::size_t n, const std::int32_t* hi,
-                                         const std::int32_t* lo, const float* scale, float* out,
-                                         std::size_t ld) noexcept {
+                                         const std::int32_t* lo, const float* scale,
+                                         const float* add, float* out, std::size_t ld) noexcept {
   std::size_t r = 0;
   for (; r + 16 <= rows; r += 16) {
     rows::prefetch_rows<Arch>(in + (r + 32) * stride, 16 * stride);
-    rows16<G, Arch>(in + r * stride, stride, n, hi, lo, scale, out + r, ld, 0xFFFF);
+    rows16<G, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r, ld, 0xFFFF);
   }
   if (r < rows) {  // the last rows, copied after zero rows so that 16 are read
     alignas(64) std::uint8_t tail[16 * max_n / 2];
@@ -640,8 +720,27 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
     std::memset(tail, 0, 16 * bytes);
     for (std::size_t t = 0; t < rn; ++t)
       std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
-    rows16<G, Arch>(tail, bytes, n, hi, lo, scale, out + r, ld,
+    rows16<G, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
                     static_cast<__mmask16>((1u << rn) - 1));
+  }
+}
+
+// vnni_group for gn (1..4) vectors.
+template <class Arch>
+QCODEC_INT16_VNNI_TARGET void vnni_groups(std::size_t gn, const std::uint8_t* in,
+                                          std::size_t stride, std::size_t rows, std::size_t n,
+                                          const std::int32_t* hi, const std::int32_t* lo,
+                                          const float* scale, const float* add, float* out,
+                                          std::size_t ld) noexcept {
+  switch (gn) {
+    case 1:
+      return vnni_group<1, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+    case 2:
+      return vnni_group<2, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+    case 3:
+      return vnni_group<3, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+    default:
+      return vnni_group<4, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
   }
 }
 
@@ -656,20 +755,41 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
     float scale[4] = {};
     split_queries<Arch>(q + g0 * n, c, n, gn, hi, lo, scale);
-    float* og = out + g0 * ld;
-    switch (gn) {
-      case 1:
-        vnni_group<1, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
-        break;
-      case 2:
-        vnni_group<2, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
-        break;
-      case 3:
-        vnni_group<3, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
-        break;
-      default:
-        vnni_group<4, Arch>(in, stride, rows, n, hi, lo, scale, og, ld);
-        break;
+    vnni_groups<Arch>(gn, in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
+  }
+}
+
+// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16), n a multiple of 64 (<= max_n):
+// per unit its pairs converted by full-width stores (split_queries reads them back), each
+// vector's constant term, then the rows scored with the constant added as they are stored.
+template <class Arch>
+QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
+                                                  std::size_t count, std::size_t rows,
+                                                  std::size_t n, const float* q, std::size_t nq,
+                                                  float* out, std::size_t ld) noexcept {
+  alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
+  alignas(64) float scale[max_n], offset[max_n];
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    for (std::size_t i = 0; i < n; i += 16) {
+      const __m512i x = _mm512_loadu_si512(unit + 4 * i);
+      _mm512_store_ps(scale + i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
+      _mm512_store_ps(offset + i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
+    }
+    for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+      const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+      float qscale[4] = {}, constant[4] = {};
+      for (std::size_t g = 0; g < gn; ++g) {
+        // The lanes of offset_dot<Arch>, folded as it folds them.
+        const float* qg = q + (g0 + g) * n;
+        __m512 lanes = _mm512_setzero_ps();
+        for (std::size_t i = 0; i < n; i += 16)
+          lanes = _mm512_fmadd_ps(_mm512_loadu_ps(qg + i), _mm512_load_ps(offset + i), lanes);
+        constant[g] = fold16<Arch>(lanes);
+      }
+      split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale);
+      vnni_groups<Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, constant,
+                        out + g0 * ld + u * rows, ld);
     }
   }
 }
@@ -699,6 +819,25 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
   d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
 }
 
+/// channel_unit_dots_i16 without instructions beyond Arch's (no VNNI).
+template <class Arch>
+void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_bytes,
+                                std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
+                                const float* q, std::size_t nq, float* out,
+                                std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  float scale[d::generic_max_n], offset[d::generic_max_n];
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    half_pairs<Arch>(unit, 4, n, scale, offset);
+    float* ou = out + u * rows;
+    code_row_dots_i16_base<Arch>(unit + 4 * n, (n * bits + 7) / 8, rows, n, bits, q, scale, nq, ou,
+                                 ld);
+    for (std::size_t g = 0; g < nq; ++g)
+      d::add_to_products<Arch>(ou + g * ld, rows, d::offset_dot<Arch>(q + g * n, offset, n));
+  }
+}
+
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
 /// code_row_dots_i16 with AVX-512 VNNI (only on CPUs that have it).
 template <class Arch>
@@ -709,6 +848,18 @@ void code_row_dots_i16_vnni(const std::uint8_t* in, std::size_t stride, std::siz
   if (bits == 4 && n % 64 == 0 && n <= d::max_n)
     return d::dots4_vnni<Arch>(in, stride, rows, n, q, c, nq, out, ld);
   code_row_dots_i16_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
+}
+
+/// channel_unit_dots_i16 with AVX-512 VNNI (only on CPUs that have it).
+template <class Arch>
+void channel_unit_dots_i16_vnni(const std::uint8_t* units, std::size_t unit_bytes,
+                                std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
+                                const float* q, std::size_t nq, float* out,
+                                std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  if (bits == 4 && n % 64 == 0 && n <= d::max_n)
+    return d::channel_units4_vnni<Arch>(units, unit_bytes, count, rows, n, q, nq, out, ld);
+  channel_unit_dots_i16_base<Arch>(units, unit_bytes, count, rows, n, bits, q, nq, out, ld);
 }
 #endif
 
@@ -727,6 +878,24 @@ inline void code_row_dots_i16(const std::uint8_t* in, std::size_t stride, std::s
                                                        ld);
 }
 
+inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_bytes,
+                                  std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
+                                  const float* q, std::size_t nq, float* out,
+                                  std::size_t ld) noexcept {
+  namespace d = simd::detail::int16_dots;
+  float scale[d::generic_max_n], offset[d::generic_max_n];
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    half_pairs(unit, 4, n, scale, offset);
+    float* ou = out + u * rows;
+    code_row_dots_i16(unit + 4 * n, (n * bits + 7) / 8, rows, n, bits, q, scale, nq, ou, ld);
+    for (std::size_t g = 0; g < nq; ++g) {
+      d::add_to_products<simd::scalar>(ou + g * ld, rows,
+                                       d::offset_dot<simd::scalar>(q + g * n, offset, n));
+    }
+  }
+}
+
 }  // namespace ref
 
 namespace simd {
@@ -740,20 +909,31 @@ struct int16_dot_kernels {
   void (*code_row_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                                  unsigned, const float*, const float*, std::size_t, float*,
                                  std::size_t) noexcept;
+  /// kv::per_channel's scores (channel_unit_dots_i16 above), the fastest form.
+  void (*channel_unit_dots_i16)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                                std::size_t, unsigned, const float*, std::size_t, float*,
+                                std::size_t) noexcept;
+  /// The same results without VNNI.
+  void (*channel_unit_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                                     std::size_t, unsigned, const float*, std::size_t, float*,
+                                     std::size_t) noexcept;
 };
 
 template <class Arch>
 int16_dot_kernels make_int16_dot_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots_i16, &ref::code_row_dots_i16};
+    return {&ref::code_row_dots_i16, &ref::code_row_dots_i16, &ref::channel_unit_dots_i16,
+            &ref::channel_unit_dots_i16};
   } else {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
       if (cpu_supports_avx512_vnni())
-        return {&code_row_dots_i16_vnni<Arch>, &code_row_dots_i16_base<Arch>};
+        return {&code_row_dots_i16_vnni<Arch>, &code_row_dots_i16_base<Arch>,
+                &channel_unit_dots_i16_vnni<Arch>, &channel_unit_dots_i16_base<Arch>};
     }
 #endif
-    return {&code_row_dots_i16_base<Arch>, &code_row_dots_i16_base<Arch>};
+    return {&code_row_dots_i16_base<Arch>, &code_row_dots_i16_base<Arch>,
+            &channel_unit_dots_i16_base<Arch>, &channel_unit_dots_i16_base<Arch>};
   }
 }
 

@@ -2,12 +2,15 @@
 // one without VNNI) against their oracles, bit for bit (the sums are exact integers, converted
 // and scaled once). Buffers end exactly at the last row's last byte, so AddressSanitizer sees
 // any read past it.
+#include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/int16_dots.hpp>
 #include <qcodec/simd/int8_dots.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cfenv>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -291,4 +294,109 @@ TEST_CASE("int16 code row dots reach 32-bit sums at the longest rows without ove
       for (std::size_t r = 0; r < 3; ++r) CHECK(got[r] == want);
     }
   }
+}
+
+namespace {
+
+// kv::per_channel's units: n binary16 (scale, offset) pairs (KIVI-like scales: a few channels
+// 10-100x larger, offsets of either sign), then `rows` rows of random codes, `pad` bytes after
+// each unit. The buffer ends at the last unit's last byte.
+std::vector<std::uint8_t> channel_units(std::size_t count, std::size_t rows, std::size_t n,
+                                        unsigned bits, std::size_t pad, std::mt19937& rng) {
+  const std::size_t unit_bytes = 4 * n + rows * ((n * bits + 7) / 8) + pad;
+  std::vector<std::uint8_t> units(count == 0 ? 0 : count * unit_bytes - pad);
+  for (auto& b : units) b = static_cast<std::uint8_t>(rng());
+  std::uniform_real_distribution<float> offset(-2.0f, 2.0f);
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::vector<float> scales = channel_scales(n, rng);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float pair[2] = {scales[i], offset(rng)};
+      std::uint16_t h[2];
+      qcodec::ref::f32_to_f16(pair, 2, h);
+      std::memcpy(units.data() + u * unit_bytes + 4 * i, h, 4);
+    }
+  }
+  return units;
+}
+
+using unit_kernel = decltype(qcodec::simd::int16_dot_kernels::channel_unit_dots_i16);
+
+std::vector<float> unit_scores(unit_kernel kernel, const std::vector<std::uint8_t>& units,
+                               std::size_t unit_bytes, std::size_t count, std::size_t rows,
+                               std::size_t n, unsigned bits, const std::vector<float>& q,
+                               std::size_t nq) {
+  const std::size_t ld = count * rows + 3;
+  std::vector<float> out(nq * ld, 9.0f);
+  kernel(units.data(), unit_bytes, count, rows, n, bits, q.data(), nq, out.data(), ld);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_dots]") {
+  std::mt19937 rng(19);
+  const auto& k = parity::under_test().int16_dots;
+  for (unsigned bits = 1; bits <= 8; ++bits)
+    for (std::size_t n : {1u, 16u, 40u, 64u, 128u, 192u, 512u, 1024u})
+      for (std::size_t rows : {1u, 16u, 32u, 37u})
+        for (std::size_t count : {0u, 1u, 3u})
+          for (std::size_t nq : {1u, 3u, 4u, 5u, 8u}) {
+            if (bits == 8 && 16383.0 * 255.0 * double(n) >= 2147483648.0) continue;
+            if (bits != 2 && bits != 4 && (rows > 16 || nq > 4)) continue;  // generic: fewer
+            const std::size_t pad = (n + rows) % 3, row_bytes = (n * bits + 7) / 8;
+            const std::size_t unit_bytes = 4 * n + rows * row_bytes + pad;
+            const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, pad, rng);
+            const std::vector<float> q = normal_queries(nq * n, rng);
+            INFO("bits=" << bits << " n=" << n << " rows=" << rows << " count=" << count
+                         << " nq=" << nq);
+            const std::vector<float> want = unit_scores(&qcodec::ref::channel_unit_dots_i16, units,
+                                                        unit_bytes, count, rows, n, bits, q, nq);
+            for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
+              REQUIRE(same_bits(
+                  want, unit_scores(kernel, units, unit_bytes, count, rows, n, bits, q, nq)));
+          }
+}
+
+TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
+          "[parity][integer_dots]") {
+  // Against the decoded keys in double: the 15-bit query moves each term by at most
+  // max_c |q_c s_c| / 32766 times the code, and the float sums add a few ulps.
+  std::mt19937 rng(23);
+  const auto& k = parity::under_test().int16_dots;
+  for (unsigned bits : {2u, 4u, 8u})
+    for (std::size_t n : {64u, 128u, 100u}) {
+      const std::size_t rows = 32, count = 2, nq = 4, row_bytes = (n * bits + 7) / 8;
+      const std::size_t unit_bytes = 4 * n + rows * row_bytes;
+      const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
+      const std::vector<float> q = normal_queries(nq * n, rng);
+      for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base}) {
+        const std::vector<float> got =
+            unit_scores(kernel, units, unit_bytes, count, rows, n, bits, q, nq);
+        for (std::size_t u = 0; u < count; ++u) {
+          const std::uint8_t* unit = units.data() + u * unit_bytes;
+          float scale[128], offset[128];
+          qcodec::ref::half_pairs(unit, 4, n, scale, offset);
+          for (std::size_t g = 0; g < nq; ++g) {
+            double largest = 0.0;
+            for (std::size_t c = 0; c < n; ++c)
+              largest = std::max(largest, std::fabs(double(q[g * n + c]) * scale[c]));
+            for (std::size_t t = 0; t < rows; ++t) {
+              double want = 0.0, magnitude = 0.0;
+              for (std::size_t c = 0; c < n; ++c) {
+                const std::size_t bit = c * bits;
+                const std::uint8_t* row = unit + 4 * n + t * row_bytes;
+                unsigned v = unsigned{row[bit / 8]} >> (bit % 8);
+                if (bit % 8 + bits > 8) v |= unsigned{row[bit / 8 + 1]} << (8 - bit % 8);
+                const double key = double(scale[c]) * (v & ((1u << bits) - 1)) + offset[c];
+                want += double(q[g * n + c]) * key;
+                magnitude += std::fabs(double(q[g * n + c]) * key);
+              }
+              const double bound = largest / 32766.0 * ((1u << bits) - 1) * double(n) +
+                                   4.0 * double(n) * 6e-8 * magnitude;
+              CHECK(std::fabs(got[g * (count * rows + 3) + u * rows + t] - want) <= bound);
+            }
+          }
+        }
+      }
+    }
 }

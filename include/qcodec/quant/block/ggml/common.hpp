@@ -19,6 +19,7 @@
 //   * Scales are IEEE binary16 (`qcodec::half`) or, for MXFP4, an E8M0 power of two.
 
 #include <qcodec/core/half.hpp>
+#include <qcodec/simd/unfused.hpp>
 
 #include <bit>
 #include <cstddef>
@@ -127,23 +128,9 @@ template <class Arch>
   return std::bit_cast<float>(bits);
 }
 
-/// Returns v, hiding from the optimiser that it is a product, so that a following add stays a
-/// separate, rounded operation. Needed because GCC 12 contracts a * b + c into an FMA in C++
-/// (-ffp-contract=fast is its default for every C++ mode, -std=c++20 included), even across
-/// statements and for vector intrinsics, while ggml's reference arithmetic (and bit-exact
-/// parity between targets) needs the unfused result. The empty asm emits no instruction.
-template <class Arch, class T>
-[[nodiscard]] inline T unfused(T v) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__SSE2__) || defined(__x86_64__))
-  __asm__("" : "+x"(v));
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
-  __asm__("" : "+w"(v));
-#else
-  volatile T t = v;
-  v = t;
-#endif
-  return v;
-}
+// unfused (simd/unfused.hpp): ggml's reference arithmetic, and bit-exact parity between
+// targets, need unfused multiply-adds.
+using simd::detail::unfused;
 
 /// Rounds to the nearest integer in the current rounding mode (ties to even by default), for
 /// |v| <= 2^22: adding and subtracting 1.5 * 2^23 leaves no fraction bits. Two adds instead
