@@ -34,6 +34,7 @@
 // vpmaddwd. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
 // whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
 
+#include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/int8_dots.hpp>
 #include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/unfused.hpp>
@@ -102,7 +103,8 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
 // channel_unit_dots_i16's constant term, sum_i q[i] * o[i], in one order on every target: element
 // i goes into lane i % 16 by a fused multiply-add (each lane's elements in order, from +0), and
 // the 16 lanes are folded by halves (lane l += lane l + 8, then + 4, + 2, + 1), as a 512-bit
-// register folds; a narrower target keeps the 16 lanes in two or four registers.
+// register folds; a narrower target keeps the 16 lanes in two or four registers. (Fused by
+// packed::fmadd: xsimd 8.1's fma is two roundings on AVX-512.)
 inline constexpr std::size_t offset_lanes = 16;
 
 #if XSIMD_WITH_AVX
@@ -133,8 +135,8 @@ float offset_dot(const float* q, const float* o, std::size_t n) noexcept {
     for (F& a : acc) a = F(0.0f);
     for (; i + offset_lanes <= n; i += offset_lanes)
       for (std::size_t j = 0; j < k; ++j)
-        acc[j] = xsimd::fma(F::load_unaligned(q + i + j * F::size),
-                            F::load_unaligned(o + i + j * F::size), acc[j]);
+        acc[j] = packed::fmadd<Arch>(F::load_unaligned(q + i + j * F::size),
+                                     F::load_unaligned(o + i + j * F::size), acc[j], Arch{});
     if (i == n) {  // no tail: fold in registers (through memory, a fold cost KIVI-2 5%)
 #if XSIMD_WITH_AVX512DQ
       if constexpr (F::size == 16) return fold16<Arch>(acc[0]);
@@ -586,10 +588,12 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 // nibbles). Vector g's bytes start at hi + g * max_n / 4. The vectors' maxima are found first, so
 // that their divisions overlap, and the bytes of 64 elements are packed from words and stored at
 // once: byte conversions of each 16 (vpmovdb, slow on AMD) took 1.04-1.09x the time of a call
-// for 32 rows and 4 vectors (BM_integer_dots/i16/4/32).
+// for 32 rows and 4 vectors (BM_integer_dots/i16/4/32). With `offset`, also each vector's
+// constant term of channel_unit_dots_i16 (offset_dot's sum) into constant[g].
 template <class Arch>
 void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn, std::int32_t* hi,
-                   std::int32_t* lo, float* scale) noexcept {
+                   std::int32_t* lo, float* scale, const float* offset = nullptr,
+                   float* constant = nullptr) noexcept {
   const auto load = [&](const float* qg, std::size_t i) {
     const __m512 x = _mm512_loadu_ps(qg + i);
     return c != nullptr ? _mm512_mul_ps(x, _mm512_loadu_ps(c + i)) : x;
@@ -597,15 +601,19 @@ void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn
   float m[4];
   bool finite[4];
   for (std::size_t g = 0; g < gn; ++g) {
-    __m512 mg = _mm512_setzero_ps();
+    __m512 mg = _mm512_setzero_ps(), lanes = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (std::size_t i = 0; i < n; i += 16) {
       const __m512 x = load(q + g * n, i);
       bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
       mg = _mm512_max_ps(mg, _mm512_abs_ps(x));
+      if (offset != nullptr) {  // offset_dot's lanes, while q is at hand
+        lanes = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * n + i), _mm512_loadu_ps(offset + i), lanes);
+      }
     }
     m[g] = _mm512_reduce_max_ps(mg);
     finite[g] = bad == 0;
+    if (offset != nullptr) constant[g] = fold16<Arch>(lanes);
   }
   const __m512i order = _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0);
   // The packs below leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts
@@ -760,8 +768,9 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 }
 
 // kv::per_channel's units of 4-bit codes (channel_unit_dots_i16), n a multiple of 64 (<= max_n):
-// per unit its pairs converted by full-width stores (split_queries reads them back), each
-// vector's constant term, then the rows scored with the constant added as they are stored.
+// per unit its pairs converted by full-width stores (split_queries reads them back), the split
+// queries with their constant terms, then the rows scored with the constant added as they are
+// stored.
 template <class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
@@ -779,15 +788,7 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
     for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
       const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
       float qscale[4] = {}, constant[4] = {};
-      for (std::size_t g = 0; g < gn; ++g) {
-        // The lanes of offset_dot<Arch>, folded as it folds them.
-        const float* qg = q + (g0 + g) * n;
-        __m512 lanes = _mm512_setzero_ps();
-        for (std::size_t i = 0; i < n; i += 16)
-          lanes = _mm512_fmadd_ps(_mm512_loadu_ps(qg + i), _mm512_load_ps(offset + i), lanes);
-        constant[g] = fold16<Arch>(lanes);
-      }
-      split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale);
+      split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale, offset, constant);
       vnni_groups<Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, constant,
                         out + g0 * ld + u * rows, ld);
     }
