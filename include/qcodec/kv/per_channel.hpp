@@ -9,15 +9,16 @@
 //
 // Attention on the codes: with k[t][c] = s_c * code[t][c] + o_c,
 //   q . k_t = sum_c (q_c s_c) code[t][c] + sum_c q_c o_c
-// so per unit the query is scaled and the unit's scores are one row-dot kernel call over its
-// codes; values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c sum_t p_t.
+// so per unit the query is scaled and the unit's scores are a row-dot over its codes plus a
+// constant; values accumulate as acc_c += s_c * sum_t p_t code[t][c] + o_c sum_t p_t.
 //
 // Query = query_format::i16 (the default for 2- and 4-bit codes) scores the codes against a 15-bit
-// integer form of the scaled query, per unit (simd/int16_dots.hpp: with AVX-512 VNNI, 16 tokens
-// at once with integer multiply-adds). Each q_c s_c moves by at most max_c |q_c s_c| / 32766;
-// kv::scored_decode gives the keys that makes exact. int8 would not do: it rounds the scaled
-// query relative to its largest channel, and on stories260K (KIVI-4, no residual window) it
-// raised KL to the fp32 cache from 0.00125 to 0.00162.
+// integer form of the scaled query, per unit, and a page's units in one kernel call
+// (simd/int16_dots.hpp's channel_unit_dots_i16: with AVX-512 VNNI and 4-bit codes, 16 tokens at
+// once with integer multiply-adds, the constant added as the scores are stored). Each q_c s_c moves
+// by at most max_c |q_c s_c| / 32766; kv::scored_decode gives the keys that makes exact. int8 would
+// not do: it rounds the scaled query relative to its largest channel, and on stories260K (KIVI-4,
+// no residual window) it raised KL to the fp32 cache from 0.00125 to 0.00162.
 //
 // Reference: Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (2024).
 
