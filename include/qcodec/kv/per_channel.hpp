@@ -5,7 +5,9 @@
 // precision in themselves. Scale and offset per channel are stored as fp16.
 //
 // Unit (G tokens): head_dim (scale, offset) fp16 pairs, then G rows of head_dim codes of Bits bits
-// packed LSB-first (row t = token t). Bits per value: Bits + 32 / G.
+// packed LSB-first (row t = token t; 4-bit rows at head_dim a multiple of 64, G a multiple of 16,
+// stored 16 to a block, interleaved by dwords: simd/int16_dots.hpp's blocked_rows, which the VNNI
+// kernel reads without transposing). Bits per value: Bits + 32 / G.
 //
 // Attention on the codes: with k[t][c] = s_c * code[t][c] + o_c,
 //   q . k_t = sum_c (q_c s_c) code[t][c] + sum_c q_c o_c
@@ -89,10 +91,15 @@ class per_channel {
       bias[c] = -o * inv[c];
     }
     const simd::kernel_table& k = simd::kernels();
-    std::uint8_t codes[max_head_dim];
+    std::uint8_t codes[max_head_dim], row[max_head_dim];
     for (std::size_t t = 0; t < G; ++t) {
       k.affine.quantize_codes(x + t * d_, inv, bias, d_, Bits, codes);
-      k.packing.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
+      if (blocked()) {
+        k.packing.pack_bits(codes, d_, Bits, row);
+        simd::detail::int16_dots::block_row<simd::scalar>(row, d_, t, unit + 4 * d_);
+      } else {
+        k.packing.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
+      }
     }
   }
 
@@ -149,7 +156,10 @@ class per_channel {
                               constant, 1);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[g * d_ + c] * scale[c];
-          k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
+          with_plain_rows(unit, [&](const std::uint8_t* rows, std::size_t stride, std::size_t r0,
+                                    std::size_t rn) {
+            k.rows.code_row_dots(rows, stride, rn, d_, Bits, scaled, gn, out + r0, ld);
+          });
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
         });
@@ -167,8 +177,10 @@ class per_channel {
       detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
         std::memset(sums, 0, gn * d_ * sizeof(float));
         const float* pu = p + g0 * ldp + u * G;
-        simd::kernels().rows.code_row_axpys(unit + 4 * d_, row_bytes(), G, d_, Bits, pu, ldp, gn,
-                                            sums);
+        with_plain_rows(unit, [&](const std::uint8_t* rows, std::size_t stride, std::size_t r0,
+                                  std::size_t rn) {
+          simd::kernels().rows.code_row_axpys(rows, stride, rn, d_, Bits, pu + r0, ldp, gn, sums);
+        });
         for (std::size_t g = 0; g < gn; ++g) {
           const float p_total = simd::kernels().reductions.sum(pu + g * ldp, G);
           // sums = fma(scale, sums, offset * p_total) by a kernel: std::fma is a libm call in
@@ -185,15 +197,28 @@ class per_channel {
 
  private:
   [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
+  // 4-bit rows at head_dim a multiple of 64 (and G a multiple of 16) are stored 16 to a block,
+  // interleaved by dwords, for the VNNI kernel (simd/int16_dots.hpp's blocked_rows).
+  [[nodiscard]] bool blocked() const noexcept {
+    return simd::detail::int16_dots::blocked_rows<simd::scalar>(Bits, d_, G);
+  }
+  // f(rows, stride, r0, rn) over the unit's rows in plain order (unblocked a chunk at a time).
+  template <class F>
+  void with_plain_rows(const std::uint8_t* unit, F&& f) const noexcept {
+    simd::detail::int16_dots::with_plain_rows<simd::scalar>(unit + 4 * d_, Bits, d_, G, f);
+  }
   void decode_with(const std::uint8_t* unit, const float* scale, const float* offset,
                    float* y) const noexcept {
     const simd::packing_kernels& pack = simd::kernels().packing;
     std::uint8_t codes[max_head_dim];
-    for (std::size_t t = 0; t < G; ++t) {
-      pack.unpack_bits(unit + 4 * d_ + t * row_bytes(), d_, Bits, codes);
-      for (std::size_t c = 0; c < d_; ++c)
-        y[t * d_ + c] = std::fma(static_cast<float>(codes[c]), scale[c], offset[c]);
-    }
+    with_plain_rows(
+        unit, [&](const std::uint8_t* rows, std::size_t stride, std::size_t r0, std::size_t rn) {
+          for (std::size_t t = r0; t < r0 + rn; ++t) {
+            pack.unpack_bits(rows + (t - r0) * stride, d_, Bits, codes);
+            for (std::size_t c = 0; c < d_; ++c)
+              y[t * d_ + c] = std::fma(static_cast<float>(codes[c]), scale[c], offset[c]);
+          }
+        });
   }
   // The unit's per-channel (scale, offset) pairs as floats: one kernel call, not d conversions.
   void load_scales(const std::uint8_t* unit, float* scale, float* offset) const noexcept {

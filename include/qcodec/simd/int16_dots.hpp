@@ -19,12 +19,12 @@
 //                          unit u (c = the unit's scales) + sum_i q_g[i] * offset_u[i]
 //
 // scores kv::per_channel's units, `unit_bytes` apart: n binary16 (scale, offset) pairs, then
-// `rows` rows of codes (ceil(n * bits / 8) bytes each); n <= 1024. The constant term is summed
-// in one order on every target (offset_dot below) and added to the rounded product (unfused.hpp),
-// so this kernel too returns the oracle's bits.
-// Fused for 4-bit codes with VNNI (the pairs converted in registers, the constant added as the
-// scores are stored), it replaces per unit a pair conversion, a float row kernel for the
-// constants and a pass adding them.
+// `rows` rows of codes (ceil(n * bits / 8) bytes each; 4-bit rows with n a multiple of 64, in
+// units of a multiple of 16 rows, blocked: blocked_rows below); n <= 1024. The constant term is
+// summed in one order on every target (offset_dot below) and added to the rounded product
+// (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes with VNNI (the
+// pairs converted in registers, the constant added as the scores are stored), it replaces per unit
+// a pair conversion, a float row kernel for the constants and a pass adding them.
 //
 // With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
@@ -165,6 +165,48 @@ void add_to_products(float* y, std::size_t n, float c) noexcept {
     }
   }
   for (; i < n; ++i) y[i] = unfused<Arch>(y[i]) + c;
+}
+
+// channel_unit_dots_i16's blocked rows: 4-bit codes with n a multiple of 64, in units of a
+// multiple of 16 rows, are stored 16 rows to a block, the block's rows interleaved by dwords
+// (8 codes): dword k of row r of the block at byte 64 k + 4 r. The VNNI kernel then loads a
+// dword of 16 rows as one register instead of transposing them.
+template <class Arch>
+constexpr bool blocked_rows(unsigned bits, std::size_t n, std::size_t rows) noexcept {
+  return bits == 4 && n % 64 == 0 && rows % 16 == 0;
+}
+
+// Row r of blocked rows (n codes each) back in plain order, n / 2 bytes at `row`.
+template <class Arch>
+void unblock_row(const std::uint8_t* rows, std::size_t n, std::size_t r,
+                 std::uint8_t* row) noexcept {
+  const std::uint8_t* block = rows + r / 16 * 8 * n;
+  for (std::size_t k = 0; k < n / 8; ++k)
+    std::memcpy(row + 4 * k, block + 64 * k + 4 * (r % 16), 4);
+}
+
+// unblock_row's inverse: the plain row stored as row r of blocked rows.
+template <class Arch>
+void block_row(const std::uint8_t* row, std::size_t n, std::size_t r, std::uint8_t* rows) noexcept {
+  std::uint8_t* block = rows + r / 16 * 8 * n;
+  for (std::size_t k = 0; k < n / 8; ++k)
+    std::memcpy(block + 64 * k + 4 * (r % 16), row + 4 * k, 4);
+}
+
+// f(rows, stride, r0, rn) for the rows of a unit's codes in plain order: all at once when they
+// are not blocked, else unblocked 32 at a time into a buffer (n <= generic_max_n).
+template <class Arch, class F>
+void with_plain_rows(const std::uint8_t* codes, unsigned bits, std::size_t n, std::size_t rows,
+                     F&& f) noexcept {
+  const std::size_t row_bytes = (n * bits + 7) / 8;
+  if (!blocked_rows<Arch>(bits, n, rows)) return f(codes, row_bytes, std::size_t{0}, rows);
+  constexpr std::size_t chunk = 32;
+  alignas(64) std::uint8_t plain[chunk * generic_max_n / 2];
+  for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
+    const std::size_t rn = rows - r0 < chunk ? rows - r0 : chunk;
+    for (std::size_t r = 0; r < rn; ++r) unblock_row<Arch>(codes, n, r0 + r, plain + r * row_bytes);
+    f(plain, row_bytes, r0, rn);
+  }
 }
 
 // The products x[i] = q[i] * c[i] (q[i] when c is null), from element i on.
@@ -679,7 +721,7 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
 // (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast. `add`, when not
 // null, holds a term per vector added to its scores (channel_unit_dots_i16's constants).
-template <std::size_t G, class Arch>
+template <std::size_t G, bool Blocked, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
                                      const float* scale, const float* add, float* out,
@@ -689,7 +731,11 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
   const __m512i low4 = _mm512_set1_epi8(15);
   for (std::size_t i = 0; i < n; i += 64) {
     __m512i col[8];
-    transpose16<Arch>(in + i / 2, stride, col);
+    if constexpr (Blocked) {  // 16 rows' dwords i / 8 .. i / 8 + 7, one register each
+      for (std::size_t j = 0; j < 8; ++j) col[j] = _mm512_loadu_si512(in + 8 * i + 64 * j);
+    } else {
+      transpose16<Arch>(in + i / 2, stride, col);
+    }
     for (std::size_t j = 0; j < 8; ++j) {
       const __m512i even = _mm512_and_si512(col[j], low4);
       const __m512i odd = _mm512_and_si512(_mm512_srli_epi16(col[j], 4), low4);
@@ -712,7 +758,7 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
   }
 }
 
-template <std::size_t G, class Arch>
+template <std::size_t G, bool Blocked, class Arch>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
                                          std::size_t rows, std::size_t n, const std::int32_t* hi,
                                          const std::int32_t* lo, const float* scale,
@@ -720,21 +766,21 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
   std::size_t r = 0;
   for (; r + 16 <= rows; r += 16) {
     rows::prefetch_rows<Arch>(in + (r + 32) * stride, 16 * stride);
-    rows16<G, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r, ld, 0xFFFF);
+    rows16<G, Blocked, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r, ld, 0xFFFF);
   }
-  if (r < rows) {  // the last rows, copied after zero rows so that 16 are read
+  if (r < rows) {  // the last rows (never blocked), copied after zero rows so that 16 are read
     alignas(64) std::uint8_t tail[16 * max_n / 2];
     const std::size_t rn = rows - r, bytes = n / 2;
     std::memset(tail, 0, 16 * bytes);
     for (std::size_t t = 0; t < rn; ++t)
       std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
-    rows16<G, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
-                    static_cast<__mmask16>((1u << rn) - 1));
+    rows16<G, false, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
+                           static_cast<__mmask16>((1u << rn) - 1));
   }
 }
 
 // vnni_group for gn (1..4) vectors.
-template <class Arch>
+template <bool Blocked, class Arch>
 QCODEC_INT16_VNNI_TARGET void vnni_groups(std::size_t gn, const std::uint8_t* in,
                                           std::size_t stride, std::size_t rows, std::size_t n,
                                           const std::int32_t* hi, const std::int32_t* lo,
@@ -742,13 +788,13 @@ QCODEC_INT16_VNNI_TARGET void vnni_groups(std::size_t gn, const std::uint8_t* in
                                           std::size_t ld) noexcept {
   switch (gn) {
     case 1:
-      return vnni_group<1, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+      return vnni_group<1, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
     case 2:
-      return vnni_group<2, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+      return vnni_group<2, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
     case 3:
-      return vnni_group<3, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+      return vnni_group<3, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
     default:
-      return vnni_group<4, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
+      return vnni_group<4, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
   }
 }
 
@@ -763,7 +809,7 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
     float scale[4] = {};
     split_queries<Arch>(q + g0 * n, c, n, gn, hi, lo, scale);
-    vnni_groups<Arch>(gn, in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
+    vnni_groups<false, Arch>(gn, in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
   }
 }
 
@@ -789,8 +835,13 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
       const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
       float qscale[4] = {}, constant[4] = {};
       split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale, offset, constant);
-      vnni_groups<Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, constant,
-                        out + g0 * ld + u * rows, ld);
+      const float* add = constant;
+      float* og = out + g0 * ld + u * rows;
+      if (blocked_rows<Arch>(4, n, rows)) {
+        vnni_groups<true, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
+      } else {
+        vnni_groups<false, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
+      }
     }
   }
 }
@@ -832,8 +883,11 @@ void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_byte
     const std::uint8_t* unit = units + u * unit_bytes;
     half_pairs<Arch>(unit, 4, n, scale, offset);
     float* ou = out + u * rows;
-    code_row_dots_i16_base<Arch>(unit + 4 * n, (n * bits + 7) / 8, rows, n, bits, q, scale, nq, ou,
-                                 ld);
+    d::with_plain_rows<Arch>(
+        unit + 4 * n, bits, n, rows,
+        [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
+          code_row_dots_i16_base<Arch>(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
+        });
     for (std::size_t g = 0; g < nq; ++g)
       d::add_to_products<Arch>(ou + g * ld, rows, d::offset_dot<Arch>(q + g * n, offset, n));
   }
@@ -889,7 +943,11 @@ inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_by
     const std::uint8_t* unit = units + u * unit_bytes;
     half_pairs(unit, 4, n, scale, offset);
     float* ou = out + u * rows;
-    code_row_dots_i16(unit + 4 * n, (n * bits + 7) / 8, rows, n, bits, q, scale, nq, ou, ld);
+    d::with_plain_rows<simd::scalar>(
+        unit + 4 * n, bits, n, rows,
+        [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
+          code_row_dots_i16(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
+        });
     for (std::size_t g = 0; g < nq; ++g) {
       d::add_to_products<simd::scalar>(ou + g * ld, rows,
                                        d::offset_dot<simd::scalar>(q + g * n, offset, n));

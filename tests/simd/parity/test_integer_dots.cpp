@@ -381,10 +381,17 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
             for (std::size_t c = 0; c < n; ++c)
               largest = std::max(largest, std::fabs(double(q[g * n + c]) * scale[c]));
             for (std::size_t t = 0; t < rows; ++t) {
+              // 4-bit rows at n = 64 and 128 are blocked (blocked_rows): row t unblocked here.
+              std::uint8_t plain[64];
+              const std::uint8_t* row = unit + 4 * n + t * row_bytes;
+              namespace d = qcodec::simd::detail::int16_dots;
+              if (d::blocked_rows<qcodec::simd::scalar>(bits, n, rows)) {
+                d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, t, plain);
+                row = plain;
+              }
               double want = 0.0, magnitude = 0.0;
               for (std::size_t c = 0; c < n; ++c) {
                 const std::size_t bit = c * bits;
-                const std::uint8_t* row = unit + 4 * n + t * row_bytes;
                 unsigned v = unsigned{row[bit / 8]} >> (bit % 8);
                 if (bit % 8 + bits > 8) v |= unsigned{row[bit / 8 + 1]} << (8 - bit % 8);
                 const double key = double(scale[c]) * (v & ((1u << bits) - 1)) + offset[c];
@@ -399,4 +406,30 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
         }
       }
     }
+}
+
+TEST_CASE("blocked rows: dword k of row r of a 16-row block at byte 64 k + 4 r",
+          "[parity][integer_dots]") {
+  namespace d = qcodec::simd::detail::int16_dots;
+  using scalar = qcodec::simd::scalar;
+  CHECK(d::blocked_rows<scalar>(4, 64, 32));
+  CHECK(d::blocked_rows<scalar>(4, 1024, 16));
+  CHECK_FALSE(d::blocked_rows<scalar>(4, 96, 32));  // n not a multiple of 64
+  CHECK_FALSE(d::blocked_rows<scalar>(4, 64, 24));  // a partial block
+  CHECK_FALSE(d::blocked_rows<scalar>(2, 64, 32));  // 2-bit rows stay plain
+  std::mt19937 rng(29);
+  const std::size_t n = 128, rows = 32, row_bytes = n / 2;
+  std::vector<std::uint8_t> plain(rows * row_bytes), blocked(rows * row_bytes, 0);
+  for (auto& b : plain) b = static_cast<std::uint8_t>(rng());
+  for (std::size_t r = 0; r < rows; ++r)
+    d::block_row<scalar>(plain.data() + r * row_bytes, n, r, blocked.data());
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t k = 0; k < n / 8; ++k)
+      REQUIRE(std::memcmp(blocked.data() + r / 16 * 16 * row_bytes + 64 * k + 4 * (r % 16),
+                          plain.data() + r * row_bytes + 4 * k, 4) == 0);
+  std::vector<std::uint8_t> row(row_bytes);
+  for (std::size_t r = 0; r < rows; ++r) {
+    d::unblock_row<scalar>(blocked.data(), n, r, row.data());
+    REQUIRE(std::memcmp(row.data(), plain.data() + r * row_bytes, row_bytes) == 0);
+  }
 }
