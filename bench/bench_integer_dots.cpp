@@ -51,9 +51,13 @@ void bm_integer_dots(benchmark::State& state, kind form) {
   }
   std::vector<float> out(heads * page_rows);
   const qcodec::simd::kernel_table& k = qcodec::simd::kernels();
+  // As kv::per_channel stores them (random codes either way).
+  const bool blocked =
+      k.int16_dots.blocks_rows &&
+      qcodec::simd::detail::int16_dots::blockable_rows<qcodec::simd::scalar>(bits, d, per_call);
   for (auto _ : state) {
     if (form == kind::units) {
-      k.int16_dots.channel_unit_dots_i16(page.data(), unit_bytes, units, per_call, d, bits,
+      k.int16_dots.channel_unit_dots_i16(page.data(), unit_bytes, units, per_call, d, bits, blocked,
                                          q.data(), heads, out.data(), page_rows);
     }
     for (std::size_t r = 0; form != kind::units && r < page_rows; r += per_call) {

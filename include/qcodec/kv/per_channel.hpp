@@ -5,9 +5,10 @@
 // precision in themselves. Scale and offset per channel are stored as fp16.
 //
 // Unit (G tokens): head_dim (scale, offset) fp16 pairs, then G rows of head_dim codes of Bits bits
-// packed LSB-first (row t = token t; 4-bit rows at head_dim a multiple of 64, G a multiple of 16,
-// stored 16 to a block, interleaved by dwords: simd/int16_dots.hpp's blocked_rows, which the VNNI
-// kernel reads without transposing). Bits per value: Bits + 32 / G.
+// packed LSB-first (row t = token t; with AVX-512 VNNI, 4-bit rows at head_dim a multiple of 64,
+// G a multiple of 16, are stored 16 to a block, interleaved by dwords: simd/int16_dots.hpp's
+// blockable_rows, which the VNNI kernel reads without transposing; the layout stays in memory,
+// caches are not serialized). Bits per value: Bits + 32 / G.
 //
 // Attention on the codes: with k[t][c] = s_c * code[t][c] + o_c,
 //   q . k_t = sum_c (q_c s_c) code[t][c] + sum_c q_c o_c
@@ -94,7 +95,7 @@ class per_channel {
     std::uint8_t codes[max_head_dim], row[max_head_dim];
     for (std::size_t t = 0; t < G; ++t) {
       k.affine.quantize_codes(x + t * d_, inv, bias, d_, Bits, codes);
-      if (blocked()) {
+      if (blocked_) {
         k.packing.pack_bits(codes, d_, Bits, row);
         simd::detail::int16_dots::block_row<simd::scalar>(row, d_, t, unit + 4 * d_);
       } else {
@@ -141,7 +142,8 @@ class per_channel {
               float* s, std::size_t ld) const noexcept {
     const simd::kernel_table& k = simd::kernels();
     if constexpr (Query == query_format::i16) {
-      k.int16_dots.channel_unit_dots_i16(units, unit_bytes(), count, G, d_, Bits, q, nq, s, ld);
+      k.int16_dots.channel_unit_dots_i16(units, unit_bytes(), count, G, d_, Bits, blocked_, q, nq,
+                                         s, ld);
     } else {
       constexpr std::size_t heads = 4;
       float constant[heads], scale[max_head_dim], offset[max_head_dim],
@@ -197,15 +199,11 @@ class per_channel {
 
  private:
   [[nodiscard]] std::size_t row_bytes() const noexcept { return (d_ * Bits + 7) / 8; }
-  // 4-bit rows at head_dim a multiple of 64 (and G a multiple of 16) are stored 16 to a block,
-  // interleaved by dwords, for the VNNI kernel (simd/int16_dots.hpp's blocked_rows).
-  [[nodiscard]] bool blocked() const noexcept {
-    return simd::detail::int16_dots::blocked_rows<simd::scalar>(Bits, d_, G);
-  }
   // f(rows, stride, r0, rn) over the unit's rows in plain order (unblocked a chunk at a time).
   template <class F>
   void with_plain_rows(const std::uint8_t* unit, F&& f) const noexcept {
-    simd::detail::int16_dots::with_plain_rows<simd::scalar>(unit + 4 * d_, Bits, d_, G, f);
+    simd::detail::int16_dots::with_plain_rows<simd::scalar>(unit + 4 * d_, blocked_, Bits, d_, G,
+                                                            f);
   }
   void decode_with(const std::uint8_t* unit, const float* scale, const float* offset,
                    float* y) const noexcept {
@@ -225,6 +223,10 @@ class per_channel {
     detail::load_half_pairs(unit, 4, d_, scale, offset);
   }
   std::size_t d_;
+  // 4-bit rows at head_dim a multiple of 64 (G a multiple of 16) are stored 16 to a block,
+  // interleaved by dwords, when the kernel table's integer dots read them so faster (VNNI).
+  bool blocked_ = Query == query_format::i16 && simd::kernels().int16_dots.blocks_rows &&
+                  simd::detail::int16_dots::blockable_rows<simd::scalar>(Bits, d_, G);
 };
 
 }  // namespace qcodec::kv

@@ -19,12 +19,13 @@
 //                          unit u (c = the unit's scales) + sum_i q_g[i] * offset_u[i]
 //
 // scores kv::per_channel's units, `unit_bytes` apart: n binary16 (scale, offset) pairs, then
-// `rows` rows of codes (ceil(n * bits / 8) bytes each; 4-bit rows with n a multiple of 64, in
-// units of a multiple of 16 rows, blocked: blocked_rows below); n <= 1024. The constant term is
-// summed in one order on every target (offset_dot below) and added to the rounded product
-// (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes with VNNI (the
-// pairs converted in registers, the constant added as the scores are stored), it replaces per unit
-// a pair conversion, a float row kernel for the constants and a pass adding them.
+// `rows` rows of codes (ceil(n * bits / 8) bytes each), plain or, when `blocked` (allowed for
+// blockable_rows below), blocked; n <= 1024. `blocks_rows` in the table says whether the fastest
+// form reads blocked rows faster (the VNNI one: no transposes), which kv::per_channel follows. The
+// constant term is summed in one order on every target (offset_dot below) and added to the rounded
+// product (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes with
+// VNNI (the pairs converted in registers, the constant added as the scores are stored), it replaces
+// per unit a pair conversion, a float row kernel for the constants and a pass adding them.
 //
 // With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
@@ -168,11 +169,12 @@ void add_to_products(float* y, std::size_t n, float c) noexcept {
 }
 
 // channel_unit_dots_i16's blocked rows: 4-bit codes with n a multiple of 64, in units of a
-// multiple of 16 rows, are stored 16 rows to a block, the block's rows interleaved by dwords
+// multiple of 16 rows, may be stored 16 rows to a block, the block's rows interleaved by dwords
 // (8 codes): dword k of row r of the block at byte 64 k + 4 r. The VNNI kernel then loads a
-// dword of 16 rows as one register instead of transposing them.
+// dword of 16 rows as one register instead of transposing them; other targets would have to
+// unblock them (KIVI-4's key scores on AVX2 took 1.2x the time).
 template <class Arch>
-constexpr bool blocked_rows(unsigned bits, std::size_t n, std::size_t rows) noexcept {
+constexpr bool blockable_rows(unsigned bits, std::size_t n, std::size_t rows) noexcept {
   return bits == 4 && n % 64 == 0 && rows % 16 == 0;
 }
 
@@ -196,10 +198,10 @@ void block_row(const std::uint8_t* row, std::size_t n, std::size_t r, std::uint8
 // f(rows, stride, r0, rn) for the rows of a unit's codes in plain order: all at once when they
 // are not blocked, else unblocked 32 at a time into a buffer (n <= generic_max_n).
 template <class Arch, class F>
-void with_plain_rows(const std::uint8_t* codes, unsigned bits, std::size_t n, std::size_t rows,
-                     F&& f) noexcept {
+void with_plain_rows(const std::uint8_t* codes, bool blocked, unsigned bits, std::size_t n,
+                     std::size_t rows, F&& f) noexcept {
   const std::size_t row_bytes = (n * bits + 7) / 8;
-  if (!blocked_rows<Arch>(bits, n, rows)) return f(codes, row_bytes, std::size_t{0}, rows);
+  if (!blocked) return f(codes, row_bytes, std::size_t{0}, rows);
   constexpr std::size_t chunk = 32;
   alignas(64) std::uint8_t plain[chunk * generic_max_n / 2];
   for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
@@ -820,8 +822,9 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 template <class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
-                                                  std::size_t n, const float* q, std::size_t nq,
-                                                  float* out, std::size_t ld) noexcept {
+                                                  std::size_t n, bool blocked, const float* q,
+                                                  std::size_t nq, float* out,
+                                                  std::size_t ld) noexcept {
   alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
   alignas(64) float scale[max_n], offset[max_n];
   for (std::size_t u = 0; u < count; ++u) {
@@ -837,7 +840,7 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
       split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale, offset, constant);
       const float* add = constant;
       float* og = out + g0 * ld + u * rows;
-      if (blocked_rows<Arch>(4, n, rows)) {
+      if (blocked) {
         vnni_groups<true, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
       } else {
         vnni_groups<false, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
@@ -875,7 +878,7 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
 template <class Arch>
 void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_bytes,
                                 std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
-                                const float* q, std::size_t nq, float* out,
+                                bool blocked, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
   float scale[d::generic_max_n], offset[d::generic_max_n];
@@ -884,7 +887,7 @@ void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_byte
     half_pairs<Arch>(unit, 4, n, scale, offset);
     float* ou = out + u * rows;
     d::with_plain_rows<Arch>(
-        unit + 4 * n, bits, n, rows,
+        unit + 4 * n, blocked, bits, n, rows,
         [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
           code_row_dots_i16_base<Arch>(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
         });
@@ -909,12 +912,13 @@ void code_row_dots_i16_vnni(const std::uint8_t* in, std::size_t stride, std::siz
 template <class Arch>
 void channel_unit_dots_i16_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                 std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
-                                const float* q, std::size_t nq, float* out,
+                                bool blocked, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
   if (bits == 4 && n % 64 == 0 && n <= d::max_n)
-    return d::channel_units4_vnni<Arch>(units, unit_bytes, count, rows, n, q, nq, out, ld);
-  channel_unit_dots_i16_base<Arch>(units, unit_bytes, count, rows, n, bits, q, nq, out, ld);
+    return d::channel_units4_vnni<Arch>(units, unit_bytes, count, rows, n, blocked, q, nq, out, ld);
+  channel_unit_dots_i16_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out,
+                                   ld);
 }
 #endif
 
@@ -935,7 +939,7 @@ inline void code_row_dots_i16(const std::uint8_t* in, std::size_t stride, std::s
 
 inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_bytes,
                                   std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
-                                  const float* q, std::size_t nq, float* out,
+                                  bool blocked, const float* q, std::size_t nq, float* out,
                                   std::size_t ld) noexcept {
   namespace d = simd::detail::int16_dots;
   float scale[d::generic_max_n], offset[d::generic_max_n];
@@ -944,7 +948,7 @@ inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_by
     half_pairs(unit, 4, n, scale, offset);
     float* ou = out + u * rows;
     d::with_plain_rows<simd::scalar>(
-        unit + 4 * n, bits, n, rows,
+        unit + 4 * n, blocked, bits, n, rows,
         [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
           code_row_dots_i16(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
         });
@@ -970,29 +974,31 @@ struct int16_dot_kernels {
                                  std::size_t) noexcept;
   /// kv::per_channel's scores (channel_unit_dots_i16 above), the fastest form.
   void (*channel_unit_dots_i16)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
-                                std::size_t, unsigned, const float*, std::size_t, float*,
+                                std::size_t, unsigned, bool, const float*, std::size_t, float*,
                                 std::size_t) noexcept;
   /// The same results without VNNI.
   void (*channel_unit_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
-                                     std::size_t, unsigned, const float*, std::size_t, float*,
+                                     std::size_t, unsigned, bool, const float*, std::size_t, float*,
                                      std::size_t) noexcept;
+  /// Whether channel_unit_dots_i16 reads blocked rows faster than plain ones.
+  bool blocks_rows;
 };
 
 template <class Arch>
 int16_dot_kernels make_int16_dot_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
     return {&ref::code_row_dots_i16, &ref::code_row_dots_i16, &ref::channel_unit_dots_i16,
-            &ref::channel_unit_dots_i16};
+            &ref::channel_unit_dots_i16, false};
   } else {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
       if (cpu_supports_avx512_vnni())
         return {&code_row_dots_i16_vnni<Arch>, &code_row_dots_i16_base<Arch>,
-                &channel_unit_dots_i16_vnni<Arch>, &channel_unit_dots_i16_base<Arch>};
+                &channel_unit_dots_i16_vnni<Arch>, &channel_unit_dots_i16_base<Arch>, true};
     }
 #endif
     return {&code_row_dots_i16_base<Arch>, &code_row_dots_i16_base<Arch>,
-            &channel_unit_dots_i16_base<Arch>, &channel_unit_dots_i16_base<Arch>};
+            &channel_unit_dots_i16_base<Arch>, &channel_unit_dots_i16_base<Arch>, false};
   }
 }
 

@@ -323,11 +323,11 @@ using unit_kernel = decltype(qcodec::simd::int16_dot_kernels::channel_unit_dots_
 
 std::vector<float> unit_scores(unit_kernel kernel, const std::vector<std::uint8_t>& units,
                                std::size_t unit_bytes, std::size_t count, std::size_t rows,
-                               std::size_t n, unsigned bits, const std::vector<float>& q,
-                               std::size_t nq) {
+                               std::size_t n, unsigned bits, bool blocked,
+                               const std::vector<float>& q, std::size_t nq) {
   const std::size_t ld = count * rows + 3;
   std::vector<float> out(nq * ld, 9.0f);
-  kernel(units.data(), unit_bytes, count, rows, n, bits, q.data(), nq, out.data(), ld);
+  kernel(units.data(), unit_bytes, count, rows, n, bits, blocked, q.data(), nq, out.data(), ld);
   return out;
 }
 
@@ -347,13 +347,18 @@ TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_
             const std::size_t unit_bytes = 4 * n + rows * row_bytes + pad;
             const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, pad, rng);
             const std::vector<float> q = normal_queries(nq * n, rng);
-            INFO("bits=" << bits << " n=" << n << " rows=" << rows << " count=" << count
-                         << " nq=" << nq);
-            const std::vector<float> want = unit_scores(&qcodec::ref::channel_unit_dots_i16, units,
-                                                        unit_bytes, count, rows, n, bits, q, nq);
-            for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
-              REQUIRE(same_bits(
-                  want, unit_scores(kernel, units, unit_bytes, count, rows, n, bits, q, nq)));
+            namespace d = qcodec::simd::detail::int16_dots;
+            for (bool blocked : {false, true}) {  // the same bytes read as blocked rows
+              if (blocked && !d::blockable_rows<qcodec::simd::scalar>(bits, n, rows)) continue;
+              INFO("bits=" << bits << " n=" << n << " rows=" << rows << " count=" << count
+                           << " nq=" << nq << " blocked=" << blocked);
+              const std::vector<float> want =
+                  unit_scores(&qcodec::ref::channel_unit_dots_i16, units, unit_bytes, count, rows,
+                              n, bits, blocked, q, nq);
+              for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
+                REQUIRE(same_bits(want, unit_scores(kernel, units, unit_bytes, count, rows, n, bits,
+                                                    blocked, q, nq)));
+            }
           }
 }
 
@@ -369,9 +374,12 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
       const std::size_t unit_bytes = 4 * n + rows * row_bytes;
       const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
       const std::vector<float> q = normal_queries(nq * n, rng);
+      namespace d = qcodec::simd::detail::int16_dots;
+      // 4-bit rows at n = 64 and 128 read as blocked (blockable_rows), others plain.
+      const bool blocked = d::blockable_rows<qcodec::simd::scalar>(bits, n, rows);
       for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base}) {
         const std::vector<float> got =
-            unit_scores(kernel, units, unit_bytes, count, rows, n, bits, q, nq);
+            unit_scores(kernel, units, unit_bytes, count, rows, n, bits, blocked, q, nq);
         for (std::size_t u = 0; u < count; ++u) {
           const std::uint8_t* unit = units.data() + u * unit_bytes;
           float scale[128], offset[128];
@@ -381,11 +389,9 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
             for (std::size_t c = 0; c < n; ++c)
               largest = std::max(largest, std::fabs(double(q[g * n + c]) * scale[c]));
             for (std::size_t t = 0; t < rows; ++t) {
-              // 4-bit rows at n = 64 and 128 are blocked (blocked_rows): row t unblocked here.
               std::uint8_t plain[64];
               const std::uint8_t* row = unit + 4 * n + t * row_bytes;
-              namespace d = qcodec::simd::detail::int16_dots;
-              if (d::blocked_rows<qcodec::simd::scalar>(bits, n, rows)) {
+              if (blocked) {
                 d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, t, plain);
                 row = plain;
               }
@@ -412,11 +418,11 @@ TEST_CASE("blocked rows: dword k of row r of a 16-row block at byte 64 k + 4 r",
           "[parity][integer_dots]") {
   namespace d = qcodec::simd::detail::int16_dots;
   using scalar = qcodec::simd::scalar;
-  CHECK(d::blocked_rows<scalar>(4, 64, 32));
-  CHECK(d::blocked_rows<scalar>(4, 1024, 16));
-  CHECK_FALSE(d::blocked_rows<scalar>(4, 96, 32));  // n not a multiple of 64
-  CHECK_FALSE(d::blocked_rows<scalar>(4, 64, 24));  // a partial block
-  CHECK_FALSE(d::blocked_rows<scalar>(2, 64, 32));  // 2-bit rows stay plain
+  CHECK(d::blockable_rows<scalar>(4, 64, 32));
+  CHECK(d::blockable_rows<scalar>(4, 1024, 16));
+  CHECK_FALSE(d::blockable_rows<scalar>(4, 96, 32));  // n not a multiple of 64
+  CHECK_FALSE(d::blockable_rows<scalar>(4, 64, 24));  // a partial block
+  CHECK_FALSE(d::blockable_rows<scalar>(2, 64, 32));  // 2-bit rows stay plain
   std::mt19937 rng(29);
   const std::size_t n = 128, rows = 32, row_bytes = n / 2;
   std::vector<std::uint8_t> plain(rows * row_bytes), blocked(rows * row_bytes, 0);
