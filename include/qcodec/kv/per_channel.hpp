@@ -158,10 +158,8 @@ class per_channel {
                               constant, 1);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[g * d_ + c] * scale[c];
-          with_plain_rows(unit, [&](const std::uint8_t* rows, std::size_t stride, std::size_t r0,
-                                    std::size_t rn) {
-            k.rows.code_row_dots(rows, stride, rn, d_, Bits, scaled, gn, out + r0, ld);
-          });
+          // (Rows are blocked only for i16 queries.)
+          k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
         });

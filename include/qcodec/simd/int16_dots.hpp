@@ -211,6 +211,29 @@ void with_plain_rows(const std::uint8_t* codes, bool blocked, unsigned bits, std
   }
 }
 
+// channel_unit_dots_i16 as pairs + code_row_dots_i16 + constants, unit by unit: the portable
+// form (pairs and dots: half_pairs<Arch>, code_row_dots_i16_base<Arch>) and the oracle (their
+// ref:: twins) differ only in those two.
+template <class Arch, class Pairs, class Dots>
+void channel_units_generic(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                           std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                           const float* q, std::size_t nq, float* out, std::size_t ld, Pairs pairs,
+                           Dots dots) noexcept {
+  float scale[generic_max_n], offset[generic_max_n];
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    pairs(unit, 4, n, scale, offset);
+    float* ou = out + u * rows;
+    with_plain_rows<Arch>(
+        unit + 4 * n, blocked, bits, n, rows,
+        [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
+          dots(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
+        });
+    for (std::size_t g = 0; g < nq; ++g)
+      add_to_products<Arch>(ou + g * ld, rows, offset_dot<Arch>(q + g * n, offset, n));
+  }
+}
+
 // The products x[i] = q[i] * c[i] (q[i] when c is null), from element i on.
 template <class Arch>
 batch<float, Arch> products(const float* q, const float* c, std::size_t i) noexcept {
@@ -827,6 +850,7 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
                                                   std::size_t ld) noexcept {
   alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
   alignas(64) float scale[max_n], offset[max_n];
+  const auto groups = blocked ? &vnni_groups<true, Arch> : &vnni_groups<false, Arch>;
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
     for (std::size_t i = 0; i < n; i += 16) {
@@ -838,13 +862,8 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
       const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
       float qscale[4] = {}, constant[4] = {};
       split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale, offset, constant);
-      const float* add = constant;
-      float* og = out + g0 * ld + u * rows;
-      if (blocked) {
-        vnni_groups<true, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
-      } else {
-        vnni_groups<false, Arch>(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, add, og, ld);
-      }
+      groups(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, constant, out + g0 * ld + u * rows,
+             ld);
     }
   }
 }
@@ -880,20 +899,9 @@ void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_byte
                                 std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
                                 bool blocked, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
-  namespace d = detail::int16_dots;
-  float scale[d::generic_max_n], offset[d::generic_max_n];
-  for (std::size_t u = 0; u < count; ++u) {
-    const std::uint8_t* unit = units + u * unit_bytes;
-    half_pairs<Arch>(unit, 4, n, scale, offset);
-    float* ou = out + u * rows;
-    d::with_plain_rows<Arch>(
-        unit + 4 * n, blocked, bits, n, rows,
-        [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
-          code_row_dots_i16_base<Arch>(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
-        });
-    for (std::size_t g = 0; g < nq; ++g)
-      d::add_to_products<Arch>(ou + g * ld, rows, d::offset_dot<Arch>(q + g * n, offset, n));
-  }
+  detail::int16_dots::channel_units_generic<Arch>(units, unit_bytes, count, rows, n, bits, blocked,
+                                                  q, nq, out, ld, &half_pairs<Arch>,
+                                                  &code_row_dots_i16_base<Arch>);
 }
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
@@ -941,22 +949,9 @@ inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_by
                                   std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
                                   bool blocked, const float* q, std::size_t nq, float* out,
                                   std::size_t ld) noexcept {
-  namespace d = simd::detail::int16_dots;
-  float scale[d::generic_max_n], offset[d::generic_max_n];
-  for (std::size_t u = 0; u < count; ++u) {
-    const std::uint8_t* unit = units + u * unit_bytes;
-    half_pairs(unit, 4, n, scale, offset);
-    float* ou = out + u * rows;
-    d::with_plain_rows<simd::scalar>(
-        unit + 4 * n, blocked, bits, n, rows,
-        [&](const std::uint8_t* in, std::size_t stride, std::size_t r0, std::size_t rn) {
-          code_row_dots_i16(in, stride, rn, n, bits, q, scale, nq, ou + r0, ld);
-        });
-    for (std::size_t g = 0; g < nq; ++g) {
-      d::add_to_products<simd::scalar>(ou + g * ld, rows,
-                                       d::offset_dot<simd::scalar>(q + g * n, offset, n));
-    }
-  }
+  simd::detail::int16_dots::channel_units_generic<simd::scalar>(units, unit_bytes, count, rows, n,
+                                                                bits, blocked, q, nq, out, ld,
+                                                                &half_pairs, &code_row_dots_i16);
 }
 
 }  // namespace ref
