@@ -87,12 +87,12 @@ inline kv::kv_samples calibration_samples(const kv_test::kv_data& data) {
 inline const kv::cache_config& base_config(const kv::cache_config& c) { return c; }
 inline const kv::cache_config& base_config(const kv::mixed_config& c) { return c.base; }
 
-// Fused attention against the reference on the decoded cache, for every query head.
+// Fused attention of queries q ([n_queries][q_heads][head_dim]) against the reference on the
+// decoded cache, for every query head.
 template <class Cache>
 void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
-                            std::size_t n_queries, std::uint64_t seed) {
-  const std::size_t length = c.length(seq, layer);
-  const std::vector<float> q = kv_test::make_queries(n_queries * q_heads * head_dim, seed);
+                            const std::vector<float>& q) {
+  const std::size_t length = c.length(seq, layer), n_queries = q.size() / (q_heads * head_dim);
   std::vector<float> out(q.size()), lse(n_queries * q_heads);
   kv::attention_options options;
   options.log_sum_exp = lse.data();
@@ -149,6 +149,14 @@ void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t lay
             1e-4 * std::max(1.0, std::fabs(want_lse)));
     }
   }
+}
+
+// The same for n_queries random queries.
+template <class Cache>
+void check_reference_parity(const Cache& c, kv::sequence_id seq, std::size_t layer,
+                            std::size_t n_queries, std::uint64_t seed) {
+  check_reference_parity(c, seq, layer,
+                         kv_test::make_queries(n_queries * q_heads * head_dim, seed));
 }
 
 // Relative MSE of attention outputs out[q_heads][head_dim] (one query per head, over every

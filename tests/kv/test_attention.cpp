@@ -50,6 +50,34 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
   check_all<TestType>(333, 5, 20, kv::float_format::f16);  // exact tokens stored in fp16
 }
 
+// Attention's online softmax raises its shift only for scores more than a headroom (16) above it,
+// and then rescales what it has accumulated. Here channel 0 of every key rises with the token up
+// to token 200 and falls after it, and the queries read channel 0 alone (so that scores are exact
+// in float, whatever their size): scaled scores climb by 64 * slope a page, 6.4 (weights above
+// 1, a raise every third page), 19.2 (a raise and a rescale every page) or 96 (past float's
+// range unless raised). The sinks' and the compressed tokens' sums are rescaled, and the peak,
+// not the last page, dominates the result.
+TEMPLATE_TEST_CASE("attention: scores rising past the softmax shift's headroom", "[kv][attention]",
+                   fp32_cache, q4_cache, kivi4_cache, q4_blocks_cache) {
+  for (const float slope : {0.1f, 0.3f, 1.5f}) {
+    kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 31);
+    for (std::size_t t = 0; t < data.tokens; ++t) {
+      const float rise = static_cast<float>(t < 200 ? t : 400 - t);
+      for (std::size_t h = 0; h < kv_heads; ++h)
+        data.keys[(t * kv_heads + h) * head_dim] = slope * rise;
+    }
+    constexpr std::size_t n_queries = 5;
+    std::vector<float> q(n_queries * q_heads * head_dim, 0.0f);
+    for (std::size_t row = 0; row < n_queries * q_heads; ++row) {
+      q[row * head_dim] = 8.0f;  // times the default scale 1/8
+    }
+    INFO("slope " << slope);
+    kv::sequence_id seq = 0;
+    const TestType c = filled_cache<TestType>(small_config(3, 20), data, seq);
+    check_reference_parity(c, seq, 0, q);
+  }
+}
+
 // Same codes (the query format does not touch encoding), scored against the integer form of
 // the query or the query itself: the outputs differ, by far less than the keys' own rounding
 // moves them.

@@ -7,7 +7,7 @@
 // compressed units of a page (row kernels on the packed codes, simd/rows.hpp), values from the
 // value codec's accumulate(), exact (fp32 or fp16) sink and residual tokens directly. Each row
 // is read once for all the query heads that share its KV head. Tokens are visited in blocks of
-// one page with an online softmax (running maximum and sum, accumulators rescaled when the maximum
+// one page with an online softmax (running shift and sum, accumulators rescaled when the shift
 // grows), so memory traffic is one pass over the compressed cache (per 16 queries, below).
 //
 // GQA / MQA: q holds q_heads = group * kv_heads heads; query head i attends with KV head
@@ -150,11 +150,10 @@ template <class Cache>
       prepared(cfg.rope.pre_rope ? 0 : max_rows * prepared_floats);
   std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
   std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
-  std::vector<float> running_max(max_rows), running_sum(max_rows);
+  std::vector<float> running_shift(max_rows), running_sum(max_rows);
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
-  const simd::reduction_kernels& reductions = simd::kernels().reductions;
   // Exact tokens: rows [token][head][dim] of fp32 or fp16.
   const bool exact_f16 = cfg.exact_format == float_format::f16;
   const auto exact_dots = exact_f16 ? rows.f16_row_dots : rows.f32_row_dots;
@@ -196,7 +195,7 @@ template <class Cache>
       }
       std::fill_n(acc_codec.begin(), nr * d, 0.0f);
       std::fill_n(acc_float.begin(), nr * d, 0.0f);
-      std::fill_n(running_max.begin(), nr, -std::numeric_limits<float>::infinity());
+      std::fill_n(running_shift.begin(), nr, -std::numeric_limits<float>::infinity());
       std::fill_n(running_sum.begin(), nr, 0.0f);
 
       for (std::size_t begin = 0; begin < seen_by_chunk;) {
@@ -260,8 +259,13 @@ template <class Cache>
           }
         }
 
-        // 2. Online softmax over the tokens each row sees: weights of the block (zero past the
-        //    row's causal limit), accumulators rescaled to the new maximum.
+        // 2. Online softmax over the tokens each row sees: weights exp(scale * score - shift) of
+        //    the block (zero past the row's causal limit). The shift is the largest scaled score
+        //    up to some block, raised (and the accumulators rescaled to it) only when a block's
+        //    scores exceed it by more than the headroom: then, and on a row's first block, the
+        //    exponentials are taken again. Weights up to e^16 (9e6) are far from float's range
+        //    (2^32 of them sum to 4e16), and most blocks take one pass and no rescaling.
+        constexpr float headroom = 16.0f;
         for (std::size_t r = 0; r < nr; ++r) {
           float* sg = &scores[r * ld];
           float* wg = &weights[r * ld];
@@ -269,19 +273,20 @@ template <class Cache>
           const std::size_t seen = limit > begin ? std::min(stop, limit) - begin : 0;
           std::fill(wg + seen, wg + ld, 0.0f);
           if (seen == 0) continue;  // a later query's tokens: nothing for this row
-          for (std::size_t k = 0; k < seen; ++k) sg[k] *= scale;    // no reduction: vectorised
-          const float block_max = reductions.minmax(sg, seen).max;  // (NaN scores are skipped)
-          const float new_max = std::max(running_max[r], block_max);
-          const float rescale = std::exp(running_max[r] - new_max);  // 0 on the first block
-          running_max[r] = new_max;
-          const float sum = softmax.exp_shifted(sg, seen, new_max, wg);
-          running_sum[r] = running_sum[r] * rescale + sum;
-          if (rescale != 1.0f) {
+          const float shift = running_shift[r];
+          simd::exp_sum e = softmax.exp_scaled(sg, seen, scale, shift, wg);
+          if (!(e.max <= shift + headroom)) {  // (NaN scores are skipped by e.max)
+            const float raised = std::max(shift, e.max);
+            e = softmax.exp_scaled(sg, seen, scale, raised, wg);
+            const float rescale = std::exp(shift - raised);  // 0 on the first block
+            running_shift[r] = raised;
+            running_sum[r] *= rescale;
             for (std::size_t i = 0; i < d; ++i) {
               acc_codec[r * d + i] *= rescale;
               acc_float[r * d + i] *= rescale;
             }
           }
+          running_sum[r] += e.sum;
         }
 
         // 3. Values of the block.
@@ -317,7 +322,7 @@ template <class Cache>
         const float inv = running_sum[r] > 0.0f ? 1.0f / running_sum[r] : 0.0f;  // 0: no token
         for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[r * d + i]) * inv;
         if (options.log_sum_exp != nullptr) {
-          options.log_sum_exp[qh] = running_max[r] + std::log(running_sum[r]);
+          options.log_sum_exp[qh] = running_shift[r] + std::log(running_sum[r]);
         }
       }
     }

@@ -1,4 +1,5 @@
-// exp_shifted against std::exp: a few ulp per element, the sum within its rounding bound.
+// exp_scaled against std::exp: a few ulp per element, the sum within its rounding bound, the
+// maximum of the scaled inputs exactly.
 #include <qcodec/simd/softmax.hpp>
 
 #include <cfloat>
@@ -9,29 +10,41 @@
 
 #include "parity.hpp"
 
-TEST_CASE("exp_shifted matches std::exp within 4 ulp", "[parity][softmax]") {
+TEST_CASE("exp_scaled matches std::exp within 4 ulp", "[parity][softmax]") {
   const auto& k = parity::under_test().softmax;
-  for (std::size_t n : parity::lengths()) {
-    for (std::size_t off : parity::offsets) {
-      parity::floats x(n, off, static_cast<std::uint32_t>(n * 3 + off), 8.0f);
-      if (n > 2) x.data[n / 2] = -std::numeric_limits<float>::infinity();  // a masked score
-      float shift = 0.0f;
-      for (std::size_t i = 0; i < n; ++i) shift = std::max(shift, x.data[i]);
-      std::vector<float> want(n + 1, 5.0f), got(n + 1, 5.0f);
-      const float sum_want = qcodec::ref::exp_shifted(x.data, n, shift, want.data());
-      const float sum_got = k.exp_shifted(x.data, n, shift, got.data());
-      INFO("n=" << n << " offset=" << off);
-      for (std::size_t i = 0; i < n; ++i) {
-        REQUIRE(std::fabs(got[i] - want[i]) <= 4 * FLT_EPSILON * want[i] + FLT_MIN);
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  for (const float scale : {1.0f, 0.125f, -0.7f}) {
+    for (std::size_t n : parity::lengths()) {
+      for (std::size_t off : parity::offsets) {
+        parity::floats x(n, off, static_cast<std::uint32_t>(n * 3 + off), 8.0f);
+        // A masked score (-inf, or +inf under a negative scale: a scaled -inf either way).
+        if (n > 2) x.data[n / 2] = scale < 0.0f ? inf : -inf;
+        float max_want = -inf;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i != n / 2 || n <= 2) max_want = std::max(max_want, scale * x.data[i]);
+        }
+        // Shifted by the maximum, and by less (weights above 1, as attention allows).
+        for (const float shift : {max_want, max_want - 5.0f}) {
+          std::vector<float> want(n + 1, 5.0f), got(n + 1, 5.0f);
+          const auto r_want = qcodec::ref::exp_scaled(x.data, n, scale, shift, want.data());
+          const auto r_got = k.exp_scaled(x.data, n, scale, shift, got.data());
+          INFO("n=" << n << " offset=" << off << " scale=" << scale << " shift=" << shift);
+          for (std::size_t i = 0; i < n; ++i) {
+            REQUIRE(std::fabs(got[i] - want[i]) <= 4 * FLT_EPSILON * want[i] + FLT_MIN);
+          }
+          REQUIRE(got[n] == 5.0f);  // nothing written past n
+          if (n > 2) REQUIRE(got[n / 2] == 0.0f);
+          REQUIRE(std::fabs(r_got.sum - r_want.sum) <=
+                  float(n + 4) * FLT_EPSILON * r_want.sum + FLT_MIN);
+          REQUIRE(r_got.max == max_want);
+          REQUIRE(r_want.max == max_want);
+        }
       }
-      REQUIRE(got[n] == 5.0f);  // nothing written past n
-      if (n > 2) REQUIRE(got[n / 2] == 0.0f);
-      REQUIRE(std::fabs(sum_got - sum_want) <= float(n + 4) * FLT_EPSILON * sum_want + FLT_MIN);
     }
   }
 }
 
-TEST_CASE("exp_shifted: special values", "[parity][softmax]") {
+TEST_CASE("exp_scaled: special values", "[parity][softmax]") {
   const auto& k = parity::under_test().softmax;
   constexpr float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -47,7 +60,9 @@ TEST_CASE("exp_shifted: special values", "[parity][softmax]") {
       x[(at + 4) % n] = 88.5f;
       x[(at + 5) % n] = 100.0f;
       INFO("n=" << n << " at=" << at);
-      REQUIRE(std::isnan(k.exp_shifted(x.data(), n, 0.0f, y.data())));
+      const auto r = k.exp_scaled(x.data(), n, 1.0f, 0.0f, y.data());
+      REQUIRE(std::isnan(r.sum));
+      CHECK(r.max == 100.0f);  // NaN skipped
       CHECK(std::isnan(y[at]));
       CHECK(y[(at + 1) % n] == 0.0f);
       CHECK(std::fabs(y[(at + 2) % n] - std::exp(-95.0f)) <= FLT_MIN);
@@ -56,5 +71,21 @@ TEST_CASE("exp_shifted: special values", "[parity][softmax]") {
       CHECK(y[(at + 5) % n] == inf);
       for (std::size_t i = 6; i < n; ++i) CHECK(y[(at + i) % n] == 1.0f);
     }
+  }
+}
+
+TEST_CASE("exp_scaled: no maximum without a number", "[parity][softmax]") {
+  const auto& k = parity::under_test().softmax;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  float y[40];
+  CHECK(k.exp_scaled(nullptr, 0, 1.0f, 0.0f, y).sum == 0.0f);
+  CHECK(k.exp_scaled(nullptr, 0, 1.0f, 0.0f, y).max == -inf);
+  for (std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{40}}) {
+    std::vector<float> x(n, nan);
+    x[n / 2] = -inf;
+    INFO("n=" << n);
+    CHECK(k.exp_scaled(x.data(), n, 2.0f, 0.0f, y).max == -inf);
+    CHECK(k.exp_scaled(x.data(), n, -2.0f, 0.0f, y).max == inf);  // -2 * -inf
   }
 }
