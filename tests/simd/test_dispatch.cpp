@@ -2,6 +2,7 @@
 // the CPU supports among those compiled, and every entry of the table must be callable.
 #include <qcodec/simd/dispatch.hpp>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -9,19 +10,41 @@
 
 namespace simd = qcodec::simd;
 
-TEST_CASE("kernels() picks the best target this CPU supports", "[dispatch]") {
-  std::string expected = simd::native_arch::name();
+namespace {
+
+// The target kernels() picks with no cap, and with the AVX2 cap.
+std::string best_target(bool avx512_allowed) {
+  std::string best = simd::native_arch::name();  // static builds: the one compiled target
 #if QCODEC_DISPATCH_AVX512 || QCODEC_DISPATCH_AVX2
-  expected = simd::scalar::name();
+  best = simd::scalar::name();
 #if QCODEC_DISPATCH_AVX2
-  if (simd::cpu_supports<simd::avx2>()) expected = simd::avx2::name();
+  if (simd::cpu_supports<simd::avx2>()) best = simd::avx2::name();
 #endif
 #if QCODEC_DISPATCH_AVX512
-  if (simd::cpu_supports<simd::avx512>()) expected = simd::avx512::name();
+  if (avx512_allowed && simd::cpu_supports<simd::avx512>()) best = simd::avx512::name();
 #endif
 #endif
-  CHECK(simd::kernels().arch == expected);
+  (void)avx512_allowed;
+  return best;
+}
+
+}  // namespace
+
+TEST_CASE("kernels() picks the best target this CPU supports", "[dispatch]") {
+  if (std::getenv("QCODEC_ISA") == nullptr) CHECK(simd::kernels().arch == best_target(true));
   CHECK(&simd::kernels() == &simd::kernels());
+}
+
+TEST_CASE("QCODEC_ISA caps the target kernels() picks", "[dispatch]") {
+  namespace d = simd::detail;
+  CHECK(d::isa_cap_from(nullptr) == d::isa_cap::best);
+  CHECK(d::isa_cap_from("avx2") == d::isa_cap::avx2);
+  CHECK(d::isa_cap_from("scalar") == d::isa_cap::scalar);
+  CHECK(d::isa_cap_from("avx512") == d::isa_cap::best);
+  CHECK(d::isa_cap_from("AVX2 ") == d::isa_cap::best);  // unknown: no cap
+  CHECK(d::select_kernel_table(d::isa_cap::best).arch == best_target(true));
+  CHECK(d::select_kernel_table(d::isa_cap::avx2).arch == best_target(false));
+  CHECK(std::string(d::select_kernel_table(d::isa_cap::scalar).arch) == simd::scalar::name());
 }
 
 TEST_CASE("the scalar table is the reference oracle", "[dispatch]") {
