@@ -109,25 +109,7 @@ namespace detail::int16_axpys {
 // as nearbyint), one zero past its rows; returns its scale.
 template <class Arch>
 float weights16_avx2(const float* w, std::size_t rows, std::int16_t* q) noexcept {
-  const auto load = [&](std::size_t r) {  // rows r .. r + 7, zeros past the last
-    if (rows - r >= 8) return _mm256_loadu_ps(w + r);
-    alignas(32) float t[8] = {};
-    for (std::size_t i = 0; r + i < rows; ++i) t[i] = w[r + i];
-    return _mm256_load_ps(t);
-  };
-  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(HUGE_VALF);
-  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-  for (std::size_t r = 0; r < rows; r += 8) {
-    const __m256 x = _mm256_andnot_ps(sign, load(r));
-    bad = _mm256_or_ps(bad, _mm256_cmp_ps(x, inf, _CMP_NLT_UQ));  // NaNs and infinities
-    m = _mm256_max_ps(m, x);
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float mx = 0.0f;
-  for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_dots::int8_form f =
-      int8_dots::form_from<Arch>(mx, _mm256_movemask_ps(bad) == 0, w16_grid);
+  const int8_dots::int8_form f = int8_dots::form_avx2<Arch>(w, rows, w16_grid);
   q[rows] = 0;
   if (f.inv == 0.0f) {  // zero, tiny or not finite: all zero
     std::memset(q, 0, rows * sizeof(std::int16_t));
@@ -135,7 +117,9 @@ float weights16_avx2(const float* w, std::size_t rows, std::int16_t* q) noexcept
   }
   const __m256 inv = _mm256_set1_ps(f.inv);
   for (std::size_t r = 0; r < rows; r += 8) {
-    const __m256i x = _mm256_cvtps_epi32(_mm256_mul_ps(load(r), inv));  // |x| <= 32767
+    // |x| <= 32767 (zeros past the rows)
+    const __m256i x =
+        _mm256_cvtps_epi32(_mm256_mul_ps(int8_dots::floats8_avx2<Arch>(w, r, rows), inv));
     const __m128i words =
         _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     if (rows - r >= 8) {

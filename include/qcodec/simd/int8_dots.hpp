@@ -156,23 +156,38 @@ void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, 
 // the bytes of one register): qp[B c + j] = q8[B c + 2 j], qp[B c + B / 2 + j] = q8[B c + 2 j + 1].
 
 #if XSIMD_WITH_AVX2
+// Floats i .. i + 7 of q[0, n), zeros past n (a last partial 8 through a padded copy).
+template <class Arch>
+__m256 floats8_avx2(const float* q, std::size_t i, std::size_t n) noexcept {
+  if (n - i >= 8) return _mm256_loadu_ps(q + i);
+  alignas(32) float t[8] = {};
+  for (std::size_t j = 0; i + j < n; ++j) t[j] = q[i + j];
+  return _mm256_load_ps(t);
+}
+
+// form_of on AVX2 (any n): the maximum and the check for NaNs and infinities 8 lanes at a time.
+template <class Arch>
+int8_form form_avx2(const float* q, std::size_t n, float grid = 127.0f) noexcept {
+  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(HUGE_VALF);
+  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 8) {
+    const __m256 x = _mm256_andnot_ps(sign, floats8_avx2<Arch>(q, i, n));
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(x, inf, _CMP_NLT_UQ));
+    m = _mm256_max_ps(m, x);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float mx = 0.0f;
+  for (float v : lanes) mx = mx < v ? v : mx;
+  return form_from<Arch>(mx, _mm256_movemask_ps(bad) == 0, grid);
+}
+
 // The form and split query on AVX2 (n a multiple of 64, B == 64): xsimd for the float work,
 // the narrowing and split in scalar code (a few hundred byte moves per call and vector).
 template <class Arch>
 int8_form split_query_avx2(const float* q, std::size_t n, std::int8_t* qp) noexcept {
   using F = batch<float, Arch>;
-  F m(0.0f);
-  auto bad = F(0.0f) != F(0.0f);
-  for (std::size_t i = 0; i < n; i += F::size) {
-    const F x = F::load_unaligned(q + i);
-    bad = bad | ~xsimd::isfinite(x);
-    m = xsimd::max(m, xsimd::abs(x));
-  }
-  alignas(32) float lanes[F::size];
-  m.store_aligned(lanes);
-  float mx = 0.0f;
-  for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_form f = form_from<Arch>(mx, !xsimd::any(bad));
+  const int8_form f = form_avx2<Arch>(q, n);
   alignas(32) std::int32_t k[max_n];
   const F inv(f.inv);
   for (std::size_t i = 0; i < n; i += F::size) {

@@ -257,18 +257,7 @@ namespace detail::token_blocks {
 template <class Arch>
 int8_dots::int8_form int8_query_avx2(const float* q, std::size_t n, std::int8_t* q8,
                                      float& b) noexcept {
-  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(HUGE_VALF);
-  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-  for (std::size_t i = 0; i < n; i += 8) {
-    const __m256 x = _mm256_andnot_ps(sign, _mm256_loadu_ps(q + i));
-    bad = _mm256_or_ps(bad, _mm256_cmp_ps(x, inf, _CMP_NLT_UQ));  // NaNs and infinities
-    m = _mm256_max_ps(m, x);
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float mx = 0.0f;
-  for (float v : lanes) mx = mx < v ? v : mx;
-  const int8_dots::int8_form f = int8_dots::form_from<Arch>(mx, _mm256_movemask_ps(bad) == 0);
+  const int8_dots::int8_form f = int8_dots::form_avx2<Arch>(q, n);
   if (f.inv == 0.0f) {  // zero, tiny or not finite: q8 all zero
     std::memset(q8, 0, n);
     b = f.scale * 0.0f;
