@@ -59,16 +59,17 @@ void bm_integer_dots(benchmark::State& state, kind form) {
     if (form == kind::units) {
       k.int16_dots.channel_unit_dots_i16(page.data(), unit_bytes, units, per_call, d, bits, blocked,
                                          q.data(), heads, out.data(), page_rows);
-    }
-    for (std::size_t r = 0; form != kind::units && r < page_rows; r += per_call) {
-      const std::uint8_t* in = codes.data() + r * stride;
-      const std::size_t rows = std::min(per_call, page_rows - r);
-      if (i16) {
-        k.int16_dots.code_row_dots_i16(in, stride, rows, d, bits, q.data(), scales.data(), heads,
-                                       out.data() + r, page_rows);
-      } else {
-        k.int8_dots.code_row_dots_i8(in, stride, rows, d, bits, q.data(), heads, out.data() + r,
-                                     page_rows);
+    } else {
+      for (std::size_t r = 0; r < page_rows; r += per_call) {
+        const std::uint8_t* in = codes.data() + r * stride;
+        const std::size_t rows = std::min(per_call, page_rows - r);
+        if (i16) {
+          k.int16_dots.code_row_dots_i16(in, stride, rows, d, bits, q.data(), scales.data(), heads,
+                                         out.data() + r, page_rows);
+        } else {
+          k.int8_dots.code_row_dots_i8(in, stride, rows, d, bits, q.data(), heads, out.data() + r,
+                                       page_rows);
+        }
       }
     }
     benchmark::DoNotOptimize(out.data());

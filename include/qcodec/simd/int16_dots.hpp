@@ -178,21 +178,25 @@ constexpr bool blockable_rows(unsigned bits, std::size_t n, std::size_t rows) no
   return bits == 4 && n % 64 == 0 && rows % 16 == 0;
 }
 
+// The byte of dword k of row r in blocked rows of n codes (each block 16 rows, 8 n bytes).
+template <class Arch>
+constexpr std::size_t blocked_dword(std::size_t n, std::size_t r, std::size_t k) noexcept {
+  return r / 16 * 8 * n + 64 * k + 4 * (r % 16);
+}
+
 // Row r of blocked rows (n codes each) back in plain order, n / 2 bytes at `row`.
 template <class Arch>
 void unblock_row(const std::uint8_t* rows, std::size_t n, std::size_t r,
                  std::uint8_t* row) noexcept {
-  const std::uint8_t* block = rows + r / 16 * 8 * n;
   for (std::size_t k = 0; k < n / 8; ++k)
-    std::memcpy(row + 4 * k, block + 64 * k + 4 * (r % 16), 4);
+    std::memcpy(row + 4 * k, rows + blocked_dword<Arch>(n, r, k), 4);
 }
 
 // unblock_row's inverse: the plain row stored as row r of blocked rows.
 template <class Arch>
 void block_row(const std::uint8_t* row, std::size_t n, std::size_t r, std::uint8_t* rows) noexcept {
-  std::uint8_t* block = rows + r / 16 * 8 * n;
   for (std::size_t k = 0; k < n / 8; ++k)
-    std::memcpy(block + 64 * k + 4 * (r % 16), row + 4 * k, 4);
+    std::memcpy(rows + blocked_dword<Arch>(n, r, k), row + 4 * k, 4);
 }
 
 // f(rows, stride, r0, rn) for the rows of a unit's codes in plain order: all at once when they
@@ -757,7 +761,8 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
   for (std::size_t i = 0; i < n; i += 64) {
     __m512i col[8];
     if constexpr (Blocked) {  // 16 rows' dwords i / 8 .. i / 8 + 7, one register each
-      for (std::size_t j = 0; j < 8; ++j) col[j] = _mm512_loadu_si512(in + 8 * i + 64 * j);
+      for (std::size_t j = 0; j < 8; ++j)
+        col[j] = _mm512_loadu_si512(in + blocked_dword<Arch>(n, 0, i / 8 + j));
     } else {
       transpose16<Arch>(in + i / 2, stride, col);
     }
