@@ -48,13 +48,24 @@ inline constexpr float w16_grid = 32767.0f;
 
 namespace simd::detail::int16_axpys {
 
-// Any bits, n and rows: the header's sums, a block of columns at a time (each weight rounded once
-// per block). A template on the target, as kernel helpers are (kernel_table.hpp): the oracle
-// runs it with Arch = simd::scalar, the tables without a faster path with their own.
+// Where row r starts, for the kernels below: rows `stride` bytes apart (code_row_axpys_w16).
+// token_rows.hpp passes its blocks' rows the same way: runs of run(rows) rows `stride` apart,
+// each starting where operator() says. A template on the target, as kernel helpers are
+// (kernel_table.hpp).
 template <class Arch>
-void axpys_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                   unsigned bits, const float* w, std::size_t ldw, std::size_t nq,
-                   float* acc) noexcept {
+struct strided_rows {
+  const std::uint8_t* in;
+  std::size_t stride;
+  const std::uint8_t* operator()(std::size_t r) const noexcept { return in + r * stride; }
+  std::size_t run(std::size_t rows) const noexcept { return rows; }  // one run
+};
+
+// Any bits, n and rows: the header's sums, a block of columns at a time (each weight rounded once
+// per block). The oracle runs it with Arch = simd::scalar, the tables without a faster path with
+// their own.
+template <class Arch, class Rows>
+void axpys_generic(const Rows& row_at, std::size_t rows, std::size_t n, unsigned bits,
+                   const float* w, std::size_t ldw, std::size_t nq, float* acc) noexcept {
   constexpr std::size_t block = 256;
   std::int32_t sums[block];
   for (std::size_t g = 0; g < nq; ++g) {
@@ -66,7 +77,7 @@ void axpys_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows,
       for (std::size_t r = 0; r < rows; ++r) {
         const auto w16 =
             f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(wg[r] * f.inv));
-        const std::uint8_t* row = in + r * stride;
+        const std::uint8_t* row = row_at(r);
         for (std::size_t i = 0; i < k; ++i) {
           const std::size_t bit = (i0 + i) * bits;
           std::uint32_t v = std::uint32_t{row[bit / 8]} >> (bit % 8);
@@ -82,6 +93,13 @@ void axpys_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows,
   }
 }
 
+template <class Arch>
+void code_row_axpys_w16_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows,
+                                std::size_t n, unsigned bits, const float* w, std::size_t ldw,
+                                std::size_t nq, float* acc) noexcept {
+  axpys_generic<Arch>(strided_rows<Arch>{in, stride}, rows, n, bits, w, ldw, nq, acc);
+}
+
 }  // namespace simd::detail::int16_axpys
 
 namespace ref {
@@ -89,8 +107,8 @@ namespace ref {
 inline void code_row_axpys_w16(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                                std::size_t n, unsigned bits, const float* w, std::size_t ldw,
                                std::size_t nq, float* acc) noexcept {
-  simd::detail::int16_axpys::axpys_generic<simd::scalar>(in, stride, rows, n, bits, w, ldw, nq,
-                                                         acc);
+  simd::detail::int16_axpys::code_row_axpys_w16_generic<simd::scalar>(in, stride, rows, n, bits, w,
+                                                                      ldw, nq, acc);
 }
 
 }  // namespace ref
@@ -138,31 +156,36 @@ float weights16_avx2(const float* w, std::size_t rows, std::int16_t* q) noexcept
 // and widened to words put the two rows' codes of one column in one dword lane, and vpmaddwd
 // against the broadcast weight pair adds both rows' products there (at most 2 * 15 * 32767).
 // Lane j of the low (high) nibbles holds column 2j (2j + 1) of bytes 0-7, then of bytes 8-15.
-template <std::size_t G, class Arch>
-void axpys4_columns32_avx2(const std::uint8_t* in, std::size_t stride, std::size_t rows,
-                           std::size_t c0, const std::int16_t* wq, const float* s, std::size_t n,
+template <std::size_t G, class Arch, class Rows>
+void axpys4_columns32_avx2(const Rows& row_at, std::size_t rows, std::size_t c0,
+                           const std::int16_t* wq, const float* s, std::size_t n,
                            float* acc) noexcept {
   __m256i sum[G][4];
   for (auto& a : sum)
     for (auto& v : a) v = _mm256_setzero_si256();
   const __m256i low4 = _mm256_set1_epi16(0x000F);
-  const std::uint8_t* base = in + c0 / 2;
-  const auto row = [&](std::size_t r) {
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * stride));
-  };
-  // An odd last row pairs with zeros and the weight pair (w, 0), as in the VNNI form.
-  for (std::size_t r = 0; r < rows; r += 2) {
-    const __m128i r0 = row(r), r1 = r + 1 < rows ? row(r + 1) : _mm_setzero_si128();
-    const __m256i u = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));  // bytes 0-7
-    const __m256i v = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1));  // bytes 8-15
-    const __m256i codes[4] = {_mm256_and_si256(u, low4), _mm256_srli_epi16(u, 4),
-                              _mm256_and_si256(v, low4), _mm256_srli_epi16(v, 4)};
-    for (std::size_t g = 0; g < G; ++g) {
-      std::int32_t pair;
-      std::memcpy(&pair, wq + g * (max_w16_rows + 2) + r, 4);
-      const __m256i wp = _mm256_set1_epi32(pair);
-      for (std::size_t k = 0; k < 4; ++k)
-        sum[g][k] = _mm256_add_epi32(sum[g][k], _mm256_madd_epi16(codes[k], wp));
+  const std::size_t run = row_at.run(rows), stride = row_at.stride;
+  // Runs of rows `stride` apart (all but the last of an even number of rows); an odd last row
+  // pairs with zeros and the weight pair (w, 0), as in the VNNI form.
+  for (std::size_t r0 = 0; r0 < rows; r0 += run) {
+    const std::uint8_t* base = row_at(r0) + c0 / 2;
+    const std::size_t rn = rows - r0 < run ? rows - r0 : run;
+    const auto row = [&](std::size_t r) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * stride));
+    };
+    for (std::size_t r = 0; r < rn; r += 2) {
+      const __m128i r0w = row(r), r1w = r + 1 < rn ? row(r + 1) : _mm_setzero_si128();
+      const __m256i u = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0w, r1w));  // bytes 0-7
+      const __m256i v = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0w, r1w));  // bytes 8-15
+      const __m256i codes[4] = {_mm256_and_si256(u, low4), _mm256_srli_epi16(u, 4),
+                                _mm256_and_si256(v, low4), _mm256_srli_epi16(v, 4)};
+      for (std::size_t g = 0; g < G; ++g) {
+        std::int32_t pair;
+        std::memcpy(&pair, wq + g * (max_w16_rows + 2) + r0 + r, 4);
+        const __m256i wp = _mm256_set1_epi32(pair);
+        for (std::size_t k = 0; k < 4; ++k)
+          sum[g][k] = _mm256_add_epi32(sum[g][k], _mm256_madd_epi16(codes[k], wp));
+      }
     }
   }
   // Pairing low- and high-nibble lanes gives columns [0-3 | 8-11] and [4-7 | 12-15] (then 16
@@ -183,6 +206,29 @@ void axpys4_columns32_avx2(const std::uint8_t* in, std::size_t stride, std::size
   }
 }
 
+// The sums on AVX2 for any rows: 4-bit rows of a multiple of 32 codes; the generic sums
+// otherwise.
+template <class Arch, class Rows>
+void axpys_avx2(const Rows& row_at, std::size_t rows, std::size_t n, unsigned bits, const float* w,
+                std::size_t ldw, std::size_t nq, float* acc) noexcept {
+  if (bits != 4 || n % 32 != 0 || rows > max_w16_rows)  // (past it, the weights' buffer)
+    return axpys_generic<Arch>(row_at, rows, n, bits, w, ldw, nq, acc);
+  alignas(32) std::int16_t wq[2 * (max_w16_rows + 2)];
+  float s[2];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 2) {
+    const std::size_t gn = nq - g0 < 2 ? nq - g0 : 2;
+    for (std::size_t g = 0; g < gn; ++g)
+      s[g] = weights16_avx2<Arch>(w + (g0 + g) * ldw, rows, wq + g * (max_w16_rows + 2));
+    for (std::size_t c0 = 0; c0 < n; c0 += 32) {
+      if (gn == 2) {
+        axpys4_columns32_avx2<2, Arch>(row_at, rows, c0, wq, s, n, acc + g0 * n);
+      } else {
+        axpys4_columns32_avx2<1, Arch>(row_at, rows, c0, wq, s, n, acc + g0 * n);
+      }
+    }
+  }
+}
+
 }  // namespace detail::int16_axpys
 
 /// code_row_axpys_w16 with AVX2: 4-bit rows of a multiple of 32 codes; the generic sums
@@ -192,22 +238,7 @@ void code_row_axpys_w16_avx2(const std::uint8_t* in, std::size_t stride, std::si
                              std::size_t n, unsigned bits, const float* w, std::size_t ldw,
                              std::size_t nq, float* acc) noexcept {
   namespace d = detail::int16_axpys;
-  if (bits != 4 || n % 32 != 0 || rows > max_w16_rows)  // (past it, the weights' buffer)
-    return d::axpys_generic<Arch>(in, stride, rows, n, bits, w, ldw, nq, acc);
-  alignas(32) std::int16_t wq[2 * (max_w16_rows + 2)];
-  float s[2];
-  for (std::size_t g0 = 0; g0 < nq; g0 += 2) {
-    const std::size_t gn = nq - g0 < 2 ? nq - g0 : 2;
-    for (std::size_t g = 0; g < gn; ++g)
-      s[g] = d::weights16_avx2<Arch>(w + (g0 + g) * ldw, rows, wq + g * (max_w16_rows + 2));
-    for (std::size_t c0 = 0; c0 < n; c0 += 32) {
-      if (gn == 2) {
-        d::axpys4_columns32_avx2<2, Arch>(in, stride, rows, c0, wq, s, n, acc + g0 * n);
-      } else {
-        d::axpys4_columns32_avx2<1, Arch>(in, stride, rows, c0, wq, s, n, acc + g0 * n);
-      }
-    }
-  }
+  d::axpys_avx2<Arch>(d::strided_rows<Arch>{in, stride}, rows, n, bits, w, ldw, nq, acc);
 }
 #endif
 
@@ -256,35 +287,39 @@ void weights16(const float* w, std::size_t ldw, std::size_t rows, std::int16_t* 
 // one column in one dword lane, so one vpdpwssd against the broadcast weight pair adds both rows
 // for 16 columns. Lanes of lo (hi) nibbles hold even (odd) columns; they are put back in order
 // once, at the end.
-template <std::size_t G, class Arch>
-QCODEC_W16_VNNI_INLINE void axpys4_columns64(const std::uint8_t* in, std::size_t stride,
-                                             std::size_t rows, std::size_t c0,
+template <std::size_t G, class Arch, class Rows>
+QCODEC_W16_VNNI_INLINE void axpys4_columns64(const Rows& row_at, std::size_t rows, std::size_t c0,
                                              const std::int16_t* wq, const float* s, std::size_t n,
                                              float* acc) noexcept {
   __m512i sum[G][4];
   for (auto& a : sum)
     for (auto& v : a) v = _mm512_setzero_si512();
   const __m512i low4 = _mm512_set1_epi16(0x000F);
-  const std::uint8_t* base = in + c0 / 2;
-  const auto row = [&](std::size_t r) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + r * stride));
-  };
-  // One loop body for every pair (a second copy for an odd last row made GCC copy and spill the
-  // accumulators at each step): an odd last row pairs with zeros and the weight pair (w, 0).
-  for (std::size_t r = 0; r < rows; r += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(base + (r + 24) * stride), _MM_HINT_T0);
-    const __m256i r0 = row(r), r1 = r + 1 < rows ? row(r + 1) : _mm256_setzero_si256();
-    const __m512i u = _mm512_cvtepu8_epi16(_mm256_unpacklo_epi8(r0, r1));  // bytes 0-7, 16-23
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_unpackhi_epi8(r0, r1));  // 8-15, 24-31
-    const __m512i codes[4] = {_mm512_and_si512(u, low4), _mm512_srli_epi16(u, 4),
-                              _mm512_and_si512(v, low4), _mm512_srli_epi16(v, 4)};
-    for (std::size_t g = 0; g < G; ++g) {
-      std::int32_t pair;
-      std::memcpy(&pair, wq + g * (max_w16_rows + 2) + r, 4);
-      const __m512i wp = _mm512_set1_epi32(pair);
-      for (std::size_t k = 0; k < 4; ++k) {
-        sum[g][k] = _mm512_dpwssd_epi32(sum[g][k], codes[k], wp);
-        asm("" : "+v"(sum[g][k]));
+  const std::size_t run = row_at.run(rows), stride = row_at.stride;
+  // Runs of rows `stride` apart (all but the last of an even number of rows). One loop body for
+  // every pair (a second copy for an odd last row made GCC copy and spill the accumulators at
+  // each step): an odd last row pairs with zeros and the weight pair (w, 0).
+  for (std::size_t r0 = 0; r0 < rows; r0 += run) {
+    const std::uint8_t* base = row_at(r0) + c0 / 2;
+    const std::size_t rn = rows - r0 < run ? rows - r0 : run;
+    const auto row = [&](std::size_t r) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + r * stride));
+    };
+    for (std::size_t r = 0; r < rn; r += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(base + (r + 24) * stride), _MM_HINT_T0);
+      const __m256i r0w = row(r), r1w = r + 1 < rn ? row(r + 1) : _mm256_setzero_si256();
+      const __m512i u = _mm512_cvtepu8_epi16(_mm256_unpacklo_epi8(r0w, r1w));  // bytes 0-7, 16-23
+      const __m512i v = _mm512_cvtepu8_epi16(_mm256_unpackhi_epi8(r0w, r1w));  // 8-15, 24-31
+      const __m512i codes[4] = {_mm512_and_si512(u, low4), _mm512_srli_epi16(u, 4),
+                                _mm512_and_si512(v, low4), _mm512_srli_epi16(v, 4)};
+      for (std::size_t g = 0; g < G; ++g) {
+        std::int32_t pair;
+        std::memcpy(&pair, wq + g * (max_w16_rows + 2) + r0 + r, 4);
+        const __m512i wp = _mm512_set1_epi32(pair);
+        for (std::size_t k = 0; k < 4; ++k) {
+          sum[g][k] = _mm512_dpwssd_epi32(sum[g][k], codes[k], wp);
+          asm("" : "+v"(sum[g][k]));
+        }
       }
     }
   }
@@ -310,15 +345,35 @@ QCODEC_W16_VNNI_INLINE void axpys4_columns64(const std::uint8_t* in, std::size_t
   }
 }
 
-template <std::size_t G, class Arch>
-QCODEC_W16_VNNI_TARGET void axpys4_group(const std::uint8_t* in, std::size_t stride,
-                                         std::size_t rows, std::size_t n, const float* w,
-                                         std::size_t ldw, float* acc) noexcept {
+template <std::size_t G, class Arch, class Rows>
+QCODEC_W16_VNNI_TARGET void axpys4_group(const Rows& row_at, std::size_t rows, std::size_t n,
+                                         const float* w, std::size_t ldw, float* acc) noexcept {
   alignas(64) std::int16_t wq[G * (max_w16_rows + 2)];
   float s[G];
   weights16<G, Arch>(w, ldw, rows, wq, s);
   for (std::size_t c0 = 0; c0 < n; c0 += 64)
-    axpys4_columns64<G, Arch>(in, stride, rows, c0, wq, s, n, acc);
+    axpys4_columns64<G, Arch>(row_at, rows, c0, wq, s, n, acc);
+}
+
+// The sums with VNNI for any rows: 4-bit rows of a multiple of 64 codes; the generic sums
+// otherwise.
+template <class Arch, class Rows>
+void axpys_vnni(const Rows& row_at, std::size_t rows, std::size_t n, unsigned bits, const float* w,
+                std::size_t ldw, std::size_t nq, float* acc) noexcept {
+  if (bits != 4 || n % 64 != 0 || rows > max_w16_rows)  // (past it, the weights' buffer)
+    return axpys_generic<Arch>(row_at, rows, n, bits, w, ldw, nq, acc);
+  std::size_t g = 0;
+  for (; g + 4 <= nq; g += 4) axpys4_group<4, Arch>(row_at, rows, n, w + g * ldw, ldw, acc + g * n);
+  switch (nq - g) {
+    case 1:
+      return axpys4_group<1, Arch>(row_at, rows, n, w + g * ldw, ldw, acc + g * n);
+    case 2:
+      return axpys4_group<2, Arch>(row_at, rows, n, w + g * ldw, ldw, acc + g * n);
+    case 3:
+      return axpys4_group<3, Arch>(row_at, rows, n, w + g * ldw, ldw, acc + g * n);
+    default:
+      return;
+  }
 }
 
 }  // namespace detail::int16_axpys
@@ -330,21 +385,7 @@ void code_row_axpys_w16_vnni(const std::uint8_t* in, std::size_t stride, std::si
                              std::size_t n, unsigned bits, const float* w, std::size_t ldw,
                              std::size_t nq, float* acc) noexcept {
   namespace d = detail::int16_axpys;
-  if (bits != 4 || n % 64 != 0 || rows > max_w16_rows)  // (past it, the weights' buffer)
-    return d::axpys_generic<Arch>(in, stride, rows, n, bits, w, ldw, nq, acc);
-  std::size_t g = 0;
-  for (; g + 4 <= nq; g += 4)
-    d::axpys4_group<4, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
-  switch (nq - g) {
-    case 1:
-      return d::axpys4_group<1, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
-    case 2:
-      return d::axpys4_group<2, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
-    case 3:
-      return d::axpys4_group<3, Arch>(in, stride, rows, n, w + g * ldw, ldw, acc + g * n);
-    default:
-      return;
-  }
+  d::axpys_vnni<Arch>(d::strided_rows<Arch>{in, stride}, rows, n, bits, w, ldw, nq, acc);
 }
 #undef QCODEC_W16_VNNI_INLINE
 #undef QCODEC_W16_VNNI_TARGET
@@ -376,7 +417,7 @@ int16_axpy_kernels make_int16_axpy_kernels() noexcept {
       return {&code_row_axpys_w16_avx2<Arch>};
     }
 #endif
-    return {&detail::int16_axpys::axpys_generic<Arch>};
+    return {&detail::int16_axpys::code_row_axpys_w16_generic<Arch>};
   }
 }
 
