@@ -267,6 +267,19 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_w16)
     ->Name("BM_attention_decode/rotated4-blocks-w16")
     ->Apply(shapes);
 
+// The same keys, with values in blocks of 16 tokens too (kv/token_rows.hpp: the 16 tokens'
+// scales one load instead of a gather; summed with 16-bit weights).
+using q4_blocks_rows = kv::cache<kv::token_blocks<4>, kv::token_rows<4>>;
+using rotated4_blocks_rows =
+    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_rows<4>>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks_rows)
+    ->Name("BM_attention_decode/q4-blocks-rows")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_rows)
+    ->Name("BM_attention_decode/rotated4-blocks-rows")
+    ->Apply(shapes);
+
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;
 using turbo4 = kv::cache<kv::turbo<4>, kv::turbo<4>>;

@@ -167,6 +167,47 @@ TEMPLATE_TEST_CASE("16-bit weights move 4-bit attention by the weights' rounding
   }
 }
 
+// token_rows<4> holds per_token<4>'s codes 16 tokens to a unit and sums them as per_token's
+// 16-bit weights do (the weights taking in the scales, rounded over the same page); only the
+// offsets' sums add in another order. With 288 = 18 * 16 values compressed by both (312 tokens,
+// 4 sinks, 20 residual), the two caches decode alike and attend alike up to float rounding.
+TEST_CASE("token_rows values are per_token's with 16-bit weights, 16 tokens to a unit",
+          "[kv][attention]") {
+  using rows_cache = kv::cache<kv::token_blocks<4>, kv::token_rows<4>>;
+  using w16_cache = kv::cache<kv::token_blocks<4>, w16_values>;
+  const kv_test::kv_data data = kv_test::make_kv(312, kv_heads, head_dim, 31);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 32);
+  kv::sequence_id sr = 0, sw = 0;
+  const auto rows = filled_cache<rows_cache>(data, 4, 20, sr);
+  const auto w16 = filled_cache<w16_cache>(data, 4, 20, sw);
+  std::vector<float> keys(kv_heads * data.tokens * head_dim), values(keys.size());
+  std::vector<float> keys_w16(keys.size()), values_w16(keys.size());
+  rows.decode_layer(sr, 1, keys.data(), values.data());
+  w16.decode_layer(sw, 1, keys_w16.data(), values_w16.data());
+  CHECK(values == values_w16);
+  CHECK(values != data.values);  // (compressed)
+  std::vector<float> orows(q.size()), ow16(q.size());
+  REQUIRE(kv::attention(rows, sr, 1, q.data(), q_heads, orows.data()).ok());
+  REQUIRE(kv::attention(w16, sw, 1, q.data(), q_heads, ow16.data()).ok());
+  for (std::size_t i = 0; i < q.size(); ++i) CHECK(orows[i] == Approx(ow16[i]).margin(1e-6));
+  CHECK(rows.bits_per_value(sr) == Approx(w16.bits_per_value(sw)).epsilon(0.02));
+
+  // As keys (correct, not fast): scores are the query against the decoding.
+  const kv::token_rows<4> codec(head_dim);
+  std::vector<std::uint8_t> unit(codec.unit_bytes());
+  codec.encode(data.values.data(), unit.data());  // 16 vectors
+  std::vector<float> decoded(16 * head_dim), scores(2 * 16);
+  codec.decode(unit.data(), decoded.data());
+  codec.scores(unit.data(), 1, q.data(), 2, scores.data(), 16);
+  for (std::size_t g = 0; g < 2; ++g)
+    for (std::size_t t = 0; t < 16; ++t) {
+      double want = 0.0;
+      for (std::size_t i = 0; i < head_dim; ++i)
+        want += double(q[g * head_dim + i]) * decoded[t * head_dim + i];
+      CHECK(scores[g * 16 + t] == Approx(want).margin(1e-4));
+    }
+}
+
 TEST_CASE("8-bit per-token keys score the float query past head_dim 514", "[kv][attention]") {
   // 255 * 16383 * 514 < 2^31 <= 255 * 16383 * 515: wider 15-bit sums could overflow, so the
   // codec scores the query itself there (and scored_query says so): the same outputs, bit for

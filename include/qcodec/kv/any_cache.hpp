@@ -36,6 +36,7 @@
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/token_blocks.hpp>
+#include <qcodec/kv/token_rows.hpp>
 #include <qcodec/kv/turbo.hpp>
 #include <qcodec/kv/turbo_qjl.hpp>
 
@@ -296,6 +297,12 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        false,
        &make_cache_model<rotated<token_blocks<4>>,
                          rotated<per_token<4, query_format::i8, weight_format::i16>>>},
+      // And the values 16 tokens to a unit too (token_rows: their scales one load, not a
+      // gather; summed with 16-bit weights; the newest < 16 values wait in full precision).
+      {"q4b-rows", "q4b-w16 with the values in 16-token units", 0, false, false,
+       &make_cache_model<token_blocks<4>, token_rows<4>>},
+      {"rot4b-rows", "rot4b-w16 with the values in 16-token units", 0, false, false,
+       &make_cache_model<rotated<token_blocks<4>>, rotated<token_rows<4>>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        false, &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,

@@ -1,0 +1,110 @@
+#pragma once
+// token_rows<Bits>: per-token values (each token's vector quantized on its own with its min/max:
+// per_token<Bits>'s codes) stored 16 tokens to a unit in simd/token_rows.hpp's layout: the 16
+// fp16 scales, the 16 fp16 offsets, then the 16 rows of codes. Bits per value: Bits + 32 /
+// head_dim, as per_token.
+//
+// Values are summed with each chunk's weights rounded to 16 bits after taking in the scales
+// (simd::token_row_axpys_w16, per_token<Bits, Query, weight_format::i16>'s sums), but the 16
+// tokens' scales and offsets are read as two vectors, not gathered from 16 units, and the
+// weights, their scales and the offset sums come from one kernel call per page.
+//
+// The price: the cache keeps the newest tokens in full precision until 16 have come (as
+// token_blocks keys; group_tokens = 16). Keys should stay with token_blocks or per_token: scores()
+// here is correct but not fast (the float row kernel a unit at a time).
+
+#include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/simd/dispatch.hpp>
+#include <qcodec/simd/token_rows.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qcodec::kv {
+
+template <unsigned Bits>
+class token_rows {
+  static_assert(Bits >= 1 && Bits <= 8, "token_rows codes have 1..8 bits");
+
+ public:
+  static constexpr std::size_t group_tokens = simd::block_tokens;
+
+  explicit token_rows(std::size_t head_dim) noexcept : d_(head_dim) {}
+
+  [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
+  [[nodiscard]] std::size_t unit_bytes() const noexcept {
+    return simd::token_rows_block_bytes(d_, Bits);
+  }
+  [[nodiscard]] std::string name() const {
+    return "int" + std::to_string(Bits) + "-token-rows16-w16";
+  }
+
+  /// x: 16 tokens × head_dim, row-major.
+  void encode(const float* x, std::uint8_t* unit) const noexcept {
+    const simd::kernel_table& k = simd::kernels();
+    for (std::size_t t = 0; t < group_tokens; ++t) {
+      const min_max r = k.reductions.minmax(x + t * d_, d_);
+      const half s((r.max - r.min) / static_cast<float>((1u << Bits) - 1)), o(r.min);
+      std::memcpy(unit + 2 * t, &s.bits, 2);
+      std::memcpy(unit + 32 + 2 * t, &o.bits, 2);
+      // per_token<Bits>'s codes: its kernel, with the stored (rounded) scale and offset.
+      k.affine.quantize_pack(x + t * d_, d_, params(unit, t), Bits, row(unit, t));
+    }
+  }
+  /// y: 16 tokens × head_dim.
+  void decode(const std::uint8_t* unit, float* y) const noexcept {
+    for (std::size_t t = 0; t < group_tokens; ++t) {
+      simd::kernels().affine.unpack_dequantize(row(unit, t), d_, Bits, params(unit, t), y + t * d_);
+    }
+  }
+
+  void prepare_query(const float* q, float* out) const noexcept {
+    std::memmove(out, q, d_ * sizeof(float));
+  }
+  // q . (s_t c_t + o_t) = s_t (q . c_t) + o_t sum(q), a unit at a time.
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    const simd::kernel_table& k = simd::kernels();
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* unit = units + u * unit_bytes();
+      float* su = s + u * group_tokens;
+      k.rows.code_row_dots(row(unit, 0), simd::token_row_bytes(d_, Bits), group_tokens, d_, Bits, q,
+                           nq, su, ld);
+      float scale[group_tokens], offset[group_tokens];
+      for (std::size_t t = 0; t < group_tokens; ++t) {
+        const affine_params a = params(unit, t);
+        scale[t] = a.scale;
+        offset[t] = a.offset;
+      }
+      for (std::size_t g = 0; g < nq; ++g) {
+        k.rows.affine_scores(scale, offset, k.reductions.sum(q + g * d_, d_), su + g * ld,
+                             group_tokens);
+      }
+    }
+  }
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    simd::kernels().token_rows.token_row_axpys_w16(units, count, d_, Bits, p, ldp, nq, acc);
+  }
+  void finish_output(float*) const noexcept {}
+
+ private:
+  std::uint8_t* row(std::uint8_t* unit, std::size_t t) const noexcept {
+    return unit + 64 + t * simd::token_row_bytes(d_, Bits);
+  }
+  const std::uint8_t* row(const std::uint8_t* unit, std::size_t t) const noexcept {
+    return unit + 64 + t * simd::token_row_bytes(d_, Bits);
+  }
+  static affine_params params(const std::uint8_t* unit, std::size_t t) noexcept {
+    std::uint16_t h[2];
+    std::memcpy(&h[0], unit + 2 * t, 2);
+    std::memcpy(&h[1], unit + 32 + 2 * t, 2);
+    return {half::from_bits(h[0]).to_float(), half::from_bits(h[1]).to_float()};
+  }
+
+  std::size_t d_;
+};
+
+}  // namespace qcodec::kv
