@@ -146,11 +146,13 @@ template <class Cache>
   const std::size_t max_rows = std::min(n_queries, query_chunk) * group;
   // Prepared queries (alike for every stream) are not used for keys stored before RoPE.
   const std::size_t prepared_floats = query_floats(c.keys(layer));
-  std::vector<float> raw(max_rows * d),
-      prepared(cfg.rope.pre_rope ? 0 : max_rows * prepared_floats);
-  std::vector<float> acc_codec(max_rows * d), acc_float(max_rows * d);
+  // All but the scores and weights, for each KV head of the range (state_of below).
+  const std::size_t heads = head_end - head_begin;
+  std::vector<float> raw_all(heads * max_rows * d),
+      prepared_all(cfg.rope.pre_rope ? 0 : heads * max_rows * prepared_floats);
+  std::vector<float> acc_codec_all(heads * max_rows * d), acc_float_all(heads * max_rows * d);
+  std::vector<float> shift_all(heads * max_rows), sum_all(heads * max_rows);
   std::vector<float> scores(max_rows * ld), weights(max_rows * ld);
-  std::vector<float> running_shift(max_rows), running_sum(max_rows);
   std::vector<float> key_rows(cfg.rope.pre_rope ? ld * d : 0);  // a block of pre-RoPE keys
   const simd::row_kernels& rows = simd::kernels().rows;
   const simd::softmax_kernels& softmax = simd::kernels().softmax;
@@ -177,36 +179,59 @@ template <class Cache>
                                                  options.token_positions)
                       : length - n_queries + qi + 1;
   }
-  for (std::size_t h = head_begin; h < head_end; ++h) {
-    const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
-      return base + (token * cfg.kv_heads + h) * d * exact_bytes;
-    };
-    for (std::size_t q0 = 0; q0 < n_queries; q0 += query_chunk) {
-      const std::size_t qn = std::min(query_chunk, n_queries - q0), nr = qn * group;
-      // The tokens any query of the chunk sees (positioned queries need not be in order).
-      const std::size_t seen_by_chunk =
-          *std::max_element(visible.begin() + q0, visible.begin() + q0 + qn);
+  // The state above for each KV head of the range: blocks are visited in the order of memory (a
+  // block's pages hold the KV heads one after another), every head's block before the next block.
+  struct head_state {
+    float *raw, *prepared, *acc_codec, *acc_float, *running_shift, *running_sum;
+  };
+  const auto state_of = [&](std::size_t h) {
+    const std::size_t k = h - head_begin;
+    float* prepared = cfg.rope.pre_rope ? nullptr : &prepared_all[k * max_rows * prepared_floats];
+    return head_state{&raw_all[k * max_rows * d],       prepared,
+                      &acc_codec_all[k * max_rows * d], &acc_float_all[k * max_rows * d],
+                      &shift_all[k * max_rows],         &sum_all[k * max_rows]};
+  };
+  for (std::size_t q0 = 0; q0 < n_queries; q0 += query_chunk) {
+    const std::size_t qn = std::min(query_chunk, n_queries - q0), nr = qn * group;
+    // The tokens any query of the chunk sees (positioned queries need not be in order).
+    const std::size_t seen_by_chunk =
+        *std::max_element(visible.begin() + q0, visible.begin() + q0 + qn);
+    for (std::size_t h = head_begin; h < head_end; ++h) {
+      const head_state st = state_of(h);
       for (std::size_t k = 0; k < qn; ++k) {
-        std::memcpy(&raw[k * group * d], q + ((q0 + k) * q_heads + h * group) * d,
+        std::memcpy(st.raw + k * group * d, q + ((q0 + k) * q_heads + h * group) * d,
                     group * d * sizeof(float));
       }
       if (!cfg.rope.pre_rope) {  // pre-RoPE keys are scored as fp32 rows, in the model's space
-        prepare_queries(c.keys(layer, h), raw.data(), nr, prepared.data());
+        prepare_queries(c.keys(layer, h), st.raw, nr, st.prepared);
       }
-      std::fill_n(acc_codec.begin(), nr * d, 0.0f);
-      std::fill_n(acc_float.begin(), nr * d, 0.0f);
-      std::fill_n(running_shift.begin(), nr, -std::numeric_limits<float>::infinity());
-      std::fill_n(running_sum.begin(), nr, 0.0f);
+      std::fill_n(st.acc_codec, nr * d, 0.0f);
+      std::fill_n(st.acc_float, nr * d, 0.0f);
+      std::fill_n(st.running_shift, nr, -std::numeric_limits<float>::infinity());
+      std::fill_n(st.running_sum, nr, 0.0f);
+    }
 
-      for (std::size_t begin = 0; begin < seen_by_chunk;) {
-        const std::size_t end = block_end(begin);
-        const std::size_t stop = std::min(end, seen_by_chunk), n = stop - begin;
-        if (end < seen_by_chunk) {  // the next block's units: one page of each stream
-          const std::size_t next_end = std::min(block_end(end), seen_by_chunk);
-          detail::prefetch_page(keys, key_group, c.keys(layer, h).unit_bytes(), end, next_end,
-                                [&](std::size_t j) { return c.key_unit(s, layer, h, j); });
-          detail::prefetch_page(values, value_group, c.values(layer, h).unit_bytes(), end, next_end,
-                                [&](std::size_t j) { return c.value_unit(s, layer, h, j); });
+    for (std::size_t begin = 0; begin < seen_by_chunk;) {
+      const std::size_t end = block_end(begin);
+      const std::size_t stop = std::min(end, seen_by_chunk), n = stop - begin;
+      for (std::size_t h = head_begin; h < head_end; ++h) {
+        const head_state hs = state_of(h);
+        float *raw = hs.raw, *prepared = hs.prepared, *acc_codec = hs.acc_codec,
+              *acc_float = hs.acc_float, *running_shift = hs.running_shift,
+              *running_sum = hs.running_sum;
+        const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
+          return base + (token * cfg.kv_heads + h) * d * exact_bytes;
+        };
+        // The units read next: the next head's of this block, or the first head's of the next.
+        const bool last_head = h + 1 == head_end;
+        const std::size_t next_h = last_head ? head_begin : h + 1;
+        const std::size_t from = last_head ? end : begin;
+        const std::size_t to = last_head ? std::min(block_end(end), seen_by_chunk) : stop;
+        if (from < to) {
+          detail::prefetch_page(keys, key_group, c.keys(layer, next_h).unit_bytes(), from, to,
+                                [&](std::size_t j) { return c.key_unit(s, layer, next_h, j); });
+          detail::prefetch_page(values, value_group, c.values(layer, next_h).unit_bytes(), from, to,
+                                [&](std::size_t j) { return c.value_unit(s, layer, next_h, j); });
         }
 
         // 1. Scores of tokens [begin, stop) for every query row; a unit cut by the causal limit
@@ -237,24 +262,22 @@ template <class Cache>
             t += run;
           }
           rows.f32_row_dots(reinterpret_cast<const std::uint8_t*>(key_rows.data()),
-                            d * sizeof(float), n, d, raw.data(), nr, scores.data(), ld);
+                            d * sizeof(float), n, d, raw, nr, scores.data(), ld);
         }
         for (std::size_t t = cfg.rope.pre_rope ? stop : begin; t < stop;) {
           float* st = &scores[t - begin];
           if (t < keys.sinks) {
-            exact_dots(rows_of(keys.sink_data, t), exact_stride, stop - t, d, raw.data(), nr, st,
-                       ld);
+            exact_dots(rows_of(keys.sink_data, t), exact_stride, stop - t, d, raw, nr, st, ld);
             t = stop;
           } else if (t < keys.sinks + keys.compressed) {
             const std::size_t j = t - keys.sinks;
             const std::size_t last = std::min(stop, keys.sinks + keys.compressed);
             const std::size_t units = (last - t + key_group - 1) / key_group;
-            c.keys(layer, h).scores(c.key_unit(s, layer, h, j), units, prepared.data(), nr, st, ld);
+            c.keys(layer, h).scores(c.key_unit(s, layer, h, j), units, prepared, nr, st, ld);
             t += units * key_group;
           } else {
             const std::size_t first = t - keys.sinks - keys.compressed;
-            exact_dots(rows_of(keys.tail_data, first), exact_stride, stop - t, d, raw.data(), nr,
-                       st, ld);
+            exact_dots(rows_of(keys.tail_data, first), exact_stride, stop - t, d, raw, nr, st, ld);
             t = stop;
           }
         }
@@ -294,35 +317,39 @@ template <class Cache>
           const float* w = &weights[t - begin];
           if (t < values.sinks) {
             exact_axpys(rows_of(values.sink_data, t), exact_stride, stop - t, d, w, ld, nr,
-                        acc_float.data());
+                        acc_float);
             t = stop;
           } else if (t < values.sinks + values.compressed) {
             const std::size_t j = t - values.sinks;
             const std::size_t last = std::min(stop, values.sinks + values.compressed);
             const std::size_t units = (last - t + value_group - 1) / value_group;
             c.values(layer, h).accumulate(c.value_unit(s, layer, h, j), units, w, ld, nr,
-                                          acc_codec.data());
+                                          acc_codec);
             t += units * value_group;
           } else {
             const std::size_t first = t - values.sinks - values.compressed;
             exact_axpys(rows_of(values.tail_data, first), exact_stride, stop - t, d, w, ld, nr,
-                        acc_float.data());
+                        acc_float);
             t = stop;
           }
         }
-        begin = end;
       }
+      begin = end;
+    }
 
-      // 4. Normalise: out = (finish(acc_codec) + acc_float) / sum.
+    // 4. Normalise: out = (finish(acc_codec) + acc_float) / sum.
+    for (std::size_t h = head_begin; h < head_end; ++h) {
+      const head_state st = state_of(h);
       for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t qh = (q0 + r / group) * q_heads + h * group + r % group;
-        float* ac = &acc_codec[r * d];
+        float* ac = st.acc_codec + r * d;
         c.values(layer, h).finish_output(ac);
         float* o = out + qh * d;
-        const float inv = running_sum[r] > 0.0f ? 1.0f / running_sum[r] : 0.0f;  // 0: no token
-        for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + acc_float[r * d + i]) * inv;
+        const float sum = st.running_sum[r];
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // 0: no token
+        for (std::size_t i = 0; i < d; ++i) o[i] = (ac[i] + st.acc_float[r * d + i]) * inv;
         if (options.log_sum_exp != nullptr) {
-          options.log_sum_exp[qh] = running_shift[r] + std::log(running_sum[r]);
+          options.log_sum_exp[qh] = st.running_shift[r] + std::log(sum);
         }
       }
     }
