@@ -65,6 +65,10 @@ class gear {
       !requires { Inner::needs_power_of_two_head_dim; },
       "gear's corrections are in model space: Inner must not rotate (no rotated<> or "
       "turbo<> inside gear)");
+  static_assert(
+      !requires { Inner::prepares_query_bytes; },
+      "gear's corrections read the prepared query as floats (no token_blocks<> inside "
+      "gear)");
 
  public:
   static constexpr std::size_t group_tokens = GroupTokens;

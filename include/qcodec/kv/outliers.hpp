@@ -39,6 +39,10 @@ namespace qcodec::kv {
 template <StreamCodec Inner, unsigned PerMille>
 class outliers {
   static_assert(PerMille >= 1 && PerMille <= 1000, "PerMille in 1..1000");
+  static_assert(
+      !requires { Inner::prepares_query_bytes; },
+      "the sparse terms read the prepared query as floats (no token_blocks<> inside "
+      "outliers)");
 
  public:
   static constexpr std::size_t group_tokens = Inner::group_tokens;

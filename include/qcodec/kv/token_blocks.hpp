@@ -13,9 +13,9 @@
 // per_token's.
 //
 // The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's
-// per-channel keys, group_tokens = 16). Values stay with per_token (per-token values sum with
-// row-major codes); accumulate() here decodes a few tokens at a time and uses the fp32 row kernel,
-// correct but not fast.
+// per-channel keys, group_tokens = 16). Values belong with per_token or token_rows (per-token
+// values sum with row-major codes); accumulate() here decodes a few tokens at a time and uses the
+// fp32 row kernel, correct but not fast.
 //
 // Measured (README): 4-bit decode attention with per_token values summed with 16-bit weights ran
 // 3.9-6.5x faster than fp32 at 16k and 64k tokens on AVX-512 VNNI, against 3.4-5.2x with per_token
@@ -87,15 +87,28 @@ class token_blocks {
     decode_tokens(unit, 0, group_tokens, y);
   }
 
-  // The int8 form of q, which the kernel (quantizing q again, to the same integers) scores.
-  void prepare_query(const float* q, float* out) const noexcept { scored_query(q, out); }
+  /// prepare_query writes the query's int8 form as bytes (simd::token_block_query: its scale, b
+  /// and int8 elements, in the head_dim floats of a prepared query), formed once per step rather
+  /// than per page; wrappers that take the prepared query for a query in the model's space
+  /// (outliers, gear) refuse such codecs.
+  static constexpr bool prepares_query_bytes = true;
+  void prepare_query(const float* q, float* out) const noexcept {
+    static_assert(simd::token_block_query_bytes(head_dim_multiple) <= 4 * head_dim_multiple,
+                  "the prepared form fits the floats of a query");
+    std::uint8_t form[simd::token_block_query_bytes(max_head_dim)];  // (q may be out)
+    simd::kernels().token_blocks.token_block_query(q, d_, form);
+    std::memcpy(out, form, simd::token_block_query_bytes(d_));
+  }
+  /// The query scores are exact for: q rounded to its int8 form.
   void scored_query(const float* q, float* out) const noexcept {
     detail::round_to_grid(q, d_, 127.0f, out);  // q may be out
   }
 
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    simd::kernels().token_blocks.token_block_dots_i8(units, count, d_, Bits, q, nq, s, ld);
+    simd::kernels().token_blocks.token_block_dots_prepared(units, count, d_, Bits,
+                                                           reinterpret_cast<const std::uint8_t*>(q),
+                                                           d_ * sizeof(float), nq, s, ld);
   }
 
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,

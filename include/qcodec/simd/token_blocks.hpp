@@ -24,6 +24,18 @@
 // 66000) and every float operation is fixed, so every target returns the oracle's bits (NaN
 // payloads aside, when two operands of one operation are NaN).
 //
+// The int8 form of a query can be taken once and scored against many calls' blocks:
+//
+//   token_block_query          out = the prepared query, token_block_query_bytes(n) bytes:
+//                              [0, 4) f.scale, [4, 8) b = f.scale * float(sum_c q8[c]) (floats),
+//                              [8, 8 + n) q8
+//   token_block_dots_prepared  token_block_dots_i8's scores from prepared queries,
+//                              `query_stride` bytes apart
+//
+// so that token_block_dots_prepared(token_block_query(q)) returns token_block_dots_i8(q)'s bits
+// (kv::token_blocks prepares its queries once per step: forming them per page call took 5% of a
+// 4-bit decode step).
+//
 // Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and for bits 1, 2
 // and 4 AVX2 (vpmaddubsw + vpmaddwd, also the AVX-512 table's base form without VNNI). Other
 // targets and shapes get the generic sums (scalar code).
@@ -65,11 +77,45 @@ template <class Arch = scalar>
 constexpr unsigned token_block_code_shift(std::size_t c, unsigned bits) noexcept {
   return bits * static_cast<unsigned>(c % token_block_group<Arch>(bits) / 4);
 }
+/// Bytes of a prepared query of n elements (header comment).
+template <class Arch = scalar>
+constexpr std::size_t token_block_query_bytes(std::size_t n) noexcept {
+  return 8 + n;
+}
 }  // namespace simd
 
 namespace simd::detail::token_blocks {
 
 inline constexpr std::size_t max_n = int8_dots::max_n;
+
+// sums[t] += sum_{i < k} code_t[c0 + i] * q8[i] over one block.
+template <class Arch>
+void chunk_sums(const std::uint8_t* block, std::size_t c0, std::size_t k, unsigned bits,
+                const std::int8_t* q8, std::int32_t* sums) noexcept {
+  const std::uint32_t mask = (1u << bits) - 1u;
+  for (std::size_t t = 0; t < block_tokens; ++t) {
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::size_t c = c0 + i;
+      const std::uint32_t code = std::uint32_t{block[token_block_code_byte<Arch>(t, c, bits)]} >>
+                                 token_block_code_shift<Arch>(c, bits);
+      sums[t] += static_cast<std::int32_t>(code & mask) * q8[i];
+    }
+  }
+}
+
+// A block's 16 scores from its sums: out[t] = fma(s_t, scale * float(sums[t]), o_t * b).
+template <class Arch>
+void store_scores(const std::uint8_t* block, const std::int32_t* sums, float scale, float b,
+                  float* out) noexcept {
+  for (std::size_t t = 0; t < block_tokens; ++t) {
+    std::uint16_t h[2];
+    std::memcpy(&h[0], block + 2 * t, 2);
+    std::memcpy(&h[1], block + 32 + 2 * t, 2);
+    const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
+    const float o = cvt::portable_f16_to_f32<Arch>(h[1]);
+    out[t] = std::fma(s, scale * static_cast<float>(sums[t]), o * b);
+  }
+}
 
 // The header's scores, one token at a time (the oracle with Arch = simd::scalar). The int8 query
 // is converted max_n elements at a time: once per call up to max_n, per block beyond.
@@ -79,7 +125,6 @@ void dots_generic(const std::uint8_t* in, std::size_t count, std::size_t n, unsi
   std::int8_t q8[max_n];
   std::int32_t sums[block_tokens];
   const std::size_t bytes = token_block_bytes<Arch>(n, bits);
-  const std::uint32_t mask = (1u << bits) - 1u;
   for (std::size_t g = 0; g < nq; ++g) {
     const float* qg = q + g * n;
     const int8_dots::int8_form f = int8_dots::form_of<Arch>(qg, n);
@@ -96,56 +141,95 @@ void dots_generic(const std::uint8_t* in, std::size_t count, std::size_t n, unsi
         const std::size_t k = n - c0 < max_n ? n - c0 : max_n;
         if (u == 0 || n > max_n)
           for (std::size_t i = 0; i < k; ++i) q8[i] = static_cast<std::int8_t>(q8_of(c0 + i));
-        for (std::size_t t = 0; t < block_tokens; ++t) {
-          for (std::size_t i = 0; i < k; ++i) {
-            const std::size_t c = c0 + i;
-            const std::uint32_t code =
-                std::uint32_t{block[token_block_code_byte<Arch>(t, c, bits)]} >>
-                token_block_code_shift<Arch>(c, bits);
-            sums[t] += static_cast<std::int32_t>(code & mask) * q8[i];
-          }
-        }
+        chunk_sums<Arch>(block, c0, k, bits, q8, sums);
       }
-      for (std::size_t t = 0; t < block_tokens; ++t) {
-        std::uint16_t h[2];
-        std::memcpy(&h[0], block + 2 * t, 2);
-        std::memcpy(&h[1], block + 32 + 2 * t, 2);
-        const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
-        const float o = cvt::portable_f16_to_f32<Arch>(h[1]);
-        out[g * ld + block_tokens * u + t] =
-            std::fma(s, f.scale * static_cast<float>(sums[t]), o * b);
-      }
+      store_scores<Arch>(block, sums, f.scale, b, out + g * ld + block_tokens * u);
     }
   }
 }
 
-// A fast path's two halves: an int8 query form (into q8, with b = f.scale * sum q8) and the
-// scores of `count` blocks against G = 1-4 queries whose forms qd holds (dots_in_fours).
-using int8_query_fn = int8_dots::int8_form (*)(const float* q, std::size_t n, std::int8_t* q8,
-                                               float& b) noexcept;
+// A prepared query's scale and b, and its q8 (header comment).
+template <class Arch>
+const std::int8_t* read_query(const std::uint8_t* query, float& scale, float& b) noexcept {
+  std::memcpy(&scale, query, 4);
+  std::memcpy(&b, query + 4, 4);
+  return reinterpret_cast<const std::int8_t*>(query + 8);
+}
+
+// The same scores from prepared queries.
+template <class Arch>
+void dots_generic_prepared(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
+                           const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
+                           float* out, std::size_t ld) noexcept {
+  std::int32_t sums[block_tokens];
+  const std::size_t bytes = token_block_bytes<Arch>(n, bits);
+  for (std::size_t g = 0; g < nq; ++g) {
+    float scale, b;
+    const std::int8_t* q8 = read_query<Arch>(queries + g * query_stride, scale, b);
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* block = in + u * bytes;
+      for (std::int32_t& x : sums) x = 0;
+      chunk_sums<Arch>(block, 0, n, bits, q8, sums);
+      store_scores<Arch>(block, sums, scale, b, out + g * ld + block_tokens * u);
+    }
+  }
+}
+
+// q's int8 form into q8, with b = f.scale * sum q8, in scalar code (any n).
+template <class Arch>
+int8_dots::int8_form int8_query_generic(const float* q, std::size_t n, std::int8_t* q8,
+                                        float& b) noexcept {
+  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q, n);
+  std::int32_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto v = f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(q[i] * f.inv));
+    q8[i] = static_cast<std::int8_t>(v);
+    sum += v;
+  }
+  b = f.scale * static_cast<float>(sum);
+  return f;
+}
+
+// token_block_query with a form function.
+template <class Arch, class Form>
+void prepare_query(Form form, const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  float b;
+  const float scale = form(q, n, reinterpret_cast<std::int8_t*>(out + 8), b).scale;
+  std::memcpy(out, &scale, 4);
+  std::memcpy(out + 4, &b, 4);
+}
+
+// The fast paths' scores of `count` blocks against G = 1-4 queries whose int8 forms qd holds:
+// qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword, scale[g] = f_g.scale and b[g] its b.
 using block_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
                                const std::int32_t* qd, const float* scale, const float* b,
                                float* out, std::size_t ld) noexcept;
 
-// The queries four at a time: qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword (written by
-// intrinsic stores and memset) and scale[g] = f_g.scale; dots[G - 1] scores the blocks against
-// those G queries. n is a multiple of 4 up to max_n. (A template on Arch, as every kernel helper:
-// each target's build has its own copy.)
+// Prepared queries four at a time into qd, each four scored by dots[G - 1]. n is a multiple of 4
+// up to max_n. (A template on Arch, as every kernel helper: each target's build has its own
+// copy.)
 template <class Arch>
-void dots_in_fours(int8_query_fn int8_query, const block_dots_fn (&dots)[4], const std::uint8_t* in,
-                   std::size_t count, std::size_t n, const float* q, std::size_t nq, float* out,
-                   std::size_t ld) noexcept {
+void dots_in_fours(const block_dots_fn (&dots)[4], const std::uint8_t* in, std::size_t count,
+                   std::size_t n, const std::uint8_t* queries, std::size_t query_stride,
+                   std::size_t nq, float* out, std::size_t ld) noexcept {
   alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
     float scale[4], b[4];
     for (std::size_t g = 0; g < gn; ++g) {
-      auto* q8 = reinterpret_cast<std::int8_t*>(qd + g * (n / 4));
-      scale[g] = int8_query(q + (g0 + g) * n, n, q8, b[g]).scale;
+      const std::int8_t* q8 = read_query<Arch>(queries + (g0 + g) * query_stride, scale[g], b[g]);
+      std::memcpy(qd + g * (n / 4), q8, n);
     }
     dots[gn - 1](in, count, n, qd, scale, b, out + g0 * ld, ld);
   }
 }
+
+// A target's token_block_query and token_block_dots_prepared.
+using query_fn = void (*)(const float* q, std::size_t n, std::uint8_t* out) noexcept;
+using prepared_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                  unsigned bits, const std::uint8_t* queries,
+                                  std::size_t query_stride, std::size_t nq, float* out,
+                                  std::size_t ld) noexcept;
 
 }  // namespace simd::detail::token_blocks
 
@@ -155,6 +239,19 @@ inline void token_block_dots_i8(const std::uint8_t* in, std::size_t count, std::
                                 unsigned bits, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
   simd::detail::token_blocks::dots_generic<simd::scalar>(in, count, n, bits, q, nq, out, ld);
+}
+
+inline void token_block_query(const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  namespace d = simd::detail::token_blocks;
+  d::prepare_query<simd::scalar>(&d::int8_query_generic<simd::scalar>, q, n, out);
+}
+
+inline void token_block_dots_prepared(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                      unsigned bits, const std::uint8_t* queries,
+                                      std::size_t query_stride, std::size_t nq, float* out,
+                                      std::size_t ld) noexcept {
+  simd::detail::token_blocks::dots_generic_prepared<simd::scalar>(in, count, n, bits, queries,
+                                                                  query_stride, nq, out, ld);
 }
 
 }  // namespace ref
@@ -238,11 +335,12 @@ QCODEC_TB_VNNI_TARGET int8_dots::int8_form int8_query_avx512(const float* q, std
 }
 
 template <unsigned Bits, class Arch>
-void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
-               std::size_t nq, float* out, std::size_t ld) noexcept {
+void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
+               const std::uint8_t* queries, std::size_t query_stride, std::size_t nq, float* out,
+               std::size_t ld) noexcept {
   static constexpr block_dots_fn dots[4] = {&dots_vnni<1, Bits, Arch>, &dots_vnni<2, Bits, Arch>,
                                             &dots_vnni<3, Bits, Arch>, &dots_vnni<4, Bits, Arch>};
-  dots_in_fours<Arch>(&int8_query_avx512<Arch>, dots, in, count, n, q, nq, out, ld);
+  dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -330,23 +428,35 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
 }
 
 template <unsigned Bits, class Arch>
-void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n, const float* q,
-                    std::size_t nq, float* out, std::size_t ld) noexcept {
+void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
+                    const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
+                    float* out, std::size_t ld) noexcept {
   static constexpr block_dots_fn dots[4] = {
       &dots_maddubs<1, Bits, Arch>, &dots_maddubs<2, Bits, Arch>, &dots_maddubs<3, Bits, Arch>,
       &dots_maddubs<4, Bits, Arch>};
-  dots_in_fours<Arch>(&int8_query_avx2<Arch>, dots, in, count, n, q, nq, out, ld);
+  dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
 #endif
 
-/// token_block_dots_i8 without instructions beyond Arch's (no VNNI): vpmaddubsw on AVX2 and
-/// AVX-512 targets for bits 1, 2 and 4, the generic sums otherwise.
+/// token_block_query and token_block_dots_prepared without instructions beyond Arch's (no
+/// VNNI): vpmaddubsw on AVX2 and AVX-512 targets for bits 1, 2 and 4, the generic sums otherwise.
 template <class Arch>
-void token_block_dots_i8_base(const std::uint8_t* in, std::size_t count, std::size_t n,
-                              unsigned bits, const float* q, std::size_t nq, float* out,
-                              std::size_t ld) noexcept {
+void token_block_query_base(const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  namespace d = detail::token_blocks;
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (n % 8 == 0) return d::prepare_query<Arch>(&d::int8_query_avx2<Arch>, q, n, out);
+  }
+#endif
+  d::prepare_query<Arch>(&d::int8_query_generic<Arch>, q, n, out);
+}
+template <class Arch>
+void token_block_dots_prepared_base(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                    unsigned bits, const std::uint8_t* queries,
+                                    std::size_t query_stride, std::size_t nq, float* out,
+                                    std::size_t ld) noexcept {
   namespace d = detail::token_blocks;
 #if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)  // (vfmadd, vcvtph2ps)
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
@@ -354,38 +464,63 @@ void token_block_dots_i8_base(const std::uint8_t* in, std::size_t count, std::si
         n <= d::max_n) {
       switch (bits) {
         case 1:
-          return d::dots_bits_avx2<1, Arch>(in, count, n, q, nq, out, ld);
+          return d::dots_bits_avx2<1, Arch>(in, count, n, queries, query_stride, nq, out, ld);
         case 2:
-          return d::dots_bits_avx2<2, Arch>(in, count, n, q, nq, out, ld);
+          return d::dots_bits_avx2<2, Arch>(in, count, n, queries, query_stride, nq, out, ld);
         default:
-          return d::dots_bits_avx2<4, Arch>(in, count, n, q, nq, out, ld);
+          return d::dots_bits_avx2<4, Arch>(in, count, n, queries, query_stride, nq, out, ld);
       }
     }
   }
 #endif
-  d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+  d::dots_generic_prepared<Arch>(in, count, n, bits, queries, query_stride, nq, out, ld);
 }
-
-#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
-/// token_block_dots_i8 with AVX-512 VNNI (only on CPUs that have it).
-template <class Arch>
-void token_block_dots_i8_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+/// token_block_dots_i8 as a target's Prepare and Dots (the base forms above, or VNNI's below):
+/// the queries prepared four at a time on the stack, up to max_n elements.
+template <class Arch, detail::token_blocks::query_fn Prepare,
+          detail::token_blocks::prepared_dots_fn Dots>
+void token_block_dots_i8_with(const std::uint8_t* in, std::size_t count, std::size_t n,
                               unsigned bits, const float* q, std::size_t nq, float* out,
                               std::size_t ld) noexcept {
   namespace d = detail::token_blocks;
+  if (n > d::max_n) return d::dots_generic<Arch>(in, count, n, bits, q, nq, out, ld);
+  std::uint8_t queries[4 * token_block_query_bytes<Arch>(d::max_n)];
+  const std::size_t stride = token_block_query_bytes<Arch>(n);
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    for (std::size_t g = 0; g < gn; ++g) Prepare(q + (g0 + g) * n, n, queries + g * stride);
+    Dots(in, count, n, bits, queries, stride, gn, out + g0 * ld, ld);
+  }
+}
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+/// The two with AVX-512 VNNI (only on CPUs that have it).
+template <class Arch>
+void token_block_query_vnni(const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  namespace d = detail::token_blocks;
+  d::prepare_query<Arch>(&d::int8_query_avx512<Arch>, q, n, out);
+}
+template <class Arch>
+void token_block_dots_prepared_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                    unsigned bits, const std::uint8_t* queries,
+                                    std::size_t query_stride, std::size_t nq, float* out,
+                                    std::size_t ld) noexcept {
+  namespace d = detail::token_blocks;
   const bool whole_groups =
       (bits == 1 || bits == 2 || bits == 4 || bits == 8) && n % token_block_group<Arch>(bits) == 0;
-  if (!whole_groups || n > d::max_n)
-    return token_block_dots_i8_base<Arch>(in, count, n, bits, q, nq, out, ld);
+  if (!whole_groups || n > d::max_n) {
+    return token_block_dots_prepared_base<Arch>(in, count, n, bits, queries, query_stride, nq, out,
+                                                ld);
+  }
   switch (bits) {
     case 1:
-      return d::dots_bits<1, Arch>(in, count, n, q, nq, out, ld);
+      return d::dots_bits<1, Arch>(in, count, n, queries, query_stride, nq, out, ld);
     case 2:
-      return d::dots_bits<2, Arch>(in, count, n, q, nq, out, ld);
+      return d::dots_bits<2, Arch>(in, count, n, queries, query_stride, nq, out, ld);
     case 4:
-      return d::dots_bits<4, Arch>(in, count, n, q, nq, out, ld);
+      return d::dots_bits<4, Arch>(in, count, n, queries, query_stride, nq, out, ld);
     default:
-      return d::dots_bits<8, Arch>(in, count, n, q, nq, out, ld);
+      return d::dots_bits<8, Arch>(in, count, n, queries, query_stride, nq, out, ld);
   }
 }
 #endif
@@ -403,20 +538,31 @@ struct token_block_kernels {
   /// VNNI), so tests can check both forms on one machine.
   void (*token_block_dots_i8_base)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
                                    const float*, std::size_t, float*, std::size_t) noexcept;
+  /// A query's prepared form, and scores from prepared queries (the fastest forms).
+  void (*token_block_query)(const float*, std::size_t, std::uint8_t*) noexcept;
+  void (*token_block_dots_prepared)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
+                                    const std::uint8_t*, std::size_t, std::size_t, float*,
+                                    std::size_t) noexcept;
 };
 
 template <class Arch>
 token_block_kernels make_token_block_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::token_block_dots_i8, &ref::token_block_dots_i8};
+    return {&ref::token_block_dots_i8, &ref::token_block_dots_i8, &ref::token_block_query,
+            &ref::token_block_dots_prepared};
   } else {
+    const auto base = &token_block_dots_i8_with<Arch, &token_block_query_base<Arch>,
+                                                &token_block_dots_prepared_base<Arch>>;
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      if (cpu_supports_avx512_vnni())
-        return {&token_block_dots_i8_vnni<Arch>, &token_block_dots_i8_base<Arch>};
+      if (cpu_supports_avx512_vnni()) {
+        return {&token_block_dots_i8_with<Arch, &token_block_query_vnni<Arch>,
+                                          &token_block_dots_prepared_vnni<Arch>>,
+                base, &token_block_query_vnni<Arch>, &token_block_dots_prepared_vnni<Arch>};
+      }
     }
 #endif
-    return {&token_block_dots_i8_base<Arch>, &token_block_dots_i8_base<Arch>};
+    return {base, base, &token_block_query_base<Arch>, &token_block_dots_prepared_base<Arch>};
   }
 }
 

@@ -153,38 +153,14 @@ inline void token_row_axpys_w16(const std::uint8_t* in, std::size_t count, std::
 
 namespace simd {
 
-/// token_row_axpys_w16 for a target: its fastest sums of int16_axpys.hpp on block rows.
-template <class Arch>
-void token_row_axpys_w16_generic(const std::uint8_t* in, std::size_t count, std::size_t n,
-                                 unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
-                                 float* acc) noexcept {
-  namespace d = detail;
-  using rows = d::token_rows::block_rows<Arch>;
-  d::token_rows::axpys_blocks<Arch>(in, count, n, bits, p, ldp, nq, acc,
-                                    &d::int16_axpys::axpys_generic<Arch, rows>);
-}
-#if XSIMD_WITH_AVX2 && defined(__FMA__)
-template <class Arch>
-void token_row_axpys_w16_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
+/// token_row_axpys_w16 with one of int16_axpys.hpp's sums on block rows (the generic, AVX2 or
+/// VNNI form).
+template <class Arch, detail::token_rows::row_sums_fn<Arch> Sums>
+void token_row_axpys_w16_with(const std::uint8_t* in, std::size_t count, std::size_t n,
                               unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
                               float* acc) noexcept {
-  namespace d = detail;
-  using rows = d::token_rows::block_rows<Arch>;
-  d::token_rows::axpys_blocks<Arch>(in, count, n, bits, p, ldp, nq, acc,
-                                    &d::int16_axpys::axpys_avx2<Arch, rows>);
+  detail::token_rows::axpys_blocks<Arch>(in, count, n, bits, p, ldp, nq, acc, Sums);
 }
-#endif
-#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
-template <class Arch>
-void token_row_axpys_w16_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
-                              unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
-                              float* acc) noexcept {
-  namespace d = detail;
-  using rows = d::token_rows::block_rows<Arch>;
-  d::token_rows::axpys_blocks<Arch>(in, count, n, bits, p, ldp, nq, acc,
-                                    &d::int16_axpys::axpys_vnni<Arch, rows>);
-}
-#endif
 
 /// The entries of a kernel table (see kernel_table.hpp).
 struct token_row_kernels {
@@ -195,9 +171,12 @@ struct token_row_kernels {
 // The same choice as make_int16_axpy_kernels.
 template <class Arch>
 token_row_kernels make_token_row_kernels() noexcept {
+  namespace d = detail;
+  using rows = d::token_rows::block_rows<Arch>;
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (cpu_supports_avx512_vnni()) return {&token_row_axpys_w16_vnni<Arch>};
+    if (cpu_supports_avx512_vnni())
+      return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_vnni<Arch, rows>>};
   }
 #endif
   if constexpr (is_scalar_v<Arch>) {
@@ -206,10 +185,10 @@ token_row_kernels make_token_row_kernels() noexcept {
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
                   std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      return {&token_row_axpys_w16_avx2<Arch>};
+      return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_avx2<Arch, rows>>};
     }
 #endif
-    return {&token_row_axpys_w16_generic<Arch>};
+    return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_generic<Arch, rows>>};
   }
 }
 

@@ -86,6 +86,28 @@ std::vector<float> scores(dots_kernel kernel, const dots_case& c, const blocks& 
   return out;
 }
 
+using query_kernel = decltype(simd::token_block_kernels::token_block_query);
+using prepared_kernel = decltype(simd::token_block_kernels::token_block_dots_prepared);
+
+// The queries prepared by `prepare`, 4 n bytes apart (as in the floats of kv::token_blocks'
+// prepared queries; the gaps keep their fill), then scored by `dots`.
+std::vector<std::uint8_t> prepared_queries(query_kernel prepare, const dots_case& c,
+                                           const std::vector<float>& q) {
+  std::vector<std::uint8_t> queries(c.nq * 4 * c.n + 8, 0xA5);
+  for (std::size_t g = 0; g < c.nq; ++g) prepare(&q[g * c.n], c.n, &queries[g * 4 * c.n]);
+  return queries;
+}
+std::vector<float> prepared_scores(query_kernel prepare, prepared_kernel dots, const dots_case& c,
+                                   const blocks& b, const std::vector<float>& q) {
+  const std::vector<std::uint8_t> queries = prepared_queries(prepare, c, q);
+  const std::size_t ld = c.count * simd::block_tokens + 3;
+  std::vector<float> out(c.nq * ld, -7.0f);
+  dots(b.in, c.count, c.n, c.bits, queries.data(), 4 * c.n, c.nq, out.data(), ld);
+  return out;
+}
+
+// Every form against the oracle: from float queries (the fastest and the base form), and from
+// prepared ones (the oracle's and the table's, which prepare the same bytes).
 void check(const dots_case& c, const blocks& b, const std::vector<float>& q) {
   INFO("bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
                << " offset=" << c.offset);
@@ -93,6 +115,12 @@ void check(const dots_case& c, const blocks& b, const std::vector<float>& q) {
   const auto& kernels = parity::under_test().token_blocks;
   REQUIRE(same_bits(want, scores(kernels.token_block_dots_i8, c, b, q)));
   REQUIRE(same_bits(want, scores(kernels.token_block_dots_i8_base, c, b, q)));
+  REQUIRE(prepared_queries(kernels.token_block_query, c, q) ==
+          prepared_queries(&qcodec::ref::token_block_query, c, q));
+  REQUIRE(same_bits(want, prepared_scores(&qcodec::ref::token_block_query,
+                                          &qcodec::ref::token_block_dots_prepared, c, b, q)));
+  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query,
+                                          kernels.token_block_dots_prepared, c, b, q)));
 }
 
 }  // namespace
@@ -173,9 +201,12 @@ TEST_CASE("token block dots: every rounding mode", "[parity][token_blocks]") {
       const std::vector<float> want = scores(&qcodec::ref::token_block_dots_i8, c, b, q);
       const std::vector<float> got = scores(kernels.token_block_dots_i8, c, b, q);
       const std::vector<float> base = scores(kernels.token_block_dots_i8_base, c, b, q);
+      const std::vector<float> prepared =
+          prepared_scores(kernels.token_block_query, kernels.token_block_dots_prepared, c, b, q);
       std::fesetround(FE_TONEAREST);
       REQUIRE(same_bits(want, got));
       REQUIRE(same_bits(want, base));
+      REQUIRE(same_bits(want, prepared));
     }
   }
 }
