@@ -10,7 +10,8 @@
 // directly on `count` consecutive units (count * group_tokens tokens), for the nq query heads
 // that share this KV head, without decoding them:
 //   prepare_query(q, q')                  the query in the codec's space, once per step:
-//                                         head_dim floats (q may equal q'), or
+//                                         head_dim floats (q may equal q'; token_blocks
+//                                         writes the query's int8 form there as bytes), or
 //                                         query_floats(codec) for codecs that score through
 //                                         per-query tables (coupled_codebook; q != q'); the
 //                                         queries of one scores() call are prepared together
