@@ -189,6 +189,25 @@ inline void load_half_pair(const std::uint8_t* in, float& a, float& b) noexcept 
   b = half::from_bits(h[1]).to_float();
 }
 
+/// The 16-token units of token_blocks and token_rows start with their tokens' binary16 scales
+/// (bytes 2t) and offsets (bytes 32 + 2t). Token t's, as floats:
+inline affine_params block_params(const std::uint8_t* unit, std::size_t t) noexcept {
+  std::uint16_t h[2];
+  std::memcpy(&h[0], unit + 2 * t, 2);
+  std::memcpy(&h[1], unit + 32 + 2 * t, 2);
+  return {half::from_bits(h[0]).to_float(), half::from_bits(h[1]).to_float()};
+}
+/// Token t's scale and offset for `bits`-bit codes of x[0, n) (its min and max), stored in such
+/// a unit; returns them as stored.
+inline affine_params store_block_params(const float* x, std::size_t n, unsigned bits,
+                                        std::uint8_t* unit, std::size_t t) noexcept {
+  const min_max r = simd::kernels().reductions.minmax(x, n);
+  const half s((r.max - r.min) / static_cast<float>((1u << bits) - 1)), o(r.min);
+  std::memcpy(unit + 2 * t, &s.bits, 2);
+  std::memcpy(unit + 32 + 2 * t, &o.bits, 2);
+  return {s.to_float(), o.to_float()};
+}
+
 /// n (first, second) pairs of binary16 values at `in` (4 bytes each, `stride` bytes apart) as
 /// floats: the parameters of consecutive units, converted by one kernel call (a gather on
 /// AVX-512, simd/rows.hpp's half_pairs).

@@ -23,7 +23,6 @@
 // pending keys kept exact, not the layout (the codes are q4's).
 
 #include <qcodec/core/assert.hpp>
-#include <qcodec/core/half.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>
 #include <qcodec/simd/token_blocks.hpp>
@@ -68,12 +67,9 @@ class token_blocks {
     std::uint8_t packed[max_head_dim];  // one token's codes, LSB-first (at most 8 bits each)
     for (std::size_t t = 0; t < group_tokens; ++t) {
       const float* row = x + t * d_;
-      const min_max r = k.reductions.minmax(row, d_);
-      const half s((r.max - r.min) / static_cast<float>((1u << Bits) - 1)), o(r.min);
-      std::memcpy(unit + 2 * t, &s.bits, 2);
-      std::memcpy(unit + 32 + 2 * t, &o.bits, 2);
       // The codes of per_token<Bits>: its kernel, with the stored (rounded) scale and offset.
-      k.affine.quantize_pack(row, d_, affine_params{s.to_float(), o.to_float()}, Bits, packed);
+      const affine_params a = detail::store_block_params(row, d_, Bits, unit, t);
+      k.affine.quantize_pack(row, d_, a, Bits, packed);
       for (std::size_t c = 0; c < d_; ++c) {
         const std::size_t bit = c * Bits;
         const auto code = static_cast<std::uint8_t>((packed[bit / 8] >> (bit % 8)) & mask);
@@ -132,16 +128,13 @@ class token_blocks {
   void decode_tokens(const std::uint8_t* unit, std::size_t t0, std::size_t n,
                      float* y) const noexcept {
     for (std::size_t t = t0; t < t0 + n; ++t) {
-      std::uint16_t h[2];
-      std::memcpy(&h[0], unit + 2 * t, 2);
-      std::memcpy(&h[1], unit + 32 + 2 * t, 2);
-      const float s = half::from_bits(h[0]).to_float(), o = half::from_bits(h[1]).to_float();
+      const affine_params a = detail::block_params(unit, t);
       float* row = y + (t - t0) * d_;
       for (std::size_t c = 0; c < d_; ++c) {
         const std::uint32_t code = (std::uint32_t{unit[simd::token_block_code_byte(t, c, Bits)]} >>
                                     simd::token_block_code_shift(c, Bits)) &
                                    mask;
-        row[c] = std::fma(static_cast<float>(code), s, o);
+        row[c] = std::fma(static_cast<float>(code), a.scale, a.offset);
       }
     }
   }

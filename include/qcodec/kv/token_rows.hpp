@@ -47,20 +47,17 @@ class token_rows {
 
   /// x: 16 tokens × head_dim, row-major.
   void encode(const float* x, std::uint8_t* unit) const noexcept {
-    const simd::kernel_table& k = simd::kernels();
     for (std::size_t t = 0; t < group_tokens; ++t) {
-      const min_max r = k.reductions.minmax(x + t * d_, d_);
-      const half s((r.max - r.min) / static_cast<float>((1u << Bits) - 1)), o(r.min);
-      std::memcpy(unit + 2 * t, &s.bits, 2);
-      std::memcpy(unit + 32 + 2 * t, &o.bits, 2);
       // per_token<Bits>'s codes: its kernel, with the stored (rounded) scale and offset.
-      k.affine.quantize_pack(x + t * d_, d_, params(unit, t), Bits, row(unit, t));
+      const affine_params a = detail::store_block_params(x + t * d_, d_, Bits, unit, t);
+      simd::kernels().affine.quantize_pack(x + t * d_, d_, a, Bits, row(unit, t));
     }
   }
   /// y: 16 tokens × head_dim.
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     for (std::size_t t = 0; t < group_tokens; ++t) {
-      simd::kernels().affine.unpack_dequantize(row(unit, t), d_, Bits, params(unit, t), y + t * d_);
+      simd::kernels().affine.unpack_dequantize(row(unit, t), d_, Bits,
+                                               detail::block_params(unit, t), y + t * d_);
     }
   }
 
@@ -71,22 +68,25 @@ class token_rows {
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const simd::kernel_table& k = simd::kernels();
-    for (std::size_t u = 0; u < count; ++u) {
-      const std::uint8_t* unit = units + u * unit_bytes();
-      float* su = s + u * group_tokens;
-      k.rows.code_row_dots(row(unit, 0), simd::token_row_bytes(d_, Bits), group_tokens, d_, Bits, q,
-                           nq, su, ld);
-      float scale[group_tokens], offset[group_tokens];
-      for (std::size_t t = 0; t < group_tokens; ++t) {
-        const affine_params a = params(unit, t);
-        scale[t] = a.scale;
-        offset[t] = a.offset;
+    constexpr std::size_t heads = 8;  // sum(q) once per call and head, 8 heads at a time
+    detail::for_chunks(nq, heads, [&](std::size_t g0, std::size_t gn) {
+      float q_sum[heads];
+      for (std::size_t g = 0; g < gn; ++g) q_sum[g] = k.reductions.sum(q + (g0 + g) * d_, d_);
+      for (std::size_t u = 0; u < count; ++u) {
+        const std::uint8_t* unit = units + u * unit_bytes();
+        float* su = s + g0 * ld + u * group_tokens;
+        k.rows.code_row_dots(row(unit, 0), simd::token_row_bytes(d_, Bits), group_tokens, d_, Bits,
+                             q + g0 * d_, gn, su, ld);
+        float scale[group_tokens], offset[group_tokens];
+        for (std::size_t t = 0; t < group_tokens; ++t) {
+          const affine_params a = detail::block_params(unit, t);
+          scale[t] = a.scale;
+          offset[t] = a.offset;
+        }
+        for (std::size_t g = 0; g < gn; ++g)
+          k.rows.affine_scores(scale, offset, q_sum[g], su + g * ld, group_tokens);
       }
-      for (std::size_t g = 0; g < nq; ++g) {
-        k.rows.affine_scores(scale, offset, k.reductions.sum(q + g * d_, d_), su + g * ld,
-                             group_tokens);
-      }
-    }
+    });
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
@@ -100,12 +100,6 @@ class token_rows {
   }
   const std::uint8_t* row(const std::uint8_t* unit, std::size_t t) const noexcept {
     return unit + 64 + t * simd::token_row_bytes(d_, Bits);
-  }
-  static affine_params params(const std::uint8_t* unit, std::size_t t) noexcept {
-    std::uint16_t h[2];
-    std::memcpy(&h[0], unit + 2 * t, 2);
-    std::memcpy(&h[1], unit + 32 + 2 * t, 2);
-    return {half::from_bits(h[0]).to_float(), half::from_bits(h[1]).to_float()};
   }
 
   std::size_t d_;

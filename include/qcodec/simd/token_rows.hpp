@@ -107,15 +107,16 @@ float scaled_weights(const std::uint8_t* in, std::size_t blocks, std::size_t blo
   return lanes[0];
 }
 
-// The header's sums with `sums`, one of int16_axpys.hpp's kernels on block_rows.
+// One of int16_axpys.hpp's sums on block_rows (the generic, AVX2 or VNNI form).
 template <class Arch>
 using row_sums_fn = void (*)(const block_rows<Arch>&, std::size_t, std::size_t, unsigned,
                              const float*, std::size_t, std::size_t, float*) noexcept;
 
-template <class Arch>
+// The header's sums with Sums: each table's token_row_axpys_w16, and with the generic sums the
+// oracle.
+template <class Arch, row_sums_fn<Arch> Sums>
 void axpys_blocks(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
-                  const float* p, std::size_t ldp, std::size_t nq, float* acc,
-                  row_sums_fn<Arch> sums) noexcept {
+                  const float* p, std::size_t ldp, std::size_t nq, float* acc) noexcept {
   constexpr std::size_t chunk = max_w16_rows / block_tokens;  // blocks rounded together
   constexpr std::size_t heads = 4;                            // weight vectors a call (4 KiB)
   const std::size_t block_bytes = token_rows_block_bytes<Arch>(n, bits);
@@ -131,7 +132,7 @@ void axpys_blocks(const std::uint8_t* in, std::size_t count, std::size_t n, unsi
         float* out = acc + (g0 + g) * n;
         for (std::size_t i = 0; i < n; ++i) out[i] += b;
       }
-      sums(rows, un * block_tokens, n, bits, w, max_w16_rows, gn, acc + g0 * n);
+      Sums(rows, un * block_tokens, n, bits, w, max_w16_rows, gn, acc + g0 * n);
     }
   }
 }
@@ -145,22 +146,13 @@ inline void token_row_axpys_w16(const std::uint8_t* in, std::size_t count, std::
                                 float* acc) noexcept {
   namespace d = simd::detail;
   using rows = d::token_rows::block_rows<simd::scalar>;
-  d::token_rows::axpys_blocks<simd::scalar>(in, count, n, bits, p, ldp, nq, acc,
-                                            &d::int16_axpys::axpys_generic<simd::scalar, rows>);
+  d::token_rows::axpys_blocks<simd::scalar, &d::int16_axpys::axpys_generic<simd::scalar, rows>>(
+      in, count, n, bits, p, ldp, nq, acc);
 }
 
 }  // namespace ref
 
 namespace simd {
-
-/// token_row_axpys_w16 with one of int16_axpys.hpp's sums on block rows (the generic, AVX2 or
-/// VNNI form).
-template <class Arch, detail::token_rows::row_sums_fn<Arch> Sums>
-void token_row_axpys_w16_with(const std::uint8_t* in, std::size_t count, std::size_t n,
-                              unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
-                              float* acc) noexcept {
-  detail::token_rows::axpys_blocks<Arch>(in, count, n, bits, p, ldp, nq, acc, Sums);
-}
 
 /// The entries of a kernel table (see kernel_table.hpp).
 struct token_row_kernels {
@@ -176,7 +168,7 @@ token_row_kernels make_token_row_kernels() noexcept {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
     if (cpu_supports_avx512_vnni())
-      return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_vnni<Arch, rows>>};
+      return {&d::token_rows::axpys_blocks<Arch, &d::int16_axpys::axpys_vnni<Arch, rows>>};
   }
 #endif
   if constexpr (is_scalar_v<Arch>) {
@@ -185,10 +177,10 @@ token_row_kernels make_token_row_kernels() noexcept {
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch> ||
                   std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_avx2<Arch, rows>>};
+      return {&d::token_rows::axpys_blocks<Arch, &d::int16_axpys::axpys_avx2<Arch, rows>>};
     }
 #endif
-    return {&token_row_axpys_w16_with<Arch, &d::int16_axpys::axpys_generic<Arch, rows>>};
+    return {&d::token_rows::axpys_blocks<Arch, &d::int16_axpys::axpys_generic<Arch, rows>>};
   }
 }
 
