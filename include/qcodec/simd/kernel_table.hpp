@@ -24,6 +24,7 @@
 #include <qcodec/simd/softmax.hpp>
 #include <qcodec/simd/table_sums.hpp>
 #include <qcodec/simd/token_blocks.hpp>
+#include <qcodec/simd/token_quads.hpp>
 #include <qcodec/simd/token_rows.hpp>
 
 namespace qcodec::simd {
@@ -43,6 +44,7 @@ struct kernel_table {
   int16_axpy_kernels int16_axpys;
   token_block_kernels token_blocks;
   token_row_kernels token_rows;
+  token_quad_kernels token_quads;
   softmax_kernels softmax;
   ggml_kernels ggml;
 };
@@ -69,6 +71,7 @@ kernel_table make_kernel_table() noexcept {
       make_int16_axpy_kernels<Arch>(),
       make_token_block_kernels<Arch>(),
       make_token_row_kernels<Arch>(),
+      make_token_quad_kernels<Arch>(),
       make_softmax_kernels<Arch>(),
       make_ggml_kernels<Arch>(),
   };

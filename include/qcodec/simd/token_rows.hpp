@@ -68,6 +68,14 @@ struct block_rows {
   std::size_t run(std::size_t) const noexcept { return block_tokens; }
 };
 
+// The offset sum b from its 16 lanes, in the header's order (token_quads.hpp's too).
+template <class Arch>
+float lane_sum(float* lanes) noexcept {
+  for (std::size_t step = block_tokens / 2; step > 0; step /= 2)
+    for (std::size_t l = 0; l < step; ++l) lanes[l] += lanes[l + step];
+  return lanes[0];
+}
+
 // The weights w[t] = p[t] s_t of `blocks` blocks; returns the offset sum b in the header's order.
 template <class Arch>
 float scaled_weights(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
@@ -102,9 +110,7 @@ float scaled_weights(const std::uint8_t* in, std::size_t blocks, std::size_t blo
     }
     for (std::size_t j = 0; j < L; ++j) sum[j].store_unaligned(lanes + j * W);
   }
-  for (std::size_t step = block_tokens / 2; step > 0; step /= 2)
-    for (std::size_t l = 0; l < step; ++l) lanes[l] += lanes[l + step];
-  return lanes[0];
+  return lane_sum<Arch>(lanes);
 }
 
 // One of int16_axpys.hpp's sums on block_rows (the generic, AVX2 or VNNI form).

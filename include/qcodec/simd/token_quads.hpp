@@ -1,0 +1,460 @@
+#pragma once
+// Blocks of 16 tokens' 4-bit affine codes stored four tokens interleaved, with their parameters
+// in front, summed with weights rounded to 8 bits per block: the value sums of kv::token_quads.
+//
+// Block layout, token_quads_block_bytes(n) bytes (the same size as token_rows.hpp's at 4 bits):
+//   bytes [0, 32)    the 16 tokens' scales s_t, binary16
+//   bytes [32, 64)   their offsets o_t, binary16
+//   bytes [64, ...)  their codes in slices of 32 columns (the last may be narrower): slice m
+//                    holds columns [32 m, 32 m + w) with w = min(32, n - 32 m), h = ceil(w / 2)
+//                    bytes per token, and starts at byte 64 + 256 m. In it token t's code of
+//                    column 32 m + j is in byte 4 h (t / 4) + 4 j' + t % 4: its low nibble for
+//                    j < h (j' = j), its high nibble otherwise (j' = j - h; a last odd column
+//                    leaves high nibbles zero).
+// So one 64-byte load of a slice holds four tokens' codes of 32 columns, and its low (high)
+// nibbles are 16 columns with the four tokens' codes in one dword: vpdpbusd's operand.
+//
+//   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
+//                         p_g = p[g * ldp, + 16 count):
+//     per block u:   w_t = p_g[t] * s_t                     the weights take in the scales
+//                    S_u, inv_u: the form of w over the block with the grid 255 (int8_dots.hpp's
+//                    form_from: S_u = m / 255, inv_u = 255 / m rounded toward zero, m = max |w_t|)
+//                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
+//                    e_t = fma(-S_u, float(q_t), w_t)        the rounding's error
+//     per chunk of up to 16 blocks, in order:
+//                    b = fma(7.5, E, O) with O = sum_t p_g[t] * o_t and E = sum_t e_t over the
+//                        chunk's tokens, each summed in token_rows.hpp's order
+//                    acc[g * n + i] += b
+//                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t code_t[i] q_t),
+//                                                            acc[g * n + i])
+// That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
+// at most max_block / 510 rounding to nearest (a step in directed modes), with what those errors
+// would add at the middle code 7.5 taken back in b: only the codes' spread around the middle
+// meets the rounding. (Without that, the errors' mean came through whole: rotated values, whose
+// codes cluster at the middle, put it into one output coordinate, 6x the largest error in
+// tests/kv.) Every target returns the oracle's bits. The weights are softmax probabilities:
+// negative weights (after the scales) count as zero. A block whose weights hold a NaN or an
+// infinity (after the scales) adds NaN; a zero block, or one so small that inv overflows, adds
+// nothing.
+//
+// Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
+// and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
+// tokens and head_dim 64. vpdpbusd takes four (u8 weights by the codes as bytes), and the layout
+// above needs no byte shuffles: two masks and a shift per 64 bytes. Rounding each weight to 8
+// bits of its own block's largest keeps the error far below the 4-bit values' own: a weight is
+// off by at most 1/510 of the largest weight among its 16 tokens.
+//
+// Fast paths: n a multiple of 32 on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw, vpmaddwd);
+// generic sums otherwise.
+
+#include <qcodec/simd/arch.hpp>
+#include <qcodec/simd/convert.hpp>
+#include <qcodec/simd/int8_dots.hpp>
+#include <qcodec/simd/token_blocks.hpp>
+#include <qcodec/simd/token_rows.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+namespace qcodec {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's own AVX-512 intrinsics
+#endif
+
+// The layout's arithmetic, templates on the target as kernel helpers are (kernel_table.hpp);
+// codecs and tests use the default.
+namespace simd {
+/// Bytes of one block of n columns (header comment).
+template <class Arch = scalar>
+constexpr std::size_t token_quads_block_bytes(std::size_t n) noexcept {
+  return token_rows_block_bytes<Arch>(n, 4);
+}
+/// Where token t's code of column i is in a block: byte `byte`, high nibble if `high`.
+struct quad_code_place {
+  std::size_t byte;
+  bool high;
+};
+template <class Arch = scalar>
+constexpr quad_code_place quad_code_at(std::size_t n, std::size_t t, std::size_t i) noexcept {
+  const std::size_t m = i / 32, j = i % 32;
+  const std::size_t h = ((n - 32 * m < 32 ? n - 32 * m : 32) + 1) / 2;
+  const bool high = j >= h;
+  return {64 + 256 * m + 4 * h * (t / 4) + 4 * (high ? j - h : j) + t % 4, high};
+}
+}  // namespace simd
+
+namespace simd::detail::token_quads {
+
+inline constexpr std::size_t chunk_blocks = 16;  // blocks whose weights are rounded per pass
+inline constexpr std::size_t max_heads = 4;      // weight vectors per pass
+inline constexpr float middle_code = 7.5f;       // the 4-bit codes' middle (header)
+
+// One chunk's rounded weights for up to max_heads weight vectors.
+struct chunk_weights {
+  alignas(64) std::uint8_t q[max_heads][chunk_blocks * block_tokens];
+  alignas(64) float scale[max_heads][chunk_blocks];
+  float offset_sum[max_heads];
+};
+
+// b from its lanes: the offsets' (sum_t p_t o_t) and the rounding errors' (sum_t e_t).
+template <class Arch>
+float offset_sum(float* offsets, float* errors) noexcept {
+  return std::fma(middle_code, token_rows::lane_sum<Arch>(errors),
+                  token_rows::lane_sum<Arch>(offsets));
+}
+
+// The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
+// p + g * ldp, g < heads. The scalar form: the oracle's, and the prepared weights of targets
+// without AVX-512.
+template <class Arch>
+void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
+                    const float* p, std::size_t ldp, std::size_t heads,
+                    chunk_weights& cw) noexcept {
+  for (std::size_t g = 0; g < heads; ++g) {
+    float lanes[block_tokens] = {}, errors[block_tokens] = {};
+    for (std::size_t u = 0; u < blocks; ++u) {
+      const std::uint8_t* block = in + u * block_bytes;
+      const float* pu = p + g * ldp + u * block_tokens;
+      float w[block_tokens], m = 0.0f;
+      bool finite = true;
+      for (std::size_t t = 0; t < block_tokens; ++t) {
+        std::uint16_t h[2];
+        std::memcpy(&h[0], block + 2 * t, 2);
+        std::memcpy(&h[1], block + 32 + 2 * t, 2);
+        w[t] = pu[t] * cvt::portable_f16_to_f32<Arch>(h[0]);
+        lanes[t] = std::fma(pu[t], cvt::portable_f16_to_f32<Arch>(h[1]), lanes[t]);
+        finite = finite && std::isfinite(w[t]);
+        m = std::fmax(m, std::fabs(w[t]));
+      }
+      const int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
+      cw.scale[g][u] = f.scale;
+      for (std::size_t t = 0; t < block_tokens; ++t) {
+        const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-255, 255]
+        cw.q[g][u * block_tokens + t] = static_cast<std::uint8_t>(q < 0 ? 0 : q);
+        errors[t] += std::fma(-f.scale, static_cast<float>(q < 0 ? 0 : q), w[t]);
+      }
+    }
+    cw.offset_sum[g] = offset_sum<Arch>(lanes, errors);
+  }
+}
+
+#if XSIMD_WITH_AVX512F && (defined(__GNUC__) || defined(__clang__))
+// Lane u: the largest |w| of block u's 16 weights (w: 16 blocks of 16, zeros past `blocks`), as
+// bits. The bits of floats without their sign order as the floats do, and NaN and infinities
+// come above every finite float: so an integer maximum also says whether the block is finite.
+// Four rounds of pairing halves reduce the 16 vectors together (62 instructions, where a
+// reduction of each vector on its own took 8 and a store).
+template <class Arch>
+[[gnu::always_inline]] inline __m512i block_max_bits(const float* w, std::size_t blocks) noexcept {
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+  const auto v = [&](std::size_t u) {
+    return u < blocks ? _mm512_and_si512(_mm512_load_si512(w + u * block_tokens), magnitude)
+                      : _mm512_setzero_si512();
+  };
+  const auto max_of = [](__m512i x, __m512i y) { return _mm512_max_epu32(x, y); };
+  __m512i halves[8], quarters[4], pairs[2];
+  for (std::size_t i = 0; i < 8; ++i) {  // lanes 0-7: block 2i, 8-15: block 2i + 1
+    const __m512i a = v(2 * i), b = v(2 * i + 1);
+    halves[i] = max_of(_mm512_shuffle_i32x4(a, b, 0x44), _mm512_shuffle_i32x4(a, b, 0xEE));
+  }
+  for (std::size_t i = 0; i < 4; ++i) {  // 128-bit lane k: block 4i + k
+    const __m512i a = halves[2 * i], b = halves[2 * i + 1];
+    quarters[i] = max_of(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+  }
+  for (std::size_t i = 0; i < 2; ++i) {  // 128-bit lane k: blocks 8i + k (0, 1), 8i + 4 + k
+    const __m512i a = quarters[2 * i], b = quarters[2 * i + 1];
+    pairs[i] = max_of(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+  }
+  const __m512 a = _mm512_castsi512_ps(pairs[0]), b = _mm512_castsi512_ps(pairs[1]);
+  const __m512i all =  // lane 4k + j: block 4j + k
+      max_of(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+             _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), all);
+}
+
+// prepare_scalar's results with AVX-512: a block's 16 weights are one vector, the scales and
+// offsets are converted once for every head, and the forms of 16 blocks come from one vector
+// division (form_from's steps lane by lane; m * inv > 255 tested exactly as fma(m, inv, -255)
+// > 0, whose sign rounding keeps).
+template <class Arch>
+void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
+                    const float* p, std::size_t ldp, std::size_t heads,
+                    chunk_weights& cw) noexcept {
+  alignas(64) float w[max_heads][chunk_blocks * block_tokens];
+  __m512 offsets[max_heads];
+  for (auto& v : offsets) v = _mm512_setzero_ps();
+  for (std::size_t u = 0; u < blocks; ++u) {
+    const auto* half = reinterpret_cast<const __m256i*>(in + u * block_bytes);
+    const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(half));
+    const __m512 o = _mm512_cvtph_ps(_mm256_loadu_si256(half + 1));
+    for (std::size_t g = 0; g < heads; ++g) {
+      const __m512 pv = _mm512_loadu_ps(p + g * ldp + u * block_tokens);
+      _mm512_store_ps(w[g] + u * block_tokens, _mm512_mul_ps(pv, s));
+      offsets[g] = _mm512_fmadd_ps(pv, o, offsets[g]);
+    }
+  }
+  // Head by head, each step for every head first: the heads' division chains overlap.
+  __m512i bits[max_heads];
+  for (std::size_t g = 0; g < heads; ++g) bits[g] = block_max_bits<Arch>(w[g], blocks);
+  alignas(64) float invs[max_heads][chunk_blocks];
+  const __m512 grid = _mm512_set1_ps(255.0f), zero = _mm512_setzero_ps();
+  for (std::size_t g = 0; g < heads; ++g) {
+    const __mmask16 bad = _mm512_cmpge_epu32_mask(bits[g], _mm512_set1_epi32(0x7F800000));
+    const __m512 m = _mm512_castsi512_ps(bits[g]);
+    __m512 inv = _mm512_div_ps(grid, m);
+    const __mmask16 ok =
+        _mm512_cmp_ps_mask(inv, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_LT_OQ);
+    const __mmask16 over = _mm512_cmp_ps_mask(_mm512_fmsub_ps(m, inv, grid), zero, _CMP_GT_OQ);
+    inv = _mm512_castsi512_ps(_mm512_mask_sub_epi32(
+        _mm512_castps_si512(inv), over, _mm512_castps_si512(inv), _mm512_set1_epi32(1)));
+    _mm512_store_ps(invs[g], _mm512_maskz_mov_ps(static_cast<__mmask16>(ok & ~bad), inv));
+    _mm512_store_ps(cw.scale[g],
+                    _mm512_mask_blend_ps(bad, _mm512_maskz_div_ps(ok, m, grid),
+                                         _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN())));
+  }
+  for (std::size_t g = 0; g < heads; ++g) {
+    __m512 errors = _mm512_setzero_ps();
+    for (std::size_t u = 0; u < blocks; ++u) {
+      // NaN (a non-finite w times inv == 0) converts to INT_MIN, then clamps to 0, as negatives.
+      const __m512 wv = _mm512_load_ps(w[g] + u * block_tokens);
+      const __m512i q =
+          _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(invs[g][u]))),
+                           _mm512_setzero_si512());
+      _mm_store_si128(reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens),
+                      _mm512_cvtepi32_epi8(q));
+      errors = _mm512_add_ps(
+          errors, _mm512_fnmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(q), wv));
+    }
+    alignas(64) float lanes[block_tokens], error_lanes[block_tokens];
+    _mm512_store_ps(lanes, offsets[g]);
+    _mm512_store_ps(error_lanes, errors);
+    cw.offset_sum[g] = offset_sum<Arch>(lanes, error_lanes);
+  }
+}
+#endif
+
+// The chunk's sums for `heads` weight vectors, any n: the oracle's, and the fallback.
+template <class Arch>
+void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
+                  std::size_t n, const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  for (std::size_t g = 0; g < heads; ++g) {
+    float* out = acc + g * n;
+    for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset_sum[g];
+    for (std::size_t u = 0; u < blocks; ++u) {
+      const std::uint8_t* block = in + u * block_bytes;
+      const std::uint8_t* q = cw.q[g] + u * block_tokens;
+      for (std::size_t i = 0; i < n; ++i) {
+        std::int32_t sum = 0;
+        for (std::size_t t = 0; t < block_tokens; ++t) {
+          const quad_code_place c = quad_code_at<Arch>(n, t, i);
+          const std::int32_t code = c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0F;
+          sum += code * q[t];
+        }
+        out[i] = std::fma(cw.scale[g][u], static_cast<float>(sum), out[i]);
+      }
+    }
+  }
+}
+
+// One of the sums below (generic, AVX2 or VNNI) and one of the preparations.
+using sums_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                         const chunk_weights&, std::size_t, float*) noexcept;
+using prepare_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, const float*,
+                            std::size_t, std::size_t, chunk_weights&) noexcept;
+
+// The header's sums: chunks of 16 blocks, max_heads weight vectors at a time.
+template <class Arch, prepare_fn Prepare, sums_fn Sums>
+void axpys(const std::uint8_t* in, std::size_t count, std::size_t n, const float* p,
+           std::size_t ldp, std::size_t nq, float* acc) noexcept {
+  const std::size_t block_bytes = token_quads_block_bytes<Arch>(n);
+  chunk_weights cw;
+  for (std::size_t u0 = 0; u0 < count; u0 += chunk_blocks) {
+    const std::size_t un = std::min(count - u0, chunk_blocks);
+    const std::uint8_t* chunk = in + u0 * block_bytes;
+    for (std::size_t g0 = 0; g0 < nq; g0 += max_heads) {
+      const std::size_t gn = std::min(nq - g0, max_heads);
+      Prepare(chunk, un, block_bytes, p + g0 * ldp + u0 * block_tokens, ldp, gn, cw);
+      Sums(chunk, un, block_bytes, n, cw, gn, acc + g0 * n);
+    }
+  }
+}
+
+}  // namespace simd::detail::token_quads
+
+namespace ref {
+
+inline void token_quad_axpys_u8(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                const float* p, std::size_t ldp, std::size_t nq,
+                                float* acc) noexcept {
+  namespace d = simd::detail::token_quads;
+  d::axpys<simd::scalar, &d::prepare_scalar<simd::scalar>, &d::sums_generic<simd::scalar>>(
+      in, count, n, p, ldp, nq, acc);
+}
+
+}  // namespace ref
+
+namespace simd {
+
+#if XSIMD_WITH_AVX2 && defined(__FMA__)  // (vfmadd)
+namespace detail::token_quads {
+
+// AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
+// codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
+// and adds pairs (at most 2 * 255 * 15, no saturation), vpmaddwd by ones adds the pairs. Two
+// weight vectors at a time; the float sums stay in acc (L1).
+template <class Arch>
+void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  for (std::size_t g = 0; g < heads; ++g)
+    for (std::size_t i = 0; i < n; ++i) acc[g * n + i] += cw.offset_sum[g];
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  for (std::size_t g0 = 0; g0 < heads; g0 += 2) {
+    const std::size_t gn = heads - g0 < 2 ? heads - g0 : 2;
+    for (std::size_t m = 0; m < n / 32; ++m)
+      for (std::size_t u = 0; u < blocks; ++u) {
+        const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
+        __m256i sum[2][4];
+        for (auto& a : sum)
+          for (auto& v : a) v = _mm256_setzero_si256();
+        for (std::size_t quad = 0; quad < 4; ++quad) {
+          const auto* x = reinterpret_cast<const __m256i*>(slice + 64 * quad);
+          const __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
+          // Columns 0-7, 8-15 (low nibbles), 16-23, 24-31 (high).
+          const __m256i codes[4] = {_mm256_and_si256(x0, low4), _mm256_and_si256(x1, low4),
+                                    _mm256_and_si256(_mm256_srli_epi16(x0, 4), low4),
+                                    _mm256_and_si256(_mm256_srli_epi16(x1, 4), low4)};
+          for (std::size_t g = 0; g < gn; ++g) {
+            std::int32_t four;
+            std::memcpy(&four, cw.q[g0 + g] + u * block_tokens + 4 * quad, 4);
+            const __m256i wq = _mm256_set1_epi32(four);
+            for (std::size_t k = 0; k < 4; ++k)
+              sum[g][k] = _mm256_add_epi32(
+                  sum[g][k], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, codes[k]), ones));
+          }
+        }
+        for (std::size_t g = 0; g < gn; ++g) {
+          const __m256 s = _mm256_set1_ps(cw.scale[g0 + g][u]);
+          float* out = acc + (g0 + g) * n + 32 * m;
+          for (std::size_t k = 0; k < 4; ++k)
+            _mm256_storeu_ps(out + 8 * k, _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(sum[g][k]),
+                                                          _mm256_loadu_ps(out + 8 * k)));
+        }
+      }
+  }
+}
+
+}  // namespace detail::token_quads
+#endif
+
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+namespace detail::token_quads {
+
+#define QCODEC_QUADS_VNNI_TARGET __attribute__((target("avx512vnni")))
+
+// AVX-512 VNNI, n a multiple of 32, G weight vectors: per slice, the float sums of its 32
+// columns stay in registers across the chunk's blocks; per block and four tokens, one 64-byte
+// load, its low and high nibbles (16 columns each), and per weight vector one vpdpbusd of each
+// against the broadcast four weights.
+template <std::size_t G, class Arch>
+QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_t blocks,
+                                              std::size_t block_bytes, std::size_t n,
+                                              const chunk_weights& cw, float* acc) noexcept {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (std::size_t m = 0; m < n / 32; ++m) {
+    __m512 f[G][2];
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t k = 0; k < 2; ++k)
+        f[g][k] = _mm512_add_ps(_mm512_loadu_ps(acc + g * n + 32 * m + 16 * k),
+                                _mm512_set1_ps(cw.offset_sum[g]));
+    for (std::size_t u = 0; u < blocks; ++u) {
+      const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
+      __m512i sum[G][2];
+      for (auto& a : sum)
+        for (auto& v : a) v = _mm512_setzero_si512();
+      for (std::size_t quad = 0; quad < 4; ++quad) {
+        const __m512i x = _mm512_loadu_si512(slice + 64 * quad);
+        const __m512i lo = _mm512_and_si512(x, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+        for (std::size_t g = 0; g < G; ++g) {
+          std::int32_t four;
+          std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
+          const __m512i wq = _mm512_set1_epi32(four);
+          sum[g][0] = _mm512_dpbusd_epi32(sum[g][0], wq, lo);
+          sum[g][1] = _mm512_dpbusd_epi32(sum[g][1], wq, hi);
+        }
+      }
+      for (std::size_t g = 0; g < G; ++g) {
+        const __m512 s = _mm512_set1_ps(cw.scale[g][u]);
+        for (std::size_t k = 0; k < 2; ++k)
+          f[g][k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(sum[g][k]), f[g][k]);
+      }
+    }
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t k = 0; k < 2; ++k) _mm512_storeu_ps(acc + g * n + 32 * m + 16 * k, f[g][k]);
+  }
+}
+
+template <class Arch>
+void sums_vnni(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  switch (heads) {
+    case 1:
+      return sums_vnni_group<1, Arch>(in, blocks, block_bytes, n, cw, acc);
+    case 2:
+      return sums_vnni_group<2, Arch>(in, blocks, block_bytes, n, cw, acc);
+    case 3:
+      return sums_vnni_group<3, Arch>(in, blocks, block_bytes, n, cw, acc);
+    default:
+      return sums_vnni_group<4, Arch>(in, blocks, block_bytes, n, cw, acc);
+  }
+}
+
+#undef QCODEC_QUADS_VNNI_TARGET
+
+}  // namespace detail::token_quads
+#endif
+
+/// The entries of a kernel table (see kernel_table.hpp).
+struct token_quad_kernels {
+  void (*token_quad_axpys_u8)(const std::uint8_t*, std::size_t, std::size_t, const float*,
+                              std::size_t, std::size_t, float*) noexcept;
+};
+
+template <class Arch>
+token_quad_kernels make_token_quad_kernels() noexcept {
+  namespace d = detail::token_quads;
+  if constexpr (is_scalar_v<Arch>) {
+    return {&ref::token_quad_axpys_u8};
+  } else {
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (cpu_supports_avx512_vnni())
+        return {&d::axpys<Arch, &d::prepare_avx512<Arch>, &d::sums_vnni<Arch>>};
+      return {&d::axpys<Arch, &d::prepare_avx512<Arch>, &d::sums_avx2<Arch>>};
+    }
+#endif
+#if XSIMD_WITH_AVX2 && defined(__FMA__)
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+      return {&d::axpys<Arch, &d::prepare_scalar<Arch>, &d::sums_avx2<Arch>>};
+    }
+#endif
+    return {&d::axpys<Arch, &d::prepare_scalar<Arch>, &d::sums_generic<Arch>>};
+  }
+}
+
+}  // namespace simd
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+}  // namespace qcodec

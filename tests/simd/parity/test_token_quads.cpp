@@ -1,0 +1,203 @@
+// token_quad_axpys_u8 against its oracle, bit for bit (exact integer sums and a fixed order of
+// float operations), on every rounding mode; the layout against a plain row-major reading; and
+// the sums against the affine values summed in double within the error of the rounded weights.
+// Buffers end exactly at the last block's last byte, so AddressSanitizer sees any read past it.
+#include <qcodec/core/half.hpp>
+#include <qcodec/simd/token_quads.hpp>
+
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "../../support/same_bits.hpp"
+#include "parity.hpp"
+
+namespace {
+
+using qcodec::simd::block_tokens;
+
+struct quads_case {
+  std::size_t n, count, nq, offset;
+};
+
+struct blocks_buffer {
+  std::vector<std::uint8_t> storage;
+  const std::uint8_t* in;
+};
+
+// Random codes (the unused high nibbles of an odd last column too: the sums must ignore them),
+// scales in [0, 0.1) and offsets in [-1, 1) as binary16.
+blocks_buffer random_blocks(const quads_case& c, std::mt19937& rng) {
+  const std::size_t bytes = qcodec::simd::token_quads_block_bytes(c.n);
+  blocks_buffer b{std::vector<std::uint8_t>(c.count * bytes + c.offset), nullptr};
+  std::uniform_real_distribution<float> scale(0.0f, 0.1f), offset(-1.0f, 1.0f);
+  for (std::size_t u = 0; u < c.count; ++u) {
+    std::uint8_t* block = b.storage.data() + c.offset + u * bytes;
+    for (std::size_t i = 64; i < bytes; ++i) block[i] = static_cast<std::uint8_t>(rng());
+    for (std::size_t t = 0; t < block_tokens; ++t) {
+      const qcodec::half s(scale(rng)), o(offset(rng));
+      std::memcpy(block + 2 * t, &s.bits, 2);
+      std::memcpy(block + 32 + 2 * t, &o.bits, 2);
+    }
+  }
+  b.in = b.storage.data() + c.offset;
+  return b;
+}
+
+// Token t's code of column i, read through quad_code_at.
+unsigned code_of(const std::uint8_t* block, std::size_t n, std::size_t t, std::size_t i) {
+  const qcodec::simd::quad_code_place c = qcodec::simd::quad_code_at(n, t, i);
+  return c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu;
+}
+
+// Softmax-like weights (positive, spread over decades, a few zeros); ldp = tokens + 1.
+std::vector<float> random_weights(const quads_case& c, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> p(c.nq * (c.count * block_tokens + 1), 0.0f);
+  for (std::size_t i = 0; i < p.size(); ++i)
+    p[i] = i % 11 == 5 ? 0.0f : std::exp(3.0f * normal(rng));
+  return p;
+}
+
+using quads_kernel = decltype(qcodec::simd::token_quad_kernels::token_quad_axpys_u8);
+
+std::vector<float> sums(quads_kernel kernel, const quads_case& c, const blocks_buffer& b,
+                        const std::vector<float>& p) {
+  std::vector<float> acc(c.nq * c.n + 1);
+  for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = 0.25f * float(i % 7) - 0.5f;
+  kernel(b.in, c.count, c.n, p.data(), c.count * block_tokens + 1, c.nq, acc.data());
+  return acc;
+}
+
+void check(const quads_case& c, const std::vector<float>& p, const blocks_buffer& b) {
+  INFO("n=" << c.n << " count=" << c.count << " nq=" << c.nq << " offset=" << c.offset);
+  const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
+  const std::vector<float> got =
+      sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
+  REQUIRE(same_bits(want, got));
+}
+
+}  // namespace
+
+TEST_CASE("token quad layout: every code has its own nibble", "[parity][token_quads]") {
+  for (std::size_t n : {1u, 2u, 8u, 31u, 32u, 33u, 64u, 100u, 128u}) {
+    const std::size_t bytes = qcodec::simd::token_quads_block_bytes(n);
+    std::set<std::pair<std::size_t, bool>> places;
+    for (std::size_t t = 0; t < block_tokens; ++t)
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto c = qcodec::simd::quad_code_at(n, t, i);
+        CHECK(c.byte >= 64);
+        CHECK(c.byte < bytes);
+        places.insert({c.byte, c.high});
+      }
+    CHECK(places.size() == block_tokens * n);  // no two codes share a nibble
+    CHECK(bytes == 64 + block_tokens * ((n + 1) / 2));
+  }
+  // Slices of 32 columns: four tokens' low nibbles are columns 0-15, high nibbles 16-31.
+  CHECK(qcodec::simd::quad_code_at(64, 5, 3).byte == 64 + 64 + 4 * 3 + 1);
+  CHECK(!qcodec::simd::quad_code_at(64, 5, 3).high);
+  CHECK(qcodec::simd::quad_code_at(64, 5, 19).byte == 64 + 64 + 4 * 3 + 1);
+  CHECK(qcodec::simd::quad_code_at(64, 5, 19).high);
+  CHECK(qcodec::simd::quad_code_at(64, 0, 32).byte == 64 + 256);
+}
+
+TEST_CASE("token quad axpys match their oracle bit for bit", "[parity][token_quads]") {
+  std::mt19937 rng(4);
+  for (std::size_t n : {8u, 32u, 64u, 96u, 100u, 128u, 256u})
+    for (std::size_t count : {0u, 1u, 2u, 15u, 16u, 17u, 33u})
+      for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
+        const quads_case c{n, count, nq, (n + count + nq) % 3};
+        const blocks_buffer b = random_blocks(c, rng);
+        check(c, random_weights(c, rng), b);
+      }
+}
+
+TEST_CASE("token quad axpys: zero, huge, tiny, negative and non-finite weights",
+          "[parity][token_quads]") {
+  std::mt19937 rng(5);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n : {64u, 128u, 100u})
+    for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, -1.0f, inf, -inf, std::nanf("")}) {
+      const quads_case c{n, 3, 3, 1};
+      const blocks_buffer b = random_blocks(c, rng);
+      std::vector<float> p = random_weights(c, rng);
+      // Vector 1: zero, or tiny, or one huge, negative or non-finite weight in block 1.
+      const std::size_t tokens = c.count * block_tokens;
+      for (std::size_t t = 0; t < tokens; ++t) {
+        float& x = p[(tokens + 1) + t];
+        if (special == 0.0f || std::fabs(special) < 1e-30f)
+          x = special * float(t % 3);
+        else if (t == 20)
+          x = special;
+      }
+      INFO("special=" << special);
+      check(c, p, b);
+    }
+}
+
+TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
+  std::mt19937 rng(6);
+  for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+    INFO("rounding mode " << mode);
+    for (std::size_t n : {64u, 96u, 128u}) {
+      const quads_case c{n, 5, 4, 0};
+      const blocks_buffer b = random_blocks(c, rng);
+      const std::vector<float> p = random_weights(c, rng);
+      std::fesetround(mode);
+      const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
+      const std::vector<float> got =
+          sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
+      std::fesetround(FE_TONEAREST);
+      REQUIRE(same_bits(want, got));
+    }
+  }
+}
+
+// What the sums stand for: sum_t p_t (s_t code_t + o_t), each weight p_t s_t off by at most
+// max |p_t s_t| / 510 over its block of 16 tokens (plus float rounding).
+TEST_CASE("token quad axpys are the weighted affine values within the weights' rounding",
+          "[parity][token_quads]") {
+  std::mt19937 rng(7);
+  for (std::size_t n : {64u, 100u})
+    for (std::size_t count : {1u, 16u, 20u}) {
+      const quads_case c{n, count, 4, 0};
+      const blocks_buffer b = random_blocks(c, rng);
+      const std::vector<float> p = random_weights(c, rng);
+      const std::vector<float> got =
+          sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
+      const std::size_t bytes = qcodec::simd::token_quads_block_bytes(c.n);
+      const std::size_t tokens = count * block_tokens;
+      for (std::size_t g = 0; g < c.nq; ++g) {
+        std::vector<double> want(c.n);
+        for (std::size_t i = 0; i < c.n; ++i) want[i] = 0.25 * double((g * c.n + i) % 7) - 0.5;
+        double bound = 0.0, total = 0.0;
+        for (std::size_t u = 0; u < count; ++u) {
+          const std::uint8_t* block = b.in + u * bytes;
+          double m = 0.0;
+          for (std::size_t t = 0; t < block_tokens; ++t) {
+            std::uint16_t h[2];
+            std::memcpy(&h[0], block + 2 * t, 2);
+            std::memcpy(&h[1], block + 32 + 2 * t, 2);
+            const double s = qcodec::half::from_bits(h[0]).to_float();
+            const double o = qcodec::half::from_bits(h[1]).to_float();
+            const double pt = p[g * (tokens + 1) + u * block_tokens + t];
+            m = std::max(m, pt * s);
+            total += pt * (s * 15.0 + std::fabs(o));
+            for (std::size_t i = 0; i < c.n; ++i)
+              want[i] += pt * (s * double(code_of(block, c.n, t, i)) + o);
+          }
+          bound += double(block_tokens) * 15.0 * m / 510.0;
+        }
+        bound += 4.0 * double(tokens + 1) * 0x1p-24 * (total + 1.0);  // float rounding
+        for (std::size_t i = 0; i < c.n; ++i) {
+          INFO("n=" << n << " count=" << count << " g=" << g << " i=" << i);
+          REQUIRE(std::fabs(want[i] - double(got[g * c.n + i])) <= bound);
+        }
+      }
+    }
+}
