@@ -280,6 +280,19 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_rows)
     ->Name("BM_attention_decode/rotated4-blocks-rows")
     ->Apply(shapes);
 
+// And the values four tokens interleaved, summed with 8-bit weights per block of 16 tokens
+// (kv/token_quads.hpp: vpdpbusd, four codes per lane and instruction).
+using q4_blocks_quads = kv::cache<kv::token_blocks<4>, kv::token_quads>;
+using rotated4_blocks_quads =
+    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_quads>>;
+
+BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks_quads)
+    ->Name("BM_attention_decode/q4-blocks-quads")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_quads)
+    ->Name("BM_attention_decode/rotated4-blocks-quads")
+    ->Apply(shapes);
+
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;
 using turbo4 = kv::cache<kv::turbo<4>, kv::turbo<4>>;

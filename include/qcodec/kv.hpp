@@ -17,6 +17,7 @@
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/kv/token_blocks.hpp>
+#include <qcodec/kv/token_quads.hpp>
 #include <qcodec/kv/token_rows.hpp>
 #include <qcodec/kv/turbo.hpp>
 #include <qcodec/kv/turbo_qjl.hpp>

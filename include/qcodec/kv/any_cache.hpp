@@ -36,6 +36,7 @@
 #include <qcodec/kv/per_token.hpp>
 #include <qcodec/kv/rotated.hpp>
 #include <qcodec/kv/token_blocks.hpp>
+#include <qcodec/kv/token_quads.hpp>
 #include <qcodec/kv/token_rows.hpp>
 #include <qcodec/kv/turbo.hpp>
 #include <qcodec/kv/turbo_qjl.hpp>
@@ -303,6 +304,12 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_cache_model<token_blocks<4>, token_rows<4>>},
       {"rot4b-rows", "rot4b-w16 with the values in 16-token units", 0, false, false,
        &make_cache_model<rotated<token_blocks<4>>, rotated<token_rows<4>>>},
+      // And four tokens' codes interleaved, summed with 8-bit weights per 16 tokens
+      // (token_quads: vpdpbusd, twice the codes per instruction of 16-bit weights).
+      {"q4b-quads", "q4b-rows with 8-bit weights per 16 tokens", 0, false, false,
+       &make_cache_model<token_blocks<4>, token_quads>},
+      {"rot4b-quads", "rot4b-rows with 8-bit weights per 16 tokens", 0, false, false,
+       &make_cache_model<rotated<token_blocks<4>>, rotated<token_quads>>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        false, &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,

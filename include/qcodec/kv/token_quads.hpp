@@ -1,0 +1,115 @@
+#pragma once
+// token_quads: 4-bit per-token values (each token's vector quantized on its own with its
+// min/max: per_token<4>'s codes) stored 16 tokens to a unit in simd/token_quads.hpp's layout:
+// the 16 fp16 scales, the 16 fp16 offsets, then the codes with four tokens interleaved. Bits per
+// value: 4 + 32 / head_dim, as per_token<4>.
+//
+// Values are summed with each block's weights (after taking in the scales) rounded to 8 bits of
+// the block's largest (simd::token_quad_axpys_u8): vpdpbusd multiplies four tokens' codes per
+// lane and instruction where the 16-bit weights of token_rows<4> and per_token<4, ..., i16> take
+// two. A weight moves by at most 1/510 of the largest weight among its 16 tokens.
+//
+// As token_rows: the cache keeps the newest tokens in full precision until 16 have come
+// (group_tokens = 16), and scores() is correct but not fast (keys belong in token_blocks).
+
+#include <qcodec/kv/stream_codec.hpp>
+#include <qcodec/simd/dispatch.hpp>
+#include <qcodec/simd/token_quads.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace qcodec::kv {
+
+class token_quads {
+ public:
+  static constexpr std::size_t group_tokens = simd::block_tokens;
+
+  explicit token_quads(std::size_t head_dim) noexcept : d_(head_dim) {}
+
+  [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
+  [[nodiscard]] std::size_t unit_bytes() const noexcept {
+    return simd::token_quads_block_bytes(d_);
+  }
+  [[nodiscard]] std::string name() const { return "int4-token-quads16-u8"; }
+
+  /// x: 16 tokens × head_dim, row-major.
+  void encode(const float* x, std::uint8_t* unit) const noexcept {
+    std::memset(unit + 64, 0, unit_bytes() - 64);  // (an odd head_dim leaves nibbles unused)
+    for (std::size_t t = 0; t < group_tokens; ++t) {
+      // per_token<4>'s codes: its kernel, with the stored (rounded) scale and offset.
+      const affine_params a = detail::store_block_params(x + t * d_, d_, 4, unit, t);
+      for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
+        simd::kernels().affine.quantize_pack(x + t * d_ + i0, len, a, 4, packed);
+        for (std::size_t i = 0; i < len; ++i) {
+          const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
+          const unsigned code = (packed[i / 2] >> (4 * (i % 2))) & 0x0Fu;
+          unit[c.byte] = static_cast<std::uint8_t>(unit[c.byte] | (c.high ? code << 4 : code));
+        }
+      });
+    }
+  }
+  /// y: 16 tokens × head_dim.
+  void decode(const std::uint8_t* unit, float* y) const noexcept {
+    for (std::size_t t = 0; t < group_tokens; ++t) {
+      const affine_params a = detail::block_params(unit, t);
+      for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
+        std::memset(packed, 0, (len + 1) / 2);
+        for (std::size_t i = 0; i < len; ++i) {
+          const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
+          const unsigned code = c.high ? unit[c.byte] >> 4 : unit[c.byte] & 0x0Fu;
+          packed[i / 2] = static_cast<std::uint8_t>(packed[i / 2] | code << (4 * (i % 2)));
+        }
+        simd::kernels().affine.unpack_dequantize(packed, len, 4, a, y + t * d_ + i0);
+      });
+    }
+  }
+
+  void prepare_query(const float* q, float* out) const noexcept {
+    std::memmove(out, q, d_ * sizeof(float));
+  }
+  // q . (s_t c_t + o_t), from the decoding, a token at a time.
+  void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
+              float* s, std::size_t ld) const noexcept {
+    const simd::kernel_table& k = simd::kernels();
+    for (std::size_t u = 0; u < count; ++u)
+      for (std::size_t t = 0; t < group_tokens; ++t) {
+        const std::uint8_t* unit = units + u * unit_bytes();
+        const affine_params a = detail::block_params(unit, t);
+        for (std::size_t g = 0; g < nq; ++g) s[g * ld + u * group_tokens + t] = 0.0f;
+        for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
+          float v[piece];
+          for (std::size_t i = 0; i < len; ++i) {
+            const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
+            const unsigned code = c.high ? unit[c.byte] >> 4 : unit[c.byte] & 0x0Fu;
+            packed[i] = static_cast<std::uint8_t>(code);
+          }
+          k.affine.unpack_dequantize(packed, len, 8, a, v);
+          for (std::size_t g = 0; g < nq; ++g)
+            s[g * ld + u * group_tokens + t] += k.reductions.dot(q + g * d_ + i0, v, len);
+        });
+      }
+  }
+  void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
+                  std::size_t nq, float* acc) const noexcept {
+    simd::kernels().token_quads.token_quad_axpys_u8(units, count, d_, p, ldp, nq, acc);
+  }
+  void finish_output(float*) const noexcept {}
+
+ private:
+  static constexpr std::size_t piece = 256;  // columns per step of the codecs' reorderings
+
+  // f(i0, len, buffer of `piece` bytes) for pieces [i0, i0 + len) of head_dim.
+  template <class F>
+  void for_pieces(F&& f) const noexcept {
+    std::uint8_t buffer[piece];
+    for (std::size_t i0 = 0; i0 < d_; i0 += piece) f(i0, std::min(piece, d_ - i0), buffer);
+  }
+
+  std::size_t d_;
+};
+
+}  // namespace qcodec::kv
