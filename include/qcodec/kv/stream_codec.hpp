@@ -78,6 +78,7 @@ enum class query_format { f32, i8, i16 };
 /// much slower. Rounding to nearest, each weight moves by at most max_t w_t / 65534, so an output
 /// moves by at most (tokens of the chunk) / 65534 times the chunk's largest value range, a bound
 /// seldom approached (the roundings' signs vary), and far below 4-bit values' own error.
+/// (kv::token_quads goes further, with its own layout: 8 bits per block of 16 tokens.)
 enum class weight_format { f32, i16 };
 
 /// What per-token key codecs use unless told: i8 where the integer kernel has its fast paths
