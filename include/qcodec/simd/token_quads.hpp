@@ -113,8 +113,8 @@ float offset_sum(float* offsets, float* errors) noexcept {
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
-// p + g * ldp, g < heads. The scalar form: the oracle's, and the prepared weights of targets
-// without AVX-512.
+// p + g * ldp, g < heads. The scalar form: the oracle's, and the preparation of targets without
+// AVX-512 or AVX2.
 template <class Arch>
 void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
@@ -203,7 +203,7 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       offsets[g] = _mm512_fmadd_ps(pv, o, offsets[g]);
     }
   }
-  // Head by head, each step for every head first: the heads' division chains overlap.
+  // Each step below for every head before the next step: the heads' division chains overlap.
   __m512i bits[max_heads];
   for (std::size_t g = 0; g < heads; ++g) bits[g] = block_max_bits<Arch>(w[g], blocks);
   alignas(64) float invs[max_heads][chunk_blocks];

@@ -2,13 +2,11 @@
 // float operations), on every rounding mode; the layout against a plain row-major reading; and
 // the sums against the affine values summed in double within the error of the rounded weights.
 // Buffers end exactly at the last block's last byte, so AddressSanitizer sees any read past it.
-#include <qcodec/core/half.hpp>
 #include <qcodec/simd/token_quads.hpp>
 
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <set>
@@ -16,6 +14,7 @@
 
 #include "../../support/same_bits.hpp"
 #include "parity.hpp"
+#include "token_units.hpp"
 
 namespace {
 
@@ -25,28 +24,9 @@ struct quads_case {
   std::size_t n, count, nq, offset;
 };
 
-struct blocks_buffer {
-  std::vector<std::uint8_t> storage;
-  const std::uint8_t* in;
-};
-
-// Random codes (the unused high nibbles of an odd last column too: the sums must ignore them),
-// scales in [0, 0.1) and offsets in [-1, 1) as binary16.
-blocks_buffer random_blocks(const quads_case& c, std::mt19937& rng) {
-  const std::size_t bytes = qcodec::simd::token_quads_block_bytes(c.n);
-  blocks_buffer b{std::vector<std::uint8_t>(c.count * bytes + c.offset), nullptr};
-  std::uniform_real_distribution<float> scale(0.0f, 0.1f), offset(-1.0f, 1.0f);
-  for (std::size_t u = 0; u < c.count; ++u) {
-    std::uint8_t* block = b.storage.data() + c.offset + u * bytes;
-    for (std::size_t i = 64; i < bytes; ++i) block[i] = static_cast<std::uint8_t>(rng());
-    for (std::size_t t = 0; t < block_tokens; ++t) {
-      const qcodec::half s(scale(rng)), o(offset(rng));
-      std::memcpy(block + 2 * t, &s.bits, 2);
-      std::memcpy(block + 32 + 2 * t, &o.bits, 2);
-    }
-  }
-  b.in = b.storage.data() + c.offset;
-  return b;
+// (Random codes in the unused high nibbles of an odd last column too: the sums must ignore them.)
+parity::units_buffer random_blocks(const quads_case& c, std::mt19937& rng) {
+  return parity::random_units(qcodec::simd::token_quads_block_bytes(c.n), c.count, c.offset, rng);
 }
 
 // Token t's code of column i, read through quad_code_at.
@@ -55,18 +35,14 @@ unsigned code_of(const std::uint8_t* block, std::size_t n, std::size_t t, std::s
   return c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu;
 }
 
-// Softmax-like weights (positive, spread over decades, a few zeros); ldp = tokens + 1.
+// Softmax-like weights; ldp = tokens + 1.
 std::vector<float> random_weights(const quads_case& c, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> p(c.nq * (c.count * block_tokens + 1), 0.0f);
-  for (std::size_t i = 0; i < p.size(); ++i)
-    p[i] = i % 11 == 5 ? 0.0f : std::exp(3.0f * normal(rng));
-  return p;
+  return parity::softmax_like_weights(c.nq, c.count * block_tokens, rng);
 }
 
 using quads_kernel = decltype(qcodec::simd::token_quad_kernels::token_quad_axpys_u8);
 
-std::vector<float> sums(quads_kernel kernel, const quads_case& c, const blocks_buffer& b,
+std::vector<float> sums(quads_kernel kernel, const quads_case& c, const parity::units_buffer& b,
                         const std::vector<float>& p) {
   std::vector<float> acc(c.nq * c.n + 1);
   for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = 0.25f * float(i % 7) - 0.5f;
@@ -74,7 +50,7 @@ std::vector<float> sums(quads_kernel kernel, const quads_case& c, const blocks_b
   return acc;
 }
 
-void check(const quads_case& c, const std::vector<float>& p, const blocks_buffer& b) {
+void check(const quads_case& c, const std::vector<float>& p, const parity::units_buffer& b) {
   INFO("n=" << c.n << " count=" << c.count << " nq=" << c.nq << " offset=" << c.offset);
   const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
   const std::vector<float> got =
@@ -112,7 +88,7 @@ TEST_CASE("token quad axpys match their oracle bit for bit", "[parity][token_qua
     for (std::size_t count : {0u, 1u, 2u, 15u, 16u, 17u, 33u})
       for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
         const quads_case c{n, count, nq, (n + count + nq) % 3};
-        const blocks_buffer b = random_blocks(c, rng);
+        const parity::units_buffer b = random_blocks(c, rng);
         check(c, random_weights(c, rng), b);
       }
 }
@@ -124,17 +100,9 @@ TEST_CASE("token quad axpys: zero, huge, tiny, negative and non-finite weights",
   for (std::size_t n : {64u, 128u, 100u})
     for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, -1.0f, inf, -inf, std::nanf("")}) {
       const quads_case c{n, 3, 3, 1};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       std::vector<float> p = random_weights(c, rng);
-      // Vector 1: zero, or tiny, or one huge, negative or non-finite weight in block 1.
-      const std::size_t tokens = c.count * block_tokens;
-      for (std::size_t t = 0; t < tokens; ++t) {
-        float& x = p[(tokens + 1) + t];
-        if (special == 0.0f || std::fabs(special) < 1e-30f)
-          x = special * float(t % 3);
-        else if (t == 20)
-          x = special;
-      }
+      parity::make_special(p, c.count * block_tokens, special);
       INFO("special=" << special);
       check(c, p, b);
     }
@@ -146,7 +114,7 @@ TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
     INFO("rounding mode " << mode);
     for (std::size_t n : {64u, 96u, 128u}) {
       const quads_case c{n, 5, 4, 0};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       const std::vector<float> p = random_weights(c, rng);
       std::fesetround(mode);
       const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
@@ -166,7 +134,7 @@ TEST_CASE("token quad axpys are the weighted affine values within the weights' r
   for (std::size_t n : {64u, 100u})
     for (std::size_t count : {1u, 16u, 20u}) {
       const quads_case c{n, count, 4, 0};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       const std::vector<float> p = random_weights(c, rng);
       const std::vector<float> got =
           sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
@@ -180,11 +148,8 @@ TEST_CASE("token quad axpys are the weighted affine values within the weights' r
           const std::uint8_t* block = b.in + u * bytes;
           double m = 0.0;
           for (std::size_t t = 0; t < block_tokens; ++t) {
-            std::uint16_t h[2];
-            std::memcpy(&h[0], block + 2 * t, 2);
-            std::memcpy(&h[1], block + 32 + 2 * t, 2);
-            const double s = qcodec::half::from_bits(h[0]).to_float();
-            const double o = qcodec::half::from_bits(h[1]).to_float();
+            const double s = parity::unit_param(block, t, false);
+            const double o = parity::unit_param(block, t, true);
             const double pt = p[g * (tokens + 1) + u * block_tokens + t];
             m = std::max(m, pt * s);
             total += pt * (s * 15.0 + std::fabs(o));

@@ -2,18 +2,17 @@
 // float operations), on every rounding mode; and against the affine values summed in double
 // within the error of the rounded weights. Buffers end exactly at the last block's last byte,
 // so AddressSanitizer sees any read past it.
-#include <qcodec/core/half.hpp>
 #include <qcodec/simd/token_rows.hpp>
 
 #include <cfenv>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "../../support/same_bits.hpp"
 #include "parity.hpp"
+#include "token_units.hpp"
 
 namespace {
 
@@ -24,41 +23,19 @@ struct rows_case {
   std::size_t n, count, nq, offset;
 };
 
-struct blocks_buffer {
-  std::vector<std::uint8_t> storage;
-  const std::uint8_t* in;
-};
-
-// Random codes, scales in [0, 0.1) and offsets in [-1, 1) as binary16.
-blocks_buffer random_blocks(const rows_case& c, std::mt19937& rng) {
-  const std::size_t bytes = qcodec::simd::token_rows_block_bytes(c.n, c.bits);
-  blocks_buffer b{std::vector<std::uint8_t>(c.count * bytes + c.offset), nullptr};
-  std::uniform_real_distribution<float> scale(0.0f, 0.1f), offset(-1.0f, 1.0f);
-  for (std::size_t u = 0; u < c.count; ++u) {
-    std::uint8_t* block = b.storage.data() + c.offset + u * bytes;
-    for (std::size_t i = 64; i < bytes; ++i) block[i] = static_cast<std::uint8_t>(rng());
-    for (std::size_t t = 0; t < block_tokens; ++t) {
-      const qcodec::half s(scale(rng)), o(offset(rng));
-      std::memcpy(block + 2 * t, &s.bits, 2);
-      std::memcpy(block + 32 + 2 * t, &o.bits, 2);
-    }
-  }
-  b.in = b.storage.data() + c.offset;
-  return b;
+parity::units_buffer random_blocks(const rows_case& c, std::mt19937& rng) {
+  return parity::random_units(qcodec::simd::token_rows_block_bytes(c.n, c.bits), c.count, c.offset,
+                              rng);
 }
 
-// Softmax-like weights (positive, spread over decades, a few zeros); ldp = tokens + 1.
+// Softmax-like weights; ldp = tokens + 1.
 std::vector<float> random_weights(const rows_case& c, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> p(c.nq * (c.count * block_tokens + 1), 0.0f);
-  for (std::size_t i = 0; i < p.size(); ++i)
-    p[i] = i % 11 == 5 ? 0.0f : std::exp(3.0f * normal(rng));
-  return p;
+  return parity::softmax_like_weights(c.nq, c.count * block_tokens, rng);
 }
 
 using rows_kernel = decltype(qcodec::simd::token_row_kernels::token_row_axpys_w16);
 
-std::vector<float> sums(rows_kernel kernel, const rows_case& c, const blocks_buffer& b,
+std::vector<float> sums(rows_kernel kernel, const rows_case& c, const parity::units_buffer& b,
                         const std::vector<float>& p) {
   std::vector<float> acc(c.nq * c.n + 1);
   for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = 0.25f * float(i % 7) - 0.5f;
@@ -66,7 +43,7 @@ std::vector<float> sums(rows_kernel kernel, const rows_case& c, const blocks_buf
   return acc;
 }
 
-void check(const rows_case& c, const std::vector<float>& p, const blocks_buffer& b) {
+void check(const rows_case& c, const std::vector<float>& p, const parity::units_buffer& b) {
   INFO("bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
                << " offset=" << c.offset);
   const std::vector<float> want = sums(&qcodec::ref::token_row_axpys_w16, c, b, p);
@@ -84,7 +61,7 @@ TEST_CASE("token row axpys match their oracle bit for bit", "[parity][token_rows
         for (unsigned bits = 1; bits <= 8; ++bits) {
           if (bits != 4 && (count > 2 || nq > 4 || n > 128)) continue;  // oracle paths: fewer
           const rows_case c{bits, n, count, nq, (n + count + nq) % 3};
-          const blocks_buffer b = random_blocks(c, rng);
+          const parity::units_buffer b = random_blocks(c, rng);
           check(c, random_weights(c, rng), b);
         }
 }
@@ -95,17 +72,9 @@ TEST_CASE("token row axpys: zero, huge, tiny and non-finite weights", "[parity][
   for (std::size_t n : {64u, 128u, 100u})
     for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, inf, -inf, std::nanf("")}) {
       const rows_case c{4, n, 3, 3, 1};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       std::vector<float> p = random_weights(c, rng);
-      // Vector 1: zero, or tiny, or one huge or non-finite weight.
-      const std::size_t tokens = c.count * block_tokens;
-      for (std::size_t t = 0; t < tokens; ++t) {
-        float& x = p[(tokens + 1) + t];
-        if (special == 0.0f || std::fabs(special) < 1e-30f)
-          x = special * float(t % 3);
-        else if (t == 20)
-          x = special;
-      }
+      parity::make_special(p, c.count * block_tokens, special);
       INFO("special=" << special);
       check(c, p, b);
     }
@@ -117,7 +86,7 @@ TEST_CASE("token row axpys: every rounding mode", "[parity][token_rows]") {
     INFO("rounding mode " << mode);
     for (std::size_t n : {64u, 128u}) {
       const rows_case c{4, n, 5, 4, 0};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       const std::vector<float> p = random_weights(c, rng);
       std::fesetround(mode);
       const std::vector<float> want = sums(&qcodec::ref::token_row_axpys_w16, c, b, p);
@@ -137,7 +106,7 @@ TEST_CASE("token row axpys are the weighted affine values within the weights' ro
   for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t count : {1u, 16u, 20u}) {
       const rows_case c{bits, 128, count, 4, 0};
-      const blocks_buffer b = random_blocks(c, rng);
+      const parity::units_buffer b = random_blocks(c, rng);
       const std::vector<float> p = random_weights(c, rng);
       const std::vector<float> got =
           sums(parity::under_test().token_rows.token_row_axpys_w16, c, b, p);
@@ -154,11 +123,8 @@ TEST_CASE("token row axpys are the weighted affine values within the weights' ro
           const std::size_t tn = std::min<std::size_t>(256, tokens - t0);
           for (std::size_t t = t0; t < t0 + tn; ++t) {
             const std::uint8_t* block = b.in + t / block_tokens * bytes;
-            std::uint16_t h[2];
-            std::memcpy(&h[0], block + 2 * (t % block_tokens), 2);
-            std::memcpy(&h[1], block + 32 + 2 * (t % block_tokens), 2);
-            const double s = qcodec::half::from_bits(h[0]).to_float();
-            const double o = qcodec::half::from_bits(h[1]).to_float();
+            const double s = parity::unit_param(block, t % block_tokens, false);
+            const double o = parity::unit_param(block, t % block_tokens, true);
             const double pt = p[g * (tokens + 1) + t];
             m = std::max(m, pt * s);
             total += pt * (s * top + std::fabs(o));
