@@ -64,8 +64,7 @@ class token_quads {
       for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
         std::memset(packed, 0, (len + 1) / 2);
         for (std::size_t i = 0; i < len; ++i) {
-          const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
-          const unsigned code = c.high ? unit[c.byte] >> 4 : unit[c.byte] & 0x0Fu;
+          const unsigned code = simd::quad_code(unit, d_, t, i0 + i);
           packed[i / 2] = static_cast<std::uint8_t>(packed[i / 2] | code << (4 * (i % 2)));
         }
         simd::kernels().affine.unpack_dequantize(packed, len, 4, a, y + t * d_ + i0);
@@ -87,11 +86,8 @@ class token_quads {
         for (std::size_t g = 0; g < nq; ++g) s[g * ld + u * group_tokens + t] = 0.0f;
         for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
           float v[piece];
-          for (std::size_t i = 0; i < len; ++i) {
-            const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
-            const unsigned code = c.high ? unit[c.byte] >> 4 : unit[c.byte] & 0x0Fu;
-            packed[i] = static_cast<std::uint8_t>(code);
-          }
+          for (std::size_t i = 0; i < len; ++i)
+            packed[i] = static_cast<std::uint8_t>(simd::quad_code(unit, d_, t, i0 + i));
           k.affine.unpack_dequantize(packed, len, 8, a, v);
           for (std::size_t g = 0; g < nq; ++g)
             s[g * ld + u * group_tokens + t] += k.reductions.dot(q + g * d_ + i0, v, len);

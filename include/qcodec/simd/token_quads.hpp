@@ -90,6 +90,13 @@ constexpr quad_code_place quad_code_at(std::size_t n, std::size_t t, std::size_t
   const bool high = j >= h;
   return {64 + 256 * m + 4 * h * (t / 4) + 4 * (high ? j - h : j) + t % 4, high};
 }
+/// Token t's code of column i in a block.
+template <class Arch = scalar>
+constexpr unsigned quad_code(const std::uint8_t* block, std::size_t n, std::size_t t,
+                             std::size_t i) noexcept {
+  const quad_code_place c = quad_code_at<Arch>(n, t, i);
+  return c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu;
+}
 }  // namespace simd
 
 namespace simd::detail::token_quads {
@@ -256,9 +263,7 @@ void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       for (std::size_t i = 0; i < n; ++i) {
         std::int32_t sum = 0;
         for (std::size_t t = 0; t < block_tokens; ++t) {
-          const quad_code_place c = quad_code_at<Arch>(n, t, i);
-          const std::int32_t code = c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0F;
-          sum += code * q[t];
+          sum += static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) * q[t];
         }
         out[i] = std::fma(cw.scale[g][u], static_cast<float>(sum), out[i]);
       }

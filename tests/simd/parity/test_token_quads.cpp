@@ -29,12 +29,6 @@ parity::units_buffer random_blocks(const quads_case& c, std::mt19937& rng) {
   return parity::random_units(qcodec::simd::token_quads_block_bytes(c.n), c.count, c.offset, rng);
 }
 
-// Token t's code of column i, read through quad_code_at.
-unsigned code_of(const std::uint8_t* block, std::size_t n, std::size_t t, std::size_t i) {
-  const qcodec::simd::quad_code_place c = qcodec::simd::quad_code_at(n, t, i);
-  return c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu;
-}
-
 // Softmax-like weights; ldp = tokens + 1.
 std::vector<float> random_weights(const quads_case& c, std::mt19937& rng) {
   return parity::softmax_like_weights(c.nq, c.count * block_tokens, rng);
@@ -154,7 +148,7 @@ TEST_CASE("token quad axpys are the weighted affine values within the weights' r
             m = std::max(m, pt * s);
             total += pt * (s * 15.0 + std::fabs(o));
             for (std::size_t i = 0; i < c.n; ++i)
-              want[i] += pt * (s * double(code_of(block, c.n, t, i)) + o);
+              want[i] += pt * (s * double(qcodec::simd::quad_code(block, c.n, t, i)) + o);
           }
           bound += double(block_tokens) * 15.0 * m / 510.0;
         }
