@@ -653,18 +653,43 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 #define QCODEC_INT16_VNNI_TARGET __attribute__((target("avx512vnni")))
 #define QCODEC_INT16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_INT16_VNNI_TARGET
 
-// The vectors' q15 (gn <= 4 of them) split into bytes hi = q15 >> 7 and lo = q15 & 127, in the
-// order the transposed rows use them: per 8 elements 8j..8j+7, the dword of elements 8j, +2, +4,
-// +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3, +5, +7 (the high
-// nibbles). Vector g's bytes start at hi + g * max_n / 4. The vectors' maxima are found first, so
-// that their divisions overlap, and the bytes of 64 elements are packed from words and stored at
-// once: byte conversions of each 16 (vpmovdb, slow on AMD) took 1.04-1.09x the time of a call
-// for 32 rows and 4 vectors (BM_integer_dots/i16/4/32). With `offset`, also each vector's
-// constant term of channel_unit_dots_i16 (offset_dot's sum) into constant[g].
+// The order of the split below within each 16 elements: lane j takes element split_order[j]
+// (8j..8j+7 of a row's codes are the low and high nibbles of its bytes 4j..4j+3).
+template <class Arch>
+__m512i split_order() noexcept {
+  return _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0);
+}
+
+// The bytes of 64 elements' q15 (x, 16 elements each in split_order, times inv, converted), into
+// hi = q15 >> 7 and lo = q15 & 127 at hi64, lo64: per 8 elements 8j..8j+7, the dword of
+// elements 8j, +2, +4, +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3,
+// +5, +7 (the high nibbles). Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv == 0
+// for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
+// whatever the bytes), then the bytes, which need no saturation: packs rather than a byte
+// conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
+// 4 vectors, BM_integer_dots/i16/4/32).
+template <class Arch>
+[[gnu::always_inline]] inline void split64(const __m512 (&x)[4], __m512 inv, std::int32_t* hi64,
+                                           std::int32_t* lo64) noexcept {
+  __m512i k[4];
+  for (std::size_t p = 0; p < 4; ++p) k[p] = _mm512_cvtps_epi32(_mm512_mul_ps(x[p], inv));
+  // The packs leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts it at
+  // dword 4p + L, where the byte conversion of each k[p] in turn would have put it.
+  const __m512i dwords = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  const __m512i low7 = _mm512_set1_epi16(127);
+  const __m512i w01 = _mm512_packs_epi32(k[0], k[1]), w23 = _mm512_packs_epi32(k[2], k[3]);
+  const __m512i h = _mm512_packs_epi16(_mm512_srai_epi16(w01, 7), _mm512_srai_epi16(w23, 7));
+  const __m512i l = _mm512_packs_epi16(_mm512_and_si512(w01, low7), _mm512_and_si512(w23, low7));
+  _mm512_storeu_si512(hi64, _mm512_permutexvar_epi32(dwords, h));
+  _mm512_storeu_si512(lo64, _mm512_permutexvar_epi32(dwords, l));
+}
+
+// The vectors' q15 (gn <= 4 of them, x_g = q_g c) split into bytes hi and lo (split64); vector
+// g's bytes start at hi + g * max_n / 4. The vectors' maxima are found first, so that their
+// divisions overlap.
 template <class Arch>
 void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn, std::int32_t* hi,
-                   std::int32_t* lo, float* scale, const float* offset = nullptr,
-                   float* constant = nullptr) noexcept {
+                   std::int32_t* lo, float* scale) noexcept {
   const auto load = [&](const float* qg, std::size_t i) {
     const __m512 x = _mm512_loadu_ps(qg + i);
     return c != nullptr ? _mm512_mul_ps(x, _mm512_loadu_ps(c + i)) : x;
@@ -672,47 +697,41 @@ void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn
   float m[4];
   bool finite[4];
   for (std::size_t g = 0; g < gn; ++g) {
-    __m512 mg = _mm512_setzero_ps(), lanes = _mm512_setzero_ps();
+    __m512 mg = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (std::size_t i = 0; i < n; i += 16) {
       const __m512 x = load(q + g * n, i);
       bad |= _mm512_fpclass_ps_mask(x, 0x99);  // NaNs and infinities
       mg = _mm512_max_ps(mg, _mm512_abs_ps(x));
-      if (offset != nullptr) {  // offset_dot's lanes, while q is at hand
-        lanes = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * n + i), _mm512_loadu_ps(offset + i), lanes);
-      }
     }
     m[g] = _mm512_reduce_max_ps(mg);
     finite[g] = bad == 0;
-    if (offset != nullptr) constant[g] = fold16<Arch>(lanes);
   }
-  const __m512i order = _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0);
-  // The packs below leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts
-  // it at dword 4p + L, where the byte conversion of each k[p] in turn would have put it.
-  const __m512i dwords = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  const __m512i low7 = _mm512_set1_epi16(127);
+  const __m512i order = split_order<Arch>();
   for (std::size_t g = 0; g < gn; ++g) {
     const int8_dots::int8_form f = int8_dots::form_from<Arch>(m[g], finite[g], grid);
     scale[g] = f.scale;
-    const __m512 inv = _mm512_set1_ps(f.inv);
     for (std::size_t i = 0; i < n; i += 64) {
-      __m512i k[4];
-      for (std::size_t p = 0; p < 4; ++p) {
-        k[p] = _mm512_cvtps_epi32(
-            _mm512_mul_ps(_mm512_permutexvar_ps(order, load(q + g * n, i + 16 * p)), inv));
-      }
-      // Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv == 0 for a vector that is
-      // not finite, saturates, and that vector's NaN scale makes its scores NaN whatever the
-      // bytes), then the bytes of hi = q15 >> 7 and lo = q15 & 127, which need no saturation.
-      // Packs rather than a byte conversion per k[p] (vpmovdb is slow on AMD).
-      const __m512i w01 = _mm512_packs_epi32(k[0], k[1]), w23 = _mm512_packs_epi32(k[2], k[3]);
-      const __m512i h = _mm512_packs_epi16(_mm512_srai_epi16(w01, 7), _mm512_srai_epi16(w23, 7));
-      const __m512i l =
-          _mm512_packs_epi16(_mm512_and_si512(w01, low7), _mm512_and_si512(w23, low7));
-      _mm512_storeu_si512(hi + g * (max_n / 4) + i / 4, _mm512_permutexvar_epi32(dwords, h));
-      _mm512_storeu_si512(lo + g * (max_n / 4) + i / 4, _mm512_permutexvar_epi32(dwords, l));
+      __m512 x[4];
+      for (std::size_t p = 0; p < 4; ++p)
+        x[p] = _mm512_permutexvar_ps(order, load(q + g * n, i + 16 * p));
+      split64<Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
+                    lo + g * (max_n / 4) + i / 4);
     }
   }
+}
+
+// Lanes 0-3 (and again in each 128-bit lane): the unsigned maxima of the lanes of v[0..3].
+template <class Arch>
+[[gnu::always_inline]] inline __m512i max4(const __m512i (&v)[4]) noexcept {
+  const auto max_of = [](__m512i x, __m512i y) { return _mm512_max_epu32(x, y); };
+  // In each 128-bit lane, pairs of lanes folded: (v0, v1, v0, v1), then (v0, v1, v2, v3); then
+  // the 128-bit lanes folded.
+  const __m512i t01 = max_of(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+  const __m512i t23 = max_of(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+  const __m512i t = max_of(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+  const __m512i u = max_of(t, _mm512_shuffle_i32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+  return max_of(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
 // Dword j (of eight: the 32 bytes of 64 elements) of 16 rows, one row per lane. Registers
@@ -843,32 +862,107 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
   }
 }
 
-// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16), n a multiple of 64 (<= max_n):
-// per unit its pairs converted by full-width stores (split_queries reads them back), the split
-// queries with their constant terms, then the rows scored with the constant added as they are
-// stored.
+// One unit's split of G query vectors (split_queries with c = the unit's scales), their scales
+// and their constant terms (offset_dot), for channel_units_group. The unit's pairs are converted
+// once for all the vectors: a word permute gives the scales in split_order and the offsets in
+// element order. `ordered` holds the vectors in split_order, so the products x = q c come out in
+// it; they wait in x for the vectors' maxima, which are reduced together and take one division.
+template <std::size_t G, class Arch>
+QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q,
+                                         const float (&ordered)[G][max_n], float (&x)[G][max_n],
+                                         std::size_t n, std::int32_t* hi, std::int32_t* lo,
+                                         float* scale, float* constant) noexcept {
+  // Words of 16 pairs: the scale of element split_order[j] (word 2 split_order[j]), then the
+  // offsets (the odd words) in order.
+  alignas(64) static constexpr std::uint16_t words[32] = {
+      0, 4, 8, 12, 2, 6,  10, 14, 16, 20, 24, 28, 18, 22, 26, 30,
+      1, 3, 5, 7,  9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+  const __m512i pair_order = _mm512_load_si512(words);
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i bits[4];
+  __m512 lanes[G];
+  for (std::size_t g = 0; g < 4; ++g) bits[g] = _mm512_setzero_si512();
+  for (std::size_t g = 0; g < G; ++g) lanes[g] = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m512i w = _mm512_permutexvar_epi16(pair_order, _mm512_loadu_si512(pairs + 4 * i));
+    const __m512 s = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+    const __m512 o = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+    for (std::size_t g = 0; g < G; ++g) {
+      const __m512 xg = _mm512_mul_ps(_mm512_load_ps(ordered[g] + i), s);
+      _mm512_store_ps(x[g] + i, xg);
+      // The bits of |x| order as |x| does, NaN and infinities above every finite float.
+      bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
+      lanes[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * n + i), o, lanes[g]);
+    }
+  }
+  __m512 inv, qscale;
+  int8_dots::forms16<Arch>(max4<Arch>(bits), grid, inv, qscale);
+  alignas(64) float invs[16], scales[16];
+  _mm512_store_ps(invs, inv);
+  _mm512_store_ps(scales, qscale);
+  for (std::size_t g = 0; g < G; ++g) {
+    scale[g] = scales[g];
+    constant[g] = fold16<Arch>(lanes[g]);
+    for (std::size_t i = 0; i < n; i += 64) {
+      __m512 xs[4];
+      for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x[g] + i + 16 * p);
+      split64<Arch>(xs, _mm512_set1_ps(invs[g]), hi + g * (max_n / 4) + i / 4,
+                    lo + g * (max_n / 4) + i / 4);
+    }
+  }
+}
+
+// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16) for G query vectors, n a
+// multiple of 64 (<= max_n): per unit the split with the constant terms, then the rows scored
+// with the constants added as they are stored. Units are prefetched two ahead: their pairs' first
+// touch stalled the split (9% of a KIVI-4 decode step at 16k tokens under perf).
+template <std::size_t G, bool Blocked, class Arch>
+QCODEC_INT16_VNNI_TARGET void channel_units_group(const std::uint8_t* units, std::size_t unit_bytes,
+                                                  std::size_t count, std::size_t rows,
+                                                  std::size_t n, const float* q, float* out,
+                                                  std::size_t ld) noexcept {
+  alignas(64) std::int32_t hi[G * max_n / 4], lo[G * max_n / 4];
+  alignas(64) float ordered[G][max_n], x[G][max_n];
+  const __m512i order = split_order<Arch>();
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t i = 0; i < n; i += 16)
+      _mm512_store_ps(ordered[g] + i, _mm512_permutexvar_ps(order, _mm512_loadu_ps(q + g * n + i)));
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
+    float scale[G], constant[G];
+    split_unit<G, Arch>(unit, q, ordered, x, n, hi, lo, scale, constant);
+    vnni_group<G, Blocked, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
+                                 out + u * rows, ld);
+  }
+}
+
+// channel_units_group for nq vectors, 4 at a time.
 template <class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
                                                   std::size_t n, bool blocked, const float* q,
                                                   std::size_t nq, float* out,
                                                   std::size_t ld) noexcept {
-  alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
-  alignas(64) float scale[max_n], offset[max_n];
-  const auto groups = blocked ? &vnni_groups<true, Arch> : &vnni_groups<false, Arch>;
-  for (std::size_t u = 0; u < count; ++u) {
-    const std::uint8_t* unit = units + u * unit_bytes;
-    for (std::size_t i = 0; i < n; i += 16) {
-      const __m512i x = _mm512_loadu_si512(unit + 4 * i);
-      _mm512_store_ps(scale + i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x)));
-      _mm512_store_ps(offset + i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16))));
-    }
-    for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-      const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
-      float qscale[4] = {}, constant[4] = {};
-      split_queries<Arch>(q + g0 * n, scale, n, gn, hi, lo, qscale, offset, constant);
-      groups(gn, unit + 4 * n, n / 2, rows, n, hi, lo, qscale, constant, out + g0 * ld + u * rows,
-             ld);
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const auto run = [&]<std::size_t G>(std::integral_constant<std::size_t, G>) {
+      const auto group =
+          blocked ? &channel_units_group<G, true, Arch> : &channel_units_group<G, false, Arch>;
+      group(units, unit_bytes, count, rows, n, q + g0 * n, out + g0 * ld, ld);
+    };
+    switch (nq - g0) {
+      case 1:
+        run(std::integral_constant<std::size_t, 1>{});
+        break;
+      case 2:
+        run(std::integral_constant<std::size_t, 2>{});
+        break;
+      case 3:
+        run(std::integral_constant<std::size_t, 3>{});
+        break;
+      default:
+        run(std::integral_constant<std::size_t, 4>{});
+        break;
     }
   }
 }

@@ -322,6 +322,26 @@ int8_form form_avx512(const float* q, std::size_t n) noexcept {
   return form_from<Arch>(_mm512_reduce_max_ps(m), bad == 0);
 }
 
+// form_from for 16 maxima at once, given as the bits of the magnitudes (so that bits of at least
+// 0x7F800000, a NaN or an infinity, say the lane is not finite): inv and scale lane by lane as
+// form_from returns them, from one division. m * inv > grid is tested exactly, as
+// fma(m, inv, -grid) > 0, whose sign rounding keeps.
+template <class Arch>
+void forms16(__m512i max_bits, float grid, __m512& inv, __m512& scale) noexcept {
+  const __mmask16 bad = _mm512_cmpge_epu32_mask(max_bits, _mm512_set1_epi32(0x7F800000));
+  const __m512 m = _mm512_castsi512_ps(max_bits), g = _mm512_set1_ps(grid);
+  __m512 v = _mm512_div_ps(g, m);
+  const __mmask16 ok =
+      _mm512_cmp_ps_mask(v, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_LT_OQ);
+  const __mmask16 over =
+      _mm512_cmp_ps_mask(_mm512_fmsub_ps(m, v, g), _mm512_setzero_ps(), _CMP_GT_OQ);
+  v = _mm512_castsi512_ps(_mm512_mask_sub_epi32(_mm512_castps_si512(v), over,
+                                                _mm512_castps_si512(v), _mm512_set1_epi32(1)));
+  inv = _mm512_maskz_mov_ps(static_cast<__mmask16>(ok & ~bad), v);
+  scale = _mm512_mask_blend_ps(bad, _mm512_maskz_div_ps(ok, m, g),
+                               _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
+}
+
 // The form and split query on AVX-512 (n == 64 or a multiple of 128; B == 64 or 128), all in
 // registers: per 32 elements two permutes, two multiplies, two conversions and two narrowings.
 template <std::size_t B, class Arch>

@@ -191,8 +191,7 @@ template <class Arch>
 
 // prepare_scalar's results with AVX-512: a block's 16 weights are one vector, the scales and
 // offsets are converted once for every head, and the forms of 16 blocks come from one vector
-// division (form_from's steps lane by lane; m * inv > 255 tested exactly as fma(m, inv, -255)
-// > 0, whose sign rounding keeps).
+// division (int8_dots' forms16).
 template <class Arch>
 void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
@@ -214,20 +213,11 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
   __m512i bits[max_heads];
   for (std::size_t g = 0; g < heads; ++g) bits[g] = block_max_bits<Arch>(w[g], blocks);
   alignas(64) float invs[max_heads][chunk_blocks];
-  const __m512 grid = _mm512_set1_ps(255.0f), zero = _mm512_setzero_ps();
   for (std::size_t g = 0; g < heads; ++g) {
-    const __mmask16 bad = _mm512_cmpge_epu32_mask(bits[g], _mm512_set1_epi32(0x7F800000));
-    const __m512 m = _mm512_castsi512_ps(bits[g]);
-    __m512 inv = _mm512_div_ps(grid, m);
-    const __mmask16 ok =
-        _mm512_cmp_ps_mask(inv, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_LT_OQ);
-    const __mmask16 over = _mm512_cmp_ps_mask(_mm512_fmsub_ps(m, inv, grid), zero, _CMP_GT_OQ);
-    inv = _mm512_castsi512_ps(_mm512_mask_sub_epi32(
-        _mm512_castps_si512(inv), over, _mm512_castps_si512(inv), _mm512_set1_epi32(1)));
-    _mm512_store_ps(invs[g], _mm512_maskz_mov_ps(static_cast<__mmask16>(ok & ~bad), inv));
-    _mm512_store_ps(cw.scale[g],
-                    _mm512_mask_blend_ps(bad, _mm512_maskz_div_ps(ok, m, grid),
-                                         _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN())));
+    __m512 inv, scale;
+    int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scale);
+    _mm512_store_ps(invs[g], inv);
+    _mm512_store_ps(cw.scale[g], scale);
   }
   for (std::size_t g = 0; g < heads; ++g) {
     __m512 errors = _mm512_setzero_ps();

@@ -362,6 +362,72 @@ TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_
           }
 }
 
+TEST_CASE("channel unit dots: special values in any vector and in the scales, any rounding",
+          "[parity][integer_dots]") {
+  // The VNNI path (4-bit codes, n a multiple of 64) reduces the maxima of up to four vectors
+  // together and finds their forms in one division: every position in groups of 1..4 and in a
+  // second group; non-finite queries; products that overflow or meet a non-finite fp16 scale;
+  // maxima at the edge where grid / max stops being finite; every rounding mode (the split
+  // rounds in the current one, as the oracle's nearbyint).
+  std::mt19937 rng(29);
+  const auto& k = parity::under_test().int16_dots;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float edge = 16383.0f / std::numeric_limits<float>::max();
+  const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
+  const std::size_t rows = 32, count = 2;
+  namespace d = qcodec::simd::detail::int16_dots;
+  const auto set_scale = [](std::vector<std::uint8_t>& units, std::size_t c, float scale) {
+    std::uint16_t h;
+    qcodec::ref::f32_to_f16(&scale, 1, &h);
+    std::memcpy(units.data() + 4 * c, &h, 2);  // the first unit's channel c
+  };
+  const auto check = [&](const std::vector<std::uint8_t>& units, std::size_t n,
+                         const std::vector<float>& q, std::size_t nq, std::size_t vector,
+                         bool finite) {
+    for (bool blocked : {false, true}) {
+      INFO("n=" << n << " nq=" << nq << " vector=" << vector << " blocked=" << blocked);
+      const std::vector<float> want =
+          unit_scores(&qcodec::ref::channel_unit_dots_i16, units, 4 * n + rows * n / 2, count, rows,
+                      n, 4, blocked, q, nq);
+      for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
+        REQUIRE(same_bits(want, unit_scores(kernel, units, 4 * n + rows * n / 2, count, rows, n, 4,
+                                            blocked, q, nq)));
+      if (!finite) CHECK(std::isnan(want[vector * (count * rows + 3)]));  // NaN scores
+    }
+  };
+  struct restore_mode {
+    ~restore_mode() { std::fesetround(FE_TONEAREST); }
+  } restore;
+  for (int mode : {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
+    REQUIRE(std::fesetround(mode) == 0);
+    INFO("mode " << mode);
+    for (std::size_t n : {64u, 128u})
+      for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
+        for (std::size_t v = 0; v < nq; ++v) {
+          for (float special : {inf, -inf, std::nanf("")}) {
+            std::vector<float> q = normal_queries(nq * n, rng);
+            q[v * n + n / 2] = special;
+            check(channel_units(count, rows, n, 4, 0, rng), n, q, nq, v, false);
+          }
+          for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
+            std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
+            for (std::size_t c = 0; c < n; ++c) set_scale(units, c, 1.0f);
+            std::vector<float> q = normal_queries(nq * n, rng);
+            for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
+            check(units, n, q, nq, v, true);
+          }
+          for (float scale : {inf, std::nanf(""), 4.0f}) {
+            std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
+            set_scale(units, 5, scale);
+            std::vector<float> q = normal_queries(nq * n, rng);
+            q[v * n + 5] = 3e38f;  // times 4: an infinity (rounding down or toward zero, FLT_MAX)
+            check(units, n, q, nq, v,
+                  scale == 4.0f && (mode == FE_DOWNWARD || mode == FE_TOWARDZERO));
+          }
+        }
+  }
+}
+
 TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
           "[parity][integer_dots]") {
   // Against the decoded keys in double: the 15-bit query moves each term by at most
