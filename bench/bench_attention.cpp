@@ -292,6 +292,11 @@ BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks_quads)
 BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_quads)
     ->Name("BM_attention_decode/rotated4-blocks-quads")
     ->Apply(shapes);
+// KIVI-4 keys with those values.
+using kivi4_quads = kv::cache<kv::per_channel<4, 32>, kv::token_quads>;
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_quads)
+    ->Name("BM_attention_decode/kivi4-quads")
+    ->Apply(shapes);
 
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;

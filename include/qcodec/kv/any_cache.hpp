@@ -310,6 +310,8 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_cache_model<token_blocks<4>, token_quads>},
       {"rot4b-quads", "rot4b-rows with 8-bit weights per 16 tokens", 0, false, false,
        &make_cache_model<rotated<token_blocks<4>>, rotated<token_quads>>},
+      {"kivi4-quads", "kivi4 with the values of q4b-quads", 128, false, false,
+       &make_cache_model<per_channel<4, 32>, token_quads>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        false, &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
