@@ -24,8 +24,9 @@
 // form reads blocked rows faster (the VNNI one: no transposes), which kv::per_channel follows. The
 // constant term is summed in one order on every target (offset_dot below) and added to the rounded
 // product (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes with
-// VNNI (the pairs converted in registers, the constant added as the scores are stored), it replaces
-// per unit a pair conversion, a float row kernel for the constants and a pass adding them.
+// VNNI (the pairs converted in registers once for up to four query vectors, whose forms take one
+// division, the constant added as the scores are stored), it replaces per unit a pair conversion,
+// a float row kernel for the constants and a pass adding them.
 //
 // With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
