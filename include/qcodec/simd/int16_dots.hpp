@@ -864,22 +864,21 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 }
 
 // One unit's split of G query vectors (split_queries with c = the unit's scales), their scales
-// and their constant terms (offset_dot), for channel_units_group. The unit's pairs are converted
-// once for all the vectors: a word permute gives the scales in split_order and the offsets in
-// element order. `ordered` holds the vectors in split_order, so the products x = q c come out in
-// it; they wait in x for the vectors' maxima, which are reduced together and take one division.
+// and their constant terms (offset_dot). The unit's pairs are converted once for all the vectors:
+// a word permute gives the scales in split_order and the offsets in element order. The products
+// x = q c wait in x for the vectors' maxima, which are reduced together and take one division.
 template <std::size_t G, class Arch>
-QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q,
-                                         const float (&ordered)[G][max_n], float (&x)[G][max_n],
-                                         std::size_t n, std::int32_t* hi, std::int32_t* lo,
-                                         float* scale, float* constant) noexcept {
+QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q, std::size_t n,
+                                         std::int32_t* hi, std::int32_t* lo, float* scale,
+                                         float* constant) noexcept {
   // Words of 16 pairs: the scale of element split_order[j] (word 2 split_order[j]), then the
   // offsets (the odd words) in order.
   alignas(64) static constexpr std::uint16_t words[32] = {
       0, 4, 8, 12, 2, 6,  10, 14, 16, 20, 24, 28, 18, 22, 26, 30,
       1, 3, 5, 7,  9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-  const __m512i pair_order = _mm512_load_si512(words);
+  const __m512i pair_order = _mm512_load_si512(words), order = split_order<Arch>();
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+  alignas(64) float x[G][max_n];
   __m512i bits[4];
   __m512 lanes[G];
   for (std::size_t g = 0; g < 4; ++g) bits[g] = _mm512_setzero_si512();
@@ -889,11 +888,12 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
     const __m512 s = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
     const __m512 o = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
     for (std::size_t g = 0; g < G; ++g) {
-      const __m512 xg = _mm512_mul_ps(_mm512_load_ps(ordered[g] + i), s);
+      const __m512 qg = _mm512_loadu_ps(q + g * n + i);
+      const __m512 xg = _mm512_mul_ps(_mm512_permutexvar_ps(order, qg), s);
       _mm512_store_ps(x[g] + i, xg);
       // The bits of |x| order as |x| does, NaN and infinities above every finite float.
       bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
-      lanes[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * n + i), o, lanes[g]);
+      lanes[g] = _mm512_fmadd_ps(qg, o, lanes[g]);
     }
   }
   __m512 inv, qscale;
@@ -913,57 +913,51 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
   }
 }
 
-// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16) for G query vectors, n a
-// multiple of 64 (<= max_n): per unit the split with the constant terms, then the rows scored
-// with the constants added as they are stored. Units are prefetched two ahead: their pairs' first
-// touch stalled the split (9% of a KIVI-4 decode step at 16k tokens under perf).
+// One unit's scores for G query vectors: the split with the constant terms, then the rows scored
+// with the constants added as they are stored.
 template <std::size_t G, bool Blocked, class Arch>
-QCODEC_INT16_VNNI_TARGET void channel_units_group(const std::uint8_t* units, std::size_t unit_bytes,
-                                                  std::size_t count, std::size_t rows,
-                                                  std::size_t n, const float* q, float* out,
-                                                  std::size_t ld) noexcept {
+QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* unit, std::size_t rows,
+                                                 std::size_t n, const float* q, float* out,
+                                                 std::size_t ld) noexcept {
   alignas(64) std::int32_t hi[G * max_n / 4], lo[G * max_n / 4];
-  alignas(64) float ordered[G][max_n], x[G][max_n];
-  const __m512i order = split_order<Arch>();
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t i = 0; i < n; i += 16)
-      _mm512_store_ps(ordered[g] + i, _mm512_permutexvar_ps(order, _mm512_loadu_ps(q + g * n + i)));
-  for (std::size_t u = 0; u < count; ++u) {
-    const std::uint8_t* unit = units + u * unit_bytes;
-    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
-    float scale[G], constant[G];
-    split_unit<G, Arch>(unit, q, ordered, x, n, hi, lo, scale, constant);
-    vnni_group<G, Blocked, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
-                                 out + u * rows, ld);
-  }
+  float scale[G], constant[G];
+  split_unit<G, Arch>(unit, q, n, hi, lo, scale, constant);
+  vnni_group<G, Blocked, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant, out, ld);
 }
 
-// channel_units_group for nq vectors, 4 at a time.
+// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16), n a multiple of 64 (<= max_n):
+// unit by unit, the query vectors 4 at a time (so that chunked prefill reads each unit once).
+// Units are prefetched two ahead: their pairs' first touch stalled the split (9% of a KIVI-4
+// decode step at 16k tokens under perf).
 template <class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
                                                   std::size_t n, bool blocked, const float* q,
                                                   std::size_t nq, float* out,
                                                   std::size_t ld) noexcept {
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    const auto run = [&]<std::size_t G>(std::integral_constant<std::size_t, G>) {
-      const auto group =
-          blocked ? &channel_units_group<G, true, Arch> : &channel_units_group<G, false, Arch>;
-      group(units, unit_bytes, count, rows, n, q + g0 * n, out + g0 * ld, ld);
-    };
-    switch (nq - g0) {
-      case 1:
-        run(std::integral_constant<std::size_t, 1>{});
-        break;
-      case 2:
-        run(std::integral_constant<std::size_t, 2>{});
-        break;
-      case 3:
-        run(std::integral_constant<std::size_t, 3>{});
-        break;
-      default:
-        run(std::integral_constant<std::size_t, 4>{});
-        break;
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
+    for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+      const auto run = [&]<std::size_t G>(std::integral_constant<std::size_t, G>) {
+        const auto group =
+            blocked ? &channel_unit_group<G, true, Arch> : &channel_unit_group<G, false, Arch>;
+        group(unit, rows, n, q + g0 * n, out + g0 * ld + u * rows, ld);
+      };
+      switch (nq - g0) {
+        case 1:
+          run(std::integral_constant<std::size_t, 1>{});
+          break;
+        case 2:
+          run(std::integral_constant<std::size_t, 2>{});
+          break;
+        case 3:
+          run(std::integral_constant<std::size_t, 3>{});
+          break;
+        default:
+          run(std::integral_constant<std::size_t, 4>{});
+          break;
+      }
     }
   }
 }
