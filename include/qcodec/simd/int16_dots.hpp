@@ -41,6 +41,7 @@
 #include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/unfused.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -654,11 +655,13 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 #define QCODEC_INT16_VNNI_TARGET __attribute__((target("avx512vnni")))
 #define QCODEC_INT16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_INT16_VNNI_TARGET
 
-// The order of the split below within each 16 elements: lane j takes element split_order[j]
+// The order of the split below within each 16 elements: lane j takes element split_lanes[j]
 // (8j..8j+7 of a row's codes are the low and high nibbles of its bytes 4j..4j+3).
+inline constexpr std::int32_t split_lanes[16] = {0, 2,  4,  6,  1, 3,  5,  7,
+                                                 8, 10, 12, 14, 9, 11, 13, 15};
 template <class Arch>
 __m512i split_order() noexcept {
-  return _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0);
+  return _mm512_loadu_si512(split_lanes);
 }
 
 // The bytes of 64 elements' q15 (x, 16 elements each in split_order, times inv, converted), into
@@ -829,25 +832,6 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
   }
 }
 
-// vnni_group for gn (1..4) vectors.
-template <bool Blocked, class Arch>
-QCODEC_INT16_VNNI_TARGET void vnni_groups(std::size_t gn, const std::uint8_t* in,
-                                          std::size_t stride, std::size_t rows, std::size_t n,
-                                          const std::int32_t* hi, const std::int32_t* lo,
-                                          const float* scale, const float* add, float* out,
-                                          std::size_t ld) noexcept {
-  switch (gn) {
-    case 1:
-      return vnni_group<1, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
-    case 2:
-      return vnni_group<2, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
-    case 3:
-      return vnni_group<3, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
-    default:
-      return vnni_group<4, Blocked, Arch>(in, stride, rows, n, hi, lo, scale, add, out, ld);
-  }
-}
-
 // 4-bit rows, n a multiple of 64 (<= max_n).
 template <class Arch>
 QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t stride,
@@ -856,10 +840,12 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
                                          std::size_t ld) noexcept {
   alignas(64) std::int32_t hi[4 * max_n / 4], lo[4 * max_n / 4];
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
-    float scale[4] = {};
-    split_queries<Arch>(q + g0 * n, c, n, gn, hi, lo, scale);
-    vnni_groups<false, Arch>(gn, in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
+    rows::with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      float scale[4] = {};
+      split_queries<Arch>(q + g0 * n, c, n, G, hi, lo, scale);
+      vnni_group<G, false, Arch>(in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
+    });
   }
 }
 
@@ -871,12 +857,17 @@ template <std::size_t G, class Arch>
 QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q, std::size_t n,
                                          std::int32_t* hi, std::int32_t* lo, float* scale,
                                          float* constant) noexcept {
-  // Words of 16 pairs: the scale of element split_order[j] (word 2 split_order[j]), then the
+  // Words of 16 pairs: the scale of element split_lanes[j] (word 2 split_lanes[j]), then the
   // offsets (the odd words) in order.
-  alignas(64) static constexpr std::uint16_t words[32] = {
-      0, 4, 8, 12, 2, 6,  10, 14, 16, 20, 24, 28, 18, 22, 26, 30,
-      1, 3, 5, 7,  9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-  const __m512i pair_order = _mm512_load_si512(words), order = split_order<Arch>();
+  static constexpr auto words = [] {
+    std::array<std::uint16_t, 32> w{};
+    for (std::size_t j = 0; j < 16; ++j) {
+      w[j] = static_cast<std::uint16_t>(2 * split_lanes[j]);
+      w[16 + j] = static_cast<std::uint16_t>(2 * j + 1);
+    }
+    return w;
+  }();
+  const __m512i pair_order = _mm512_loadu_si512(words.data()), order = split_order<Arch>();
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
   alignas(64) float x[G][max_n];
   __m512i bits[4];
@@ -939,25 +930,12 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
     const std::uint8_t* unit = units + u * unit_bytes;
     if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
     for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-      const auto run = [&]<std::size_t G>(std::integral_constant<std::size_t, G>) {
-        const auto group =
+      rows::with_group(nq - g0, [&](auto group) {
+        constexpr std::size_t G = decltype(group)::value;
+        const auto score =
             blocked ? &channel_unit_group<G, true, Arch> : &channel_unit_group<G, false, Arch>;
-        group(unit, rows, n, q + g0 * n, out + g0 * ld + u * rows, ld);
-      };
-      switch (nq - g0) {
-        case 1:
-          run(std::integral_constant<std::size_t, 1>{});
-          break;
-        case 2:
-          run(std::integral_constant<std::size_t, 2>{});
-          break;
-        case 3:
-          run(std::integral_constant<std::size_t, 3>{});
-          break;
-        default:
-          run(std::integral_constant<std::size_t, 4>{});
-          break;
-      }
+        score(unit, rows, n, q + g0 * n, out + g0 * ld + u * rows, ld);
+      });
     }
   }
 }

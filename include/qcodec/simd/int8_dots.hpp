@@ -325,7 +325,8 @@ int8_form form_avx512(const float* q, std::size_t n) noexcept {
 // form_from for 16 maxima at once, given as the bits of the magnitudes (so that bits of at least
 // 0x7F800000, a NaN or an infinity, say the lane is not finite): inv and scale lane by lane as
 // form_from returns them, from one division. m * inv > grid is tested exactly, as
-// fma(m, inv, -grid) > 0, whose sign rounding keeps.
+// fma(m, inv, -grid) > 0, whose sign rounding keeps. A lane that is not finite needs no mask for
+// inv: grid / inf is 0, grid / NaN fails the test below FLT_MAX.
 template <class Arch>
 void forms16(__m512i max_bits, float grid, __m512& inv, __m512& scale) noexcept {
   const __mmask16 bad = _mm512_cmpge_epu32_mask(max_bits, _mm512_set1_epi32(0x7F800000));
@@ -337,7 +338,7 @@ void forms16(__m512i max_bits, float grid, __m512& inv, __m512& scale) noexcept 
       _mm512_cmp_ps_mask(_mm512_fmsub_ps(m, v, g), _mm512_setzero_ps(), _CMP_GT_OQ);
   v = _mm512_castsi512_ps(_mm512_mask_sub_epi32(_mm512_castps_si512(v), over,
                                                 _mm512_castps_si512(v), _mm512_set1_epi32(1)));
-  inv = _mm512_maskz_mov_ps(static_cast<__mmask16>(ok & ~bad), v);
+  inv = _mm512_maskz_mov_ps(ok, v);
   scale = _mm512_mask_blend_ps(bad, _mm512_maskz_div_ps(ok, m, g),
                                _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
 }

@@ -99,6 +99,11 @@ std::vector<float> channel_scales(std::size_t n, std::mt19937& rng) {
   return c;
 }
 
+// Puts back round-to-nearest when a test that changed the mode ends (also on a failed REQUIRE).
+struct restore_rounding {
+  ~restore_rounding() { std::fesetround(FE_TONEAREST); }
+};
+
 std::vector<float> normal_queries(std::size_t count, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> q(count);
@@ -257,9 +262,7 @@ TEST_CASE("integer code row dots match their oracle in every rounding mode",
   // depend on it (x - x is -0 when rounding down), and no mode may round the largest element
   // past the grid (rounding up, 127 or 16383 became 128 or 16384: a byte wraps to -128, and the
   // high byte of a VNNI split saturates).
-  struct restore_mode {
-    ~restore_mode() { std::fesetround(FE_TONEAREST); }
-  } restore;
+  restore_rounding restore;
   std::mt19937 rng(17);
   for (const integer_dots& kind : kinds())
     for (int mode : {FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
@@ -395,9 +398,7 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
       if (!finite) CHECK(std::isnan(want[vector * (count * rows + 3)]));  // NaN scores
     }
   };
-  struct restore_mode {
-    ~restore_mode() { std::fesetround(FE_TONEAREST); }
-  } restore;
+  restore_rounding restore;
   for (int mode : {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
     REQUIRE(std::fesetround(mode) == 0);
     INFO("mode " << mode);
