@@ -28,6 +28,8 @@ using q8_cache = kv::cache<kv::per_token<8>, kv::per_token<8>>;
 using q4_cache = kv::cache<kv::per_token<4>, kv::per_token<4>>;
 using kivi2_cache = kv::cache<kv::per_channel<2, 32>, kv::per_token<2>>;
 using kivi4_cache = kv::cache<kv::per_channel<4, 32>, kv::per_token<4>>;
+using kivi4_q8_cache =
+    kv::cache<kv::per_channel<4, 32, kv::query_format::i8>, kv::per_token<4>>;  // opt-in int8
 using rotated4_cache = kv::cache<kv::rotated<kv::per_token<4>>, kv::rotated<kv::per_token<4>>>;
 using channel_values_cache = kv::cache<kv::per_token<4>, kv::per_channel<4, 16>>;
 using q4_float_query_cache = kv::cache<kv::per_token<4, kv::query_format::f32>, kv::per_token<4>>;
@@ -39,8 +41,8 @@ using blocks_cache = kv::cache<kv::token_blocks<2>, kv::token_blocks<8>>;  // va
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
-                   kivi4_cache, rotated4_cache, channel_values_cache, q4_float_query_cache,
-                   q4_blocks_cache, rotated4_blocks_cache, blocks_cache) {
+                   kivi4_cache, kivi4_q8_cache, rotated4_cache, channel_values_cache,
+                   q4_float_query_cache, q4_blocks_cache, rotated4_blocks_cache, blocks_cache) {
   check_all<TestType>(1, 0, 0);
   check_all<TestType>(37, 0, 0);
   check_all<TestType>(300, 4, 0);
@@ -58,7 +60,7 @@ TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on it
 // range unless raised). The sinks' and the compressed tokens' sums are rescaled, and the peak,
 // not the last page, dominates the result.
 TEMPLATE_TEST_CASE("attention: scores rising past the softmax shift's headroom", "[kv][attention]",
-                   fp32_cache, q4_cache, kivi4_cache, q4_blocks_cache) {
+                   fp32_cache, q4_cache, kivi4_cache, kivi4_q8_cache, q4_blocks_cache) {
   for (const float slope : {0.1f, 0.3f, 1.5f}) {
     kv_test::kv_data data = kv_test::make_kv(300, kv_heads, head_dim, 31);
     for (std::size_t t = 0; t < data.tokens; ++t) {
@@ -399,13 +401,16 @@ TEST_CASE("compression error against exact attention is what the bits imply", "[
   const double e_q4 = output_error.template operator()<q4_cache>();
   const double e_rot4 = output_error.template operator()<rotated4_cache>();
   const double e_kivi4 = output_error.template operator()<kivi4_cache>();
+  const double e_kivi4_q8 = output_error.template operator()<kivi4_q8_cache>();
   const double e_kivi2 = output_error.template operator()<kivi2_cache>();
-  WARN("attention output relative MSE: fp16 " << e_fp16 << ", int8 " << e_q8 << ", int4 " << e_q4
-                                              << ", rotated int4 " << e_rot4 << ", KIVI-4 "
-                                              << e_kivi4 << ", KIVI-2 " << e_kivi2);
+  WARN("attention output relative MSE: fp16 "
+       << e_fp16 << ", int8 " << e_q8 << ", int4 " << e_q4 << ", rotated int4 " << e_rot4
+       << ", KIVI-4 " << e_kivi4 << " (int8 queries " << e_kivi4_q8 << "), KIVI-2 " << e_kivi2);
   CHECK(e_fp16 < 1e-6);
   CHECK(e_q8 < e_q4);
-  CHECK(e_rot4 < e_q4);      // the rotation spreads the outlier channels
-  CHECK(e_kivi4 < e_q4);     // per-channel keys isolate them
-  CHECK(e_kivi4 < e_kivi2);  // fewer bits, more error (2-bit values are the noisy part)
+  CHECK(e_rot4 < e_q4);         // the rotation spreads the outlier channels
+  CHECK(e_kivi4 < e_q4);        // per-channel keys isolate them
+  CHECK(e_kivi4 < e_kivi2);     // fewer bits, more error (2-bit values are the noisy part)
+  CHECK(e_kivi4 < e_kivi4_q8);  // int8 scaled queries add error,
+  CHECK(e_kivi4_q8 < e_q4);     // but far less than per-token keys' own
 }

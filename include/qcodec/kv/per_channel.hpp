@@ -19,9 +19,13 @@
 // integer form of the scaled query, per unit, and a page's units in one kernel call
 // (simd/int16_dots.hpp's channel_unit_dots_i16: with AVX-512 VNNI and 4-bit codes, 16 tokens at
 // once with integer multiply-adds, the constant added as the scores are stored). Each q_c s_c moves
-// by at most max_c |q_c s_c| / 32766; kv::scored_decode gives the keys that makes exact. int8 would
-// not do: it rounds the scaled query relative to its largest channel, and on stories260K (KIVI-4,
-// no residual window) it raised KL to the fp32 cache from 0.00125 to 0.00162.
+// by at most max_c |q_c s_c| / 32766; kv::scored_decode gives the keys that makes exact.
+// query_format::i8 (opt-in) rounds the scaled query to 8 bits instead (channel_unit_dots_i8): one
+// multiply-add pass where 15 bits take two, and a cheaper split, but q_c s_c moves by up to
+// max_c |q_c s_c| / 254, relative to the unit's largest channel, which costs the small channels
+// most. On stories260K (qcodec-eval, KIVI-4), KL to the fp32 cache without a residual window went
+// from 0.00342 to 0.00400; with R = 128, 0.000091 and 0.000089. With VNNI the key scores took
+// 0.64-0.68x the time (README); other targets run the same instructions as for i16.
 //
 // Reference: Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (2024).
 
@@ -42,7 +46,6 @@ namespace qcodec::kv {
 template <unsigned Bits, std::size_t G,
           query_format Query = Bits == 2 || Bits == 4 ? query_format::i16 : query_format::f32>
 class per_channel {
-  static_assert(Query != query_format::i8, "per_channel scores f32 or i16 queries");
   static_assert(Bits >= 1 && Bits <= 8, "per_channel codes have 1..8 bits");
   static_assert(G >= 1, "a group holds at least one token");
 
@@ -62,7 +65,9 @@ class per_channel {
   [[nodiscard]] std::size_t unit_bytes() const noexcept { return 4 * d_ + G * row_bytes(); }
   [[nodiscard]] std::string name() const {
     return "int" + std::to_string(Bits) + "-channel/" + std::to_string(G) +
-           (Query == query_format::i16 ? "-q16" : "");
+           (Query == query_format::i16  ? "-q16"
+            : Query == query_format::i8 ? "-q8"
+                                        : "");
   }
 
   /// x: G tokens × head_dim, row-major.
@@ -111,14 +116,15 @@ class per_channel {
   }
 
   /// The unit's keys as q's scores see them (kv::scored_decode): with x_c = q_c s_c rounded to
-  /// x'_c on the unit's 15-bit grid, the scales s'_c = x'_c / q_c.
+  /// x'_c on the unit's 15-bit (or 8-bit) grid, the scales s'_c = x'_c / q_c.
   void scored_decode(const std::uint8_t* unit, const float* q, float* y) const noexcept
-      requires(Query == query_format::i16) {
+      requires(Query != query_format::f32) {
+    namespace d = simd::detail::int16_dots;
     float scale[max_head_dim], offset[max_head_dim], x[max_head_dim];
     load_scales(unit, scale, offset);
     for (std::size_t c = 0; c < d_; ++c) x[c] = q[c] * scale[c];
-    const auto f =
-        simd::detail::int8_dots::form_of<simd::scalar>(x, d_, simd::detail::int16_dots::grid);
+    const auto f = simd::detail::int8_dots::form_of<simd::scalar>(
+        x, d_, Query == query_format::i16 ? d::grid15 : d::grid8);
     for (std::size_t c = 0; c < d_; ++c) {
       if (f.inv == 0.0f) {  // scores are 0 (zero or tiny x) or NaN (x not finite)
         scale[c] = std::isnan(f.scale) ? f.scale : scale[c];
@@ -134,16 +140,18 @@ class per_channel {
     std::memmove(out, q, d_ * sizeof(float));  // q may be out
   }
 
-  // i16: one kernel call for all the units (simd/int16_dots.hpp's channel_unit_dots_i16). f32:
+  // i16, i8: one kernel call for all the units (simd/int16_dots.hpp's channel_unit_dots_i16,
+  // channel_unit_dots_i8). f32:
   // per unit its (scale, offset) pairs converted once, then per chunk of query heads the
   // constant terms (the offsets scored as one row) and the codes' scores against the scaled
   // queries.
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
     const simd::kernel_table& k = simd::kernels();
-    if constexpr (Query == query_format::i16) {
-      k.int16_dots.channel_unit_dots_i16(units, unit_bytes(), count, G, d_, Bits, blocked_, q, nq,
-                                         s, ld);
+    if constexpr (Query != query_format::f32) {
+      const auto dots = Query == query_format::i16 ? k.int16_dots.channel_unit_dots_i16
+                                                   : k.int16_dots.channel_unit_dots_i8;
+      dots(units, unit_bytes(), count, G, d_, Bits, blocked_, q, nq, s, ld);
     } else {
       constexpr std::size_t heads = 4;
       float constant[heads], scale[max_head_dim], offset[max_head_dim],
@@ -158,7 +166,7 @@ class per_channel {
                               constant, 1);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t c = 0; c < d_; ++c) scaled[g * d_ + c] = qg[g * d_ + c] * scale[c];
-          // (Rows are blocked only for i16 queries.)
+          // (Rows are blocked only for integer queries.)
           k.rows.code_row_dots(unit + 4 * d_, row_bytes(), G, d_, Bits, scaled, gn, out, ld);
           for (std::size_t g = 0; g < gn; ++g)
             for (std::size_t t = 0; t < G; ++t) out[g * ld + t] += constant[g];
@@ -223,7 +231,7 @@ class per_channel {
   std::size_t d_;
   // 4-bit rows at head_dim a multiple of 64 (G a multiple of 16) are stored 16 to a block,
   // interleaved by dwords, when the kernel table's integer dots read them so faster (VNNI).
-  bool blocked_ = Query == query_format::i16 && simd::kernels().int16_dots.blocks_rows &&
+  bool blocked_ = Query != query_format::f32 && simd::kernels().int16_dots.blocks_rows &&
                   simd::detail::int16_dots::blockable_rows<simd::scalar>(Bits, d_, G);
 };
 

@@ -28,10 +28,15 @@
 // division, the constant added as the scores are stored), it replaces per unit a pair conversion,
 // a float row kernel for the constants and a pass adding them.
 //
+//   channel_unit_dots_i8   the same on the int8 form of the products: grid 127 for 16383 above
+//                          (|q8| <= 127, so x_g[i] moves by up to m / 254, not m / 32766), for
+//                          kv::per_channel<..., query_format::i8>
+//
 // With AVX-512 VNNI and 4-bit codes, 16 rows are scored at once with one row per 32-bit lane:
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
+// q8 is one such product, and its split packs one byte per element instead of two.
 // Without VNNI (and for 2- and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
 // vpmaddwd. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
 // whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
@@ -60,7 +65,9 @@ namespace simd {
 
 namespace detail::int16_dots {
 
-inline constexpr float grid = 16383.0f;
+inline constexpr float grid15 = 16383.0f;
+// channel_unit_dots_i8's: the int8 form of int8_dots.hpp, of the products.
+inline constexpr float grid8 = 127.0f;
 // Longest row the vector paths take (the query's integer copy lives on the stack).
 inline constexpr std::size_t max_n = 512;
 // Longest row whose integer query the generic loop keeps on the stack (per_channel's largest).
@@ -70,7 +77,7 @@ inline constexpr std::size_t generic_max_n = 1024;
 template <class Arch>
 void dots_generic(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                   unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
-                  std::size_t ld) noexcept {
+                  std::size_t ld, float grid) noexcept {
   for (std::size_t g = 0; g < nq; ++g) {
     const float* qg = q + g * n;
     const auto x = [&](std::size_t i) { return c != nullptr ? qg[i] * c[i] : qg[i]; };
@@ -217,9 +224,9 @@ void with_plain_rows(const std::uint8_t* codes, bool blocked, unsigned bits, std
   }
 }
 
-// channel_unit_dots_i16 as pairs + code_row_dots_i16 + constants, unit by unit: the portable
-// form (pairs and dots: half_pairs<Arch>, code_row_dots_i16_base<Arch>) and the oracle (their
-// ref:: twins) differ only in those two.
+// channel_unit_dots_i16 (or _i8) as pairs + code_row_dots_i16 (on grid8 for _i8) + constants,
+// unit by unit: the portable form (pairs and dots: half_pairs<Arch>, dots_base<Arch>) and the
+// oracle (ref::half_pairs, dots_generic<scalar>) differ only in those two.
 template <class Arch, class Pairs, class Dots>
 void channel_units_generic(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
                            std::size_t rows, std::size_t n, unsigned bits, bool blocked,
@@ -250,7 +257,8 @@ batch<float, Arch> products(const float* q, const float* c, std::size_t i) noexc
 
 // The integer form of the products of one vector (n a multiple of the batch size).
 template <class Arch>
-int8_dots::int8_form products_form(const float* q, const float* c, std::size_t n) noexcept {
+int8_dots::int8_form products_form(const float* q, const float* c, std::size_t n,
+                                   float grid) noexcept {
   using F = batch<float, Arch>;
   F m(0.0f);
   auto bad = F(0.0f) != F(0.0f);
@@ -269,10 +277,10 @@ int8_dots::int8_form products_form(const float* q, const float* c, std::size_t n
 // The integer form of one vector (n a multiple of the batch size, <= max_n): q15 as floats
 // (exact), and its scale.
 template <class Arch>
-int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n,
+int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n, float grid,
                                    float* q15) noexcept {
   using F = batch<float, Arch>;
-  const int8_dots::int8_form f = products_form<Arch>(q, c, n);
+  const int8_dots::int8_form f = products_form<Arch>(q, c, n, grid);
   const F inv(f.inv);
   for (std::size_t i = 0; i < n; i += F::size) {
     const F k = f.inv == 0.0f ? F(0.0f) : xsimd::nearbyint(products<Arch>(q, c, i) * inv);
@@ -287,14 +295,14 @@ int8_dots::int8_form integer_query(const float* q, const float* c, std::size_t n
 template <class Arch>
 void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                        unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
-                       std::size_t ld) noexcept {
+                       std::size_t ld, float grid) noexcept {
   constexpr std::size_t chunk = 64, block = 64, heads = 4;
   float q15[heads * max_n], chunk_q[heads * chunk], part[heads * block], scale[heads];
   std::int32_t sums[heads * block];
   for (std::size_t g0 = 0; g0 < nq; g0 += heads) {
     const std::size_t gn = nq - g0 < heads ? nq - g0 : heads;
     for (std::size_t g = 0; g < gn; ++g)
-      scale[g] = integer_query<Arch>(q + (g0 + g) * n, c, n, q15 + g * n).scale;
+      scale[g] = integer_query<Arch>(q + (g0 + g) * n, c, n, grid, q15 + g * n).scale;
     for (std::size_t r0 = 0; r0 < rows; r0 += block) {
       const std::size_t rn = rows - r0 < block ? rows - r0 : block;
       for (std::size_t i = 0; i < gn * block; ++i) sums[i] = 0;
@@ -345,7 +353,8 @@ __m256i q15_lanes(const float* q, const float* c, std::size_t i, __m256 inv) noe
 // once per unit: found one vector at a time, through memory, it was about twice as long
 // (BM_integer_dots/i16).
 template <std::size_t G, class Arch>
-void query_forms(const float* q, const float* c, std::size_t n, float* scale, float* inv) noexcept {
+void query_forms(const float* q, const float* c, std::size_t n, float grid, float* scale,
+                 float* inv) noexcept {
   static_assert(G >= 1 && G <= 4);
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256 largest = _mm256_set1_ps(std::numeric_limits<float>::max());
@@ -604,8 +613,8 @@ void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_
 // Bits = 2, 4 or 8, n a multiple of 64 (<= max_n).
 template <unsigned Bits, class Arch>
 void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-               const float* q, const float* c, std::size_t nq, float* out,
-               std::size_t ld) noexcept {
+               const float* q, const float* c, std::size_t nq, float* out, std::size_t ld,
+               float grid) noexcept {
   static_assert(Bits == 2 || Bits == 4 || Bits == 8);
   constexpr std::size_t spread = Bits == 2 ? 2 : 1;  // words of query per element
   alignas(32) std::int16_t words[4 * spread * max_n];
@@ -613,7 +622,7 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       float scale[4] = {}, inv[4];
-      query_forms<G, Arch>(q + g0 * n, c, n, scale, inv);
+      query_forms<G, Arch>(q + g0 * n, c, n, grid, scale, inv);
       for (std::size_t g = 0; g < G; ++g) {
         const float* qg = q + (g0 + g) * n;
         std::int16_t* wg = words + g * spread * n;
@@ -671,8 +680,8 @@ __m512i split_order() noexcept {
 // for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
 // whatever the bytes), then the bytes, which need no saturation: packs rather than a byte
 // conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
-// 4 vectors, BM_integer_dots/i16/4/32).
-template <class Arch>
+// 4 vectors, BM_integer_dots/i16/4/32). Not Wide: x times inv is q8, whose bytes go to hi64 alone.
+template <bool Wide, class Arch>
 [[gnu::always_inline]] inline void split64(const __m512 (&x)[4], __m512 inv, std::int32_t* hi64,
                                            std::int32_t* lo64) noexcept {
   __m512i k[4];
@@ -680,8 +689,12 @@ template <class Arch>
   // The packs leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts it at
   // dword 4p + L, where the byte conversion of each k[p] in turn would have put it.
   const __m512i dwords = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  const __m512i low7 = _mm512_set1_epi16(127);
   const __m512i w01 = _mm512_packs_epi32(k[0], k[1]), w23 = _mm512_packs_epi32(k[2], k[3]);
+  if constexpr (!Wide) {  // q8 itself, in hi64
+    _mm512_storeu_si512(hi64, _mm512_permutexvar_epi32(dwords, _mm512_packs_epi16(w01, w23)));
+    return;
+  }
+  const __m512i low7 = _mm512_set1_epi16(127);
   const __m512i h = _mm512_packs_epi16(_mm512_srai_epi16(w01, 7), _mm512_srai_epi16(w23, 7));
   const __m512i l = _mm512_packs_epi16(_mm512_and_si512(w01, low7), _mm512_and_si512(w23, low7));
   _mm512_storeu_si512(hi64, _mm512_permutexvar_epi32(dwords, h));
@@ -713,14 +726,14 @@ void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn
   }
   const __m512i order = split_order<Arch>();
   for (std::size_t g = 0; g < gn; ++g) {
-    const int8_dots::int8_form f = int8_dots::form_from<Arch>(m[g], finite[g], grid);
+    const int8_dots::int8_form f = int8_dots::form_from<Arch>(m[g], finite[g], grid15);
     scale[g] = f.scale;
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 x[4];
       for (std::size_t p = 0; p < 4; ++p)
         x[p] = _mm512_permutexvar_ps(order, load(q + g * n, i + 16 * p));
-      split64<Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
-                    lo + g * (max_n / 4) + i / 4);
+      split64<true, Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
+                          lo + g * (max_n / 4) + i / 4);
     }
   }
 }
@@ -772,8 +785,9 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // Scores of 16 rows (`keep` masks the ones to store) for G <= 4 split vectors, n a multiple of
 // 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
 // (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast. `add`, when not
-// null, holds a term per vector added to its scores (channel_unit_dots_i16's constants).
-template <std::size_t G, bool Blocked, class Arch>
+// null, holds a term per vector added to its scores (channel_unit_dots_i16's constants). Not
+// Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read.
+template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
                                      const float* scale, const float* add, float* out,
@@ -795,23 +809,25 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
       const std::size_t e = i / 4 + 2 * j;  // the dword pair of elements i + 8j .. i + 8j + 7
       for (std::size_t g = 0; g < G; ++g) {
         const std::int32_t* hg = hi + g * (max_n / 4);
-        const std::int32_t* lg = lo + g * (max_n / 4);
         ah[g] = _mm512_dpbusd_epi32(ah[g], even, _mm512_set1_epi32(hg[e]));
         ah[g] = _mm512_dpbusd_epi32(ah[g], odd, _mm512_set1_epi32(hg[e + 1]));
-        al[g] = _mm512_dpbusd_epi32(al[g], even, _mm512_set1_epi32(lg[e]));
-        al[g] = _mm512_dpbusd_epi32(al[g], odd, _mm512_set1_epi32(lg[e + 1]));
+        if constexpr (Wide) {
+          const std::int32_t* lg = lo + g * (max_n / 4);
+          al[g] = _mm512_dpbusd_epi32(al[g], even, _mm512_set1_epi32(lg[e]));
+          al[g] = _mm512_dpbusd_epi32(al[g], odd, _mm512_set1_epi32(lg[e + 1]));
+        }
       }
     }
   }
   for (std::size_t g = 0; g < G; ++g) {
-    const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g]);
+    const __m512i sum = Wide ? _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g]) : ah[g];
     __m512 score = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
     if (add != nullptr) score = _mm512_add_ps(unfused<Arch>(score), _mm512_set1_ps(add[g]));
     _mm512_mask_storeu_ps(out + g * ld, keep, score);
   }
 }
 
-template <std::size_t G, bool Blocked, class Arch>
+template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
                                          std::size_t rows, std::size_t n, const std::int32_t* hi,
                                          const std::int32_t* lo, const float* scale,
@@ -819,7 +835,8 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
   std::size_t r = 0;
   for (; r + 16 <= rows; r += 16) {
     rows::prefetch_rows<Arch>(in + (r + 32) * stride, 16 * stride);
-    rows16<G, Blocked, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r, ld, 0xFFFF);
+    rows16<G, Blocked, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r, ld,
+                                   0xFFFF);
   }
   if (r < rows) {  // the last rows (never blocked), copied after zero rows so that 16 are read
     alignas(64) std::uint8_t tail[16 * max_n / 2];
@@ -827,8 +844,8 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
     std::memset(tail, 0, 16 * bytes);
     for (std::size_t t = 0; t < rn; ++t)
       std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
-    rows16<G, false, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
-                           static_cast<__mmask16>((1u << rn) - 1));
+    rows16<G, false, Wide, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
+                                 static_cast<__mmask16>((1u << rn) - 1));
   }
 }
 
@@ -844,7 +861,8 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
       constexpr std::size_t G = decltype(group)::value;
       float scale[4] = {};
       split_queries<Arch>(q + g0 * n, c, n, G, hi, lo, scale);
-      vnni_group<G, false, Arch>(in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld, ld);
+      vnni_group<G, false, true, Arch>(in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld,
+                                       ld);
     });
   }
 }
@@ -853,7 +871,7 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 // and their constant terms (offset_dot). The unit's pairs are converted once for all the vectors:
 // a word permute gives the scales in split_order and the offsets in element order. The products
 // x = q c wait in x for the vectors' maxima, which are reduced together and take one division.
-template <std::size_t G, class Arch>
+template <std::size_t G, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q, std::size_t n,
                                          std::int32_t* hi, std::int32_t* lo, float* scale,
                                          float* constant) noexcept {
@@ -888,7 +906,7 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
     }
   }
   __m512 inv, qscale;
-  int8_dots::forms16<Arch>(max4<Arch>(bits), grid, inv, qscale);
+  int8_dots::forms16<Arch>(max4<Arch>(bits), Wide ? grid15 : grid8, inv, qscale);
   alignas(64) float invs[16], scales[16];
   _mm512_store_ps(invs, inv);
   _mm512_store_ps(scales, qscale);
@@ -898,29 +916,31 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 xs[4];
       for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x[g] + i + 16 * p);
-      split64<Arch>(xs, _mm512_set1_ps(invs[g]), hi + g * (max_n / 4) + i / 4,
-                    lo + g * (max_n / 4) + i / 4);
+      split64<Wide, Arch>(xs, _mm512_set1_ps(invs[g]), hi + g * (max_n / 4) + i / 4,
+                          Wide ? lo + g * (max_n / 4) + i / 4 : nullptr);
     }
   }
 }
 
 // One unit's scores for G query vectors: the split with the constant terms, then the rows scored
 // with the constants added as they are stored.
-template <std::size_t G, bool Blocked, class Arch>
+template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* unit, std::size_t rows,
                                                  std::size_t n, const float* q, float* out,
                                                  std::size_t ld) noexcept {
-  alignas(64) std::int32_t hi[G * max_n / 4], lo[G * max_n / 4];
+  alignas(64) std::int32_t hi[G * max_n / 4], lo[Wide ? G * max_n / 4 : 1];
   float scale[G], constant[G];
-  split_unit<G, Arch>(unit, q, n, hi, lo, scale, constant);
-  vnni_group<G, Blocked, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant, out, ld);
+  split_unit<G, Wide, Arch>(unit, q, n, hi, lo, scale, constant);
+  vnni_group<G, Blocked, Wide, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant, out,
+                                     ld);
 }
 
-// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16), n a multiple of 64 (<= max_n):
+// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16; not Wide, channel_unit_dots_i8),
+// n a multiple of 64 (<= max_n):
 // unit by unit, the query vectors 4 at a time (so that chunked prefill reads each unit once).
 // Units are prefetched two ahead: their pairs' first touch stalled the split (9% of a KIVI-4
 // decode step at 16k tokens under perf).
-template <class Arch>
+template <bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
                                                   std::size_t n, bool blocked, const float* q,
@@ -932,8 +952,8 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
     for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
       rows::with_group(nq - g0, [&](auto group) {
         constexpr std::size_t G = decltype(group)::value;
-        const auto score =
-            blocked ? &channel_unit_group<G, true, Arch> : &channel_unit_group<G, false, Arch>;
+        const auto score = blocked ? &channel_unit_group<G, true, Wide, Arch>
+                                   : &channel_unit_group<G, false, Wide, Arch>;
         score(unit, rows, n, q + g0 * n, out + g0 * ld + u * rows, ld);
       });
     }
@@ -943,6 +963,36 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
 #undef QCODEC_INT16_VNNI_TARGET
 #endif
 
+// code_row_dots_i16 without instructions beyond Arch's (no VNNI), on either grid.
+template <class Arch>
+void dots_base(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+               unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
+               std::size_t ld, float grid) noexcept {
+  const bool whole = n % 64 == 0 && n <= max_n;
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (whole && bits == 2) return dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 4) return dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 8) return dots_madd<8, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+  }
+#endif
+  if (whole && (bits == 2 || bits == 4)) {
+    return dots_float_chunks<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, grid);
+  }
+  dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, grid);
+}
+
+// channel_unit_dots_i16 (grid15) or channel_unit_dots_i8 (grid8) without VNNI.
+template <class Arch>
+void channel_units_base(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                        std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                        const float* q, std::size_t nq, float* out, std::size_t ld,
+                        float grid) noexcept {
+  channel_units_generic<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
+                              &half_pairs<Arch>,
+                              [grid](auto... args) { dots_base<Arch>(args..., grid); });
+}
+
 }  // namespace detail::int16_dots
 
 /// code_row_dots_i16 without instructions beyond Arch's (no VNNI).
@@ -951,18 +1001,7 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
                             std::size_t n, unsigned bits, const float* q, const float* c,
                             std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  const bool whole = n % 64 == 0 && n <= d::max_n;
-#if XSIMD_WITH_AVX2
-  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (whole && bits == 2) return d::dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld);
-    if (whole && bits == 4) return d::dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld);
-    if (whole && bits == 8) return d::dots_madd<8, Arch>(in, stride, rows, n, q, c, nq, out, ld);
-  }
-#endif
-  if (whole && (bits == 2 || bits == 4)) {
-    return d::dots_float_chunks<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
-  }
-  d::dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
+  d::dots_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, d::grid15);
 }
 
 /// channel_unit_dots_i16 without instructions beyond Arch's (no VNNI).
@@ -971,9 +1010,20 @@ void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_byte
                                 std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
                                 bool blocked, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
-  detail::int16_dots::channel_units_generic<Arch>(units, unit_bytes, count, rows, n, bits, blocked,
-                                                  q, nq, out, ld, &half_pairs<Arch>,
-                                                  &code_row_dots_i16_base<Arch>);
+  namespace d = detail::int16_dots;
+  d::channel_units_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
+                              d::grid15);
+}
+
+/// channel_unit_dots_i8 without instructions beyond Arch's (no VNNI).
+template <class Arch>
+void channel_unit_dots_i8_base(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                               std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                               const float* q, std::size_t nq, float* out,
+                               std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  d::channel_units_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
+                              d::grid8);
 }
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
@@ -995,10 +1045,26 @@ void channel_unit_dots_i16_vnni(const std::uint8_t* units, std::size_t unit_byte
                                 bool blocked, const float* q, std::size_t nq, float* out,
                                 std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  if (bits == 4 && n % 64 == 0 && n <= d::max_n)
-    return d::channel_units4_vnni<Arch>(units, unit_bytes, count, rows, n, blocked, q, nq, out, ld);
+  if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
+    return d::channel_units4_vnni<true, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
+                                              out, ld);
+  }
   channel_unit_dots_i16_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out,
                                    ld);
+}
+
+/// channel_unit_dots_i8 with AVX-512 VNNI (only on CPUs that have it).
+template <class Arch>
+void channel_unit_dots_i8_vnni(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                               std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                               const float* q, std::size_t nq, float* out,
+                               std::size_t ld) noexcept {
+  namespace d = detail::int16_dots;
+  if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
+    return d::channel_units4_vnni<false, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
+                                               out, ld);
+  }
+  channel_unit_dots_i8_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld);
 }
 #endif
 
@@ -1013,8 +1079,8 @@ namespace ref {
 inline void code_row_dots_i16(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                               std::size_t n, unsigned bits, const float* q, const float* c,
                               std::size_t nq, float* out, std::size_t ld) noexcept {
-  simd::detail::int16_dots::dots_generic<simd::scalar>(in, stride, rows, n, bits, q, c, nq, out,
-                                                       ld);
+  namespace d = simd::detail::int16_dots;
+  d::dots_generic<simd::scalar>(in, stride, rows, n, bits, q, c, nq, out, ld, d::grid15);
 }
 
 inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_bytes,
@@ -1024,6 +1090,16 @@ inline void channel_unit_dots_i16(const std::uint8_t* units, std::size_t unit_by
   simd::detail::int16_dots::channel_units_generic<simd::scalar>(units, unit_bytes, count, rows, n,
                                                                 bits, blocked, q, nq, out, ld,
                                                                 &half_pairs, &code_row_dots_i16);
+}
+
+inline void channel_unit_dots_i8(const std::uint8_t* units, std::size_t unit_bytes,
+                                 std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
+                                 bool blocked, const float* q, std::size_t nq, float* out,
+                                 std::size_t ld) noexcept {
+  namespace d = simd::detail::int16_dots;
+  d::channel_units_generic<simd::scalar>(
+      units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld, &half_pairs,
+      [](auto... args) { d::dots_generic<simd::scalar>(args..., d::grid8); });
 }
 
 }  // namespace ref
@@ -1047,25 +1123,48 @@ struct int16_dot_kernels {
   void (*channel_unit_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                                      std::size_t, unsigned, bool, const float*, std::size_t, float*,
                                      std::size_t) noexcept;
-  /// Whether channel_unit_dots_i16 reads blocked rows faster than plain ones.
+  /// kv::per_channel's scores with int8 queries (channel_unit_dots_i8 above), the fastest form.
+  void (*channel_unit_dots_i8)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                               std::size_t, unsigned, bool, const float*, std::size_t, float*,
+                               std::size_t) noexcept;
+  /// The same results without VNNI.
+  void (*channel_unit_dots_i8_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+                                    std::size_t, unsigned, bool, const float*, std::size_t, float*,
+                                    std::size_t) noexcept;
+  /// Whether channel_unit_dots_i16 and _i8 read blocked rows faster than plain ones.
   bool blocks_rows;
 };
 
 template <class Arch>
 int16_dot_kernels make_int16_dot_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::code_row_dots_i16, &ref::code_row_dots_i16, &ref::channel_unit_dots_i16,
-            &ref::channel_unit_dots_i16, false};
+    return {&ref::code_row_dots_i16,
+            &ref::code_row_dots_i16,
+            &ref::channel_unit_dots_i16,
+            &ref::channel_unit_dots_i16,
+            &ref::channel_unit_dots_i8,
+            &ref::channel_unit_dots_i8,
+            false};
   } else {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
       if (cpu_supports_avx512_vnni())
-        return {&code_row_dots_i16_vnni<Arch>, &code_row_dots_i16_base<Arch>,
-                &channel_unit_dots_i16_vnni<Arch>, &channel_unit_dots_i16_base<Arch>, true};
+        return {&code_row_dots_i16_vnni<Arch>,
+                &code_row_dots_i16_base<Arch>,
+                &channel_unit_dots_i16_vnni<Arch>,
+                &channel_unit_dots_i16_base<Arch>,
+                &channel_unit_dots_i8_vnni<Arch>,
+                &channel_unit_dots_i8_base<Arch>,
+                true};
     }
 #endif
-    return {&code_row_dots_i16_base<Arch>, &code_row_dots_i16_base<Arch>,
-            &channel_unit_dots_i16_base<Arch>, &channel_unit_dots_i16_base<Arch>, false};
+    return {&code_row_dots_i16_base<Arch>,
+            &code_row_dots_i16_base<Arch>,
+            &channel_unit_dots_i16_base<Arch>,
+            &channel_unit_dots_i16_base<Arch>,
+            &channel_unit_dots_i8_base<Arch>,
+            &channel_unit_dots_i8_base<Arch>,
+            false};
   }
 }
 

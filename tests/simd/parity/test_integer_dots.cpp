@@ -334,35 +334,49 @@ std::vector<float> unit_scores(unit_kernel kernel, const std::vector<std::uint8_
   return out;
 }
 
+// channel_unit_dots_i16 or channel_unit_dots_i8: the oracle, the two kernels under test, the grid.
+struct unit_form {
+  const char* name;
+  unit_kernel oracle, fast, base;
+  double grid;
+};
+
+std::vector<unit_form> unit_forms() {
+  const auto& k = parity::under_test().int16_dots;
+  return {{"i16", &qcodec::ref::channel_unit_dots_i16, k.channel_unit_dots_i16,
+           k.channel_unit_dots_i16_base, 16383.0},
+          {"i8", &qcodec::ref::channel_unit_dots_i8, k.channel_unit_dots_i8,
+           k.channel_unit_dots_i8_base, 127.0}};
+}
+
 }  // namespace
 
 TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_dots]") {
   std::mt19937 rng(19);
-  const auto& k = parity::under_test().int16_dots;
-  for (unsigned bits = 1; bits <= 8; ++bits)
-    for (std::size_t n : {1u, 16u, 40u, 64u, 128u, 192u, 512u, 1024u})
-      for (std::size_t rows : {1u, 16u, 32u, 37u})
-        for (std::size_t count : {0u, 1u, 3u})
-          for (std::size_t nq : {1u, 3u, 4u, 5u, 8u}) {
-            if (bits == 8 && 16383.0 * 255.0 * double(n) >= 2147483648.0) continue;
-            if (bits != 2 && bits != 4 && (rows > 16 || nq > 4)) continue;  // generic: fewer
-            const std::size_t pad = (n + rows) % 3, row_bytes = (n * bits + 7) / 8;
-            const std::size_t unit_bytes = 4 * n + rows * row_bytes + pad;
-            const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, pad, rng);
-            const std::vector<float> q = normal_queries(nq * n, rng);
-            namespace d = qcodec::simd::detail::int16_dots;
-            for (bool blocked : {false, true}) {  // the same bytes read as blocked rows
-              if (blocked && !d::blockable_rows<qcodec::simd::scalar>(bits, n, rows)) continue;
-              INFO("bits=" << bits << " n=" << n << " rows=" << rows << " count=" << count
-                           << " nq=" << nq << " blocked=" << blocked);
-              const std::vector<float> want =
-                  unit_scores(&qcodec::ref::channel_unit_dots_i16, units, unit_bytes, count, rows,
-                              n, bits, blocked, q, nq);
-              for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
-                REQUIRE(same_bits(want, unit_scores(kernel, units, unit_bytes, count, rows, n, bits,
-                                                    blocked, q, nq)));
+  for (const unit_form& form : unit_forms())
+    for (unsigned bits = 1; bits <= 8; ++bits)
+      for (std::size_t n : {1u, 16u, 40u, 64u, 128u, 192u, 512u, 1024u})
+        for (std::size_t rows : {1u, 16u, 32u, 37u})
+          for (std::size_t count : {0u, 1u, 3u})
+            for (std::size_t nq : {1u, 3u, 4u, 5u, 8u}) {
+              if (bits == 8 && form.grid * 255.0 * double(n) >= 2147483648.0) continue;
+              if (bits != 2 && bits != 4 && (rows > 16 || nq > 4)) continue;  // generic: fewer
+              const std::size_t pad = (n + rows) % 3, row_bytes = (n * bits + 7) / 8;
+              const std::size_t unit_bytes = 4 * n + rows * row_bytes + pad;
+              const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, pad, rng);
+              const std::vector<float> q = normal_queries(nq * n, rng);
+              namespace d = qcodec::simd::detail::int16_dots;
+              for (bool blocked : {false, true}) {  // the same bytes read as blocked rows
+                if (blocked && !d::blockable_rows<qcodec::simd::scalar>(bits, n, rows)) continue;
+                INFO(form.name << " bits=" << bits << " n=" << n << " rows=" << rows
+                               << " count=" << count << " nq=" << nq << " blocked=" << blocked);
+                const std::vector<float> want = unit_scores(form.oracle, units, unit_bytes, count,
+                                                            rows, n, bits, blocked, q, nq);
+                for (unit_kernel kernel : {form.fast, form.base})
+                  REQUIRE(same_bits(want, unit_scores(kernel, units, unit_bytes, count, rows, n,
+                                                      bits, blocked, q, nq)));
+              }
             }
-          }
 }
 
 TEST_CASE("channel unit dots: special values in any vector and in the scales, any rounding",
@@ -373,10 +387,7 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
   // maxima at the edge where grid / max stops being finite; every rounding mode (the split
   // rounds in the current one, as the oracle's nearbyint).
   std::mt19937 rng(29);
-  const auto& k = parity::under_test().int16_dots;
   const float inf = std::numeric_limits<float>::infinity();
-  const float edge = 16383.0f / std::numeric_limits<float>::max();
-  const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
   const std::size_t rows = 32, count = 2;
   namespace d = qcodec::simd::detail::int16_dots;
   const auto set_scale = [](std::vector<std::uint8_t>& units, std::size_t c, float scale) {
@@ -384,101 +395,105 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
     qcodec::ref::f32_to_f16(&scale, 1, &h);
     std::memcpy(units.data() + 4 * c, &h, 2);  // the first unit's channel c
   };
-  const auto check = [&](const std::vector<std::uint8_t>& units, std::size_t n,
-                         const std::vector<float>& q, std::size_t nq, std::size_t vector,
-                         bool finite) {
+  const auto check = [&](const unit_form& form, const std::vector<std::uint8_t>& units,
+                         std::size_t n, const std::vector<float>& q, std::size_t nq,
+                         std::size_t vector, bool finite) {
     for (bool blocked : {false, true}) {
-      INFO("n=" << n << " nq=" << nq << " vector=" << vector << " blocked=" << blocked);
+      INFO(form.name << " n=" << n << " nq=" << nq << " vector=" << vector
+                     << " blocked=" << blocked);
       const std::vector<float> want =
-          unit_scores(&qcodec::ref::channel_unit_dots_i16, units, 4 * n + rows * n / 2, count, rows,
-                      n, 4, blocked, q, nq);
-      for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base})
+          unit_scores(form.oracle, units, 4 * n + rows * n / 2, count, rows, n, 4, blocked, q, nq);
+      for (unit_kernel kernel : {form.fast, form.base})
         REQUIRE(same_bits(want, unit_scores(kernel, units, 4 * n + rows * n / 2, count, rows, n, 4,
                                             blocked, q, nq)));
       if (!finite) CHECK(std::isnan(want[vector * (count * rows + 3)]));  // NaN scores
     }
   };
   restore_rounding restore;
-  for (int mode : {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
-    REQUIRE(std::fesetround(mode) == 0);
-    INFO("mode " << mode);
-    for (std::size_t n : {64u, 128u})
-      for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
-        for (std::size_t v = 0; v < nq; ++v) {
-          for (float special : {inf, -inf, std::nanf("")}) {
-            std::vector<float> q = normal_queries(nq * n, rng);
-            q[v * n + n / 2] = special;
-            check(channel_units(count, rows, n, 4, 0, rng), n, q, nq, v, false);
+  for (const unit_form& form : unit_forms())
+    for (int mode : {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO}) {
+      REQUIRE(std::fesetround(mode) == 0);
+      INFO("mode " << mode);
+      const float edge = static_cast<float>(form.grid) / std::numeric_limits<float>::max();
+      const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
+      for (std::size_t n : {64u, 128u})
+        for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
+          for (std::size_t v = 0; v < nq; ++v) {
+            for (float special : {inf, -inf, std::nanf("")}) {
+              std::vector<float> q = normal_queries(nq * n, rng);
+              q[v * n + n / 2] = special;
+              check(form, channel_units(count, rows, n, 4, 0, rng), n, q, nq, v, false);
+            }
+            for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
+              std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
+              for (std::size_t c = 0; c < n; ++c) set_scale(units, c, 1.0f);
+              std::vector<float> q = normal_queries(nq * n, rng);
+              for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
+              check(form, units, n, q, nq, v, true);
+            }
+            for (float scale : {inf, std::nanf(""), 4.0f}) {
+              std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
+              set_scale(units, 5, scale);
+              std::vector<float> q = normal_queries(nq * n, rng);
+              q[v * n + 5] = 3e38f;  // times 4: an infinity (rounding down or toward zero, FLT_MAX)
+              check(form, units, n, q, nq, v,
+                    scale == 4.0f && (mode == FE_DOWNWARD || mode == FE_TOWARDZERO));
+            }
           }
-          for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
-            std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-            for (std::size_t c = 0; c < n; ++c) set_scale(units, c, 1.0f);
-            std::vector<float> q = normal_queries(nq * n, rng);
-            for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
-            check(units, n, q, nq, v, true);
-          }
-          for (float scale : {inf, std::nanf(""), 4.0f}) {
-            std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-            set_scale(units, 5, scale);
-            std::vector<float> q = normal_queries(nq * n, rng);
-            q[v * n + 5] = 3e38f;  // times 4: an infinity (rounding down or toward zero, FLT_MAX)
-            check(units, n, q, nq, v,
-                  scale == 4.0f && (mode == FE_DOWNWARD || mode == FE_TOWARDZERO));
-          }
-        }
-  }
+    }
 }
 
 TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
           "[parity][integer_dots]") {
-  // Against the decoded keys in double: the 15-bit query moves each term by at most
-  // max_c |q_c s_c| / 32766 times the code, and the float sums add a few ulps.
+  // Against the decoded keys in double: the 15-bit (8-bit) query moves each term by at most
+  // max_c |q_c s_c| / 32766 (/ 254) times the code, and the float sums add a few ulps.
   std::mt19937 rng(23);
-  const auto& k = parity::under_test().int16_dots;
-  for (unsigned bits : {2u, 4u, 8u})
-    for (std::size_t n : {64u, 128u, 100u}) {
-      const std::size_t rows = 32, count = 2, nq = 4, row_bytes = (n * bits + 7) / 8;
-      const std::size_t unit_bytes = 4 * n + rows * row_bytes;
-      const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
-      const std::vector<float> q = normal_queries(nq * n, rng);
-      namespace d = qcodec::simd::detail::int16_dots;
-      // 4-bit rows at n = 64 and 128 read as blocked (blockable_rows), others plain.
-      const bool blocked = d::blockable_rows<qcodec::simd::scalar>(bits, n, rows);
-      for (unit_kernel kernel : {k.channel_unit_dots_i16, k.channel_unit_dots_i16_base}) {
-        const std::vector<float> got =
-            unit_scores(kernel, units, unit_bytes, count, rows, n, bits, blocked, q, nq);
-        for (std::size_t u = 0; u < count; ++u) {
-          const std::uint8_t* unit = units.data() + u * unit_bytes;
-          float scale[128], offset[128];
-          qcodec::ref::half_pairs(unit, 4, n, scale, offset);
-          for (std::size_t g = 0; g < nq; ++g) {
-            double largest = 0.0;
-            for (std::size_t c = 0; c < n; ++c)
-              largest = std::max(largest, std::fabs(double(q[g * n + c]) * scale[c]));
-            for (std::size_t t = 0; t < rows; ++t) {
-              std::uint8_t plain[64];
-              const std::uint8_t* row = unit + 4 * n + t * row_bytes;
-              if (blocked) {
-                d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, t, plain);
-                row = plain;
+  for (const unit_form& form : unit_forms())
+    for (unsigned bits : {2u, 4u, 8u})
+      for (std::size_t n : {64u, 128u, 100u}) {
+        const std::size_t rows = 32, count = 2, nq = 4, row_bytes = (n * bits + 7) / 8;
+        const std::size_t unit_bytes = 4 * n + rows * row_bytes;
+        const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
+        const std::vector<float> q = normal_queries(nq * n, rng);
+        namespace d = qcodec::simd::detail::int16_dots;
+        // 4-bit rows at n = 64 and 128 read as blocked (blockable_rows), others plain.
+        const bool blocked = d::blockable_rows<qcodec::simd::scalar>(bits, n, rows);
+        for (unit_kernel kernel : {form.fast, form.base}) {
+          INFO(form.name << " bits=" << bits << " n=" << n);
+          const std::vector<float> got =
+              unit_scores(kernel, units, unit_bytes, count, rows, n, bits, blocked, q, nq);
+          for (std::size_t u = 0; u < count; ++u) {
+            const std::uint8_t* unit = units.data() + u * unit_bytes;
+            float scale[128], offset[128];
+            qcodec::ref::half_pairs(unit, 4, n, scale, offset);
+            for (std::size_t g = 0; g < nq; ++g) {
+              double largest = 0.0;
+              for (std::size_t c = 0; c < n; ++c)
+                largest = std::max(largest, std::fabs(double(q[g * n + c]) * scale[c]));
+              for (std::size_t t = 0; t < rows; ++t) {
+                std::uint8_t plain[64];
+                const std::uint8_t* row = unit + 4 * n + t * row_bytes;
+                if (blocked) {
+                  d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, t, plain);
+                  row = plain;
+                }
+                double want = 0.0, magnitude = 0.0;
+                for (std::size_t c = 0; c < n; ++c) {
+                  const std::size_t bit = c * bits;
+                  unsigned v = unsigned{row[bit / 8]} >> (bit % 8);
+                  if (bit % 8 + bits > 8) v |= unsigned{row[bit / 8 + 1]} << (8 - bit % 8);
+                  const double key = double(scale[c]) * (v & ((1u << bits) - 1)) + offset[c];
+                  want += double(q[g * n + c]) * key;
+                  magnitude += std::fabs(double(q[g * n + c]) * key);
+                }
+                const double bound = largest / (2.0 * form.grid) * ((1u << bits) - 1) * double(n) +
+                                     4.0 * double(n) * 6e-8 * magnitude;
+                CHECK(std::fabs(got[g * (count * rows + 3) + u * rows + t] - want) <= bound);
               }
-              double want = 0.0, magnitude = 0.0;
-              for (std::size_t c = 0; c < n; ++c) {
-                const std::size_t bit = c * bits;
-                unsigned v = unsigned{row[bit / 8]} >> (bit % 8);
-                if (bit % 8 + bits > 8) v |= unsigned{row[bit / 8 + 1]} << (8 - bit % 8);
-                const double key = double(scale[c]) * (v & ((1u << bits) - 1)) + offset[c];
-                want += double(q[g * n + c]) * key;
-                magnitude += std::fabs(double(q[g * n + c]) * key);
-              }
-              const double bound = largest / 32766.0 * ((1u << bits) - 1) * double(n) +
-                                   4.0 * double(n) * 6e-8 * magnitude;
-              CHECK(std::fabs(got[g * (count * rows + 3) + u * rows + t] - want) <= bound);
             }
           }
         }
       }
-    }
 }
 
 TEST_CASE("blocked rows: dword k of row r of a 16-row block at byte 64 k + 4 r",
