@@ -297,6 +297,17 @@ using kivi4_quads = kv::cache<kv::per_channel<4, 32>, kv::token_quads>;
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_quads)
     ->Name("BM_attention_decode/kivi4-quads")
     ->Apply(shapes);
+// KIVI-4 keys scored against int8 scaled queries (opt-in: kv/per_channel.hpp), with either
+// values.
+using kivi4_keys_q8 = kv::per_channel<4, 32, kv::query_format::i8>;
+using kivi4_q8 = kv::cache<kivi4_keys_q8, kv::per_token<4>>;
+using kivi4_q8_quads = kv::cache<kivi4_keys_q8, kv::token_quads>;
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8)
+    ->Name("BM_attention_decode/kivi4-q8")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8_quads)
+    ->Name("BM_attention_decode/kivi4-q8-quads")
+    ->Apply(shapes);
 
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;

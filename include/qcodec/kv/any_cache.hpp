@@ -312,6 +312,11 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
        &make_cache_model<rotated<token_blocks<4>>, rotated<token_quads>>},
       {"kivi4-quads", "kivi4 with the values of q4b-quads", 128, false, false,
        &make_cache_model<per_channel<4, 32>, token_quads>},
+      // KIVI-4 keys scored against int8 scaled queries (opt-in: kv/per_channel.hpp).
+      {"kivi4-q8", "kivi4, keys scored against int8 scaled queries", 128, false, false,
+       &make_cache_model<per_channel<4, 32, query_format::i8>, per_token<4>>},
+      {"kivi4-q8-quads", "kivi4-quads, keys scored against int8 scaled queries", 128, false, false,
+       &make_cache_model<per_channel<4, 32, query_format::i8>, token_quads>},
       {"rot3", "randomized Hadamard rotation, then 3-bit per-token keys and values", 0, false,
        false, &make_cache_model<rotated<per_token<3>>, rotated<per_token<3>>>},
       {"turbo3", "TurboQuant: fp16 norm, rotation, 3-bit Lloyd-Max codes, keys and values", 0,
