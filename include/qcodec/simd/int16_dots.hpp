@@ -1115,22 +1115,14 @@ struct int16_dot_kernels {
   void (*code_row_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                                  unsigned, const float*, const float*, std::size_t, float*,
                                  std::size_t) noexcept;
-  /// kv::per_channel's scores (channel_unit_dots_i16 above), the fastest form.
-  void (*channel_unit_dots_i16)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
-                                std::size_t, unsigned, bool, const float*, std::size_t, float*,
-                                std::size_t) noexcept;
-  /// The same results without VNNI.
-  void (*channel_unit_dots_i16_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
-                                     std::size_t, unsigned, bool, const float*, std::size_t, float*,
-                                     std::size_t) noexcept;
-  /// kv::per_channel's scores with int8 queries (channel_unit_dots_i8 above), the fastest form.
-  void (*channel_unit_dots_i8)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
-                               std::size_t, unsigned, bool, const float*, std::size_t, float*,
-                               std::size_t) noexcept;
-  /// The same results without VNNI.
-  void (*channel_unit_dots_i8_base)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
+  /// kv::per_channel's scores: (units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld).
+  using channel_units_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                                     std::size_t, unsigned, bool, const float*, std::size_t, float*,
                                     std::size_t) noexcept;
+  /// channel_unit_dots_i16 above, the fastest form; and the same results without VNNI.
+  channel_units_fn channel_unit_dots_i16, channel_unit_dots_i16_base;
+  /// channel_unit_dots_i8 (int8 queries), the fastest form; and the same results without VNNI.
+  channel_units_fn channel_unit_dots_i8, channel_unit_dots_i8_base;
   /// Whether channel_unit_dots_i16 and _i8 read blocked rows faster than plain ones.
   bool blocks_rows;
 };

@@ -322,7 +322,7 @@ std::vector<std::uint8_t> channel_units(std::size_t count, std::size_t rows, std
   return units;
 }
 
-using unit_kernel = decltype(qcodec::simd::int16_dot_kernels::channel_unit_dots_i16);
+using unit_kernel = qcodec::simd::int16_dot_kernels::channel_units_fn;
 
 std::vector<float> unit_scores(unit_kernel kernel, const std::vector<std::uint8_t>& units,
                                std::size_t unit_bytes, std::size_t count, std::size_t rows,
