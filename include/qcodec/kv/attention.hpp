@@ -28,7 +28,7 @@
 // cache's own decoding (decode_layer), with compressed tokens scored as the key codec scores
 // them: q' = kv::scored_query(key codec, q) (q itself, or its int8 form for codecs that round
 // queries) against kv::scored_decode(key codec, unit, q') (the decoding, or for per_channel's
-// 15-bit scaled queries the keys that rounding amounts to), and exact tokens as q against the
+// integer scaled queries the keys that rounding amounts to), and exact tokens as q against the
 // decoding; within 2e-5 * max(1, max |out|) per output and 1e-4 * max(1, |lse|) on the
 // log-sum-exp: float accumulation in page blocks against double. tests/kv/kv_parity.hpp checks
 // exactly this for every scheme.

@@ -66,9 +66,10 @@ concept StreamCodec = requires(const C& c, const float* x, std::uint8_t* unit,
 /// twice as fast on x86 (integer multiply-adds, VNNI where present), and adds an error well
 /// below the 4-bit keys' own: rounding q moves q . k by at most max|q| / 254 * sum_i |k_i|.
 /// i16: a 15-bit integer form (simd/int16_dots.hpp): of the scaled query q_c s_c per unit for
-/// per-channel keys, whose channel scales differ too much for int8; of the query itself for
-/// 8-bit per-token keys, whose own error is below what int8 rounding of q would add (15 bits
-/// add at most max|q| / 32766 * sum_i |k_i|).
+/// per-channel keys, whose channel scales differ too much for int8 to be free (per_channel takes
+/// i8 too, opt-in: the int8 form of q_c s_c per unit); of the query itself for 8-bit per-token
+/// keys, whose own error is below what int8 rounding of q would add (15 bits add at most
+/// max|q| / 32766 * sum_i |k_i|).
 enum class query_format { f32, i8, i16 };
 
 /// How a value codec sums: with the float weights, or (i16) with each weight vector rounded, per
@@ -100,7 +101,7 @@ void scored_query(const C& c, const float* q, float* out) noexcept {
 }
 
 /// The G keys of one unit as codec c's scores see them for query q (from scored_query): its
-/// decoding, or for a codec whose rounding depends on both q and the unit (per_channel's 15-bit
+/// decoding, or for a codec whose rounding depends on both q and the unit (per_channel's integer
 /// scaled queries), the keys q is scored exactly against (up to float rounding). Wrappers pass
 /// it on. For reference attention on the decoded cache.
 template <class C>

@@ -1,8 +1,9 @@
 #pragma once
 // Rows of codes scored against a 15-bit integer form of the query vectors: code_row_dots_i8's
 // (int8_dots.hpp) finer sibling, for key codecs whose scaled queries have channels of very
-// different sizes (kv::per_channel: q_c times the channel's scale), where int8 rounding would
-// cost accuracy.
+// different sizes (kv::per_channel: q_c times the channel's scale), where int8 rounding costs
+// accuracy; and kv::per_channel's scores on an int8 form too, for those who trade that accuracy
+// for time (channel_unit_dots_i8 below).
 //
 //   code_row_dots_i16  out[g * ld + r] = s_g * float(sum_i code_r[i] * q15_g[i])
 //
@@ -678,8 +679,8 @@ __m512i split_order() noexcept {
 // elements 8j, +2, +4, +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3,
 // +5, +7 (the high nibbles). Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv == 0
 // for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
-// whatever the bytes), then the bytes, which need no saturation: packs rather than a byte
-// conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
+// whatever the bytes), then the bytes, which need no saturation but that NaN's: packs rather than a
+// byte conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
 // 4 vectors, BM_integer_dots/i16/4/32). Not Wide: x times inv is q8, whose bytes go to hi64 alone.
 template <bool Wide, class Arch>
 [[gnu::always_inline]] inline void split64(const __m512 (&x)[4], __m512 inv, std::int32_t* hi64,
@@ -785,8 +786,8 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // Scores of 16 rows (`keep` masks the ones to store) for G <= 4 split vectors, n a multiple of
 // 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
 // (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast. `add`, when not
-// null, holds a term per vector added to its scores (channel_unit_dots_i16's constants). Not
-// Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read.
+// null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's constants).
+// Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read.
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
@@ -982,17 +983,6 @@ void dots_base(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
   dots_generic<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, grid);
 }
 
-// channel_unit_dots_i16 (grid15) or channel_unit_dots_i8 (grid8) without VNNI.
-template <class Arch>
-void channel_units_base(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
-                        std::size_t rows, std::size_t n, unsigned bits, bool blocked,
-                        const float* q, std::size_t nq, float* out, std::size_t ld,
-                        float grid) noexcept {
-  channel_units_generic<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
-                              &half_pairs<Arch>,
-                              [grid](auto... args) { dots_base<Arch>(args..., grid); });
-}
-
 }  // namespace detail::int16_dots
 
 /// code_row_dots_i16 without instructions beyond Arch's (no VNNI).
@@ -1004,26 +994,16 @@ void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::siz
   d::dots_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, d::grid15);
 }
 
-/// channel_unit_dots_i16 without instructions beyond Arch's (no VNNI).
-template <class Arch>
-void channel_unit_dots_i16_base(const std::uint8_t* units, std::size_t unit_bytes,
-                                std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
-                                bool blocked, const float* q, std::size_t nq, float* out,
-                                std::size_t ld) noexcept {
+/// channel_unit_dots_i16 (Wide) or channel_unit_dots_i8 without instructions beyond Arch's (no
+/// VNNI).
+template <bool Wide, class Arch>
+void channel_unit_dots_base(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                            std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                            const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  d::channel_units_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
-                              d::grid15);
-}
-
-/// channel_unit_dots_i8 without instructions beyond Arch's (no VNNI).
-template <class Arch>
-void channel_unit_dots_i8_base(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
-                               std::size_t rows, std::size_t n, unsigned bits, bool blocked,
-                               const float* q, std::size_t nq, float* out,
-                               std::size_t ld) noexcept {
-  namespace d = detail::int16_dots;
-  d::channel_units_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
-                              d::grid8);
+  d::channel_units_generic<Arch>(
+      units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld, &half_pairs<Arch>,
+      [](auto... args) { d::dots_base<Arch>(args..., Wide ? d::grid15 : d::grid8); });
 }
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
@@ -1038,33 +1018,19 @@ void code_row_dots_i16_vnni(const std::uint8_t* in, std::size_t stride, std::siz
   code_row_dots_i16_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
 }
 
-/// channel_unit_dots_i16 with AVX-512 VNNI (only on CPUs that have it).
-template <class Arch>
-void channel_unit_dots_i16_vnni(const std::uint8_t* units, std::size_t unit_bytes,
-                                std::size_t count, std::size_t rows, std::size_t n, unsigned bits,
-                                bool blocked, const float* q, std::size_t nq, float* out,
-                                std::size_t ld) noexcept {
+/// channel_unit_dots_i16 (Wide) or channel_unit_dots_i8 with AVX-512 VNNI (only on CPUs that
+/// have it).
+template <bool Wide, class Arch>
+void channel_unit_dots_vnni(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
+                            std::size_t rows, std::size_t n, unsigned bits, bool blocked,
+                            const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
   if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
-    return d::channel_units4_vnni<true, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
+    return d::channel_units4_vnni<Wide, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
                                               out, ld);
   }
-  channel_unit_dots_i16_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out,
-                                   ld);
-}
-
-/// channel_unit_dots_i8 with AVX-512 VNNI (only on CPUs that have it).
-template <class Arch>
-void channel_unit_dots_i8_vnni(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
-                               std::size_t rows, std::size_t n, unsigned bits, bool blocked,
-                               const float* q, std::size_t nq, float* out,
-                               std::size_t ld) noexcept {
-  namespace d = detail::int16_dots;
-  if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
-    return d::channel_units4_vnni<false, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
-                                               out, ld);
-  }
-  channel_unit_dots_i8_base<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld);
+  channel_unit_dots_base<Wide, Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out,
+                                     ld);
 }
 #endif
 
@@ -1143,19 +1109,19 @@ int16_dot_kernels make_int16_dot_kernels() noexcept {
       if (cpu_supports_avx512_vnni())
         return {&code_row_dots_i16_vnni<Arch>,
                 &code_row_dots_i16_base<Arch>,
-                &channel_unit_dots_i16_vnni<Arch>,
-                &channel_unit_dots_i16_base<Arch>,
-                &channel_unit_dots_i8_vnni<Arch>,
-                &channel_unit_dots_i8_base<Arch>,
+                &channel_unit_dots_vnni<true, Arch>,
+                &channel_unit_dots_base<true, Arch>,
+                &channel_unit_dots_vnni<false, Arch>,
+                &channel_unit_dots_base<false, Arch>,
                 true};
     }
 #endif
     return {&code_row_dots_i16_base<Arch>,
             &code_row_dots_i16_base<Arch>,
-            &channel_unit_dots_i16_base<Arch>,
-            &channel_unit_dots_i16_base<Arch>,
-            &channel_unit_dots_i8_base<Arch>,
-            &channel_unit_dots_i8_base<Arch>,
+            &channel_unit_dots_base<true, Arch>,
+            &channel_unit_dots_base<true, Arch>,
+            &channel_unit_dots_base<false, Arch>,
+            &channel_unit_dots_base<false, Arch>,
             false};
   }
 }

@@ -443,6 +443,65 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
     }
 }
 
+TEST_CASE("channel unit dots: a scaled query on the grid is scored exactly",
+          "[parity][integer_dots]") {
+  // Scales 1, offsets 0 and q = k s with integers |k| <= grid (one of them -grid): the form gives
+  // k back, so a score is s' sum(code k) with s' within an ulp or two of s. Pins each form's grid.
+  std::mt19937 rng(31);
+  namespace d = qcodec::simd::detail::int16_dots;
+  const std::size_t rows = 32, count = 2, nq = 3;
+  for (const unit_form& form : unit_forms())
+    for (unsigned bits : {2u, 4u, 8u})
+      for (std::size_t n : {64u, 128u}) {
+        const int grid = static_cast<int>(form.grid);
+        if (bits == 8 && form.grid * 255.0 * double(n) >= 2147483648.0) continue;
+        const std::size_t row_bytes = n * bits / 8, unit_bytes = 4 * n + rows * row_bytes;
+        std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
+        for (std::size_t u = 0; u < count; ++u)
+          for (std::size_t c = 0; c < n; ++c) {
+            const float pair[2] = {1.0f, 0.0f};
+            std::uint16_t h[2];
+            qcodec::ref::f32_to_f16(pair, 2, h);
+            std::memcpy(units.data() + u * unit_bytes + 4 * c, h, 4);
+          }
+        std::uniform_int_distribution<int> integer(-grid, grid);
+        const float s = 0.0173f;
+        std::vector<int> k(nq * n);
+        std::vector<float> q(nq * n);
+        for (std::size_t i = 0; i < nq * n; ++i) k[i] = i % n == 5 ? -grid : integer(rng);
+        for (std::size_t i = 0; i < nq * n; ++i) q[i] = static_cast<float>(k[i]) * s;
+        for (bool blocked : {false, true}) {
+          if (blocked && !d::blockable_rows<qcodec::simd::scalar>(bits, n, rows)) continue;
+          for (unit_kernel kernel : {form.fast, form.base}) {
+            INFO(form.name << " bits=" << bits << " n=" << n << " blocked=" << blocked);
+            const std::vector<float> got =
+                unit_scores(kernel, units, unit_bytes, count, rows, n, bits, blocked, q, nq);
+            for (std::size_t u = 0; u < count; ++u)
+              for (std::size_t t = 0; t < rows; ++t) {
+                const std::uint8_t* codes = units.data() + u * unit_bytes + 4 * n;
+                std::uint8_t plain[128];
+                const std::uint8_t* row = codes + t * row_bytes;
+                if (blocked) {
+                  d::unblock_row<qcodec::simd::scalar>(codes, n, t, plain);
+                  row = plain;
+                }
+                for (std::size_t g = 0; g < nq; ++g) {
+                  long sum = 0;
+                  for (std::size_t c = 0; c < n; ++c) {
+                    const unsigned code =
+                        (row[c * bits / 8] >> (c * bits % 8)) & ((1u << bits) - 1);
+                    sum += static_cast<long>(code) * k[g * n + c];
+                  }
+                  const double want = static_cast<double>(sum) * s;
+                  CHECK(std::fabs(got[g * (count * rows + 3) + u * rows + t] - want) <=
+                        4 * std::numeric_limits<float>::epsilon() * std::fabs(want) + 1e-30);
+                }
+              }
+          }
+        }
+      }
+}
+
 TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
           "[parity][integer_dots]") {
   // Against the decoded keys in double: the 15-bit (8-bit) query moves each term by at most
