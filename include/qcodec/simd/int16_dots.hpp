@@ -665,20 +665,12 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 #define QCODEC_INT16_VNNI_TARGET __attribute__((target("avx512vnni")))
 #define QCODEC_INT16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_INT16_VNNI_TARGET
 
-// The order of the split below within each 16 elements: lane j takes element split_lanes[j]
-// (8j..8j+7 of a row's codes are the low and high nibbles of its bytes 4j..4j+3).
-inline constexpr std::int32_t split_lanes[16] = {0, 2,  4,  6,  1, 3,  5,  7,
-                                                 8, 10, 12, 14, 9, 11, 13, 15};
-template <class Arch>
-__m512i split_order() noexcept {
-  return _mm512_loadu_si512(split_lanes);
-}
-
-// The bytes of 64 elements' q15 (x, 16 elements each in split_order, times inv, converted), into
+// The bytes of 64 elements' q15 (x, 16 elements each, in order, times inv, converted), into
 // hi = q15 >> 7 and lo = q15 & 127 at hi64, lo64: per 8 elements 8j..8j+7, the dword of
 // elements 8j, +2, +4, +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3,
-// +5, +7 (the high nibbles). Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv == 0
-// for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
+// +5, +7 (the high nibbles): the bytes in order, then one byte shuffle (cheaper than a permute
+// of every vector of products before). Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv
+// == 0 for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
 // whatever the bytes), then the bytes, which need no saturation but that NaN's: packs rather than a
 // byte conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
 // 4 vectors, BM_integer_dots/i16/4/32). Not Wide: x times inv is q8, whose bytes go to hi64 alone.
@@ -690,16 +682,21 @@ template <bool Wide, class Arch>
   // The packs leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts it at
   // dword 4p + L, where the byte conversion of each k[p] in turn would have put it.
   const __m512i dwords = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  // In each 8 bytes: the even elements, then the odd ones.
+  const __m512i nibbles = _mm512_set4_epi32(0x0F0D0B09, 0x0E0C0A08, 0x07050301, 0x06040200);
+  const auto store = [&](std::int32_t* to, __m512i bytes) {
+    _mm512_storeu_si512(to, _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, bytes), nibbles));
+  };
   const __m512i w01 = _mm512_packs_epi32(k[0], k[1]), w23 = _mm512_packs_epi32(k[2], k[3]);
   if constexpr (!Wide) {  // q8 itself, in hi64
-    _mm512_storeu_si512(hi64, _mm512_permutexvar_epi32(dwords, _mm512_packs_epi16(w01, w23)));
+    store(hi64, _mm512_packs_epi16(w01, w23));
     return;
   }
   const __m512i low7 = _mm512_set1_epi16(127);
   const __m512i h = _mm512_packs_epi16(_mm512_srai_epi16(w01, 7), _mm512_srai_epi16(w23, 7));
   const __m512i l = _mm512_packs_epi16(_mm512_and_si512(w01, low7), _mm512_and_si512(w23, low7));
-  _mm512_storeu_si512(hi64, _mm512_permutexvar_epi32(dwords, h));
-  _mm512_storeu_si512(lo64, _mm512_permutexvar_epi32(dwords, l));
+  store(hi64, h);
+  store(lo64, l);
 }
 
 // The vectors' q15 (gn <= 4 of them, x_g = q_g c) split into bytes hi and lo (split64); vector
@@ -725,14 +722,12 @@ void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn
     m[g] = _mm512_reduce_max_ps(mg);
     finite[g] = bad == 0;
   }
-  const __m512i order = split_order<Arch>();
   for (std::size_t g = 0; g < gn; ++g) {
     const int8_dots::int8_form f = int8_dots::form_from<Arch>(m[g], finite[g], grid15);
     scale[g] = f.scale;
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 x[4];
-      for (std::size_t p = 0; p < 4; ++p)
-        x[p] = _mm512_permutexvar_ps(order, load(q + g * n, i + 16 * p));
+      for (std::size_t p = 0; p < 4; ++p) x[p] = load(q + g * n, i + 16 * p);
       split64<true, Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
                           lo + g * (max_n / 4) + i / 4);
     }
@@ -750,6 +745,24 @@ template <class Arch>
   const __m512i t = max_of(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
   const __m512i u = max_of(t, _mm512_shuffle_i32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
   return max_of(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+// fold16 of each of four vectors, lane g for v[g], in fold16's order (so the same bits): lanes
+// l and l + 8 added, then + 4, + 2, + 1, the four vectors together.
+template <class Arch>
+[[gnu::always_inline]] inline __m128 fold4(const __m512 (&v)[4]) noexcept {
+  __m512 t[2];
+  for (std::size_t p = 0; p < 2; ++p)  // [v[2p] lanes l + (l + 8) | v[2p + 1]'s], l < 8
+    t[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xEE));
+  // 128-bit block g: v[g]'s l + (l + 4), l < 4
+  const __m512 u =
+      _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], 0x88), _mm512_shuffle_f32x4(t[0], t[1], 0xDD));
+  const __m512 w = _mm512_add_ps(u, _mm512_shuffle_ps(u, u, 0x4E));  // l + (l + 2), l < 2
+  const __m512 f = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0xB1));  // lane 0 of each block
+  // Lane 0 of blocks 0..3 to lanes 0..3.
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), f));
 }
 
 // Dword j (of eight: the 32 bytes of 64 elements) of 16 rows, one row per lane. Registers
@@ -787,7 +800,10 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // 64: per dword of the rows, its low nibbles (elements 8j, +2, +4, +6) and high nibbles
 // (8j+1, +3, +5, +7) against four bytes of each vector's hi and lo, broadcast. `add`, when not
 // null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's constants).
-// Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read.
+// Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read; the
+// high nibbles' products go to a second sum (al) so that 2G dependency chains run, not G
+// (vpdpbusd: latency 4, two a cycle on Zen 4; key scores 0.94x the time with int8 queries,
+// BM_integer_dots/units8/4).
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
@@ -811,8 +827,10 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
       for (std::size_t g = 0; g < G; ++g) {
         const std::int32_t* hg = hi + g * (max_n / 4);
         ah[g] = _mm512_dpbusd_epi32(ah[g], even, _mm512_set1_epi32(hg[e]));
-        ah[g] = _mm512_dpbusd_epi32(ah[g], odd, _mm512_set1_epi32(hg[e + 1]));
-        if constexpr (Wide) {
+        if constexpr (!Wide) {
+          al[g] = _mm512_dpbusd_epi32(al[g], odd, _mm512_set1_epi32(hg[e + 1]));
+        } else {
+          ah[g] = _mm512_dpbusd_epi32(ah[g], odd, _mm512_set1_epi32(hg[e + 1]));
           const std::int32_t* lg = lo + g * (max_n / 4);
           al[g] = _mm512_dpbusd_epi32(al[g], even, _mm512_set1_epi32(lg[e]));
           al[g] = _mm512_dpbusd_epi32(al[g], odd, _mm512_set1_epi32(lg[e + 1]));
@@ -821,7 +839,8 @@ QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride,
     }
   }
   for (std::size_t g = 0; g < G; ++g) {
-    const __m512i sum = Wide ? _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g]) : ah[g];
+    const __m512i sum = Wide ? _mm512_add_epi32(_mm512_slli_epi32(ah[g], 7), al[g])
+                             : _mm512_add_epi32(ah[g], al[g]);
     __m512 score = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
     if (add != nullptr) score = _mm512_add_ps(unfused<Arch>(score), _mm512_set1_ps(add[g]));
     _mm512_mask_storeu_ps(out + g * ld, keep, score);
@@ -870,36 +889,36 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 
 // One unit's split of G query vectors (split_queries with c = the unit's scales), their scales
 // and their constant terms (offset_dot). The unit's pairs are converted once for all the vectors:
-// a word permute gives the scales in split_order and the offsets in element order. The products
-// x = q c wait in x for the vectors' maxima, which are reduced together and take one division.
+// a word permute gives the scales, then the offsets. The products x = q c wait in x for the
+// vectors' maxima, which are reduced together and take one division; the constants are folded
+// together too.
 template <std::size_t G, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q, std::size_t n,
                                          std::int32_t* hi, std::int32_t* lo, float* scale,
                                          float* constant) noexcept {
-  // Words of 16 pairs: the scale of element split_lanes[j] (word 2 split_lanes[j]), then the
-  // offsets (the odd words) in order.
+  // Words of 16 pairs: the scales (the even words), then the offsets (the odd words).
   static constexpr auto words = [] {
     std::array<std::uint16_t, 32> w{};
-    for (std::size_t j = 0; j < 16; ++j) {
-      w[j] = static_cast<std::uint16_t>(2 * split_lanes[j]);
-      w[16 + j] = static_cast<std::uint16_t>(2 * j + 1);
-    }
+    for (std::size_t j = 0; j < 32; ++j)
+      w[j] = static_cast<std::uint16_t>(j < 16 ? 2 * j : 2 * j - 31);
     return w;
   }();
-  const __m512i pair_order = _mm512_loadu_si512(words.data()), order = split_order<Arch>();
+  const __m512i pair_order = _mm512_loadu_si512(words.data());
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
   alignas(64) float x[G][max_n];
   __m512i bits[4];
-  __m512 lanes[G];
-  for (std::size_t g = 0; g < 4; ++g) bits[g] = _mm512_setzero_si512();
-  for (std::size_t g = 0; g < G; ++g) lanes[g] = _mm512_setzero_ps();
+  __m512 lanes[4];
+  for (std::size_t g = 0; g < 4; ++g) {
+    bits[g] = _mm512_setzero_si512();
+    lanes[g] = _mm512_setzero_ps();
+  }
   for (std::size_t i = 0; i < n; i += 16) {
     const __m512i w = _mm512_permutexvar_epi16(pair_order, _mm512_loadu_si512(pairs + 4 * i));
     const __m512 s = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
     const __m512 o = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
     for (std::size_t g = 0; g < G; ++g) {
       const __m512 qg = _mm512_loadu_ps(q + g * n + i);
-      const __m512 xg = _mm512_mul_ps(_mm512_permutexvar_ps(order, qg), s);
+      const __m512 xg = _mm512_mul_ps(qg, s);
       _mm512_store_ps(x[g] + i, xg);
       // The bits of |x| order as |x| does, NaN and infinities above every finite float.
       bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
@@ -911,9 +930,11 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
   alignas(64) float invs[16], scales[16];
   _mm512_store_ps(invs, inv);
   _mm512_store_ps(scales, qscale);
+  alignas(64) float constants[4];
+  _mm_store_ps(constants, fold4<Arch>(lanes));
   for (std::size_t g = 0; g < G; ++g) {
     scale[g] = scales[g];
-    constant[g] = fold16<Arch>(lanes[g]);
+    constant[g] = constants[g];
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 xs[4];
       for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x[g] + i + 16 * p);
