@@ -39,7 +39,7 @@
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
 // q8 is one such product, and its split packs one byte per element instead of two.
 // Without VNNI (and for 2- and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
-// vpmaddwd. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
+// vpmaddwd, and 4-bit codes as bytes by q8 with vpmaddubsw. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
 // whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
 
 #include <qcodec/simd/affine.hpp>
@@ -659,6 +659,107 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
     });
   }
 }
+
+// The int8 form (grid8) of 4-bit rows without VNNI: vpmaddubsw multiplies a row's codes (u8) by
+// the query's bytes (s8) and adds pairs, where the 15-bit form's vpmaddwd takes words. Per 32
+// elements a row's 16 bytes give the even elements (low nibbles) and the odd ones (high), and the
+// query is split alike (split_bytes4); a register holds two rows, one per 128-bit half, so that
+// two vphaddd give both rows' scores. |two products| <= 2 * 15 * 127, so the pairs' sums and the
+// sum of the even and odd ones fit 16 bits.
+
+// q8 of one vector for 4-bit rows: per 32 elements, the bytes of the 16 even elements, then of
+// the 16 odd ones (non-finite vectors as in split_words: inv == 0, NaN products, whatever bytes).
+template <class Arch>
+void split_bytes4(const float* q, const float* c, std::size_t n, float form_inv,
+                  std::int8_t* bytes) noexcept {
+  const __m256 inv = _mm256_set1_ps(form_inv);
+  // The packs below leave dword 4L + k holding lanes 4L..4L+3 of e[k]: element order.
+  const __m256i dwords = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // In each 128-bit lane: the even bytes, then the odd ones.
+  const __m256i deal = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2,
+                                        4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (std::size_t i = 0; i < n; i += 32) {
+    __m256i e[4];
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t k = 0; k < 4; ++k) e[k] = q15_lanes<Arch>(q, c, i + 8 * k, inv);
+    const __m256i b =
+        _mm256_packs_epi16(_mm256_packs_epi32(e[0], e[1]), _mm256_packs_epi32(e[2], e[3]));
+    const __m256i dealt = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(b, dwords), deal);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bytes + i),
+                       _mm256_permute4x64_epi64(dealt, 0xD8));
+  }
+}
+
+// Scores of T <= 2 rows of 4-bit codes for G <= 4 vectors (bytes: [G][n], split_bytes4).
+template <std::size_t G, std::size_t T, std::size_t N, class Arch>
+void maddubs_rows4(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n,
+                   const std::int8_t* bytes, const float* scale, float* out,
+                   std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : runtime_n;
+  const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  __m256i acc[4];
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t g = 0; g < 4; ++g) acc[g] = _mm256_setzero_si256();
+  QCODEC_UNROLL_REGISTERS
+  for (std::size_t i = 0; i < n; i += 32) {
+    const __m128i row0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i / 2));
+    const __m128i row1 =
+        T == 2 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + stride + i / 2))
+               : _mm_setzero_si128();
+    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(row0), row1, 1);
+    const __m256i even = _mm256_and_si256(x, low4);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
+    QCODEC_UNROLL_REGISTERS
+    for (std::size_t g = 0; g < G; ++g) {
+      const auto* b = reinterpret_cast<const __m128i*>(bytes + g * n + i);
+      const __m256i pairs =
+          _mm256_add_epi16(_mm256_maddubs_epi16(even, _mm256_broadcastsi128_si256(b[0])),
+                           _mm256_maddubs_epi16(odd, _mm256_broadcastsi128_si256(b[1])));
+      acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(pairs, ones));
+    }
+  }
+  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row 0 in the low half and
+  // row 1 in the high one.
+  const __m256i sums =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+  const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
+                                  scale[2], scale[3]);
+  alignas(32) float v[8];
+  _mm256_store_ps(v, _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums)));
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
+}
+
+// 4-bit rows on the int8 grid, n a multiple of 64 (<= max_n).
+template <class Arch>
+void dots_maddubs4(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+                   const float* q, const float* c, std::size_t nq, float* out,
+                   std::size_t ld) noexcept {
+  alignas(32) std::int8_t bytes[4 * max_n];
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    rows::with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      float scale[4] = {}, inv[4];
+      query_forms<G, Arch>(q + g0 * n, c, n, grid8, scale, inv);
+      for (std::size_t g = 0; g < G; ++g)
+        split_bytes4<Arch>(q + (g0 + g) * n, c, n, inv[g], bytes + g * n);
+      float* og = out + g0 * ld;
+      const auto run = [&](auto length) {
+        constexpr std::size_t N = decltype(length)::value;
+        std::size_t r = 0;
+        for (; r + 2 <= rows; r += 2) {
+          _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
+          maddubs_rows4<G, 2, N, Arch>(in + r * stride, stride, n, bytes, scale, og + r, ld);
+        }
+        if (r < rows)
+          maddubs_rows4<G, 1, N, Arch>(in + r * stride, stride, n, bytes, scale, og + r, ld);
+      };
+      if (n == 64) return run(std::integral_constant<std::size_t, 64>{});
+      if (n == 128) return run(std::integral_constant<std::size_t, 128>{});
+      run(std::integral_constant<std::size_t, 0>{});
+    });
+  }
+}
 #endif  // XSIMD_WITH_AVX2
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
@@ -994,6 +1095,8 @@ void dots_base(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
     if (whole && bits == 2) return dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 4 && grid == grid8)
+      return dots_maddubs4<Arch>(in, stride, rows, n, q, c, nq, out, ld);
     if (whole && bits == 4) return dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
     if (whole && bits == 8) return dots_madd<8, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
   }
