@@ -39,8 +39,9 @@
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
 // q8 is one such product, and its split packs one byte per element instead of two.
 // Without VNNI (and for 2- and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
-// vpmaddwd, and 4-bit codes as bytes by q8 with vpmaddubsw. Elsewhere 2- and 4-bit rows go through the float row kernel in chunks of 64 elements,
-// whose sums (<= 15 * 16383 * 64 < 2^24) are exact in float; other widths take a generic loop.
+// vpmaddwd, and 4-bit codes by q8 as bytes with vpmaddubsw. Elsewhere 2- and 4-bit rows go
+// through the float row kernel in chunks of 64 elements, whose sums (<= 15 * 16383 * 64 < 2^24)
+// are exact in float; other widths take a generic loop.
 
 #include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/int8_dots.hpp>
@@ -328,8 +329,9 @@ void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t r
 }
 
 #if XSIMD_WITH_AVX2
-// AVX2 (and AVX-512 without VNNI; 2-bit rows further below, with VNNI too), 4- and 8-bit rows,
-// n a multiple of 64: 16-bit codes times 16-bit q15 with vpmaddwd (pair sums <= 2 * 255 * 16383,
+// AVX2 (and AVX-512 without VNNI; 2-bit rows and 4-bit rows on the int8 grid further below,
+// 2-bit rows with VNNI too), 4- and 8-bit rows, n a multiple of 64: 16-bit codes times 16-bit q15
+// with vpmaddwd (pair sums <= 2 * 255 * 16383,
 // no overflow), 64 elements of a row per step. 4 bits: a row's 16 words w each hold the codes
 // of elements 4w .. 4w + 3, which shifts turn into four vectors of 16-bit codes; the query is
 // stored to match (split_words). 8 bits: 64 bytes zero-extended, the query in natural order
@@ -570,6 +572,21 @@ inline void in_order(V& v) noexcept {
 #endif
 }
 
+// The scores of T <= 2 rows for G <= 4 vectors from acc[g], row 0 in the low 128 bits and row 1
+// in the high ones: per 128-bit half after two vphaddd, the sums of vectors 0..3.
+template <std::size_t G, std::size_t T, class Arch>
+void store_row_pairs(const __m256i (&acc)[4], const float* scale, float* out,
+                     std::size_t ld) noexcept {
+  const __m256i sums =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+  const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
+                                  scale[2], scale[3]);
+  alignas(32) float v[8];
+  _mm256_store_ps(v, _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums)));
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
+}
+
 // Scores of T <= 2 rows of 2-bit codes for G <= 4 vectors (words: [G][2n], split_words2).
 template <std::size_t G, std::size_t T, std::size_t N, class Arch>
 void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_n,
@@ -599,73 +616,16 @@ void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_
       }
     }
   }
-  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row t in the low half and
-  // row t + 1 in the high one.
-  const __m256i sums =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-  const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
-                                  scale[2], scale[3]);
-  alignas(32) float v[8];
-  _mm256_store_ps(v, _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums)));
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
-}
-
-// Bits = 2, 4 or 8, n a multiple of 64 (<= max_n).
-template <unsigned Bits, class Arch>
-void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-               const float* q, const float* c, std::size_t nq, float* out, std::size_t ld,
-               float grid) noexcept {
-  static_assert(Bits == 2 || Bits == 4 || Bits == 8);
-  constexpr std::size_t spread = Bits == 2 ? 2 : 1;  // words of query per element
-  alignas(32) std::int16_t words[4 * spread * max_n];
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    rows::with_group(nq - g0, [&](auto group) {
-      constexpr std::size_t G = decltype(group)::value;
-      float scale[4] = {}, inv[4];
-      query_forms<G, Arch>(q + g0 * n, c, n, grid, scale, inv);
-      for (std::size_t g = 0; g < G; ++g) {
-        const float* qg = q + (g0 + g) * n;
-        std::int16_t* wg = words + g * spread * n;
-        if constexpr (Bits == 2) {
-          split_words2<Arch>(qg, c, n, inv[g], wg);
-        } else if constexpr (Bits == 4) {
-          split_words<Arch>(qg, c, n, inv[g], wg);
-        } else {
-          natural_words<Arch>(qg, c, n, inv[g], wg);
-        }
-      }
-      float* og = out + g0 * ld;
-      const auto run = [&](auto length) {
-        constexpr std::size_t N = decltype(length)::value;
-        const auto step = [&](auto rows_now, std::size_t r) {
-          constexpr std::size_t T = decltype(rows_now)::value;
-          if constexpr (Bits == 2) {
-            madd_rows2<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
-          } else {
-            madd_rows<Bits, G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
-          }
-        };
-        std::size_t r = 0;
-        for (; r + 2 <= rows; r += 2) {
-          _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
-          step(std::integral_constant<std::size_t, 2>{}, r);
-        }
-        if (r < rows) step(std::integral_constant<std::size_t, 1>{}, r);
-      };
-      if (n == 64) return run(std::integral_constant<std::size_t, 64>{});
-      if (n == 128) return run(std::integral_constant<std::size_t, 128>{});
-      run(std::integral_constant<std::size_t, 0>{});
-    });
-  }
+  store_row_pairs<G, T, Arch>(acc, scale, out, ld);
 }
 
 // The int8 form (grid8) of 4-bit rows without VNNI: vpmaddubsw multiplies a row's codes (u8) by
 // the query's bytes (s8) and adds pairs, where the 15-bit form's vpmaddwd takes words. Per 32
 // elements a row's 16 bytes give the even elements (low nibbles) and the odd ones (high), and the
 // query is split alike (split_bytes4); a register holds two rows, one per 128-bit half, so that
-// two vphaddd give both rows' scores. |two products| <= 2 * 15 * 127, so the pairs' sums and the
-// sum of the even and odd ones fit 16 bits.
+// two vphaddd give both rows' scores. |two products| <= 2 * 15 * 128 (128: the bytes of a vector
+// that is not finite, whose scores are NaN anyway), so the pairs' sums and the sum of the even and
+// odd ones (<= 7680) fit 16 bits without saturating.
 
 // q8 of one vector for 4-bit rows: per 32 elements, the bytes of the 16 even elements, then of
 // the 16 odd ones (non-finite vectors as in split_words: inv == 0, NaN products, whatever bytes).
@@ -673,7 +633,8 @@ template <class Arch>
 void split_bytes4(const float* q, const float* c, std::size_t n, float form_inv,
                   std::int8_t* bytes) noexcept {
   const __m256 inv = _mm256_set1_ps(form_inv);
-  // The packs below leave dword 4L + k holding lanes 4L..4L+3 of e[k]: element order.
+  // The packs below leave dword 4L + k holding lanes 4L..4L+3 of e[k]; this puts it at dword
+  // 2k + L, in element order.
   const __m256i dwords = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   // In each 128-bit lane: the even bytes, then the odd ones.
   const __m256i deal = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2,
@@ -718,41 +679,56 @@ void maddubs_rows4(const std::uint8_t* in, std::size_t stride, std::size_t runti
       acc[g] = _mm256_add_epi32(acc[g], _mm256_madd_epi16(pairs, ones));
     }
   }
-  // Per 128-bit half after two vphaddd: the sums of vectors 0..3, row 0 in the low half and
-  // row 1 in the high one.
-  const __m256i sums =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-  const __m256 s = _mm256_setr_ps(scale[0], scale[1], scale[2], scale[3], scale[0], scale[1],
-                                  scale[2], scale[3]);
-  alignas(32) float v[8];
-  _mm256_store_ps(v, _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums)));
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t t = 0; t < T; ++t) out[g * ld + t] = v[4 * t + g];
+  store_row_pairs<G, T, Arch>(acc, scale, out, ld);
 }
 
-// 4-bit rows on the int8 grid, n a multiple of 64 (<= max_n).
-template <class Arch>
-void dots_maddubs4(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
-                   const float* q, const float* c, std::size_t nq, float* out,
-                   std::size_t ld) noexcept {
-  alignas(32) std::int8_t bytes[4 * max_n];
+// Bits = 2, 4 or 8, n a multiple of 64 (<= max_n); Bytes: 4-bit rows on the int8 grid
+// (maddubs_rows4).
+template <unsigned Bits, bool Bytes, class Arch>
+void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
+               const float* q, const float* c, std::size_t nq, float* out, std::size_t ld,
+               float grid) noexcept {
+  static_assert((Bits == 2 || Bits == 4 || Bits == 8) && (!Bytes || Bits == 4));
+  constexpr std::size_t spread = Bits == 2 ? 2 : 1;  // words of query per element
+  alignas(32) std::int16_t words[4 * spread * max_n];
+  std::int8_t* bytes = reinterpret_cast<std::int8_t*>(words);  // Bytes: [4][n]
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       float scale[4] = {}, inv[4];
-      query_forms<G, Arch>(q + g0 * n, c, n, grid8, scale, inv);
-      for (std::size_t g = 0; g < G; ++g)
-        split_bytes4<Arch>(q + (g0 + g) * n, c, n, inv[g], bytes + g * n);
+      query_forms<G, Arch>(q + g0 * n, c, n, grid, scale, inv);
+      for (std::size_t g = 0; g < G; ++g) {
+        const float* qg = q + (g0 + g) * n;
+        std::int16_t* wg = words + g * spread * n;
+        if constexpr (Bytes) {
+          split_bytes4<Arch>(qg, c, n, inv[g], bytes + g * n);
+        } else if constexpr (Bits == 2) {
+          split_words2<Arch>(qg, c, n, inv[g], wg);
+        } else if constexpr (Bits == 4) {
+          split_words<Arch>(qg, c, n, inv[g], wg);
+        } else {
+          natural_words<Arch>(qg, c, n, inv[g], wg);
+        }
+      }
       float* og = out + g0 * ld;
       const auto run = [&](auto length) {
         constexpr std::size_t N = decltype(length)::value;
+        const auto step = [&](auto rows_now, std::size_t r) {
+          constexpr std::size_t T = decltype(rows_now)::value;
+          if constexpr (Bytes) {
+            maddubs_rows4<G, T, N, Arch>(in + r * stride, stride, n, bytes, scale, og + r, ld);
+          } else if constexpr (Bits == 2) {
+            madd_rows2<G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+          } else {
+            madd_rows<Bits, G, T, N, Arch>(in + r * stride, stride, n, words, scale, og + r, ld);
+          }
+        };
         std::size_t r = 0;
         for (; r + 2 <= rows; r += 2) {
           _mm_prefetch(reinterpret_cast<const char*>(in + (r + 24) * stride), _MM_HINT_T0);
-          maddubs_rows4<G, 2, N, Arch>(in + r * stride, stride, n, bytes, scale, og + r, ld);
+          step(std::integral_constant<std::size_t, 2>{}, r);
         }
-        if (r < rows)
-          maddubs_rows4<G, 1, N, Arch>(in + r * stride, stride, n, bytes, scale, og + r, ld);
+        if (r < rows) step(std::integral_constant<std::size_t, 1>{}, r);
       };
       if (n == 64) return run(std::integral_constant<std::size_t, 64>{});
       if (n == 128) return run(std::integral_constant<std::size_t, 128>{});
@@ -903,8 +879,7 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's constants).
 // Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not read; the
 // high nibbles' products go to a second sum (al) so that 2G dependency chains run, not G
-// (vpdpbusd: latency 4, two a cycle on Zen 4; key scores 0.94x the time with int8 queries,
-// BM_integer_dots/units8/4).
+// (vpdpbusd: latency 4, two a cycle on Zen 4).
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void rows16(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                      const std::int32_t* hi, const std::int32_t* lo,
@@ -1094,11 +1069,14 @@ void dots_base(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
   const bool whole = n % 64 == 0 && n <= max_n;
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if (whole && bits == 2) return dots_madd<2, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
-    if (whole && bits == 4 && grid == grid8)
-      return dots_maddubs4<Arch>(in, stride, rows, n, q, c, nq, out, ld);
-    if (whole && bits == 4) return dots_madd<4, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
-    if (whole && bits == 8) return dots_madd<8, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 2)
+      return dots_madd<2, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 4 && grid == grid8)  // the int8 form: bytes
+      return dots_madd<4, true, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 4)
+      return dots_madd<4, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 8)
+      return dots_madd<8, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
   }
 #endif
   if (whole && (bits == 2 || bits == 4)) {
