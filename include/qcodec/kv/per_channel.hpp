@@ -126,7 +126,7 @@ class per_channel {
     load_scales(unit, scale, offset);
     for (std::size_t c = 0; c < d_; ++c) x[c] = q[c] * scale[c];
     const auto f = simd::detail::int8_dots::form_of<simd::scalar>(
-        x, d_, Query == query_format::i16 ? d::grid15 : d::grid8);
+        x, d_, d::grid_of(Query == query_format::i16));
     for (std::size_t c = 0; c < d_; ++c) {
       if (f.inv == 0.0f) {  // scores are 0 (zero or tiny x) or NaN (x not finite)
         scale[c] = std::isnan(f.scale) ? f.scale : scale[c];

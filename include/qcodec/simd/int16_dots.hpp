@@ -70,6 +70,8 @@ namespace detail::int16_dots {
 inline constexpr float grid15 = 16383.0f;
 // channel_unit_dots_i8's: the int8 form of int8_dots.hpp, of the products.
 inline constexpr float grid8 = 127.0f;
+// The grid of the 15-bit form (Wide) or of the int8 one.
+constexpr float grid_of(bool wide) noexcept { return wide ? grid15 : grid8; }
 // Longest row the vector paths take (the query's integer copy lives on the stack).
 inline constexpr std::size_t max_n = 512;
 // Longest row whose integer query the generic loop keeps on the stack (per_channel's largest).
@@ -227,7 +229,7 @@ void with_plain_rows(const std::uint8_t* codes, bool blocked, unsigned bits, std
 }
 
 // channel_unit_dots_i16 (or _i8) as pairs + code_row_dots_i16 (on grid8 for _i8) + constants,
-// unit by unit: the portable form (pairs and dots: half_pairs<Arch>, dots_base<Arch>) and the
+// unit by unit: the portable form (pairs and dots: half_pairs<Arch>, dots_base<Wide, Arch>) and the
 // oracle (ref::half_pairs, dots_generic<scalar>) differ only in those two.
 template <class Arch, class Pairs, class Dots>
 void channel_units_generic(const std::uint8_t* units, std::size_t unit_bytes, std::size_t count,
@@ -572,6 +574,16 @@ inline void in_order(V& v) noexcept {
 #endif
 }
 
+// 16 bytes of a row in the low 128 bits and those of the next row (zeros when T == 1) in the high
+// ones, for the kernels below that score two rows per register.
+template <std::size_t T, class Arch>
+__m256i row_pair(const std::uint8_t* row, std::size_t stride) noexcept {
+  const __m128i row0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row));
+  const __m128i row1 = T == 2 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + stride))
+                              : _mm_setzero_si128();
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(row0), row1, 1);
+}
+
 // The scores of T <= 2 rows for G <= 4 vectors from acc[g], row 0 in the low 128 bits and row 1
 // in the high ones: per 128-bit half after two vphaddd, the sums of vectors 0..3.
 template <std::size_t G, std::size_t T, class Arch>
@@ -598,11 +610,7 @@ void madd_rows2(const std::uint8_t* in, std::size_t stride, std::size_t runtime_
   for (std::size_t g = 0; g < 4; ++g) acc[g] = _mm256_setzero_si256();
   QCODEC_UNROLL_REGISTERS
   for (std::size_t i = 0; i < n; i += 64) {
-    const __m128i row0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i / 4));
-    const __m128i row1 =
-        T == 2 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + stride + i / 4))
-               : _mm_setzero_si128();
-    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(row0), row1, 1);
+    const __m256i x = row_pair<T, Arch>(in + i / 4, stride);
     // One vector of codes at a time, for every query vector: 7 registers live.
     QCODEC_UNROLL_REGISTERS
     for (std::size_t k = 0; k < 8; ++k) {
@@ -663,11 +671,7 @@ void maddubs_rows4(const std::uint8_t* in, std::size_t stride, std::size_t runti
   for (std::size_t g = 0; g < 4; ++g) acc[g] = _mm256_setzero_si256();
   QCODEC_UNROLL_REGISTERS
   for (std::size_t i = 0; i < n; i += 32) {
-    const __m128i row0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i / 2));
-    const __m128i row1 =
-        T == 2 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + stride + i / 2))
-               : _mm_setzero_si128();
-    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(row0), row1, 1);
+    const __m256i x = row_pair<T, Arch>(in + i / 2, stride);
     const __m256i even = _mm256_and_si256(x, low4);
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
     QCODEC_UNROLL_REGISTERS
@@ -1002,7 +1006,7 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
     }
   }
   __m512 inv, qscale;
-  int8_dots::forms16<Arch>(max4<Arch>(bits), Wide ? grid15 : grid8, inv, qscale);
+  int8_dots::forms16<Arch>(max4<Arch>(bits), grid_of(Wide), inv, qscale);
   alignas(64) float invs[16], scales[16];
   _mm512_store_ps(invs, inv);
   _mm512_store_ps(scales, qscale);
@@ -1061,20 +1065,20 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
 #undef QCODEC_INT16_VNNI_TARGET
 #endif
 
-// code_row_dots_i16 without instructions beyond Arch's (no VNNI), on either grid.
-template <class Arch>
+// code_row_dots_i16 without instructions beyond Arch's (no VNNI), on the 15-bit grid (Wide) or
+// the int8 one.
+template <bool Wide, class Arch>
 void dots_base(const std::uint8_t* in, std::size_t stride, std::size_t rows, std::size_t n,
                unsigned bits, const float* q, const float* c, std::size_t nq, float* out,
-               std::size_t ld, float grid) noexcept {
+               std::size_t ld) noexcept {
+  constexpr float grid = grid_of(Wide);
   const bool whole = n % 64 == 0 && n <= max_n;
 #if XSIMD_WITH_AVX2
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
     if (whole && bits == 2)
       return dots_madd<2, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
-    if (whole && bits == 4 && grid == grid8)  // the int8 form: bytes
-      return dots_madd<4, true, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
-    if (whole && bits == 4)
-      return dots_madd<4, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
+    if (whole && bits == 4)  // the int8 form as bytes
+      return dots_madd<4, !Wide, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
     if (whole && bits == 8)
       return dots_madd<8, false, Arch>(in, stride, rows, n, q, c, nq, out, ld, grid);
   }
@@ -1092,8 +1096,7 @@ template <class Arch>
 void code_row_dots_i16_base(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                             std::size_t n, unsigned bits, const float* q, const float* c,
                             std::size_t nq, float* out, std::size_t ld) noexcept {
-  namespace d = detail::int16_dots;
-  d::dots_base<Arch>(in, stride, rows, n, bits, q, c, nq, out, ld, d::grid15);
+  detail::int16_dots::dots_base<true, Arch>(in, stride, rows, n, bits, q, c, nq, out, ld);
 }
 
 /// channel_unit_dots_i16 (Wide) or channel_unit_dots_i8 without instructions beyond Arch's (no
@@ -1103,9 +1106,8 @@ void channel_unit_dots_base(const std::uint8_t* units, std::size_t unit_bytes, s
                             std::size_t rows, std::size_t n, unsigned bits, bool blocked,
                             const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
-  d::channel_units_generic<Arch>(
-      units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld, &half_pairs<Arch>,
-      [](auto... args) { d::dots_base<Arch>(args..., Wide ? d::grid15 : d::grid8); });
+  d::channel_units_generic<Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out, ld,
+                                 &half_pairs<Arch>, &d::dots_base<Wide, Arch>);
 }
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
