@@ -967,15 +967,21 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
   }
 }
 
-// One unit's split of G query vectors (split_queries with c = the unit's scales), their scales
-// and their constant terms (offset_dot). The unit's pairs are converted once for all the vectors:
-// a word permute gives the scales, then the offsets. The products x = q c wait in x for the
-// vectors' maxima, which are reduced together and take one division; the constants are folded
-// together too.
+// A unit's forms for G query vectors: lane g of inv and scale is vector g's, and lane g of
+// constants its constant term (offset_dot).
+struct unit_forms {
+  __m512 inv, scale;
+  __m128 constants;
+};
+
+// The first half of one unit's split of G query vectors (split_queries with c = the unit's
+// scales): the products x = q c, stored at x[g * n], their forms and the constant terms. The
+// unit's pairs are converted once for all the vectors: a word permute gives the scales, then the
+// offsets. The vectors' maxima are reduced together and take one division; the constants are
+// folded together too.
 template <std::size_t G, bool Wide, class Arch>
-QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float* q, std::size_t n,
-                                         std::int32_t* hi, std::int32_t* lo, float* scale,
-                                         float* constant) noexcept {
+QCODEC_INT16_VNNI_INLINE unit_forms scale_unit(const std::uint8_t* pairs, const float* q,
+                                               std::size_t n, float* x) noexcept {
   // Words of 16 pairs: the scales (the even words), then the offsets (the odd words).
   static constexpr auto words = [] {
     std::array<std::uint16_t, 32> w{};
@@ -985,7 +991,6 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
   }();
   const __m512i pair_order = _mm512_loadu_si512(words.data());
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
-  alignas(64) float x[G][max_n];
   __m512i bits[4];
   __m512 lanes[4];
   for (std::size_t g = 0; g < 4; ++g) {
@@ -999,66 +1004,86 @@ QCODEC_INT16_VNNI_INLINE void split_unit(const std::uint8_t* pairs, const float*
     for (std::size_t g = 0; g < G; ++g) {
       const __m512 qg = _mm512_loadu_ps(q + g * n + i);
       const __m512 xg = _mm512_mul_ps(qg, s);
-      _mm512_store_ps(x[g] + i, xg);
+      _mm512_store_ps(x + g * n + i, xg);
       // The bits of |x| order as |x| does, NaN and infinities above every finite float.
       bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
       lanes[g] = _mm512_fmadd_ps(qg, o, lanes[g]);
     }
   }
-  __m512 inv, qscale;
-  int8_dots::forms16<Arch>(max4<Arch>(bits), grid_of(Wide), inv, qscale);
-  alignas(64) float invs[16], scales[16];
-  _mm512_store_ps(invs, inv);
-  _mm512_store_ps(scales, qscale);
-  alignas(64) float constants[4];
-  _mm_store_ps(constants, fold4<Arch>(lanes));
+  unit_forms f;
+  int8_dots::forms16<Arch>(max4<Arch>(bits), grid_of(Wide), f.inv, f.scale);
+  f.constants = fold4<Arch>(lanes);
+  return f;
+}
+
+// The second half: the G products at x split (split64) with their forms' inv.
+template <std::size_t G, bool Wide, class Arch>
+QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512 inv,
+                                           std::int32_t* hi, std::int32_t* lo) noexcept {
   for (std::size_t g = 0; g < G; ++g) {
-    scale[g] = scales[g];
-    constant[g] = constants[g];
+    const __m512 inv_g = _mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(g)), inv);
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 xs[4];
-      for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x[g] + i + 16 * p);
-      split64<Wide, Arch>(xs, _mm512_set1_ps(invs[g]), hi + g * (max_n / 4) + i / 4,
+      for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x + g * n + i + 16 * p);
+      split64<Wide, Arch>(xs, inv_g, hi + g * (max_n / 4) + i / 4,
                           Wide ? lo + g * (max_n / 4) + i / 4 : nullptr);
     }
   }
 }
 
-// One unit's scores for G query vectors: the split with the constant terms, then the rows scored
-// with the constants added as they are stored.
+// The `count` units' scores for G query vectors, unit by unit: each unit's split, then its rows
+// scored with the constants added as they are stored. The first half of the next unit's split
+// comes before the second half of this unit's and its scores, which do not wait for it, so that
+// its chain (maxima, division) runs beside them: in order, each unit's scores waited for its own
+// chain (with the chain cut, BM_integer_dots/units8/4/32/64 took 0.86x the time). Measured,
+// pinned, 5 alternating rounds: units8/4 0.91-0.92x the time at head_dim 64 and 0.99-1.00x at
+// 128, units/4 (15 bits) 0.89-0.91x and 0.94x. The whole next split first (its bytes in a
+// second buffer) took 1.2-1.4x the time. Units are prefetched two ahead: their pairs' first touch
+// stalled the split (9% of a KIVI-4 decode step at 16k tokens under perf).
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
-QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* unit, std::size_t rows,
-                                                 std::size_t n, const float* q, float* out,
+QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
+                                                 std::size_t count, std::size_t rows, std::size_t n,
+                                                 const float* q, float* out,
                                                  std::size_t ld) noexcept {
+  if (count == 0) return;
+  // Two units' products, the second right after the first (not max_n apart, which would alias
+  // their loads and stores modulo 4 KiB).
+  alignas(64) float x[2 * G * max_n];
   alignas(64) std::int32_t hi[G * max_n / 4], lo[Wide ? G * max_n / 4 : 1];
-  float scale[G], constant[G];
-  split_unit<G, Wide, Arch>(unit, q, n, hi, lo, scale, constant);
-  vnni_group<G, Blocked, Wide, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant, out,
-                                     ld);
+  alignas(64) float scale[16], constant[4];
+  unit_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* unit = units + u * unit_bytes;
+    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
+    float* xu = x + (u % 2) * G * n;
+    unit_forms next = f;
+    if (u + 1 < count)
+      next = scale_unit<G, Wide, Arch>(unit + unit_bytes, q, n, x + (1 - u % 2) * G * n);
+    split_scaled<G, Wide, Arch>(xu, n, f.inv, hi, lo);
+    _mm512_store_ps(scale, f.scale);
+    _mm_storeu_ps(constant, f.constants);
+    vnni_group<G, Blocked, Wide, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
+                                       out + u * rows, ld);
+    f = next;
+  }
 }
 
 // kv::per_channel's units of 4-bit codes (channel_unit_dots_i16; not Wide, channel_unit_dots_i8),
-// n a multiple of 64 (<= max_n):
-// unit by unit, the query vectors 4 at a time (so that chunked prefill reads each unit once).
-// Units are prefetched two ahead: their pairs' first touch stalled the split (9% of a KIVI-4
-// decode step at 16k tokens under perf).
+// n a multiple of 64 (<= max_n): the query vectors 4 at a time, each four over all the units
+// (channel_unit_group; a call's units are one page, which stays in L1 or L2 for the next four).
 template <bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,
                                                   std::size_t n, bool blocked, const float* q,
                                                   std::size_t nq, float* out,
                                                   std::size_t ld) noexcept {
-  for (std::size_t u = 0; u < count; ++u) {
-    const std::uint8_t* unit = units + u * unit_bytes;
-    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
-    for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-      rows::with_group(nq - g0, [&](auto group) {
-        constexpr std::size_t G = decltype(group)::value;
-        const auto score = blocked ? &channel_unit_group<G, true, Wide, Arch>
-                                   : &channel_unit_group<G, false, Wide, Arch>;
-        score(unit, rows, n, q + g0 * n, out + g0 * ld + u * rows, ld);
-      });
-    }
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    rows::with_group(nq - g0, [&](auto group) {
+      constexpr std::size_t G = decltype(group)::value;
+      const auto score = blocked ? &channel_unit_group<G, true, Wide, Arch>
+                                 : &channel_unit_group<G, false, Wide, Arch>;
+      score(units, unit_bytes, count, rows, n, q + g0 * n, out + g0 * ld, ld);
+    });
   }
 }
 #undef QCODEC_INT16_VNNI_INLINE
