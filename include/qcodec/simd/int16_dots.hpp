@@ -975,7 +975,7 @@ struct unit_forms {
 };
 
 // The first half of one unit's split of G query vectors (split_queries with c = the unit's
-// scales): the products x = q c, stored at x[g * n], their forms and the constant terms. The
+// scales): the products x = q c, stored at x + g * n, their forms and the constant terms. The
 // unit's pairs are converted once for all the vectors: a word permute gives the scales, then the
 // offsets. The vectors' maxima are reduced together and take one division; the constants are
 // folded together too.
@@ -1033,21 +1033,22 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 
 // The `count` units' scores for G query vectors, unit by unit: each unit's split, then its rows
 // scored with the constants added as they are stored. The first half of the next unit's split
-// comes before the second half of this unit's and its scores, which do not wait for it, so that
-// its chain (maxima, division) runs beside them: in order, each unit's scores waited for its own
-// chain (with the chain cut, BM_integer_dots/units8/4/32/64 took 0.86x the time). Measured,
-// pinned, 5 alternating rounds: units8/4 0.91-0.92x the time at head_dim 64 and 0.99-1.00x at
-// 128, units/4 (15 bits) 0.89-0.91x and 0.94x. The whole next split first (its bytes in a
-// second buffer) took 1.2-1.4x the time. Units are prefetched two ahead: their pairs' first touch
-// stalled the split (9% of a KIVI-4 decode step at 16k tokens under perf).
+// (scale_unit: its maxima and division) comes before this unit's second half and scores, so that
+// it runs beside them; in order, each unit's split and scores waited for its own division (with
+// inv a constant instead, BM_integer_dots/units8/4/32/64 took 0.86x the time). Pinned, against
+// the units in order, 5 alternating rounds: units8/4 0.90-0.92x the time at head_dim 64 and
+// 0.98-1.00x at 128, units/4 (15 bits) 0.89x and 0.93-0.94x, KIVI-4 prefill (64 queries, 4k)
+// 0.98x. The whole next split first, its bytes in a second buffer, took 1.2-1.4x the time of the
+// units in order. Units are prefetched two ahead, one step before their pairs' first touch (which
+// stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf).
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows, std::size_t n,
                                                  const float* q, float* out,
                                                  std::size_t ld) noexcept {
   if (count == 0) return;
-  // Two units' products, the second right after the first (not max_n apart, which would alias
-  // their loads and stores modulo 4 KiB).
+  // Two units' products, the second G n floats after the first (max_n apart, their loads and
+  // stores would alias modulo 4 KiB; G n is 1 or 2 KiB at G = 4 and head_dim 64 or 128).
   alignas(64) float x[2 * G * max_n];
   alignas(64) std::int32_t hi[G * max_n / 4], lo[Wide ? G * max_n / 4 : 1];
   alignas(64) float scale[16], constant[4];
@@ -1055,13 +1056,13 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
     if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
-    float* xu = x + (u % 2) * G * n;
-    unit_forms next = f;
-    if (u + 1 < count)
-      next = scale_unit<G, Wide, Arch>(unit + unit_bytes, q, n, x + (1 - u % 2) * G * n);
-    split_scaled<G, Wide, Arch>(xu, n, f.inv, hi, lo);
+    float* const this_x = x + (u % 2) * G * n;
+    float* const next_x = x + (1 - u % 2) * G * n;
+    const unit_forms next =
+        u + 1 < count ? scale_unit<G, Wide, Arch>(unit + unit_bytes, q, n, next_x) : f;
+    split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
-    _mm_storeu_ps(constant, f.constants);
+    _mm_store_ps(constant, f.constants);
     vnni_group<G, Blocked, Wide, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
                                        out + u * rows, ld);
     f = next;
@@ -1070,7 +1071,7 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
 
 // kv::per_channel's units of 4-bit codes (channel_unit_dots_i16; not Wide, channel_unit_dots_i8),
 // n a multiple of 64 (<= max_n): the query vectors 4 at a time, each four over all the units
-// (channel_unit_group; a call's units are one page, which stays in L1 or L2 for the next four).
+// (channel_unit_group; so chunked prefill reads a call's units, one page, once per four vectors).
 template <bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
                                                   std::size_t count, std::size_t rows,

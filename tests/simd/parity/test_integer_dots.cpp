@@ -390,10 +390,14 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
   const float inf = std::numeric_limits<float>::infinity();
   const std::size_t rows = 32, count = 2;
   namespace d = qcodec::simd::detail::int16_dots;
-  const auto set_scale = [](std::vector<std::uint8_t>& units, std::size_t c, float scale) {
+  // Channel c's scale in both units: the VNNI path finds the first unit's forms before its loop
+  // over the units, the second's in it.
+  const auto set_scale = [&](std::vector<std::uint8_t>& units, std::size_t n, std::size_t c,
+                             float scale) {
     std::uint16_t h;
     qcodec::ref::f32_to_f16(&scale, 1, &h);
-    std::memcpy(units.data() + 4 * c, &h, 2);  // the first unit's channel c
+    for (std::size_t u = 0; u < count; ++u)
+      std::memcpy(units.data() + u * (4 * n + rows * n / 2) + 4 * c, &h, 2);
   };
   const auto check = [&](const unit_form& form, const std::vector<std::uint8_t>& units,
                          std::size_t n, const std::vector<float>& q, std::size_t nq,
@@ -426,14 +430,14 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
             }
             for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
               std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-              for (std::size_t c = 0; c < n; ++c) set_scale(units, c, 1.0f);
+              for (std::size_t c = 0; c < n; ++c) set_scale(units, n, c, 1.0f);
               std::vector<float> q = normal_queries(nq * n, rng);
               for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
               check(form, units, n, q, nq, v, true);
             }
             for (float scale : {inf, std::nanf(""), 4.0f}) {
               std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-              set_scale(units, 5, scale);
+              set_scale(units, n, 5, scale);
               std::vector<float> q = normal_queries(nq * n, rng);
               q[v * n + 5] = 3e38f;  // times 4: an infinity (rounding down or toward zero, FLT_MAX)
               check(form, units, n, q, nq, v,
