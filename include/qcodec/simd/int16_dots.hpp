@@ -333,14 +333,13 @@ void dots_float_chunks(const std::uint8_t* in, std::size_t stride, std::size_t r
 #if XSIMD_WITH_AVX2
 // AVX2 (and AVX-512 without VNNI; 2-bit rows and 4-bit rows on the int8 grid further below,
 // 2-bit rows with VNNI too), 4- and 8-bit rows, n a multiple of 64: 16-bit codes times 16-bit q15
-// with vpmaddwd (pair sums <= 2 * 255 * 16383,
-// no overflow), 64 elements of a row per step. 4 bits: a row's 16 words w each hold the codes
-// of elements 4w .. 4w + 3, which shifts turn into four vectors of 16-bit codes; the query is
-// stored to match (split_words). 8 bits: 64 bytes zero-extended, the query in natural order
-// (natural_words). Against the float chunks above: no float conversion of the codes, no
-// float form of the query to convert twice, and half the multiply instructions. Instructions of
-// KIVI-4's key scores in a decode step at 16k tokens (callgrind): 21.1M -> 11.7M at head_dim 64,
-// 40.1M -> 20.8M at 128.
+// with vpmaddwd (pair sums <= 2 * 255 * 16383, no overflow), 64 elements of a row per step. 4 bits:
+// a row's 16 words w each hold the codes of elements 4w .. 4w + 3, which shifts turn into four
+// vectors of 16-bit codes; the query is stored to match (split_words). 8 bits: 64 bytes
+// zero-extended, the query in natural order (natural_words). Against the float chunks above: no
+// float conversion of the codes, no float form of the query to convert twice, and half the multiply
+// instructions. Instructions of KIVI-4's key scores in a decode step at 16k tokens
+// (callgrind): 21.1M -> 11.7M at head_dim 64, 40.1M -> 20.8M at 128.
 
 // The q15 of products [i, i + 8) (as products() forms them) in int32 lanes, rounded half to
 // even. Intrinsics, not products<xsimd::avx2>: that one instantiation would be shared by the
@@ -969,7 +968,7 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
 
 // A unit's forms for G query vectors: lane g of inv and scale is vector g's, and lane g of
 // constants its constant term (offset_dot).
-struct unit_forms {
+struct split_forms {
   __m512 inv, scale;
   __m128 constants;
 };
@@ -980,8 +979,8 @@ struct unit_forms {
 // offsets. The vectors' maxima are reduced together and take one division; the constants are
 // folded together too.
 template <std::size_t G, bool Wide, class Arch>
-QCODEC_INT16_VNNI_INLINE unit_forms scale_unit(const std::uint8_t* pairs, const float* q,
-                                               std::size_t n, float* x) noexcept {
+QCODEC_INT16_VNNI_INLINE split_forms scale_unit(const std::uint8_t* pairs, const float* q,
+                                                std::size_t n, float* x) noexcept {
   // Words of 16 pairs: the scales (the even words), then the offsets (the odd words).
   static constexpr auto words = [] {
     std::array<std::uint16_t, 32> w{};
@@ -1010,7 +1009,7 @@ QCODEC_INT16_VNNI_INLINE unit_forms scale_unit(const std::uint8_t* pairs, const 
       lanes[g] = _mm512_fmadd_ps(qg, o, lanes[g]);
     }
   }
-  unit_forms f;
+  split_forms f;
   int8_dots::forms16<Arch>(max4<Arch>(bits), grid_of(Wide), f.inv, f.scale);
   f.constants = fold4<Arch>(lanes);
   return f;
@@ -1033,14 +1032,10 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 
 // The `count` units' scores for G query vectors, unit by unit: each unit's split, then its rows
 // scored with the constants added as they are stored. The first half of the next unit's split
-// (scale_unit: its maxima and division) comes before this unit's second half and scores, so that
-// it runs beside them; in order, each unit's split and scores waited for its own division (with
-// inv a constant instead, BM_integer_dots/units8/4/32/64 took 0.86x the time). Pinned, against
-// the units in order, 5 alternating rounds: units8/4 0.90-0.92x the time at head_dim 64 and
-// 0.98-1.00x at 128, units/4 (15 bits) 0.89x and 0.93-0.94x, KIVI-4 prefill (64 queries, 4k)
-// 0.98x. The whole next split first, its bytes in a second buffer, took 1.2-1.4x the time of the
-// units in order. Units are prefetched two ahead, one step before their pairs' first touch (which
-// stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf).
+// (scale_unit, whose maxima and division are a long dependency chain) comes before this unit's
+// second half and scores, so that it runs beside them rather than holding them up: 0.89-0.92x
+// the time at head_dim 64 (README). Units are prefetched two ahead, a step before their pairs'
+// first touch (which stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf).
 template <std::size_t G, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows, std::size_t n,
@@ -1052,13 +1047,13 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   alignas(64) float x[2 * G * max_n];
   alignas(64) std::int32_t hi[G * max_n / 4], lo[Wide ? G * max_n / 4 : 1];
   alignas(64) float scale[16], constant[4];
-  unit_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
+  split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
     if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
     float* const next_x = x + (1 - u % 2) * G * n;
-    const unit_forms next =
+    const split_forms next =
         u + 1 < count ? scale_unit<G, Wide, Arch>(unit + unit_bytes, q, n, next_x) : f;
     split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
