@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds with -Werror and runs every test:
 #   release  (GCC, -O3 -march=native)
-#   sanitize (AddressSanitizer + UndefinedBehaviorSanitizer, no recovery)
-#   noexcept (Clang, -fno-exceptions)
+#   sanitize (Clang, AddressSanitizer + UndefinedBehaviorSanitizer, no recovery, -fno-exceptions)
 # Usage: ./scripts/test.sh [--fast]     --fast: the release pass only
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
-presets=(release sanitize noexcept)
+presets=(release sanitize)
 case "${1:-}" in
   --fast) presets=(release) ;;
   "") ;;
