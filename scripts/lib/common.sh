@@ -2,7 +2,9 @@
 # building a CMake preset. Source it; do not run it.
 
 QCODEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-QCODEC_PACKAGES=(cmake make g++ clang libeigen3-dev libxsimd-dev catch2 libbenchmark-dev)
+# libclang-rt-dev: Clang's sanitizer runtimes (the sanitize preset), only recommended by clang.
+QCODEC_PACKAGES=(cmake make g++ clang libclang-rt-dev libeigen3-dev libxsimd-dev catch2
+  libbenchmark-dev)
 
 # Installs whatever of QCODEC_PACKAGES (plus any extra names given) is missing: directly as root,
 # through sudo otherwise; if neither works, prints the exact command and returns non-zero.
