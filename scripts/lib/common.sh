@@ -2,9 +2,10 @@
 # building a CMake preset. Source it; do not run it.
 
 QCODEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-# libclang-rt-dev: Clang's sanitizer runtimes (the sanitize preset), only recommended by clang.
-QCODEC_PACKAGES=(cmake make g++ clang libclang-rt-dev libeigen3-dev libxsimd-dev catch2
-  libbenchmark-dev)
+QCODEC_PACKAGES=(cmake make g++ clang libeigen3-dev libxsimd-dev catch2 libbenchmark-dev)
+# Clang's sanitizer runtimes (the sanitize preset): Debian 12 has them in this package, which clang
+# only recommends; older releases ship them with clang itself and have no such package.
+QCODEC_SANITIZER_RUNTIMES=libclang-rt-dev
 
 # Installs whatever of QCODEC_PACKAGES (plus any extra names given) is missing: directly as root,
 # through sudo otherwise; if neither works, prints the exact command and returns non-zero.
@@ -14,10 +15,22 @@ qcodec_install_deps() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$pkg")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  # The runtimes, if clang does not find them (or is not there yet), where the release has them.
+  local install="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+  local runtimes=""
+  if ! command -v clang++ >/dev/null 2>&1 ||
+    [[ "$(clang++ -print-file-name="libclang_rt.asan-$(uname -m).a")" != /* ]]; then
+    runtimes="$QCODEC_SANITIZER_RUNTIMES"
+  fi
+  [ ${#missing[@]} -eq 0 ] && [ -z "$runtimes" ] && return 0
 
-  local cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
-  echo "qcodec: installing ${missing[*]}"
+  local cmd="apt-get update && $install ${missing[*]}"
+  if [ -n "$runtimes" ]; then
+    cmd+=" && { $install $runtimes || echo \"qcodec: no $runtimes here\"; }"
+  fi
+  local what="${missing[*]} ${runtimes:+$runtimes (if available)}"
+  what="${what# }"
+  echo "qcodec: installing ${what% }"
   if [ "$(id -u)" -eq 0 ]; then
     bash -c "$cmd"
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
