@@ -28,9 +28,7 @@ qcodec_install_deps() {
   if [ -n "$runtimes" ]; then
     cmd+=" && { $install $runtimes || echo \"qcodec: no $runtimes here\"; }"
   fi
-  local what="${missing[*]} ${runtimes:+$runtimes (if available)}"
-  what="${what# }"
-  echo "qcodec: installing ${what% }"
+  echo "qcodec: installing ${missing[*]} ${runtimes:+($runtimes if available)}"
   if [ "$(id -u)" -eq 0 ]; then
     bash -c "$cmd"
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then

@@ -301,12 +301,17 @@ TEST_CASE("int16 code row dots reach 32-bit sums at the longest rows without ove
 
 namespace {
 
+// Bytes of one of kv::per_channel's units of `rows` rows of n bits-bit codes (below), unpadded.
+std::size_t channel_unit_bytes(std::size_t rows, std::size_t n, unsigned bits) {
+  return 4 * n + rows * ((n * bits + 7) / 8);
+}
+
 // kv::per_channel's units: n binary16 (scale, offset) pairs (KIVI-like scales: a few channels
 // 10-100x larger, offsets of either sign), then `rows` rows of random codes, `pad` bytes after
 // each unit. The buffer ends at the last unit's last byte.
 std::vector<std::uint8_t> channel_units(std::size_t count, std::size_t rows, std::size_t n,
                                         unsigned bits, std::size_t pad, std::mt19937& rng) {
-  const std::size_t unit_bytes = 4 * n + rows * ((n * bits + 7) / 8) + pad;
+  const std::size_t unit_bytes = channel_unit_bytes(rows, n, bits) + pad;
   std::vector<std::uint8_t> units(count == 0 ? 0 : count * unit_bytes - pad);
   for (auto& b : units) b = static_cast<std::uint8_t>(rng());
   std::uniform_real_distribution<float> offset(-2.0f, 2.0f);
@@ -361,8 +366,8 @@ TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_
             for (std::size_t nq : {1u, 3u, 4u, 5u, 8u}) {
               if (bits == 8 && form.grid * 255.0 * double(n) >= 2147483648.0) continue;
               if (bits != 2 && bits != 4 && (rows > 16 || nq > 4)) continue;  // generic: fewer
-              const std::size_t pad = (n + rows) % 3, row_bytes = (n * bits + 7) / 8;
-              const std::size_t unit_bytes = 4 * n + rows * row_bytes + pad;
+              const std::size_t pad = (n + rows) % 3;
+              const std::size_t unit_bytes = channel_unit_bytes(rows, n, bits) + pad;
               const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, pad, rng);
               const std::vector<float> q = normal_queries(nq * n, rng);
               namespace d = qcodec::simd::detail::int16_dots;
@@ -397,7 +402,7 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
     std::uint16_t h;
     qcodec::ref::f32_to_f16(&scale, 1, &h);
     for (std::size_t u = 0; u < count; ++u)
-      std::memcpy(units.data() + u * (4 * n + rows * n / 2) + 4 * c, &h, 2);
+      std::memcpy(units.data() + u * channel_unit_bytes(rows, n, 4) + 4 * c, &h, 2);
   };
   const auto check = [&](const unit_form& form, const std::vector<std::uint8_t>& units,
                          std::size_t n, const std::vector<float>& q, std::size_t nq,
@@ -405,11 +410,12 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
     for (bool blocked : {false, true}) {
       INFO(form.name << " n=" << n << " nq=" << nq << " vector=" << vector
                      << " blocked=" << blocked);
+      const std::size_t unit_bytes = channel_unit_bytes(rows, n, 4);
       const std::vector<float> want =
-          unit_scores(form.oracle, units, 4 * n + rows * n / 2, count, rows, n, 4, blocked, q, nq);
+          unit_scores(form.oracle, units, unit_bytes, count, rows, n, 4, blocked, q, nq);
       for (unit_kernel kernel : {form.fast, form.base})
-        REQUIRE(same_bits(want, unit_scores(kernel, units, 4 * n + rows * n / 2, count, rows, n, 4,
-                                            blocked, q, nq)));
+        REQUIRE(same_bits(
+            want, unit_scores(kernel, units, unit_bytes, count, rows, n, 4, blocked, q, nq)));
       if (!finite) CHECK(std::isnan(want[vector * (count * rows + 3)]));  // NaN scores
     }
   };
@@ -459,7 +465,7 @@ TEST_CASE("channel unit dots: a scaled query on the grid is scored exactly",
       for (std::size_t n : {64u, 128u}) {
         const int grid = static_cast<int>(form.grid);
         if (bits == 8 && form.grid * 255.0 * double(n) >= 2147483648.0) continue;
-        const std::size_t row_bytes = n * bits / 8, unit_bytes = 4 * n + rows * row_bytes;
+        const std::size_t row_bytes = n * bits / 8, unit_bytes = channel_unit_bytes(rows, n, bits);
         std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
         for (std::size_t u = 0; u < count; ++u)
           for (std::size_t c = 0; c < n; ++c) {
@@ -515,7 +521,7 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
     for (unsigned bits : {2u, 4u, 8u})
       for (std::size_t n : {64u, 128u, 100u}) {
         const std::size_t rows = 32, count = 2, nq = 4, row_bytes = (n * bits + 7) / 8;
-        const std::size_t unit_bytes = 4 * n + rows * row_bytes;
+        const std::size_t unit_bytes = channel_unit_bytes(rows, n, bits);
         const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
         const std::vector<float> q = normal_queries(nq * n, rng);
         namespace d = qcodec::simd::detail::int16_dots;
