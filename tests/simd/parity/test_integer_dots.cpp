@@ -361,7 +361,7 @@ TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_
   for (const unit_form& form : unit_forms())
     for (unsigned bits = 1; bits <= 8; ++bits)
       for (std::size_t n : {1u, 16u, 40u, 64u, 128u, 192u, 512u, 1024u})
-        for (std::size_t rows : {1u, 16u, 32u, 37u})
+        for (std::size_t rows : {1u, 16u, 32u, 37u, 48u})
           for (std::size_t count : {0u, 1u, 3u})
             for (std::size_t nq : {1u, 3u, 4u, 5u, 8u}) {
               if (bits == 8 && form.grid * 255.0 * double(n) >= 2147483648.0) continue;
