@@ -876,7 +876,7 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
   }
 }
 
-// Scores of B blocks of 16 rows (B = 1, or 2 for blocked rows; `keep` masks the rows of the last
+// Scores of B blocks of 16 rows (B = 1, or 2 for blocked rows; `keep` masks the rows of each
 // block to store) for G <= 4 split vectors, n a multiple of 64: per dword of the rows, its low
 // nibbles (elements 8j, +2, +4, +6) and high nibbles (8j+1, +3, +5, +7) against four bytes of
 // each vector's hi and lo, broadcast once for the B blocks (a unit's 32 rows take half the
@@ -937,7 +937,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
                                : _mm512_add_epi32(ah[b][g], al[b][g]);
       __m512 score = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
       if (add != nullptr) score = _mm512_add_ps(unfused<Arch>(score), _mm512_set1_ps(add[g]));
-      _mm512_mask_storeu_ps(out + g * ld + 16 * b, b + 1 == B ? keep : __mmask16{0xFFFF}, score);
+      _mm512_mask_storeu_ps(out + g * ld + 16 * b, keep, score);
     }
 }
 
