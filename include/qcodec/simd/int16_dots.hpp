@@ -913,12 +913,15 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
         const std::int32_t* hg = hi + g * (max_n / 4);
         const __m512i hi_even = _mm512_set1_epi32(hg[e]), hi_odd = _mm512_set1_epi32(hg[e + 1]);
         for (std::size_t b = 0; b < B; ++b) {
+          // (Each asm: else GCC 12 copies every sum at every step, as token_blocks' dots.)
           ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], even[b], hi_even);
           if constexpr (!Wide && B == 1) {
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], hi_odd);
+            asm("" : "+v"(al[b][g]));
           } else {
             ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], odd[b], hi_odd);
           }
+          asm("" : "+v"(ah[b][g]));
         }
         if constexpr (Wide) {
           const std::int32_t* lg = lo + g * (max_n / 4);
@@ -926,6 +929,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
           for (std::size_t b = 0; b < B; ++b) {
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], even[b], lo_even);
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], lo_odd);
+            asm("" : "+v"(al[b][g]));
           }
         }
       }
@@ -941,11 +945,14 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
     }
 }
 
-template <std::size_t G, bool Blocked, bool Wide, class Arch>
+// (N: as channel_unit_group's.)
+template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
-                                         std::size_t rows, std::size_t n, const std::int32_t* hi,
-                                         const std::int32_t* lo, const float* scale,
-                                         const float* add, float* out, std::size_t ld) noexcept {
+                                         std::size_t rows, std::size_t n_any,
+                                         const std::int32_t* hi, const std::int32_t* lo,
+                                         const float* scale, const float* add, float* out,
+                                         std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : n_any;
   std::size_t r = 0;
   if constexpr (Blocked) {  // two blocks a call
     for (; r + 32 <= rows; r += 32) {
@@ -1029,6 +1036,7 @@ QCODEC_INT16_VNNI_INLINE split_forms scale_unit(const std::uint8_t* pairs, const
       // The bits of |x| order as |x| does, NaN and infinities above every finite float.
       bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
       lanes[g] = _mm512_fmadd_ps(qg, o, lanes[g]);
+      asm("" : "+v"(bits[g]), "+v"(lanes[g]));  // (as row_blocks' sums)
     }
   }
   split_forms f;
@@ -1058,11 +1066,15 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // second half and scores, so that it runs beside them rather than holding them up: 0.89-0.92x
 // the time at head_dim 64 (README). Units are prefetched two ahead, a step before their pairs'
 // first touch (which stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf).
-template <std::size_t G, bool Blocked, bool Wide, class Arch>
+// N, when not 0, is n as a constant (head_dim 64 and 128 have their own instantiations): the
+// loops over n then unroll, and their offsets are constants (0.91-0.92x the time of a call at
+// either, BM_integer_dots/units8/4).
+template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
-                                                 std::size_t count, std::size_t rows, std::size_t n,
-                                                 const float* q, float* out,
+                                                 std::size_t count, std::size_t rows,
+                                                 std::size_t n_any, const float* q, float* out,
                                                  std::size_t ld) noexcept {
+  const std::size_t n = N != 0 ? N : n_any;
   if (count == 0) return;
   // Two units' products, the second G n floats after the first (max_n apart, their loads and
   // stores would alias modulo 4 KiB; G n is 1 or 2 KiB at G = 4 and head_dim 64 or 128).
@@ -1080,8 +1092,8 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
     split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
     _mm_store_ps(constant, f.constants);
-    vnni_group<G, Blocked, Wide, Arch>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
-                                       out + u * rows, ld);
+    vnni_group<G, Blocked, Wide, Arch, N>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
+                                          out + u * rows, ld);
     f = next;
   }
 }
@@ -1098,8 +1110,11 @@ QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
-      const auto score = blocked ? &channel_unit_group<G, true, Wide, Arch>
-                                 : &channel_unit_group<G, false, Wide, Arch>;
+      // (Blocked rows are KIVI's at head_dim a multiple of 64; the common two have their own.)
+      const auto score = !blocked   ? &channel_unit_group<G, false, Wide, Arch>
+                         : n == 64  ? &channel_unit_group<G, true, Wide, Arch, 64>
+                         : n == 128 ? &channel_unit_group<G, true, Wide, Arch, 128>
+                                    : &channel_unit_group<G, true, Wide, Arch>;
       score(units, unit_bytes, count, rows, n, q + g0 * n, out + g0 * ld, ld);
     });
   }
