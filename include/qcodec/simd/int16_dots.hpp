@@ -45,6 +45,7 @@
 
 #include <qcodec/simd/affine.hpp>
 #include <qcodec/simd/int8_dots.hpp>
+#include <qcodec/simd/prefetch.hpp>
 #include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/unfused.hpp>
 
@@ -954,9 +955,8 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
                                          std::size_t ld) noexcept {
   const std::size_t n = N != 0 ? N : n_any;
   std::size_t r = 0;
-  if constexpr (Blocked) {  // two blocks a call
-    for (; r + 32 <= rows; r += 32) {
-      rows::prefetch_rows<Arch>(in + (r + 64) * stride, 32 * stride);
+  if constexpr (Blocked) {             // two blocks a call
+    for (; r + 32 <= rows; r += 32) {  // (channel_unit_group prefetches the units)
       row_blocks<G, 2, true, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r,
                                          ld, 0xFFFF);
     }
@@ -1064,8 +1064,9 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // scored with the constants added as they are stored. The first half of the next unit's split
 // (scale_unit, whose maxima and division are a long dependency chain) comes before this unit's
 // second half and scores, so that it runs beside them rather than holding them up: 0.89-0.92x
-// the time at head_dim 64 (README). Units are prefetched two ahead, a step before their pairs'
-// first touch (which stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf).
+// the time at head_dim 64 (README). Each unit's bytes are prefetched unit_prefetch_distance ahead
+// (simd/prefetch.hpp), well before the pairs' first touch (which stalled the split: 9% of a KIVI-4
+// decode step at 16k tokens under perf, when nothing was prefetched).
 // N, when not 0, is n as a constant (head_dim 64 and 128 have their own instantiations): the
 // loops over n then unroll, and their offsets are constants (0.91-0.92x the time of a call at
 // either, BM_integer_dots/units8/4).
@@ -1084,7 +1085,7 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
-    if (u + 2 < count) rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
+    rows::prefetch_rows<Arch>(unit + unit_prefetch_distance, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
     float* const next_x = x + (1 - u % 2) * G * n;
     const split_forms next =

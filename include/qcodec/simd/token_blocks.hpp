@@ -43,6 +43,7 @@
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/int8_dots.hpp>
+#include <qcodec/simd/prefetch.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -280,8 +281,8 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
-    for (std::size_t i = 0; i < bytes; i += 64)  // a few blocks ahead: pages come from DRAM
-      _mm_prefetch(reinterpret_cast<const char*>(block + 4 * bytes + i), _MM_HINT_T0);
+    for (std::size_t i = 0; i < bytes; i += 64)  // (simd/prefetch.hpp)
+      _mm_prefetch(reinterpret_cast<const char*>(block + unit_prefetch_distance + i), _MM_HINT_T0);
     __m512i acc[G][2];
     for (auto& a : acc) a[0] = a[1] = _mm512_setzero_si512();
     for (std::size_t j = 0; j < groups; ++j) {

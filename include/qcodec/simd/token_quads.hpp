@@ -52,6 +52,7 @@
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/int8_dots.hpp>
+#include <qcodec/simd/prefetch.hpp>
 #include <qcodec/simd/token_blocks.hpp>
 #include <qcodec/simd/token_rows.hpp>
 
@@ -378,9 +379,10 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
   }
 }
 
-// The sums' first pass over a chunk prefetches a few blocks ahead (as token_blocks' dots): at
-// long contexts pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at
-// 64k tokens (README). Prefetches past the chunk are harmless: they never fault.
+// The sums' first pass over a chunk prefetches ahead (as token_blocks' dots): at long contexts
+// pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at 64k tokens
+// (README). The AVX2 sums prefetch four blocks ahead; the VNNI sums unit_prefetch_distance bytes
+// (simd/prefetch.hpp). Prefetches past the chunk are harmless: they never fault.
 template <class Arch>
 void prefetch_block(const std::uint8_t* block, std::size_t bytes) noexcept {
   for (std::size_t i = 0; i < bytes; i += 64)
@@ -459,7 +461,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                 _mm512_set1_ps(cw.offset_sum[g]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-      if (m == 0) prefetch_block<Arch>(in + (u + 4) * block_bytes, block_bytes);
+      if (m == 0) prefetch_block<Arch>(in + u * block_bytes + unit_prefetch_distance, block_bytes);
       __m512i sum[G][2];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
