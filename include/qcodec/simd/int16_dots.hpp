@@ -561,10 +561,11 @@ void split_words2(const float* q, const float* c, std::size_t n, float form_inv,
   }
 }
 
-// An empty asm that takes v and gives it back: additions before it cannot move after it.
-// Integer additions are associative, and GCC 12 regrouped the 32 products of madd_rows2's step
-// at head_dim 64 so as to compute them all first: about 40 spills and reloads per two rows,
-// about 10 with the barrier.
+// An empty asm that takes v in a register and gives it back: additions before it cannot move
+// after it. Integer additions are associative, and GCC 12 regrouped the 32 products of
+// madd_rows2's step at head_dim 64 so as to compute them all first: about 40 spills and reloads
+// per two rows, about 10 with the barrier. It also copied row_blocks' sums at every step and kept
+// scale_unit's in memory, without one.
 template <class V>
 inline void in_order(V& v) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
@@ -914,15 +915,14 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
         const std::int32_t* hg = hi + g * (max_n / 4);
         const __m512i hi_even = _mm512_set1_epi32(hg[e]), hi_odd = _mm512_set1_epi32(hg[e + 1]);
         for (std::size_t b = 0; b < B; ++b) {
-          // (Each asm: else GCC 12 copies every sum at every step, as token_blocks' dots.)
           ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], even[b], hi_even);
           if constexpr (!Wide && B == 1) {
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], hi_odd);
-            asm("" : "+v"(al[b][g]));
+            in_order(al[b][g]);
           } else {
             ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], odd[b], hi_odd);
           }
-          asm("" : "+v"(ah[b][g]));
+          in_order(ah[b][g]);
         }
         if constexpr (Wide) {
           const std::int32_t* lg = lo + g * (max_n / 4);
@@ -930,7 +930,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
           for (std::size_t b = 0; b < B; ++b) {
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], even[b], lo_even);
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], lo_odd);
-            asm("" : "+v"(al[b][g]));
+            in_order(al[b][g]);
           }
         }
       }
@@ -949,11 +949,11 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
 // (N: as channel_unit_group's.)
 template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
-                                         std::size_t rows, std::size_t n_any,
+                                         std::size_t rows, std::size_t runtime_n,
                                          const std::int32_t* hi, const std::int32_t* lo,
                                          const float* scale, const float* add, float* out,
                                          std::size_t ld) noexcept {
-  const std::size_t n = N != 0 ? N : n_any;
+  const std::size_t n = N != 0 ? N : runtime_n;
   std::size_t r = 0;
   if constexpr (Blocked) {             // two blocks a call
     for (; r + 32 <= rows; r += 32) {  // (channel_unit_group prefetches the units)
@@ -1036,7 +1036,8 @@ QCODEC_INT16_VNNI_INLINE split_forms scale_unit(const std::uint8_t* pairs, const
       // The bits of |x| order as |x| does, NaN and infinities above every finite float.
       bits[g] = _mm512_max_epu32(bits[g], _mm512_and_si512(_mm512_castps_si512(xg), magnitude));
       lanes[g] = _mm512_fmadd_ps(qg, o, lanes[g]);
-      asm("" : "+v"(bits[g]), "+v"(lanes[g]));  // (as row_blocks' sums)
+      in_order(bits[g]);
+      in_order(lanes[g]);
     }
   }
   split_forms f;
@@ -1064,18 +1065,20 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // scored with the constants added as they are stored. The first half of the next unit's split
 // (scale_unit, whose maxima and division are a long dependency chain) comes before this unit's
 // second half and scores, so that it runs beside them rather than holding them up: 0.89-0.92x
-// the time at head_dim 64 (README). Each unit's bytes are prefetched unit_prefetch_distance ahead
-// (simd/prefetch.hpp), well before the pairs' first touch (which stalled the split: 9% of a KIVI-4
-// decode step at 16k tokens under perf, when nothing was prefetched).
-// N, when not 0, is n as a constant (head_dim 64 and 128 have their own instantiations): the
-// loops over n then unroll, and their offsets are constants (0.91-0.92x the time of a call at
-// either, BM_integer_dots/units8/4).
+// the time at head_dim 64 (README). As each unit is read, the bytes unit_prefetch_distance past
+// it are prefetched (simd/prefetch.hpp), and the unit two ahead when that lies nearer: the first
+// two rely on whatever read the bytes before them (an unprefetched first touch of the pairs
+// stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf; without the units two
+// ahead, KIVI-4 with values read by the row kernels, which prefetch less far, took 1.15-1.20x the
+// time at 64k/64). N, when not 0, is n as a constant (for blocked rows, head_dim
+// 64 and 128 have their own instantiations): the loops over n then unroll, and their offsets are
+// constants (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
 template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows,
-                                                 std::size_t n_any, const float* q, float* out,
+                                                 std::size_t runtime_n, const float* q, float* out,
                                                  std::size_t ld) noexcept {
-  const std::size_t n = N != 0 ? N : n_any;
+  const std::size_t n = N != 0 ? N : runtime_n;
   if (count == 0) return;
   // Two units' products, the second G n floats after the first (max_n apart, their loads and
   // stores would alias modulo 4 KiB; G n is 1 or 2 KiB at G = 4 and head_dim 64 or 128).
@@ -1086,6 +1089,8 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
     rows::prefetch_rows<Arch>(unit + unit_prefetch_distance, unit_bytes);
+    if (u + 2 < count && (u + 2) * unit_bytes < unit_prefetch_distance)  // (not reached above)
+      rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
     float* const next_x = x + (1 - u % 2) * G * n;
     const split_forms next =

@@ -3,16 +3,18 @@
 // key scores, simd/int16_dots.hpp; token_blocks' dots; token_quads' sums with AVX-512 VNNI).
 //
 // At long contexts the pages come from DRAM. A cache page holds each KV head's key units and then
-// its value units, and attention reads them in that order (kv/attention.hpp), so what lies a fixed
-// number of bytes past the unit being read is what is read soon after, whichever kernel reads it:
-// prefetched there as each unit is read, the loads are spread over the kernels' work, where a
-// prefetch of a whole page (or of the next few units) ran too close to its first use. Prefetches
-// past the data are harmless: they never fault.
+// its value units, and attention reads them in that order (kv/attention.hpp), so the bytes a fixed
+// distance past the unit being read are read soon after, by the same kernel or the next: fetched
+// as each unit is read, the prefetches are spread over the kernels' work. (So a kernel's first
+// units rely on the kernel that read the bytes before them, or on a nearer prefetch of its own as
+// KIVI's; past a page's last head of a layer lie another layer's heads, prefetched for nothing.
+// Prefetches never fault.) A prefetch of the
+// next few units only ran too close to their first use, and one of a whole page at once
+// (kv/attention.hpp's, into L2) measured nothing either way.
 //
-// Measured at 8 KiB against 2 units (KIVI) or 4 blocks (token blocks and quads) ahead, both in one
-// binary, repetitions interleaved at random, pinned, medians (README): at 64k tokens and head_dim
-// 64, KIVI-4 (kivi4-q8-quads) 0.71-0.80x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB
-// were slower than 8; at 1k-16k tokens and at head_dim 128, 0.96-1.05x.
+// Measured (README) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and head_dim 64,
+// kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were slower than 8;
+// at 1k and 4k tokens 0.99-1.05x.
 
 #include <cstddef>
 

@@ -462,7 +462,7 @@ __m512i merge_high() noexcept {  // natural elements 16..31
   return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
 }
 
-// Prefetch the bytes [p, p + bytes) (prefetch_ahead_rows rows ahead of the caller's).
+// Prefetches the bytes [p, p + bytes) into L1.
 template <class Arch>
 void prefetch_rows(const std::uint8_t* p, std::size_t bytes) noexcept {
   for (std::size_t b = 0; b < bytes; b += 64)
