@@ -1070,9 +1070,9 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // two rely on whatever read the bytes before them (an unprefetched first touch of the pairs
 // stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf; without the units two
 // ahead, KIVI-4 with values read by the row kernels, which prefetch less far, took 1.15-1.20x the
-// time at 64k/64). N, when not 0, is n as a constant (for blocked rows, head_dim
-// 64 and 128 have their own instantiations): the loops over n then unroll, and their offsets are
-// constants (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
+// time at 64k/64). N, when not 0, is n as a constant (for blocked rows, head_dim 64 and 128 have
+// their own instantiations): the loops over n then unroll, and their offsets are constants
+// (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
 template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows,

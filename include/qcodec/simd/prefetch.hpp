@@ -8,9 +8,8 @@
 // as each unit is read, the prefetches are spread over the kernels' work. (So a kernel's first
 // units rely on the kernel that read the bytes before them, or on a nearer prefetch of its own as
 // KIVI's; past a page's last head of a layer lie another layer's heads, prefetched for nothing.
-// Prefetches never fault.) A prefetch of the
-// next few units only ran too close to their first use, and one of a whole page at once
-// (kv/attention.hpp's, into L2) measured nothing either way.
+// Prefetches never fault.) Prefetching only the next few units ran too close to their first use,
+// and a whole page at once (kv/attention.hpp's, into L2) measured nothing either way.
 //
 // Measured (README) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and head_dim 64,
 // kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were slower than 8;
