@@ -962,7 +962,7 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
     }
   }
   for (; r + 16 <= rows; r += 16) {
-    rows::prefetch_rows<Arch>(in + (r + 32) * stride, 16 * stride);
+    prefetch_bytes<Arch>(in + (r + 32) * stride, 16 * stride);
     row_blocks<G, 1, Blocked, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r,
                                           ld, 0xFFFF);
   }
@@ -1088,9 +1088,9 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
-    rows::prefetch_rows<Arch>(unit + unit_prefetch_distance, unit_bytes);
+    prefetch_bytes<Arch>(unit + unit_prefetch_distance, unit_bytes);
     if (u + 2 < count && (u + 2) * unit_bytes < unit_prefetch_distance)  // (not reached above)
-      rows::prefetch_rows<Arch>(unit + 2 * unit_bytes, unit_bytes);
+      prefetch_bytes<Arch>(unit + 2 * unit_bytes, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
     float* const next_x = x + (1 - u % 2) * G * n;
     const split_forms next =

@@ -280,9 +280,7 @@ void maddubs_group(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                    const std::int8_t* qp, const float* scale, float* out, std::size_t ld) noexcept {
   std::size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    for (std::size_t b = 0; b < 4 * stride; b += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(in + (r + prefetch_distance) * stride + b),
-                   _MM_HINT_T0);
+    prefetch_bytes<Arch>(in + (r + prefetch_distance) * stride, 4 * stride);
     maddubs_rows<G, 4, Arch>(in + r * stride, stride, n, qp, scale, out + r, ld);
   }
   const std::uint8_t* tail = in + r * stride;
@@ -477,7 +475,7 @@ QCODEC_INT8_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stri
                                         __m512 s, float* out, std::size_t ld) noexcept {
   std::size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    detail::rows::prefetch_rows<Arch>(in + (r + prefetch_distance) * stride, 4 * stride);
+    detail::prefetch_bytes<Arch>(in + (r + prefetch_distance) * stride, 4 * stride);
     vnni_block<G, 4, Arch>(in + r * stride, stride, n, qp, s, out + r, ld);
   }
   const std::uint8_t* tail = in + r * stride;

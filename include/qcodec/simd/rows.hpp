@@ -23,6 +23,7 @@
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/lut.hpp>
+#include <qcodec/simd/prefetch.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -462,13 +463,6 @@ __m512i merge_high() noexcept {  // natural elements 16..31
   return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
 }
 
-// Prefetches the bytes [p, p + bytes) into L1.
-template <class Arch>
-void prefetch_rows(const std::uint8_t* p, std::size_t bytes) noexcept {
-  for (std::size_t b = 0; b < bytes; b += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + b), _MM_HINT_T0);
-}
-
 // The four horizontal sums of a0..a3, as lanes 0..3.
 template <class Arch>
 __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
@@ -709,7 +703,7 @@ template <std::size_t B, class Arch, class Fn>
 void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&& block) noexcept {
   std::size_t r = 0;
   for (; r + B <= rows; r += B) {
-    prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, B * stride);
+    prefetch_bytes<Arch>(in + (r + prefetch_ahead_rows) * stride, B * stride);
     block(std::integral_constant<std::size_t, B>{}, r);
   }
   if (r == rows) return;
@@ -765,7 +759,7 @@ void dots32(const Columns& columns, const std::uint8_t* in, std::size_t stride, 
         constexpr std::size_t N = decltype(fixed)::value;
         std::size_t r = 0;
         for (; r + 4 <= rows; r += 4) {
-          prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, 4 * stride);
+          prefetch_bytes<Arch>(in + (r + prefetch_ahead_rows) * stride, 4 * stride);
           dots32_rows<Columns, G, 4, N, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
         }
         switch (rows - r) {
@@ -809,7 +803,7 @@ void axpys32_columns(const Columns& columns, const std::uint8_t* in, std::size_t
       Columns::load(acc + g * n + i + 32 * k, a[g][2 * k], a[g][2 * k + 1]);
   }
   for (std::size_t r = 0; r < rows; ++r) {
-    if (i == 0) prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, stride);
+    if (i == 0) prefetch_bytes<Arch>(in + (r + prefetch_ahead_rows) * stride, stride);
     __m512 lo[K], hi[K];
     QCODEC_UNROLL_REGISTERS
     for (std::size_t k = 0; k < K; ++k) columns.decode(in + r * stride, i + 32 * k, lo[k], hi[k]);

@@ -281,8 +281,7 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
-    for (std::size_t i = 0; i < bytes; i += 64)  // (simd/prefetch.hpp)
-      _mm_prefetch(reinterpret_cast<const char*>(block + unit_prefetch_distance + i), _MM_HINT_T0);
+    prefetch_bytes<Arch>(block + unit_prefetch_distance, bytes);  // (simd/prefetch.hpp)
     __m512i acc[G][2];
     for (auto& a : acc) a[0] = a[1] = _mm512_setzero_si512();
     for (std::size_t j = 0; j < groups; ++j) {

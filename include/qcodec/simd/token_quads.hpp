@@ -379,15 +379,10 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
   }
 }
 
-// The sums' first pass over a chunk prefetches ahead (as token_blocks' dots): at long contexts
-// pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at 64k tokens
-// (README). The AVX2 sums prefetch four blocks ahead; the VNNI sums unit_prefetch_distance bytes
-// (simd/prefetch.hpp). Prefetches past the chunk are harmless: they never fault.
-template <class Arch>
-void prefetch_block(const std::uint8_t* block, std::size_t bytes) noexcept {
-  for (std::size_t i = 0; i < bytes; i += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(block + i), _MM_HINT_T0);
-}
+// The sums below prefetch ahead in their first pass over a chunk (as token_blocks' dots): at long
+// contexts pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at 64k
+// tokens (README). The AVX2 sums prefetch four blocks ahead; the VNNI sums unit_prefetch_distance
+// bytes (simd/prefetch.hpp). Prefetches past the chunk are harmless: they never fault.
 
 // AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
 // codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
@@ -405,7 +400,7 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
     for (std::size_t m = 0; m < n / 32; ++m)
       for (std::size_t u = 0; u < blocks; ++u) {
         const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-        if (g0 == 0 && m == 0) prefetch_block<Arch>(in + (u + 4) * block_bytes, block_bytes);
+        if (g0 == 0 && m == 0) prefetch_bytes<Arch>(in + (u + 4) * block_bytes, block_bytes);
         __m256i sum[2][4];
         for (auto& a : sum)
           for (auto& v : a) v = _mm256_setzero_si256();
@@ -461,7 +456,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                 _mm512_set1_ps(cw.offset_sum[g]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-      if (m == 0) prefetch_block<Arch>(in + u * block_bytes + unit_prefetch_distance, block_bytes);
+      if (m == 0) prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance, block_bytes);
       __m512i sum[G][2];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
