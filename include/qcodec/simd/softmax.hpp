@@ -6,14 +6,14 @@
 // compressed token.
 //
 // The argument is the rounded product minus the shift, not fused (unfused.hpp), so that every
-// target exponentiates the same floats. Accuracy: the SIMD kernels use Cephes' expf polynomial
-// (range reduction, degree-5 polynomial, a scaling by 2^n that saturates to 0 and inf: vscalefps
-// on AVX-512, where it takes half the instructions of xsimd's exp; elsewhere two powers of two
-// built in the exponent field, as xsimd 8.1's exp returns inf from 88.38 on, below the true
-// overflow at 88.72); the oracle uses std::exp in float. Element results agree within 4 ulp,
-// results below FLT_MIN within FLT_MIN (they may flush to 0); sums within
-// (n + 4) * FLT_EPSILON * sum; the maximum exactly (NaN skipped; -inf when there is none).
-// -inf arguments (masked scores) give exactly 0, NaN gives NaN.
+// target exponentiates the same floats. Accuracy: AVX-512 takes exp from a table of 2^(j/16) and
+// a degree-3 polynomial (exp16 below); other SIMD targets use Cephes' expf (range reduction, a
+// degree-5 polynomial, and a scaling by 2^n built in the exponent field as two powers of two,
+// whose product saturates to 0 and inf where exp does: xsimd 8.1's exp returns inf from 88.38
+// on, below the true overflow at 88.72); the oracle uses std::exp in float. Element results agree
+// within 4 ulp, results below FLT_MIN within FLT_MIN (they may flush to 0); sums within (n + 4) *
+// FLT_EPSILON * sum; the maximum exactly (NaN skipped; -inf when there is none). -inf arguments
+// (masked scores) give exactly 0, NaN gives NaN.
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/unfused.hpp>
@@ -77,12 +77,51 @@ softmax_kernels make_softmax_kernels() noexcept {
 
 namespace detail::softmax {
 
-// Cephes' expf for the kernels: v = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts, Cody-Waite);
-// returns exp(r) from the degree-5 polynomial and sets n. Each target then scales by 2^n.
+#if XSIMD_WITH_AVX512F
+// exp(v) of 16 floats: v = (16 m + j) ln2 / 16 + r, |r| <= ln2 / 32, so exp(v) = 2^m t_j exp(r)
+// with t_j = 2^(j / 16) from a table (vpermps) and exp(r) - 1 = r + r^2 / 2 + r^3 / 6 (its
+// error, about r^4 / 24, is below 1e-8), t_j + t_j (exp(r) - 1) rounded once, and 2^m applied by
+// vscalefps (which saturates to 0 and inf). One rounding of 16 v / ln2 gives m and j: adding
+// 1.5 * 2^23 leaves that integer in the low bits of the sum, where vpermps reads j. Within
+// 1.07 ulp of exp in double over every float of [-104, 89] (Cephes' degree-5 polynomial without a
+// table, used before: 1.26 ulp, and about 1.05x the time). v is clamped to [-104, 89] first: the
+// rounding needs |16 v / ln2| < 2^22, results below -104 are below FLT_MIN (-inf gives 0) and
+// above 89 inf; NaN passes. A template on the target, as kernel helpers are (kernel_table.hpp).
 template <class Arch>
-batch<float, Arch> exp_reduced(batch<float, Arch> v, batch<float, Arch>& n) noexcept {
+__m512 exp16(__m512 v) noexcept {
+  // 2^(j / 16), rounded
+  alignas(64) static constexpr float powers[16] = {
+      1.0f,        1.04427373f, 1.09050775f, 1.13878858f, 1.18920708f, 1.24185777f,
+      1.29683959f, 1.35425556f, 1.41421354f, 1.47682619f, 1.54221082f, 1.61049032f,
+      1.68179286f, 1.75625217f, 1.8340081f,  1.91520655f};
+  constexpr float ln2_16_hi = 0.0433216989f;         // ln2 / 16 rounded,
+  constexpr float ln2_16_lo = -1.19040888e-10f;      // and what that rounding left
+  const __m512 round = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23
+  // (max and min return their second operand for a NaN one)
+  v = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), v));
+  const __m512 sum = _mm512_fmadd_ps(v, _mm512_set1_ps(23.0831203f), round);  // 16 / ln2
+  const __m512 k = _mm512_sub_ps(sum, round);                                 // 16 m + j
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ln2_16_hi), v);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ln2_16_lo), r);
+  __m512 e = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 6.0f), r, _mm512_set1_ps(0.5f));
+  e = _mm512_mul_ps(_mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f)), r);  // exp(r) - 1
+  const __m512 t = _mm512_permutexvar_ps(_mm512_castps_si512(sum), _mm512_load_ps(powers));
+  return _mm512_scalef_ps(_mm512_fmadd_ps(t, e, t), _mm512_mul_ps(k, _mm512_set1_ps(0.0625f)));
+}
+#endif
+
+// exp(v) for the other targets, Cephes' expf: v = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts,
+// Cody-Waite), exp(r) from a degree-5 polynomial, then 2^n as two powers of two, 2^(n/2) and
+// 2^(n - n/2), built in the exponent field (each stays a normal float for n in [-150, 128]: the
+// product's results below FLT_MIN underflow gradually, above FLT_MAX to inf). v is clamped to
+// [-104, 89] first (exp(89) is already inf); NaN passes (max and min return their second operand
+// for a NaN one on x86).
+template <class Arch>
+batch<float, Arch> exp_cephes(batch<float, Arch> v) noexcept {
   using B = batch<float, Arch>;
-  n = xsimd::nearbyint(v * B(1.44269504088896341f));
+  using I = batch<std::int32_t, Arch>;
+  v = xsimd::min(B(89.0f), xsimd::max(B(-104.0f), v));
+  const B n = xsimd::nearbyint(v * B(1.44269504088896341f));
   B r = xsimd::fnma(n, B(0.693359375f), v);
   r = xsimd::fnma(n, B(-2.12194440e-4f), r);
   B p(1.9875691500e-4f);
@@ -91,32 +130,7 @@ batch<float, Arch> exp_reduced(batch<float, Arch> v, batch<float, Arch>& n) noex
   p = xsimd::fma(p, r, B(4.1665795894e-2f));
   p = xsimd::fma(p, r, B(1.6666665459e-1f));
   p = xsimd::fma(p, r, B(5.0000001201e-1f));
-  return xsimd::fma(p, r * r, r + B(1.0f));
-}
-
-#if XSIMD_WITH_AVX512F
-// exp(v) of 16 floats, times 2^n by vscalefps. Inputs below -104 are clamped there first (their
-// results are below FLT_MIN, and -inf must not meet an infinite n ln2); NaN passes. A template
-// on the target, as kernel helpers are (kernel_table.hpp).
-template <class Arch>
-__m512 exp16(__m512 v) noexcept {
-  v = _mm512_max_ps(_mm512_set1_ps(-104.0f), v);  // (a NaN v is returned as it is)
-  batch<float, Arch> n;
-  const batch<float, Arch> p = exp_reduced<Arch>(v, n);
-  return _mm512_scalef_ps(p, n);
-}
-#endif
-
-// exp(v) for any target: 2^n as two powers of two, 2^(n/2) and 2^(n - n/2), built in the
-// exponent field (each stays a normal float for n in [-150, 128]: results below FLT_MIN
-// underflow gradually, above FLT_MAX to inf). v is clamped to [-104, 89] first (exp(89) is
-// already inf); NaN passes (max and min return their second operand for a NaN one on x86).
-template <class Arch>
-batch<float, Arch> exp_cephes(batch<float, Arch> v) noexcept {
-  using B = batch<float, Arch>;
-  using I = batch<std::int32_t, Arch>;
-  B n;
-  const B p = exp_reduced<Arch>(xsimd::min(B(89.0f), xsimd::max(B(-104.0f), v)), n);
+  p = xsimd::fma(p, r * r, r + B(1.0f));
   const I ni = xsimd::to_int(n);  // (a NaN lane gives garbage scales; p is NaN)
   const I half = ni >> 1;
   const auto power = [](I e) { return xsimd::bitwise_cast<B>((e + I(127)) << 23); };
@@ -182,16 +196,17 @@ exp_sum exp_scaled(const float* x, std::size_t n, float scale, float shift, floa
     acc0 += e0;
     acc1 += e1;
   }
-  for (; i < n; i += W) {  // the last 1..2W - 1 elements; padding products are -inf (exp: 0)
+  for (; i < n; i += W) {  // the last 1..2W - 1 elements; padding products are -inf
     const std::size_t k = n - i < W ? n - i : W;
     alignas(64) float v[W];
     for (std::size_t j = 0; j < W; ++j) v[j] = j < k ? unfused<Arch>(scale * x[i + j]) : -inf;
     const B p = B::load_aligned(v);
     raise(max0, p);
-    const B e = detail::softmax::exp_cephes<Arch>(p - s);
-    e.store_aligned(v);
+    detail::softmax::exp_cephes<Arch>(p - s).store_aligned(v);
     for (std::size_t j = 0; j < k; ++j) y[i + j] = v[j];
-    acc0 += e;
+    // The padding adds nothing (exp(-inf - shift) is NaN under a row's first shift, -inf).
+    for (std::size_t j = k; j < W; ++j) v[j] = 0.0f;
+    acc0 += B::load_aligned(v);
   }
   raise(max0, max1);
   return {reduce_add(acc0 + acc1), reduce_max(max0)};

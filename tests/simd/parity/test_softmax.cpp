@@ -74,6 +74,31 @@ TEST_CASE("exp_scaled: special values", "[parity][softmax]") {
   }
 }
 
+TEST_CASE("exp_scaled: huge and infinite arguments give inf", "[parity][softmax]") {
+  const auto& k = parity::under_test().softmax;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n : {std::size_t{7}, std::size_t{16}, std::size_t{37}}) {
+    for (std::size_t at = 0; at < n; ++at) {
+      // (An AVX-512 kernel that clamped only from below gave -inf for 1e10.)
+      for (const float big : {1e10f, 1e35f, std::numeric_limits<float>::max(), inf}) {
+        std::vector<float> x(n, 0.0f), y(n);
+        x[at] = big;
+        INFO("n=" << n << " at=" << at << " big=" << big);
+        const auto r = k.exp_scaled(x.data(), n, 1.0f, 0.0f, y.data());
+        CHECK(r.sum == inf);
+        CHECK(r.max == big);
+        for (std::size_t i = 0; i < n; ++i) CHECK(y[i] == (i == at ? inf : 1.0f));
+      }
+      // A row's first block is shifted by -inf: every finite score gives inf, and so does the sum
+      // (the padding of a partial last vector, -inf - -inf, must not make it NaN).
+      std::vector<float> x(n, 0.0f), y(n);
+      const auto r = k.exp_scaled(x.data(), n, 1.0f, -inf, y.data());
+      CHECK(r.sum == inf);
+      for (std::size_t i = 0; i < n; ++i) CHECK(y[i] == inf);
+    }
+  }
+}
+
 TEST_CASE("exp_scaled: no maximum without a number", "[parity][softmax]") {
   const auto& k = parity::under_test().softmax;
   constexpr float inf = std::numeric_limits<float>::infinity();
