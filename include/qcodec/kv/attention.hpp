@@ -55,6 +55,9 @@ namespace detail {
 // page's units, contiguous. At long contexts the pages come from DRAM, and the hardware
 // prefetcher neither crosses into the next page nor runs ahead of the first touch of a page
 // (the gather of its fp16 scales); fetched a block ahead, they arrive while this block computes.
+// But GCC 12 finds this function, which only prefetches, "looping pure" and deletes the calls:
+// a GCC build has no prefetcht1 at all, so what was measured of it measured nothing (clang keeps
+// it). The kernels' own prefetches (simd/prefetch.hpp) are what fetch the pages ahead there.
 template <class Stream, class UnitOf>
 void prefetch_page(const Stream& st, std::size_t group, std::size_t unit_bytes, std::size_t from,
                    std::size_t to, UnitOf unit_of) noexcept {
