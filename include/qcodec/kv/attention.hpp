@@ -51,29 +51,6 @@ namespace qcodec::kv {
 
 namespace detail {
 
-// Prefetches, into L2, the compressed units holding stream tokens [from, to) of one head: one
-// page's units, contiguous. At long contexts the pages come from DRAM, and the hardware
-// prefetcher neither crosses into the next page nor runs ahead of the first touch of a page
-// (the gather of its fp16 scales); fetched a block ahead, they arrive while this block computes.
-// But GCC 12 finds this function, which only prefetches, "looping pure" and deletes the calls:
-// a GCC build has no prefetcht1 at all, so what was measured of it measured nothing (clang keeps
-// it). The kernels' own prefetches (simd/prefetch.hpp) are what fetch the pages ahead there.
-template <class Stream, class UnitOf>
-void prefetch_page(const Stream& st, std::size_t group, std::size_t unit_bytes, std::size_t from,
-                   std::size_t to, UnitOf unit_of) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  from = std::max(from, st.sinks);
-  to = std::min(to, st.sinks + st.compressed);
-  if (from >= to) return;
-  const std::size_t j = (from - st.sinks) / group * group;
-  const std::size_t bytes = (to - st.sinks - j + group - 1) / group * unit_bytes;
-  const std::uint8_t* p = unit_of(j);
-  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
-#else
-  (void)st, (void)group, (void)unit_bytes, (void)from, (void)to, (void)unit_of;
-#endif
-}
-
 // The checks every attention entry point makes (kv::attention, mixed_cache's attention): the
 // sequence exists, the layer is in range, the head range is not reversed (head_end is clamped
 // to the KV heads), and q_heads is a positive multiple of the KV heads.
@@ -229,18 +206,6 @@ template <class Cache>
         const auto rows_of = [&](const std::uint8_t* base, std::size_t token) {
           return base + (token * cfg.kv_heads + h) * d * exact_bytes;
         };
-        // The units read next: the next head's of this block, or the first head's of the next.
-        const bool last_head = h + 1 == head_end;
-        const std::size_t next_h = last_head ? head_begin : h + 1;
-        const std::size_t from = last_head ? end : begin;
-        const std::size_t to = last_head ? std::min(block_end(end), seen_by_chunk) : stop;
-        if (from < to) {
-          detail::prefetch_page(keys, key_group, c.keys(layer, next_h).unit_bytes(), from, to,
-                                [&](std::size_t j) { return c.key_unit(s, layer, next_h, j); });
-          detail::prefetch_page(values, value_group, c.values(layer, next_h).unit_bytes(), from, to,
-                                [&](std::size_t j) { return c.value_unit(s, layer, next_h, j); });
-        }
-
         // 1. Scores of tokens [begin, stop) for every query row; a unit cut by the causal limit
         //    is scored whole and its extra tokens ignored. Keys stored before RoPE are decoded a
         //    block at a time and rotated to their positions first.
