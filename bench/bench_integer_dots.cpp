@@ -10,7 +10,8 @@
 //   units8  the same with int8 scaled queries: channel_unit_dots_i8 (per_channel<..., i8>).
 // Each call makes the queries' integer form and layout once, so 32 rows per call against 256
 // shows that per-call cost. The page is 17 KB at most: L1-resident, as in attention, where the
-// page is prefetched a block ahead. (On CPUs with AVX-512 VNNI, 4-bit i16 rows take dots4_vnni.)
+// kernels prefetch the units ahead (simd/prefetch.hpp). (On CPUs with AVX-512 VNNI, 4-bit i16 rows
+// take dots4_vnni.)
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/dispatch.hpp>
 

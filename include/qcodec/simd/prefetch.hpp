@@ -10,8 +10,8 @@
 // KIVI's; past a page's last head of a layer lie another layer's heads, prefetched for nothing.
 // Prefetches never fault.) Prefetching only the next few units ran too close to their first use,
 // and a whole page at once cost time: kv/attention.hpp once prefetched the next head's page into
-// L2 before each block, which made decode steps 1.08-1.27x slower (clang builds; GCC had deleted
-// it, below).
+// L2 before each block, and decode steps took 1.08-1.27x the time where it ran (clang; GCC 12 had
+// deleted it, see prefetch_bytes; made to run there, 1.11-1.18x).
 //
 // Measured (README) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and head_dim 64,
 // kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were slower than 8;
