@@ -445,11 +445,11 @@ inline constexpr std::size_t column_dots_max_n = 1024;
 inline constexpr std::size_t prefetch_ahead_rows = 24;
 
 // Prefetches the `count` rows (`row_bytes` each, `stride` apart) that lie prefetch_ahead_rows
-// past `rows`. Rows at most a line further apart than their length take one range; rows
-// further apart take the lines of each row only. (The cache's exact rows are one head's among kv_heads: their stride is kv_heads
-// times their length, and a range of count * stride bytes fetched every head's rows, kv_heads
-// times the prefetches. On 160 fp32 rows of 64 elements at 8 KV heads, dots and sums took
-// 1.9-2.7x the time, README.)
+// past `rows`. Rows at most a line further apart than their length take one range; rows further
+// apart take the lines of each row only. (The cache's exact rows are one head's among kv_heads:
+// their stride is kv_heads times their length, and a range of count * stride bytes fetched every
+// head's rows, kv_heads times the prefetches. On 160 fp32 rows of 64 elements at 8 KV heads, dots
+// and sums took 1.9-2.7x the time, README.)
 template <class Arch>
 [[gnu::always_inline]] inline void prefetch_rows(const std::uint8_t* rows, std::size_t stride,
                                                  std::size_t row_bytes,
