@@ -280,7 +280,7 @@ void maddubs_group(const std::uint8_t* in, std::size_t stride, std::size_t rows,
                    const std::int8_t* qp, const float* scale, float* out, std::size_t ld) noexcept {
   std::size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    prefetch_bytes<Arch>(in + (r + prefetch_distance) * stride, 4 * stride);
+    prefetch_rows<Arch>(in + (r + prefetch_distance) * stride, stride, n / 2, 4);
     maddubs_rows<G, 4, Arch>(in + r * stride, stride, n, qp, scale, out + r, ld);
   }
   const std::uint8_t* tail = in + r * stride;
@@ -475,7 +475,7 @@ QCODEC_INT8_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stri
                                         __m512 s, float* out, std::size_t ld) noexcept {
   std::size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    prefetch_bytes<Arch>(in + (r + prefetch_distance) * stride, 4 * stride);
+    prefetch_rows<Arch>(in + (r + prefetch_distance) * stride, stride, n / 2, 4);
     vnni_block<G, 4, Arch>(in + r * stride, stride, n, qp, s, out + r, ld);
   }
   const std::uint8_t* tail = in + r * stride;

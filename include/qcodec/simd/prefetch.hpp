@@ -41,6 +41,23 @@ template <class Arch>
 #endif
 }
 
+// Prefetches `count` rows of `row_bytes` bytes, `stride` apart, from the row at p: the row
+// kernels' prefetch ahead. Rows at most a line further apart than their length take one range;
+// rows further apart take the lines of each row only. (The cache's exact rows are one head's among
+// kv_heads: their stride is kv_heads times their length, and a range of count * stride bytes
+// fetched every head's rows, kv_heads times the prefetches. On 160 fp32 rows of 64 elements at
+// 8 KV heads, dots and sums took 1.9-2.7x the time, README.)
+template <class Arch>
+[[gnu::always_inline]] inline void prefetch_rows(const std::uint8_t* p, std::size_t stride,
+                                                 std::size_t row_bytes,
+                                                 std::size_t count) noexcept {
+  if (stride <= row_bytes + 64) return prefetch_bytes<Arch>(p, count * stride);
+  for (std::size_t t = 0; t < count; ++t, p += stride) {
+    const std::size_t offset = reinterpret_cast<std::uintptr_t>(p) % 64;  // from its first line
+    prefetch_bytes<Arch>(p - offset, offset + row_bytes);
+  }
+}
+
 }  // namespace detail
 
 }  // namespace qcodec::simd

@@ -444,24 +444,6 @@ inline constexpr std::size_t column_dots_max_n = 1024;
 // (prefetches past the caller's rows are harmless: they never fault).
 inline constexpr std::size_t prefetch_ahead_rows = 24;
 
-// Prefetches the `count` rows (`row_bytes` each, `stride` apart) that lie prefetch_ahead_rows
-// past `rows`. Rows at most a line further apart than their length take one range; rows further
-// apart take the lines of each row only. (The cache's exact rows are one head's among kv_heads:
-// their stride is kv_heads times their length, and a range of count * stride bytes fetched every
-// head's rows, kv_heads times the prefetches. On 160 fp32 rows of 64 elements at 8 KV heads, dots
-// and sums took 1.9-2.7x the time, README.)
-template <class Arch>
-[[gnu::always_inline]] inline void prefetch_rows(const std::uint8_t* rows, std::size_t stride,
-                                                 std::size_t row_bytes,
-                                                 std::size_t count) noexcept {
-  const std::uint8_t* p = rows + prefetch_ahead_rows * stride;
-  if (stride <= row_bytes + 64) return prefetch_bytes<Arch>(p, count * stride);
-  for (std::size_t t = 0; t < count; ++t, p += stride) {
-    const std::size_t offset = reinterpret_cast<std::uintptr_t>(p) % 64;  // from its first line
-    prefetch_bytes<Arch>(p - offset, offset + row_bytes);
-  }
-}
-
 #if XSIMD_WITH_AVX512BW
 // Lanes of (a, b) = elements [0, 32) in natural order <-> (even, odd) = elements 2j, 2j + 1.
 template <class Arch>
@@ -718,10 +700,11 @@ constexpr bool dw_layout(std::size_t n) noexcept {
 // block(integral_constant<T>, r) over rows [0, rows): blocks of B rows (prefetching ahead),
 // then one block of the 1..B-1 left.
 template <std::size_t B, class Arch, class Fn>
-void dw_blocks(std::size_t rows, std::size_t stride, const std::uint8_t* in, Fn&& block) noexcept {
+void dw_blocks(std::size_t rows, std::size_t stride, std::size_t row_bytes, const std::uint8_t* in,
+               Fn&& block) noexcept {
   std::size_t r = 0;
   for (; r + B <= rows; r += B) {
-    prefetch_bytes<Arch>(in + (r + prefetch_ahead_rows) * stride, B * stride);
+    prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, stride, row_bytes, B);
     block(std::integral_constant<std::size_t, B>{}, r);
   }
   if (r == rows) return;
@@ -741,15 +724,15 @@ void code4_dots_dw(const std::uint8_t* in, std::size_t stride, std::size_t rows,
       for (std::size_t g = 0; g < G; ++g) dw_permute_query<Arch>(q + (g0 + g) * n, n, qd + g * qn);
       float* og = out + g0 * ld;
       if (n == 64) {
-        dw_blocks<8, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+        dw_blocks<8, Arch>(rows, stride, n / 2, in, [&](auto t, std::size_t r) {
           dw64_rows<G, decltype(t)::value, Arch>(in + r * stride, stride, qd, og + r, ld);
         });
       } else if (n == 128) {
-        dw_blocks<4, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+        dw_blocks<4, Arch>(rows, stride, n / 2, in, [&](auto t, std::size_t r) {
           dw128_rows<G, decltype(t)::value, 128, Arch>(in + r * stride, stride, n, qd, og + r, ld);
         });
       } else {
-        dw_blocks<4, Arch>(rows, stride, in, [&](auto t, std::size_t r) {
+        dw_blocks<4, Arch>(rows, stride, n / 2, in, [&](auto t, std::size_t r) {
           dw128_rows<G, decltype(t)::value, 0, Arch>(in + r * stride, stride, n, qd, og + r, ld);
         });
       }
@@ -777,7 +760,8 @@ void dots32(const Columns& columns, const std::uint8_t* in, std::size_t stride, 
         constexpr std::size_t N = decltype(fixed)::value;
         std::size_t r = 0;
         for (; r + 4 <= rows; r += 4) {
-          prefetch_rows<Arch>(in + r * stride, stride, Columns::row_bytes(n), 4);
+          prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, stride,
+                              Columns::row_bytes(n), 4);
           dots32_rows<Columns, G, 4, N, Arch>(columns, in + r * stride, stride, n, qp, og + r, ld);
         }
         switch (rows - r) {
@@ -821,7 +805,10 @@ void axpys32_columns(const Columns& columns, const std::uint8_t* in, std::size_t
       Columns::load(acc + g * n + i + 32 * k, a[g][2 * k], a[g][2 * k + 1]);
   }
   for (std::size_t r = 0; r < rows; ++r) {
-    if (i == 0) prefetch_rows<Arch>(in + r * stride, stride, Columns::row_bytes(n), 1);
+    if (i == 0) {
+      prefetch_rows<Arch>(in + (r + prefetch_ahead_rows) * stride, stride, Columns::row_bytes(n),
+                          1);
+    }
     __m512 lo[K], hi[K];
     QCODEC_UNROLL_REGISTERS
     for (std::size_t k = 0; k < K; ++k) columns.decode(in + r * stride, i + 32 * k, lo[k], hi[k]);
