@@ -885,9 +885,10 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // broadcasts of two calls: 0.93-0.99x the time of a KIVI-4 decode step at 16k and 64k tokens).
 // `add`, when not null, holds a term per vector added to its scores (channel_unit_dots_i16's and
 // _i8's constants). Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is
-// not read; with one block the high nibbles' products go to a second sum (al) so that 2G
-// dependency chains run, not G (vpdpbusd: latency 4, two a cycle on Zen 4); two blocks have 2G
-// chains without it.
+// not read; the high nibbles are multiplied where they are, 16 times their codes (one mask where
+// shifting them down took a shift too, on the pipes vpdpbusd runs on), into a second sum (al)
+// divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 240 * 128 * n).
+// That also makes 2G dependency chains with one block, not G.
 template <std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                          const std::int32_t* hi, const std::int32_t* lo,
@@ -908,7 +909,8 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
         const __m512i x =
             Blocked ? _mm512_loadu_si512(in + blocked_dword<Arch>(n, 16 * b, i / 8 + j)) : col[j];
         even[b] = _mm512_and_si512(x, low4);
-        odd[b] = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+        odd[b] = Wide ? _mm512_and_si512(_mm512_srli_epi16(x, 4), low4)
+                      : _mm512_andnot_si512(low4, x);  // 16 times the codes
       }
       const std::size_t e = i / 4 + 2 * j;  // the dword pair of elements i + 8j .. i + 8j + 7
       for (std::size_t g = 0; g < G; ++g) {
@@ -916,7 +918,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
         const __m512i hi_even = _mm512_set1_epi32(hg[e]), hi_odd = _mm512_set1_epi32(hg[e + 1]);
         for (std::size_t b = 0; b < B; ++b) {
           ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], even[b], hi_even);
-          if constexpr (!Wide && B == 1) {
+          if constexpr (!Wide) {
             al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], hi_odd);
             in_order(al[b][g]);
           } else {
@@ -939,7 +941,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t g = 0; g < G; ++g) {
       const __m512i sum = Wide ? _mm512_add_epi32(_mm512_slli_epi32(ah[b][g], 7), al[b][g])
-                               : _mm512_add_epi32(ah[b][g], al[b][g]);
+                               : _mm512_add_epi32(ah[b][g], _mm512_srai_epi32(al[b][g], 4));
       __m512 score = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
       if (add != nullptr) score = _mm512_add_ps(unfused<Arch>(score), _mm512_set1_ps(add[g]));
       _mm512_mask_storeu_ps(out + g * ld + 16 * b, keep, score);
