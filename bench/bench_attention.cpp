@@ -11,6 +11,15 @@
 //
 // The same attention for a chunk of queries at the end of the context (head_dim 128), with keys
 // stored after RoPE (0) or before it (1).
+//
+//   BM_attention_model_step/<scheme>/<context>/<head_dim>
+//
+// One decode step's attention over every layer of a model of that shape, one layer after
+// another, as an engine runs it: 16 layers at head_dim 64 (Llama-3.2-1B: 32 query heads over 8
+// KV heads) and 32 at head_dim 128 (Llama-3.1-8B), 16k tokens. Each layer is read once a step,
+// after every other layer, as in a model; BM_attention_decode repeats one layer's step, so where
+// the last-level cache holds a layer (a 16k/64 layer of fp32 is 64 MiB), its time is that
+// cache's, not memory's. Counters as BM_attention_decode's, for the whole step.
 #include <qcodec/kv.hpp>
 
 #include <cstdint>
@@ -29,11 +38,11 @@ namespace kv = qcodec::kv;
 
 constexpr std::size_t kv_heads = 8, q_heads = 32;
 
-// The configuration of a one-layer cache of up to `context` tokens (8 KV heads).
+// The configuration of a cache of up to `context` tokens (8 KV heads).
 template <class Cache>
-kv::cache_config bench_config(std::size_t context, std::size_t head_dim) {
+kv::cache_config bench_config(std::size_t context, std::size_t head_dim, std::size_t layers = 1) {
   kv::cache_config config;
-  config.layers = 1;
+  config.layers = layers;
   config.kv_heads = kv_heads;
   config.head_dim = head_dim;
   config.page_tokens = 256;
@@ -74,12 +83,12 @@ qcodec::result<Cache> create_cache(const kv::cache_config& config) {
   }
 }
 
-// A one-layer cache of `context` tokens (8 KV heads), or an error the benchmark reports.
+// A cache of `context` tokens (8 KV heads) in each layer, or an error the benchmark reports.
 template <class Cache>
 std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
-                                  std::size_t head_dim, kv::sequence_id& seq,
-                                  bool pre_rope = false) {
-  kv::cache_config config = bench_config<Cache>(context, head_dim);
+                                  std::size_t head_dim, kv::sequence_id& seq, bool pre_rope = false,
+                                  std::size_t layers = 1) {
+  kv::cache_config config = bench_config<Cache>(context, head_dim, layers);
   config.rope.pre_rope = pre_rope;
   auto cache = create_cache<Cache>(config);
   if (!cache.ok()) {
@@ -94,27 +103,33 @@ std::optional<Cache> filled_cache(benchmark::State& state, std::size_t context,
   const std::vector<float> values = qcodec_bench::normal_floats(chunk * row, 2);
   for (std::size_t t = 0; t < context; t += chunk) {
     const std::size_t n = std::min(chunk, context - t);
-    if (!cache->append(seq, 0, keys.data(), values.data(), n).ok()) {
-      state.SkipWithError("append failed");
-      return std::nullopt;
+    for (std::size_t layer = 0; layer < layers; ++layer) {
+      if (!cache->append(seq, layer, keys.data(), values.data(), n).ok()) {
+        state.SkipWithError("append failed");
+        return std::nullopt;
+      }
     }
   }
   return std::move(*cache);
 }
 
+// One decode step over each of `layers` layers in turn per iteration, and the counters.
 template <class Cache>
-void BM_attention_decode(benchmark::State& state) {
+void decode_steps(benchmark::State& state, std::size_t layers) {
   const auto context = static_cast<std::size_t>(state.range(0));
   const auto head_dim = static_cast<std::size_t>(state.range(1));
   kv::sequence_id seq = 0;
-  const std::optional<Cache> cache = filled_cache<Cache>(state, context, head_dim, seq);
+  const std::optional<Cache> cache =
+      filled_cache<Cache>(state, context, head_dim, seq, false, layers);
   if (!cache) return;
   const std::vector<float> q = qcodec_bench::normal_floats(q_heads * head_dim, 3);
   std::vector<float> out(q.size());
   for (auto _ : state) {
-    const qcodec::status s = kv::attention(*cache, seq, 0, q.data(), q_heads, out.data());
-    benchmark::DoNotOptimize(out.data());
-    if (!s.ok()) state.SkipWithError(s.message().c_str());
+    for (std::size_t layer = 0; layer < layers; ++layer) {
+      const qcodec::status s = kv::attention(*cache, seq, layer, q.data(), q_heads, out.data());
+      benchmark::DoNotOptimize(out.data());
+      if (!s.ok()) state.SkipWithError(s.message().c_str());
+    }
   }
   const double bytes = static_cast<double>(cache->sequence_bytes(seq));
   state.counters["bits_per_value"] = cache->bits_per_value(seq);
@@ -122,6 +137,17 @@ void BM_attention_decode(benchmark::State& state) {
   state.counters["read_bandwidth"] =
       benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(qcodec::simd::kernels().arch);
+}
+
+template <class Cache>
+void BM_attention_decode(benchmark::State& state) {
+  decode_steps<Cache>(state, 1);
+}
+
+// Llama-3.2-1B's 16 layers at head_dim 64, Llama-3.1-8B's 32 at 128.
+template <class Cache>
+void BM_attention_model_step(benchmark::State& state) {
+  decode_steps<Cache>(state, state.range(1) == 64 ? 16 : 32);
 }
 
 // Chunked prefill: the last `queries` positions of the context attend at once (causally), as
@@ -308,6 +334,26 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8)
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8_quads)
     ->Name("BM_attention_decode/kivi4-q8-quads")
     ->Apply(shapes);
+
+// The goal's schemes over a model's layers (BM_attention_model_step).
+void model_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({16384, 64})->Args({16384, 128})->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_TEMPLATE(BM_attention_model_step, fp32)
+    ->Name("BM_attention_model_step/fp32")
+    ->Apply(model_shapes);
+BENCHMARK_TEMPLATE(BM_attention_model_step, fp16)
+    ->Name("BM_attention_model_step/fp16")
+    ->Apply(model_shapes);
+BENCHMARK_TEMPLATE(BM_attention_model_step, kivi4_q8_quads)
+    ->Name("BM_attention_model_step/kivi4-q8-quads")
+    ->Apply(model_shapes);
+BENCHMARK_TEMPLATE(BM_attention_model_step, q4_blocks_quads)
+    ->Name("BM_attention_model_step/q4-blocks-quads")
+    ->Apply(model_shapes);
+BENCHMARK_TEMPLATE(BM_attention_model_step, rotated4_blocks_quads)
+    ->Name("BM_attention_model_step/rotated4-blocks-quads")
+    ->Apply(model_shapes);
 
 // TurboQuant (kv/turbo.hpp) and KIVI-2 with 1% dense-and-sparse key outliers (kv/outliers.hpp).
 using turbo3 = kv::cache<kv::turbo<3>, kv::turbo<3>>;

@@ -4,9 +4,11 @@
 # qcodec_bench (release) and runs BM_attention_decode for the given schemes beside fp32 and fp16
 # in one process, each benchmark repeated with the repetitions interleaved at random, and prints
 # every scheme's median CPU time and its speed-ups (fp32's median / its median, fp16's likewise).
-# Usage: ./scripts/speedups.sh [-h] [-r REPETITIONS] [-s SHAPES] [scheme...]
+# Usage: ./scripts/speedups.sh [-h] [-m] [-r REPETITIONS] [-s SHAPES] [scheme...]
 #   scheme  a BM_attention_decode/<scheme> name (default: the 4-bit schemes kivi4-q8-quads,
 #           q4-blocks-quads, rotated4-blocks-quads)
+#   -m      BM_attention_model_step instead: a step over every layer of a model's shape, each
+#           layer read after all the others (its shapes: 16384/64 and 16384/128)
 #   -r      repetitions of each benchmark, at least 2 (default 15; each runs at least 0.1 s)
 #   -s      contexts and head dims, a regular expression (default '(16384|65536)/(64|128)')
 # Why interleaved: the VM's speed drifts by 20-40% over minutes, and a benchmark's repetitions run
@@ -18,11 +20,13 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
-usage="usage: $0 [-h] [-r REPETITIONS] [-s SHAPES] [scheme...]"
+usage="usage: $0 [-h] [-m] [-r REPETITIONS] [-s SHAPES] [scheme...]"
 reps=15
 shapes='(16384|65536)/(64|128)'
-while getopts "r:s:h" opt; do
+family=BM_attention_decode
+while getopts "mr:s:h" opt; do
   case "$opt" in
+    m) family=BM_attention_model_step ;;
     r) reps="$OPTARG" ;;
     s) shapes="$OPTARG" ;;
     *) echo "$usage" >&2; exit 2 ;;
@@ -46,14 +50,22 @@ cpu="$(taskset -pc $$ 2>/dev/null | sed 's/.*: //; s/.*[,-]//')" || true
 [ -n "$cpu" ] && taskset -c "$cpu" true >/dev/null 2>&1 && run+=(taskset -c "$cpu")
 setarch "$(uname -m)" -R true >/dev/null 2>&1 && run+=(setarch "$(uname -m)" -R)
 names="$(IFS='|'; echo "fp32|fp16|${schemes[*]}")"
+# The machine first: the ratios depend on it (where the last-level cache holds a layer of fp32,
+# BM_attention_decode's fp32 reads that cache, not memory).
+if command -v lscpu >/dev/null; then
+  lscpu | awk -F: '{ sub(/^ +/, "", $2) }
+                   $1 == "Model name" { name = $2 } $1 == "CPU family" { family = $2 }
+                   $1 == "Model" { model = $2 } $1 == "L3 cache" { l3 = $2 }
+                   END { printf "cpu: %s (family %s, model %s), L3 %s\n", name, family, model, l3 }'
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 "${run[@]}" "$QCODEC_ROOT/build/release/bench/qcodec_bench" \
-  --benchmark_filter="^BM_attention_decode/($names)/($shapes)\$" --benchmark_min_time=0.1 \
+  --benchmark_filter="^$family/($names)/($shapes)\$" --benchmark_min_time=0.1 \
   --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_format=csv 2>"$log" |
-  awk -F, -v order="$names" '
+  awk -F, -v order="$names" -v family="$family" '
     function before(a, b,  x, y) {
       split(a, x, "/"); split(b, y, "/")
       return x[1] + 0 < y[1] + 0 || (x[1] + 0 == y[1] + 0 && x[2] + 0 < y[2] + 0)
@@ -61,16 +73,16 @@ status=0
     function ratio(base, s, sh) {
       return ((base, sh) in t) ? sprintf("%8.2fx", t[base, sh] / t[s, sh]) : sprintf("%9s", "-")
     }
-    # Rows "BM_attention_decode/<scheme>/<context>/<head_dim>_median",<iterations>,<real time>,
-    # <CPU time>,<unit>,...
-    $1 ~ /^"BM_attention_decode\/.*_median"$/ {
-      name = $1; gsub(/"/, "", name); sub(/_median$/, "", name); sub(/^BM_attention_decode\//, "", name)
+    # Rows "<family>/<scheme>/<context>/<head_dim>_median",<iterations>,<real time>,<CPU time>,
+    # <unit>,...
+    $1 ~ /_median"$/ && index($1, "\"" family "/") == 1 {
+      name = $1; gsub(/"/, "", name); sub(/_median$/, "", name); name = substr(name, length(family) + 2)
       i = index(name, "/"); scheme = substr(name, 1, i - 1); shape = substr(name, i + 1)
       t[scheme, shape] = $4; unit = $5; found[scheme] = 1
       if (!(shape in seen)) { seen[shape] = 1; shapes[++ns] = shape }
     }
     END {
-      if (ns == 0) { print "qcodec: no BM_attention_decode results" > "/dev/stderr"; exit 1 }
+      if (ns == 0) { print "qcodec: no " family " results" > "/dev/stderr"; exit 1 }
       for (j = 2; j <= ns; ++j)  # shapes by context, then head_dim
         for (i = j; i > 1 && before(shapes[i], shapes[i - 1]); --i) {
           x = shapes[i]; shapes[i] = shapes[i - 1]; shapes[i - 1] = x
