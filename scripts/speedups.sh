@@ -8,7 +8,8 @@
 #   scheme  a BM_attention_decode/<scheme> name (default: the 4-bit schemes kivi4-q8-quads,
 #           q4-blocks-quads, rotated4-blocks-quads)
 #   -m      BM_attention_model_step instead: a step over every layer of a model's shape, each
-#           layer read after all the others (its shapes: 16384/64 and 16384/128)
+#           layer read after all the others (its shapes: 16384/64 and 16384/128; its schemes:
+#           fp32, fp16 and the three defaults; fp32 at 16384/128 holds 4.3 GB)
 #   -r      repetitions of each benchmark, at least 2 (default 15; each runs at least 0.1 s)
 #   -s      contexts and head dims, a regular expression (default '(16384|65536)/(64|128)')
 # Why interleaved: the VM's speed drifts by 20-40% over minutes, and a benchmark's repetitions run
@@ -53,7 +54,7 @@ names="$(IFS='|'; echo "fp32|fp16|${schemes[*]}")"
 # The machine first: the ratios depend on it (where the last-level cache holds a layer of fp32,
 # BM_attention_decode's fp32 reads that cache, not memory).
 if command -v lscpu >/dev/null; then
-  lscpu | awk -F: '{ sub(/^ +/, "", $2) }
+  { LC_ALL=C lscpu || true; } | awk -F: '{ sub(/^ +/, "", $2) }
                    $1 == "Model name" { name = $2 } $1 == "CPU family" { family = $2 }
                    $1 == "Model" { model = $2 } $1 == "L3 cache" { l3 = $2 }
                    END { printf "cpu: %s (family %s, model %s), L3 %s\n", name, family, model, l3 }'

@@ -888,7 +888,7 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // not read; the high nibbles are multiplied where they are, 16 times their codes (one mask where
 // shifting them down took a shift too, on the pipes vpdpbusd runs on), into a second sum (al)
 // divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 240 * 128 * n).
-// That also makes 2G dependency chains with one block, not G.
+// So B blocks run 2BG dependency chains of vpdpbusd.
 template <std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                          const std::int32_t* hi, const std::int32_t* lo,
