@@ -19,7 +19,8 @@
 // KV heads) and 32 at head_dim 128 (Llama-3.1-8B), 16k tokens. Each layer is read once a step,
 // after every other layer, as in a model; BM_attention_decode repeats one layer's step, so where
 // the last-level cache holds a layer (a 16k/64 layer of fp32 is 64 MiB), its time is that
-// cache's, not memory's. Counters as BM_attention_decode's, for the whole step.
+// cache's, not memory's. (A cache that large may hold a whole model's 4-bit layers too: 151-168 MB
+// at 16k/64.) Counters as BM_attention_decode's, for the whole step.
 #include <qcodec/kv.hpp>
 
 #include <cstdint>
