@@ -172,6 +172,69 @@ TEST_CASE("kv cache: bad arguments are clear errors", "[kv][cache]") {
   CHECK(small->append(t, 0, k.data(), k.data(), 11).is(e::too_long));
 }
 
+TEST_CASE("kv cache: sizes that would wrap are refused, and R near SIZE_MAX keeps all exact",
+          "[kv][cache]") {
+  namespace e = kv::errors;
+  kv::cache_config huge = config();
+  huge.page_tokens = std::size_t{1} << 62;  // pages of 2^62 * 20 bytes of values alone
+  CHECK(kivi_cache::create(huge).error().is(e::bad_config));
+  huge = config();
+  huge.layers = std::size_t{1} << 40;
+  huge.kv_heads = std::size_t{1} << 40;
+  CHECK(kivi_cache::create(huge).error().is(e::bad_config));
+
+  // 8-bit codes with 15-bit queries: integer sums fit 32 bits up to head_dim 514.
+  using kivi8 = kv::cache<kv::per_channel<8, 32, kv::query_format::i16>, kv::per_token<8>>;
+  kv::cache_config wide = config();
+  wide.head_dim = 516;
+  CHECK(kivi8::create(wide).error().is(e::bad_config));
+  wide.head_dim = 514;
+  CHECK(kivi8::create(wide).ok());
+
+  // R = SIZE_MAX: "never compress" (R + group would wrap to a small number).
+  kv::cache_config exact = config(1);
+  exact.residual_tokens = static_cast<std::size_t>(-1);
+  auto c = kivi_cache::create(exact);
+  REQUIRE(c.ok());
+  const kv::sequence_id s = c->add_sequence();
+  const kv_test::kv_data d = kv_test::make_kv(200, 2, 32, 5);
+  append_all(*c, s, d, 0, 200);
+  CHECK(c->length(s, 0) == 200);
+  CHECK(c->key_stream(s, 0).compressed == 0);
+  CHECK(c->value_stream(s, 0).compressed == 0);
+  CHECK(c->pages_allocated() == 0);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define QCODEC_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QCODEC_TEST_ASAN 1
+#endif
+#endif
+
+TEST_CASE("kv cache: an append the system has no memory for stores nothing", "[kv][cache]") {
+#ifdef QCODEC_TEST_ASAN
+  QCODEC_SKIP("AddressSanitizer aborts on an allocation of 2^61 bytes instead of failing it");
+#else
+  // One page of 2^61 bytes (within the cache's address limit, beyond any machine's memory):
+  // the pool may take it, the system refuses it.
+  kv::cache_config big = config();
+  big.layers = 1;
+  big.kv_heads = 1;
+  big.sink_tokens = 0;
+  big.residual_tokens = 0;
+  big.page_tokens = std::size_t{1} << 56;
+  auto c = kivi_cache::create(big);
+  REQUIRE(c.ok());
+  const kv::sequence_id s = c->add_sequence();
+  const std::vector<float> row(32, 1.0f);
+  CHECK(c->append(s, 0, row.data(), row.data(), 1).is(kv::errors::out_of_pages));
+  CHECK(c->length(s, 0) == 0);  // the value unit's page was refused before the token was stored
+  CHECK(c->pages_allocated() == 0);
+#endif
+}
+
 TEST_CASE("kv page memory: slabs of whole pages past 2 MB, one allocation per page below",
           "[kv][cache]") {
   using kv::detail::page_memory;

@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -96,8 +97,8 @@ class cache {
   [[nodiscard]] static result<cache> create(
       const cache_config& config) requires std::constructible_from<KeyCodec, std::size_t> &&
       std::constructible_from<ValueCodec, std::size_t> {
-    if (status s = validate(config); !s) return s;
-    return cache(config, {KeyCodec(config.head_dim)}, {ValueCodec(config.head_dim)});
+    if (status s = validate(config); !s) return s;  // (before the codecs assert on head_dim)
+    return create(config, KeyCodec(config.head_dim), ValueCodec(config.head_dim));
   }
   /// A cache with given codec objects (e.g. rotated codecs with a chosen seed).
   [[nodiscard]] static result<cache> create(const cache_config& config, KeyCodec keys,
@@ -111,7 +112,7 @@ class cache {
   [[nodiscard]] static result<cache> create(const cache_config& config, std::vector<KeyCodec> keys,
                                             std::vector<ValueCodec> values) {
     if (status s = validate(config); !s) return s;
-    const std::size_t streams = config.layers * config.kv_heads;
+    const std::size_t streams = config.layers * config.kv_heads;  // (validate: no wrap)
     if ((keys.size() != 1 && keys.size() != streams) ||
         (values.size() != 1 && values.size() != streams)) {
       return status::failure(errors::bad_config, "give one codec, or one per layer and KV head (" +
@@ -127,7 +128,10 @@ class cache {
         return status::failure(errors::bad_config, "value codecs differ from the cache's shape");
       }
     }
-    return cache(config, std::move(keys), std::move(values));
+    const result<page_layout> layout =
+        layout_of(config, keys[0].unit_bytes(), values[0].unit_bytes());
+    if (!layout) return layout.error();
+    return cache(config, *layout, std::move(keys), std::move(values));
   }
 
   [[nodiscard]] const cache_config& config() const noexcept { return config_; }
@@ -201,7 +205,7 @@ class cache {
     if (ls.length + n > config_.max_tokens) {
       return status::failure(errors::too_long, std::to_string(ls.length + n) + " tokens");
     }
-    if (status st = check_pages(sequences_[s], ls, n); !st) return st;
+    if (status st = reserve_pages(sequences_[s], ls, n); !st) return st;
     const std::size_t row = row_floats();
     for (std::size_t i = 0; i < n; ++i) {
       const bool sink = ls.length < config_.sink_tokens;
@@ -330,19 +334,44 @@ class cache {
     std::vector<page_id> free;
   };
 
-  cache(const cache_config& config, std::vector<KeyCodec> keys, std::vector<ValueCodec> values)
-      : config_(config), key_codecs_(std::move(keys)), value_codecs_(std::move(values)) {
-    layout_.key_units = config.page_tokens / KeyCodec::group_tokens;
-    layout_.value_units = config.page_tokens / ValueCodec::group_tokens;
-    layout_.key_region = layout_.key_units * this->keys().unit_bytes();
-    layout_.head_bytes = layout_.key_region + layout_.value_units * this->values().unit_bytes();
-    layout_.page_bytes = config.layers * config.kv_heads * layout_.head_bytes;
+  cache(const cache_config& config, const page_layout& layout, std::vector<KeyCodec> keys,
+        std::vector<ValueCodec> values)
+      : config_(config),
+        key_codecs_(std::move(keys)),
+        value_codecs_(std::move(values)),
+        layout_(layout) {
     pool_.memory = detail::page_memory(layout_.page_bytes, config.max_pages);
+  }
+
+  // The layout of a page, or bad_config when its size would not fit a (signed) address range:
+  // page_tokens, layers and kv_heads are not otherwise bounded, and a product that wrapped
+  // would make small pages that encoders write past.
+  static result<page_layout> layout_of(const cache_config& c, std::size_t key_unit_bytes,
+                                       std::size_t value_unit_bytes) {
+    constexpr std::size_t limit = std::numeric_limits<std::ptrdiff_t>::max() / 2;
+    const auto fits = [](std::size_t a, std::size_t b) { return b == 0 || a <= limit / b; };
+    page_layout l;
+    l.key_units = c.page_tokens / KeyCodec::group_tokens;
+    l.value_units = c.page_tokens / ValueCodec::group_tokens;
+    const std::size_t streams = c.layers * c.kv_heads;  // (validate: no wrap)
+    if (fits(l.key_units, key_unit_bytes) && fits(l.value_units, value_unit_bytes)) {
+      l.key_region = l.key_units * key_unit_bytes;
+      l.head_bytes = l.key_region + l.value_units * value_unit_bytes;  // (<= 2 * limit)
+      if (fits(streams, l.head_bytes)) {
+        l.page_bytes = streams * l.head_bytes;
+        return l;
+      }
+    }
+    return status::failure(errors::bad_config, "pages of " + std::to_string(c.page_tokens) +
+                                                   " tokens are too large to address");
   }
 
   static status validate(const cache_config& c) {
     if (c.layers == 0 || c.kv_heads == 0 || c.head_dim == 0) {
       return status::failure(errors::bad_config, "layers, kv_heads and head_dim must be positive");
+    }
+    if (c.kv_heads > std::numeric_limits<std::size_t>::max() / c.layers) {
+      return status::failure(errors::bad_config, "layers * kv_heads overflows");
     }
     if (c.rope.pre_rope && (c.head_dim % 2 != 0 || !(c.rope.theta > 1.0f))) {
       return status::failure(errors::bad_config, "RoPE needs an even head_dim and theta > 1");
@@ -387,16 +416,17 @@ class cache {
   }
 
   // Fails with out_of_pages when appending n tokens to a layer would need more pages (new
-  // ones, or copies of shared ones) than the pool can still give; the units compressed after
-  // the append are those of the final tail lengths (compress_ready keeps tail < R + group).
-  status check_pages(const sequence& seq, const layer_state& ls, std::size_t n) const {
+  // ones, or copies of shared ones) than the pool can still give, and otherwise takes the new
+  // ones from the system now, so that the append cannot fail part-way; the units compressed
+  // after the append are those of the final tail lengths (compress_ready keeps tail < R + group).
+  status reserve_pages(const sequence& seq, const layer_state& ls, std::size_t n) {
     const std::size_t sinks_left =
         ls.length < config_.sink_tokens ? config_.sink_tokens - ls.length : 0;
     const std::size_t to_tail = n - std::min(n, sinks_left);
     std::size_t begin = static_cast<std::size_t>(-1), end = 0;  // compressed tokens written
     const auto written = [&](std::size_t unit_tokens, std::size_t compressed, std::size_t tail) {
       const std::size_t after = tail + to_tail;
-      if (after < config_.residual_tokens + unit_tokens) return;
+      if (!unit_waits(after, unit_tokens)) return;
       begin = std::min(begin, compressed);
       end =
           std::max(end, compressed + (after - config_.residual_tokens) / unit_tokens * unit_tokens);
@@ -410,8 +440,13 @@ class cache {
     }
     const std::size_t available =
         pool_.free.size() + (config_.max_pages - std::min(config_.max_pages, pool_.pages.size()));
-    if (needed <= available) return {};
-    return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
+    if (needed > available) {
+      return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
+    }
+    while (pool_.free.size() < needed) {
+      if (status st = grow_pool(); !st) return st;
+    }
+    return {};
   }
   [[nodiscard]] std::size_t row_floats() const noexcept {
     return config_.kv_heads * config_.head_dim;
@@ -464,29 +499,39 @@ class cache {
   }
 
   result<page_id> allocate() {
-    if (!pool_.free.empty()) {
-      const page_id p = pool_.free.back();
-      pool_.free.pop_back();
-      pool_.refs[p] = 1;
-      return p;
+    if (pool_.free.empty()) {
+      if (pool_.pages.size() >= config_.max_pages) {
+        return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
+      }
+      if (status st = grow_pool(); !st) return st;
     }
-    if (pool_.pages.size() >= config_.max_pages) {
-      return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
-    }
+    const page_id p = pool_.free.back();
+    pool_.free.pop_back();
+    pool_.refs[p] = 1;
+    return p;
+  }
+  // One more page from the system, onto the free list (the caller checked max_pages).
+  status grow_pool() {
     std::uint8_t* page = pool_.memory.allocate();
     if (page == nullptr) {
       return status::failure(errors::out_of_pages,
                              "the system refused " + std::to_string(layout_.page_bytes) + " bytes");
     }
     pool_.pages.push_back(page);
-    pool_.refs.push_back(1);
-    return static_cast<page_id>(pool_.pages.size() - 1);
+    pool_.refs.push_back(0);
+    pool_.free.push_back(static_cast<page_id>(pool_.pages.size() - 1));
+    return {};
   }
 
   void release(page_id p) {
     if (--pool_.refs[p] == 0) pool_.free.push_back(p);
   }
 
+  // Whether `tail` exact tokens hold a unit to compress: R + group of them (written so that
+  // an R near SIZE_MAX, "never compress", does not wrap).
+  [[nodiscard]] bool unit_waits(std::size_t tail, std::size_t group) const noexcept {
+    return tail >= group && tail - group >= config_.residual_tokens;
+  }
   // Compresses the oldest tail unit of one stream while R + group_tokens tokens wait.
   status compress_ready(sequence_id s, std::size_t layer, stream which) {
     sequence& seq = sequences_[s];
@@ -496,7 +541,7 @@ class cache {
     exact_rows& tail = which == stream::key ? ls.key_tail : ls.value_tail;
     std::size_t& compressed = which == stream::key ? ls.key_compressed : ls.value_compressed;
     const std::size_t d = config_.head_dim, value_bytes = float_bytes(config_.exact_format);
-    while (tail.size() / row_bytes() >= config_.residual_tokens + group) {
+    while (unit_waits(tail.size() / row_bytes(), group)) {
       result<std::uint8_t*> page = writable_page(seq, compressed);
       if (!page) return page.error();
       // Gather each head's group (tail rows are [token][head][dim]) and encode it.

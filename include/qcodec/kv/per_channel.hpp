@@ -53,14 +53,18 @@ class per_channel {
 
  public:
   static constexpr std::size_t group_tokens = G;
-  static constexpr std::size_t max_head_dim = 1024;
+  /// 1024, and with 15-bit queries at most the head_dim whose integer sums fit 32 bits,
+  /// (2^31 - 1) / ((2^Bits - 1) * 16383): 514 at 8 bits, above 1024 at 7 bits and fewer.
+  /// kv::cache refuses larger heads.
+  static constexpr std::size_t max_head_dim =
+      Query == query_format::i16
+          ? std::min<std::size_t>(1024, ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull))
+          : 1024;
 
   explicit per_channel(std::size_t head_dim) noexcept : d_(head_dim) {
-    QCODEC_ASSERT(head_dim <= max_head_dim, "per_channel supports head_dim <= 1024");
-    // (Always true for 4-bit codes: 15 * 16383 * 1024 < 2^31.)
-    QCODEC_ASSERT(
-        Query != query_format::i16 || ((1u << Bits) - 1) * 16383ull * head_dim < (1ull << 31),
-        "15-bit query sums of this head_dim and width would overflow 32 bits");
+    QCODEC_ASSERT(head_dim <= max_head_dim,
+                  "per_channel supports head_dim <= 1024 (514 for 8-bit codes with 15-bit "
+                  "queries, whose sums must fit 32 bits)");
   }
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
