@@ -114,17 +114,34 @@ TEST_CASE("registry: untrusted streams of the wrong size are errors; any bytes d
         (*codec)->decode({garbage.data(), bytes - 1}, out).is(qcodec::codec_errors::size_mismatch));
     CHECK((*codec)->decode(garbage, out).is(qcodec::codec_errors::size_mismatch));
     CHECK((*codec)->decode({garbage.data(), bytes}, out).ok());  // NaN allowed, UB not
+    // No rows of very many columns: nothing to read or write, and nothing allocated per row.
+    constexpr std::size_t wide = std::size_t{1} << 60;
+    REQUIRE((*codec)->check_shape(0, wide).ok());
+    CHECK((*codec)->encoded_bytes(0, wide) == 0);
+    CHECK((*codec)->decode({}, qcodec::matrix_view<float>(nullptr, 0, wide)).ok());
+    (*codec)->encode(qcodec::matrix_view<const float>(nullptr, 0, wide), {});
   }
   auto q4 = qcodec::make_codec("q4_0");
   REQUIRE(q4.ok());
   CHECK((*q4)->check_shape(1, 33).is(qcodec::codec_errors::bad_shape));
+  // nvfp4 stores a scale per row even of no values: rows whose bytes would wrap size_t are a
+  // bad shape, not a small expected size (4 bytes for 2^62 + 1 rows) that decode then overruns.
+  auto nvfp4 = qcodec::make_codec("nvfp4");
+  REQUIRE(nvfp4.ok());
+  const std::size_t rows = (std::size_t{1} << 62) + 1;
+  CHECK((*nvfp4)->check_shape(rows, 0).is(qcodec::codec_errors::bad_shape));
+  const std::uint8_t four[4] = {};
+  CHECK((*nvfp4)
+            ->decode(four, qcodec::matrix_view<float>(nullptr, rows, 0))
+            .is(qcodec::codec_errors::bad_shape));
 }
 
 TEST_CASE("registry: spec strings", "[codec][spec]") {
   namespace e = qcodec::codec_errors;
   CHECK(qcodec::make_codec("q9_9").error().is(e::unknown_codec));
   CHECK(qcodec::make_codec("q4_0:group=64").error().is(e::unknown_option));
-  for (const char* bad : {"", ":a=1", "q4_0:", "q4_0:a", "q4_0:a=", "q4_0:=1", "q4_0:a=1,"}) {
+  for (const char* bad : {"", ":a=1", "q4_0:", "q4_0:a", "q4_0:a=", "q4_0:=1", "q4_0:a=1,",
+                          "bfp:block=16,block=33", "uniform:mode=foo,bits=3,mode=asym"}) {
     INFO(bad);
     CHECK(qcodec::codec_spec::parse(bad).error().is(e::bad_spec));
   }

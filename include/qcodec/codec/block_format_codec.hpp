@@ -59,7 +59,7 @@ class block_format_codec final : public any_codec {
     QCODEC_ASSERT(check_shape(x.rows(), x.cols()).ok(), "shape not encodable");
     QCODEC_ASSERT(out.size() == encoded_bytes(x.rows(), x.cols()), "output size mismatch");
     const std::size_t row_blocks = x.cols() / block_values;
-    std::vector<block> blocks(row_blocks);
+    std::vector<block> blocks(x.rows() == 0 ? 0 : row_blocks);  // (no rows: any cols)
     for (std::size_t r = 0; r < x.rows(); ++r) {
       Format::quantize_row(x.row(r).data(), blocks.data(), static_cast<std::int64_t>(x.cols()));
       if (row_blocks != 0) {
@@ -81,7 +81,7 @@ class block_format_codec final : public any_codec {
     }
     // Copy each row into aligned blocks: the stream has no alignment guarantee.
     const std::size_t row_blocks = y.cols() / block_values;
-    std::vector<block> blocks(row_blocks);
+    std::vector<block> blocks(y.rows() == 0 ? 0 : row_blocks);  // (no rows: any cols)
     for (std::size_t r = 0; r < y.rows(); ++r) {
       if (row_blocks != 0) {
         std::memcpy(blocks.data(), in.data() + r * row_blocks * sizeof(block),

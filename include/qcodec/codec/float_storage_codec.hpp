@@ -41,7 +41,9 @@ class float_storage_codec final : public any_codec {
   void encode(matrix_view<const float> x, std::span<std::uint8_t> out) const override {
     QCODEC_ASSERT(out.size() == encoded_bytes(x.rows(), x.cols()), "output size mismatch");
     const simd::convert_kernels& k = simd::kernels().convert;
-    std::vector<std::uint16_t> halves(Storage == float_storage::f32 ? 0 : x.cols());
+    // A row's halves (none for f32, nor without rows, whatever cols says).
+    const std::size_t row_halves = Storage == float_storage::f32 || x.rows() == 0 ? 0 : x.cols();
+    std::vector<std::uint16_t> halves(row_halves);
     const std::size_t row_bytes = x.cols() * value_bytes;
     for (std::size_t r = 0; r < x.rows() && row_bytes != 0; ++r) {
       const float* row = x.row(r).data();
@@ -64,7 +66,9 @@ class float_storage_codec final : public any_codec {
                                  " bytes, got " + std::to_string(in.size()));
     }
     const simd::convert_kernels& k = simd::kernels().convert;
-    std::vector<std::uint16_t> halves(Storage == float_storage::f32 ? 0 : y.cols());
+    // A row's halves (none for f32, nor without rows, whatever cols says).
+    const std::size_t row_halves = Storage == float_storage::f32 || y.rows() == 0 ? 0 : y.cols();
+    std::vector<std::uint16_t> halves(row_halves);
     const std::size_t row_bytes = y.cols() * value_bytes;
     for (std::size_t r = 0; r < y.rows() && row_bytes != 0; ++r) {
       float* row = y.row(r).data();

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -51,11 +52,19 @@ class nvfp4_codec final : public any_codec {
  public:
   [[nodiscard]] std::string spec() const override { return "nvfp4"; }
 
-  [[nodiscard]] status check_shape(std::size_t, std::size_t cols) const override {
-    if (cols % nvfp4_block_size == 0) return {};
-    return status::failure(codec_errors::bad_shape,
-                           "nvfp4 needs rows whose length is a multiple of 16, got " +
-                               std::to_string(cols));
+  [[nodiscard]] status check_shape(std::size_t rows, std::size_t cols) const override {
+    if (cols % nvfp4_block_size != 0) {
+      return status::failure(
+          codec_errors::bad_shape,
+          "nvfp4 needs rows whose length is a multiple of 16, got " + std::to_string(cols));
+    }
+    // A row of no values still stores its scale: so many rows of 0 columns that their bytes
+    // would wrap size_t (a shape no memory backs, but decode's check must not wrap).
+    if (rows > std::numeric_limits<std::size_t>::max() / row_bytes(cols)) {
+      return status::failure(codec_errors::bad_shape,
+                             "nvfp4: " + std::to_string(rows) + " rows overflow the encoding size");
+    }
+    return {};
   }
 
   [[nodiscard]] std::size_t encoded_bytes(std::size_t rows, std::size_t cols) const override {
@@ -66,7 +75,7 @@ class nvfp4_codec final : public any_codec {
     QCODEC_ASSERT(check_shape(x.rows(), x.cols()).ok(), "shape not encodable");
     QCODEC_ASSERT(out.size() == encoded_bytes(x.rows(), x.cols()), "output size mismatch");
     const std::size_t nb = x.cols() / nvfp4_block_size;
-    std::vector<nvfp4_block> blocks(nb);
+    std::vector<nvfp4_block> blocks(x.rows() == 0 ? 0 : nb);
     for (std::size_t r = 0; r < x.rows(); ++r) {
       const float* row = x.row(r).data();
       const float global = nvfp4_global_scale(row, x.cols());
@@ -86,7 +95,7 @@ class nvfp4_codec final : public any_codec {
                                  " bytes, got " + std::to_string(in.size()));
     }
     const std::size_t nb = y.cols() / nvfp4_block_size;
-    std::vector<nvfp4_block> blocks(nb);
+    std::vector<nvfp4_block> blocks(y.rows() == 0 ? 0 : nb);
     for (std::size_t r = 0; r < y.rows(); ++r) {
       const std::uint8_t* p = in.data() + r * row_bytes(y.cols());
       float global = 0.0f;  // any bit pattern is a float (NaN / inf / negative decode as such)

@@ -5,8 +5,9 @@
 //   spec    = name [ ":" option { "," option } ]
 //   option  = key "=" value
 //
-// Names and keys are case-sensitive; whitespace is not allowed. Each codec documents the keys
-// it accepts and rejects any other (a typo must not silently select a default).
+// Names and keys are case-sensitive; whitespace is not allowed, nor a key given twice. Each codec
+// documents the keys it accepts and rejects any other (a typo must not silently select a
+// default).
 
 #include <qcodec/core/result.hpp>
 #include <qcodec/core/status.hpp>
@@ -60,8 +61,14 @@ class codec_spec {
         return status::failure(codec_errors::bad_spec,
                                "expected key=value, got '" + std::string(option) + "'");
       }
-      spec.options_.emplace_back(std::string(option.substr(0, eq)),
-                                 std::string(option.substr(eq + 1)));
+      const std::string_view key = option.substr(0, eq);
+      for (const auto& seen : spec.options_) {
+        if (seen.first == key) {  // one of the two would go unread, unchecked
+          return status::failure(codec_errors::bad_spec,
+                                 "option '" + std::string(key) + "' given twice");
+        }
+      }
+      spec.options_.emplace_back(std::string(key), std::string(option.substr(eq + 1)));
       if (comma == std::string_view::npos) break;
       rest = rest.substr(comma + 1);
     }
