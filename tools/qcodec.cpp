@@ -13,6 +13,7 @@
 #include <qcodec/io/npy.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -83,14 +84,41 @@ qcodec::status require(const arguments& args, std::initializer_list<const char*>
   return {};
 }
 
+// Two decimal integers "R,C": digits only (from_chars takes no sign or blank for an unsigned
+// type, where sscanf's %zu would read "-1" as SIZE_MAX), each one consumed whole and within
+// size_t.
 qcodec::result<std::pair<std::size_t, std::size_t>> parse_shape(const std::string& text) {
+  const auto number = [](std::string_view digits, std::size_t& value) {
+    const char* end = digits.data() + digits.size();
+    const auto [ptr, ec] = std::from_chars(digits.data(), end, value);
+    return ec == std::errc{} && ptr == end;
+  };
+  const std::size_t comma = text.find(',');
   std::size_t rows = 0, cols = 0;
-  char comma = 0;
-  char extra = 0;
-  if (std::sscanf(text.c_str(), "%zu%c%zu%c", &rows, &comma, &cols, &extra) != 3 || comma != ',') {
-    return qcodec::status::failure(bad_usage, "--shape expects R,C, got '" + text + "'");
+  if (comma == std::string::npos || !number(std::string_view(text).substr(0, comma), rows) ||
+      !number(std::string_view(text).substr(comma + 1), cols)) {
+    return qcodec::status::failure(
+        bad_usage, "--shape expects R,C (two non-negative integers), got '" + text + "'");
   }
   return std::pair{rows, cols};
+}
+
+// The largest matrix the tool takes, in values. Shapes come from the command line or a file
+// header, and the codecs compute their sizes (encoded_bytes, per-row scratch) without overflow
+// checks. No registered codec stores more than 64 bytes per value, row headers included (the most
+// is 9: a group of one value with an fp32 scale and offset), so below this bound neither those
+// sizes nor the float buffers can wrap. An empty matrix is refused: there is nothing to measure
+// or encode in it, and its other dimension is bounded by nothing (no data backs it).
+constexpr std::size_t max_values = SIZE_MAX / 64;
+
+qcodec::status check_size(std::size_t rows, std::size_t cols, const qcodec::error_id& error,
+                          const std::string& what) {
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+  if (rows == 0 || cols == 0) return qcodec::status::failure(error, what + " is empty: " + shape);
+  if (rows > max_values / cols) {
+    return qcodec::status::failure(error, what + " is too large: " + shape);
+  }
+  return {};
 }
 
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -109,11 +137,9 @@ qcodec::result<matrix> load_input(const arguments& args) {
     auto shape = parse_shape(args.get("shape"));
     if (!shape) return shape.error();
     std::tie(m.rows, m.cols) = *shape;
+    if (auto s = check_size(m.rows, m.cols, bad_usage, "--shape"); !s) return s;
     auto bytes = qcodec::io::read_file_bytes(path);
     if (!bytes) return bytes.error();
-    if (m.cols != 0 && m.rows > SIZE_MAX / 4 / m.cols) {
-      return qcodec::status::failure(bad_usage, "--shape is too large");
-    }
     if (bytes->size() != m.rows * m.cols * 4) {
       return qcodec::status::failure(
           qcodec::io::npy_errors::size_mismatch,
@@ -129,6 +155,8 @@ qcodec::result<matrix> load_input(const arguments& args) {
   if (array->shape.empty()) return qcodec::status::failure(bad_usage, path + ": a scalar array");
   m.cols = array->shape.back();
   m.rows = m.cols == 0 ? 0 : array->size() / m.cols;
+  // An empty array's header can name any number of columns (the data does not bound them).
+  if (auto s = check_size(m.rows, m.cols, qcodec::io::npy_errors::bad_shape, path); !s) return s;
   m.data = std::move(array->data);
   return m;
 }
@@ -264,13 +292,11 @@ qcodec::status run_decode(const arguments& args) {
   if (!codec) return codec.error();
   matrix y;
   std::tie(y.rows, y.cols) = *shape;
+  // Before any size is computed from the shape: it comes from the user.
+  if (auto s = check_size(y.rows, y.cols, bad_usage, "--shape"); !s) return s;
   if (auto s = (*codec)->check_shape(y.rows, y.cols); !s) return s;
   auto bytes = qcodec::io::read_file_bytes(args.get("raw-in"));
   if (!bytes) return bytes.error();
-  // Check the size before allocating the output: the shape comes from the user.
-  if (y.cols != 0 && y.rows > SIZE_MAX / sizeof(float) / y.cols) {
-    return qcodec::status::failure(bad_usage, "--shape is too large");
-  }
   if (bytes->size() != (*codec)->encoded_bytes(y.rows, y.cols)) {
     return qcodec::status::failure(qcodec::codec_errors::size_mismatch,
                                    args.get("raw-in") + ": " + std::to_string(y.rows) + "x" +

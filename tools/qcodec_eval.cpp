@@ -32,6 +32,7 @@
 #include "../examples/llama/engine.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -436,9 +437,11 @@ int main(int argc, char** argv) {
   if (args.count("rope-theta")) {
     char* end = nullptr;
     theta = std::strtod(args["rope-theta"].c_str(), &end);
-    if (*end != '\0' || !(theta > 1.0)) {
-      std::fprintf(stderr, "qcodec-eval: [%s] %s: --rope-theta %s (a number > 1)\n", bad_usage.id,
-                   bad_usage.text, args["rope-theta"].c_str());
+    // The caches take theta as a float: a value beyond float's range (inf included) would make
+    // that conversion undefined.
+    if (*end != '\0' || !(theta > 1.0) || !(theta <= FLT_MAX)) {
+      std::fprintf(stderr, "qcodec-eval: [%s] %s: --rope-theta %s (a finite number > 1)\n",
+                   bad_usage.id, bad_usage.text, args["rope-theta"].c_str());
       return 2;
     }
   }
@@ -451,13 +454,16 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (v->layers != k->layers || v->heads != k->heads || v->tokens != k->tokens ||
+  // Every dimension non-zero first: the GQA group is q->heads / k->heads (and the modulo below
+  // would divide by zero), and an empty dump has nothing to measure.
+  if (k->layers == 0 || k->heads == 0 || k->tokens == 0 || k->dim == 0 || q->heads == 0 ||
+      v->layers != k->layers || v->heads != k->heads || v->tokens != k->tokens ||
       v->dim != k->dim || q->layers != k->layers || q->tokens != k->tokens || q->dim != k->dim ||
-      q->heads % k->heads != 0 || k->tokens == 0) {
+      q->heads % k->heads != 0) {
     std::fprintf(stderr,
                  "qcodec-eval: [%s] %s: shapes K %zux%zux%zux%zu, V %zux%zux%zux%zu, Q "
-                 "%zux%zux%zux%zu (need equal K and V, Q with as many layers, tokens and dims "
-                 "and a multiple of K's heads)\n",
+                 "%zux%zux%zux%zu (need non-zero dimensions, equal K and V, Q with as many "
+                 "layers, tokens and dims and a multiple of K's heads)\n",
                  bad_dump.id, bad_dump.text, k->layers, k->heads, k->tokens, k->dim, v->layers,
                  v->heads, v->tokens, v->dim, q->layers, q->heads, q->tokens, q->dim);
     return 1;
@@ -467,6 +473,16 @@ int main(int argc, char** argv) {
     k_pre = load(dir + "k_prerope.npy");
     if (!k_pre) {
       std::fprintf(stderr, "qcodec-eval: %s\n", k_pre.error().message().c_str());
+      return 1;
+    }
+    // It is read with K's shape (the caches, the pre-RoPE reference and the comparisons).
+    if (k_pre->layers != k->layers || k_pre->heads != k->heads || k_pre->tokens != k->tokens ||
+        k_pre->dim != k->dim) {
+      std::fprintf(stderr,
+                   "qcodec-eval: [%s] %s: k_prerope.npy is %zux%zux%zux%zu, k_postrope.npy "
+                   "%zux%zux%zux%zu (need the same shape)\n",
+                   bad_dump.id, bad_dump.text, k_pre->layers, k_pre->heads, k_pre->tokens,
+                   k_pre->dim, k->layers, k->heads, k->tokens, k->dim);
       return 1;
     }
   }

@@ -107,6 +107,16 @@ TEST_CASE("npy: malformed files are errors with their ids, never crashes", "[io]
                              "(99999999999999999999999,), }",
                              0),
                    e::bad_shape));
+  // A zero dimension does not excuse the others: NumPy refuses (0, 2^64-1, 2^64-1) too, and
+  // readers size buffers from single dimensions.
+  CHECK(fails_with(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                             "(0, 18446744073709551615, 18446744073709551615), }",
+                             0),
+                   e::bad_shape));
+  CHECK(fails_with(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                             "(0, 4611686018427387904), }",
+                             0),
+                   e::bad_shape));
 }
 
 TEST_CASE("npy: zero-size and scalar arrays", "[io][npy]") {
@@ -114,6 +124,11 @@ TEST_CASE("npy: zero-size and scalar arrays", "[io][npy]") {
       npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 8), }", 0));
   REQUIRE(empty.ok());
   CHECK(empty->size() == 0);
+  // Still accepted: the non-zero dimensions' bytes fit in size_t.
+  auto wide_empty = qcodec::io::parse_npy(npy_bytes(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 0, 1048576), }", 0));
+  REQUIRE(wide_empty.ok());
+  CHECK(wide_empty->size() == 0);
   auto scalar = qcodec::io::parse_npy(
       npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4));
   REQUIRE(scalar.ok());

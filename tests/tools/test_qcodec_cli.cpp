@@ -2,6 +2,7 @@
 #include <qcodec/core/rng.hpp>
 #include <qcodec/io/npy.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -137,5 +138,63 @@ TEST_CASE("qcodec reports bad input clearly with a non-zero exit", "[tools][cli]
     INFO(e.arguments << "\n" << r.output);
     CHECK(r.exit_code != 0);
     CHECK(r.output.find(e.message) != std::string::npos);
+  }
+}
+
+TEST_CASE("qcodec refuses shapes it cannot hold before sizing anything from them", "[tools][cli]") {
+  temp_dir dir;
+  const auto write_bytes = [&](const char* name, std::size_t n) {
+    std::FILE* f = std::fopen(dir.file(name).c_str(), "wb");
+    REQUIRE(f != nullptr);
+    const std::vector<std::uint8_t> zeros(n, 0);
+    REQUIRE(std::fwrite(zeros.data(), 1, n, f) == n);
+    std::fclose(f);
+  };
+  write_bytes("0.bin", 0);
+  write_bytes("2.bin", 2);
+  write_bytes("4.bin", 4);
+  // An empty .npy array whose header names 2^60 columns (valid: 2^62 bytes fit in size_t).
+  const std::size_t wide_empty[] = {0, std::size_t{1} << 60};
+  REQUIRE(qcodec::io::write_npy(dir.file("wide_empty.npy"), {}, wide_empty).ok());
+  const std::string out = " --out " + dir.file("o.f32");
+  struct expectation {
+    std::string arguments;
+    const char* message;
+  };
+  const expectation cases[] = {
+      // Not R,C in decimal: a sign, a blank, a number beyond size_t, a third number.
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape -1,64" + out,
+       "--shape expects R,C"},
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape ' 1,64'" + out,
+       "--shape expects R,C"},
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape +1,64" + out,
+       "--shape expects R,C"},
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape 1,99999999999999999999999" +
+           out,
+       "--shape expects R,C"},
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape 1,64,2" + out,
+       "--shape expects R,C"},
+      // nvfp4 stores a 4-byte scale per row even with no columns: (2^62 + 1) rows need 2^64 + 4
+      // bytes, which wraps to 4.
+      {"decode --codec nvfp4 --raw-in " + dir.file("4.bin") + " --shape 4611686018427387905,0" +
+           out,
+       "--shape is empty"},
+      {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape 0,64" + out,
+       "--shape is empty"},
+      // 9 bytes per value (fp32 scale and offset per value): 9 x 2049638230412172402 wraps to 2,
+      // though its float32 size (4 x) does not.
+      {"decode --codec uniform:bits=1,mode=asym,group=1 --raw-in " + dir.file("2.bin") +
+           " --shape 1,2049638230412172402" + out,
+       "--shape is too large"},
+      // A codec sizes its per-row scratch from the columns even when there are no rows.
+      {"stats --codec fp16 --raw f32 --shape 0,4611686018427387904 --in " + dir.file("0.bin"),
+       "--shape is empty"},
+      {"stats --codec fp16 --in " + dir.file("wide_empty.npy"), "is empty"},
+  };
+  for (const expectation& e : cases) {
+    const run_result r = run(e.arguments);
+    INFO(e.arguments << "\n" << r.output);
+    CHECK(r.exit_code != 0);
+    CHECK(r.output.find(e.message) != std::string::npos);  // a clean error, not a crash
   }
 }

@@ -92,6 +92,48 @@ TEST_CASE("qcodec-eval reports every scheme on a generated dump", "[tools][eval]
   fs::remove_all(dir);
 }
 
+TEST_CASE("qcodec-eval refuses inconsistent dumps and theta values", "[tools][eval]") {
+  const fs::path dir = fs::temp_directory_path() / "qcodec_eval_bad_dump";
+  fs::create_directories(dir);
+  auto write = [&](const char* name, std::size_t heads, std::size_t tokens, std::size_t dim) {
+    std::vector<float> x(heads * tokens * dim, 0.5f);
+    const std::size_t shape[] = {1, heads, tokens, dim};
+    REQUIRE(qcodec::io::write_npy((dir / name).string(), x, shape).ok());
+  };
+  auto refused = [&](const std::string& arguments, const char* message) {
+    std::string output;
+    const int status = run("--kv " + dir.string() + " --schemes q8" + arguments, output);
+    INFO(arguments << "\n" << output);
+    CHECK(status != 0);
+    CHECK(output.find(message) != std::string::npos);  // a clean error, not a crash
+  };
+  // No KV heads: the GQA group (Q's heads over K's) would divide by zero.
+  write("k_postrope.npy", 0, 4, 8);
+  write("v.npy", 0, 4, 8);
+  write("q_postrope.npy", 3, 4, 8);
+  refused("", "qcodec.eval.2");
+  // Heads without dimensions.
+  write("k_postrope.npy", 2, 4, 0);
+  write("v.npy", 2, 4, 0);
+  write("q_postrope.npy", 2, 4, 0);
+  refused("", "qcodec.eval.2");
+  // k_prerope.npy is read with k_postrope.npy's shape: a smaller one would be read past its end.
+  write("k_postrope.npy", 2, 64, 16);
+  write("v.npy", 2, 64, 16);
+  write("q_postrope.npy", 2, 64, 16);
+  write("k_prerope.npy", 2, 1, 16);
+  refused("", "k_prerope.npy is 1x2x1x16");
+  // The caches take theta as a float: infinity and values beyond float's range are refused.
+  write("k_prerope.npy", 2, 64, 16);
+  std::string output;
+  CHECK(run("--kv " + dir.string() + " --schemes q8", output) == 0);
+  for (const char* theta : {"inf", "1e39", "nan", "1"}) {
+    refused(std::string(" --rope-theta ") + theta, "--rope-theta");
+  }
+  CHECK(run("--kv " + dir.string() + " --schemes q8 --rope-theta 3e38", output) == 0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("qcodec-eval on the real stories260K dump", "[tools][eval][shared]") {
   const std::string dir = std::string(QCODEC_SHARED_DIR) + "/data/kv/stories260K";
   if (!fs::exists(dir + "/k_postrope.npy")) QCODEC_SKIP("no " << dir);

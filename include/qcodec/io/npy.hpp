@@ -166,13 +166,22 @@ inline std::uint32_t npy_read_le(const std::uint8_t* p, std::size_t bytes) noexc
   if (!detail::npy_parse_shape(shape_text, out.shape)) {
     return status::failure(bad_shape, std::string(shape_text));
   }
-  std::size_t count = 1;
+  // The bytes of the non-zero dimensions must fit in size_t even when another dimension is 0, as
+  // NumPy requires: callers compute sizes from single dimensions or partial products, which a
+  // zero elsewhere in the shape does not protect, e.g. (0, 2^64-1, 2^64-1).
+  std::size_t nonzero_count = 1;
+  bool empty = false;
   for (std::size_t d : out.shape) {
-    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / element_bytes / d) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero_count > std::numeric_limits<std::size_t>::max() / element_bytes / d) {
       return status::failure(bad_shape, "element count overflows");
     }
-    count *= d;
+    nonzero_count *= d;
   }
+  const std::size_t count = empty ? 0 : nonzero_count;
   const std::size_t payload = bytes.size() - data_start;
   if (payload != count * element_bytes) {
     return status::failure(payload < count * element_bytes ? truncated : size_mismatch,
