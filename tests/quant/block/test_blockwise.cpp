@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "../../support/catch.hpp"
@@ -76,6 +78,54 @@ void check_never_worse_than_textbook(std::uint64_t seed) {
     CHECK(qcodec::detail::affine_squared_error(x.data(), N, chosen, Bits) <=
           qcodec::detail::affine_squared_error(x.data(), N, textbook, Bits));
   }
+}
+
+// Fills a large stack array with v: an encoder that read uninitialised locals would see these
+// bytes (rather than whatever an earlier call left there).
+[[gnu::noinline]] void dirty_stack(unsigned char v) {
+  volatile unsigned char junk[1 << 16];
+  for (auto& b : junk) b = v;
+}
+
+// quantize_row's bytes for x, encoded into a buffer of 0x00 after a stack of 0x00 and into a
+// buffer of 0xFF after a stack of 0xFF: they must be equal.
+template <class F>
+std::vector<typename F::block> encode_deterministic(const std::vector<float>& x) {
+  const std::size_t nb = x.size() / F::block_values;
+  const auto n = static_cast<std::int64_t>(x.size());
+  std::vector<typename F::block> a(nb), b(nb);
+  std::memset(static_cast<void*>(a.data()), 0x00, nb * sizeof(typename F::block));
+  std::memset(static_cast<void*>(b.data()), 0xFF, nb * sizeof(typename F::block));
+  dirty_stack(0x00);
+  F::quantize_row(x.data(), a.data(), n);
+  dirty_stack(0xFF);
+  F::quantize_row(x.data(), b.data(), n);
+  REQUIRE(std::memcmp(a.data(), b.data(), nb * sizeof(typename F::block)) == 0);
+  return a;
+}
+
+// A NaN, +inf or -inf (outside the contract) gives deterministic bytes that decode without
+// fault, and the blocks without it encode as they do on their own.
+template <class F>
+void check_nonfinite_deterministic() {
+  const std::size_t n = 512;
+  const std::vector<float> base = gaussian(n, 11);
+  const std::vector<float> tail(base.begin() + 256, base.end());
+  const auto tail_alone = encode_deterministic<F>(tail);
+  for (const float special :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+        -std::numeric_limits<float>::infinity()})
+    for (const std::size_t at : {std::size_t{0}, std::size_t{5}, std::size_t{200}}) {
+      INFO(F::name << " bits/value " << F::bits_per_value << ": " << special << " at " << at);
+      std::vector<float> x = base;
+      x[at] = special;
+      const auto b = encode_deterministic<F>(x);
+      std::vector<float> y(n);
+      F::dequantize_row(b.data(), y.data(), static_cast<std::int64_t>(n));
+      const std::size_t first = 256 / F::block_values;  // the blocks of values 256..511
+      REQUIRE(std::memcmp(b.data() + first, tail_alone.data(),
+                          tail_alone.size() * sizeof(typename F::block)) == 0);
+    }
 }
 
 }  // namespace
@@ -172,4 +222,57 @@ TEST_CASE("blockwise and superblock: constant, zero and tiny blocks; any bytes d
     bytes[i] = static_cast<std::uint8_t>(rng.next_u64());
   std::vector<float> y(4 * 256);
   S::dequantize_row(garbage.data(), y.data(), 4 * 256);  // memory-safe for any bytes
+}
+
+TEST_CASE("blockwise and superblock: NaN and infinite inputs encode deterministically",
+          "[blockwise][superblock]") {
+  check_nonfinite_deterministic<qcodec::blockwise_format<4, 32>>();
+  check_nonfinite_deterministic<qcodec::blockwise_format<4, 32, scale_format::f16, true>>();
+  check_nonfinite_deterministic<qcodec::blockwise_format<4, 32, scale_format::e8m0>>();
+  check_nonfinite_deterministic<qcodec::superblock_format<4>>();
+  check_nonfinite_deterministic<qcodec::superblock_format<2, 16, 256, 4>>();
+}
+
+TEST_CASE("superblock: huge values saturate the fp16 units instead of overflowing them",
+          "[superblock]") {
+  // D and Dmin are fp16: sub-block offsets reach down to -65504 * (2^ScaleBits - 1) (sb4:
+  // -4126752, sb2: -982560); larger units used to overflow to inf, and the NaN errors left
+  // the sub-block indices uninitialised (every value decoded to -inf).
+  std::vector<float> x(4 * 256);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1e7f * std::sin(0.37f * float(i) + 0.1f);
+  {
+    using F = qcodec::superblock_format<4>;  // "sb4"
+    const float floor4 = -65504.0f * 63.0f;
+    const auto b = encode_deterministic<F>(x);
+    std::vector<float> y(x.size());
+    F::dequantize_row(b.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    // 1e7 is inside sb4's positive range (65504 * 63 * 15 = 6.2e7): values above the floor
+    // keep 4-bit accuracy (measured 0.066 of the largest magnitude), those below it decode
+    // to the floor (measured exactly)
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      INFO("sb4 value " << i << ": " << x[i] << " -> " << y[i]);
+      REQUIRE(std::isfinite(y[i]));
+      REQUIRE(std::fabs(y[i] - std::max(x[i], floor4)) <= 0.07f * 1e7f);
+    }
+  }
+  {
+    using F = qcodec::superblock_format<2, 16, 256, 4>;  // "sb2"
+    const float floor2 = -65504.0f * 15.0f, top2 = 65504.0f * 15.0f * 3.0f;
+    const auto b = encode_deterministic<F>(x);
+    std::vector<float> y(x.size());
+    F::dequantize_row(b.data(), y.data(), static_cast<std::int64_t>(x.size()));
+    // 1e7 is beyond both ends of sb2's range [-982560, 2947680]: the values saturate, finite,
+    // inside the range; those below the floor decode within one Dmin step (65504) of it and
+    // the largest ones above 1e6
+    float top = -std::numeric_limits<float>::infinity();
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      INFO("sb2 value " << i << ": " << x[i] << " -> " << y[i]);
+      REQUIRE(std::isfinite(y[i]));
+      REQUIRE(y[i] >= floor2);
+      REQUIRE(y[i] <= top2);
+      if (x[i] < floor2) REQUIRE(y[i] <= floor2 + 65504.0f);
+      top = std::max(top, y[i]);
+    }
+    CHECK(top >= 1e6f);
+  }
 }

@@ -25,8 +25,10 @@
 // error. Codes come from the affine kernels (simd/affine.hpp), so encode and decode run at
 // kernel speed and every target produces the same bytes.
 //
-// Inputs must be finite (NaN / infinity give unspecified but memory-safe blocks). Decoding any
-// bytes is memory-safe; non-finite stored scales decode to non-finite values.
+// Inputs must be finite (NaN / infinity give unspecified but deterministic, memory-safe blocks;
+// superblock_format's D and Dmin saturate at the largest finite fp16, so its values saturate
+// below -65504 * (2^ScaleBits - 1) and above about 65504 * (2^ScaleBits - 1) * (2^Bits - 1)).
+// Decoding any bytes is memory-safe; non-finite stored scales decode to non-finite values.
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/bfloat16.hpp>
@@ -336,17 +338,27 @@ struct superblock_format {
       }
       // 2. Their units, then each sub-block's indices: the rounded ones and their neighbours,
       //    judged by the error of codes re-rounded against the decoded parameters.
-      detail::store_scale<scale_format::f16>(max_d / max_index, y[b].d);
-      detail::store_scale<scale_format::f16>(max_neg_m / max_index, y[b].dmin);
+      //    The units saturate at the largest finite fp16: an infinite unit would decode every
+      //    value of the super-block to +-inf or NaN (inf * 0) and make every candidate's error
+      //    NaN. (Values below 65520 round to 65504 anyway, so this changes no finite unit.)
+      constexpr float half_max = 65504.0f;
+      detail::store_scale<scale_format::f16>(std::min(max_d / max_index, half_max), y[b].d);
+      detail::store_scale<scale_format::f16>(std::min(max_neg_m / max_index, half_max), y[b].dmin);
       const float unit_d = detail::load_scale<scale_format::f16>(y[b].d);
       const float unit_m = detail::load_scale<scale_format::f16>(y[b].dmin);
       std::uint8_t s[sub_blocks], t[sub_blocks];
       for (std::size_t j = 0; j < sub_blocks; ++j) {
         const float* xj = x + j * Sub;
+        // NaN (from a NaN or infinite input) maps to index 0, never into the integer casts
         auto index = [&](float v, float unit) {
-          return unit > 0.0f ? std::clamp(std::nearbyint(v / unit), 0.0f, max_index) : 0.0f;
+          const float r = unit > 0.0f ? std::nearbyint(v / unit) : 0.0f;
+          return r >= 0.0f ? std::min(r, max_index) : 0.0f;
         };
         const float s0 = index(sub[j].scale, unit_d), t0 = index(-sub[j].offset, unit_m);
+        // The rounded indices stand when no candidate's error compares (all NaN: a NaN input):
+        // the block then still has defined bytes.
+        s[j] = static_cast<std::uint8_t>(s0);
+        t[j] = static_cast<std::uint8_t>(t0);
         double best = std::numeric_limits<double>::infinity();
         for (float ds = -1.0f; ds <= 1.0f; ds += 1.0f) {
           for (float dt = -1.0f; dt <= 1.0f; dt += 1.0f) {

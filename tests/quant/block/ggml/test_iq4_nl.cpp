@@ -82,3 +82,7 @@ TEST_CASE("iq4_nl: layout: nibbles index kvalues_iq4nl", "[ggml][iq4_nl]") {
   CHECK(y[23] == -20.0f);
   static_assert(g::iq4_nl::bits_per_value * 32 == sizeof(g::block_iq4_nl) * 8);
 }
+
+TEST_CASE("iq4_nl: NaN and infinite inputs encode deterministically", "[ggml][iq4_nl]") {
+  ggml_vectors::check_nonfinite_rows<g::iq4_nl>();
+}

@@ -82,3 +82,7 @@ TEST_CASE("iq4_xs: layout: 6-bit scales split in scales_l / scales_h, IQ4_NL nib
   CHECK(y[1] == 0.5f);
   static_assert(g::iq4_xs::bits_per_value * 256 == sizeof(g::block_iq4_xs) * 8);
 }
+
+TEST_CASE("iq4_xs: NaN and infinite inputs encode deterministically", "[ggml][iq4_xs]") {
+  ggml_vectors::check_nonfinite_rows<g::iq4_xs>();
+}

@@ -87,3 +87,7 @@ TEST_CASE("mxfp4: layout: E8M0 exponent, then E2M1 codes (sign in bit 3)", "[ggm
   CHECK(y[18] == 0.0f);
   static_assert(g::mxfp4::bits_per_value * 32 == sizeof(g::block_mxfp4) * 8);
 }
+
+TEST_CASE("mxfp4: NaN and infinite inputs encode deterministically", "[ggml][mxfp4]") {
+  ggml_vectors::check_nonfinite_rows<g::mxfp4>();
+}

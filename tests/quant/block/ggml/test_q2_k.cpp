@@ -90,3 +90,7 @@ TEST_CASE("q2_K: layout: value 128 h + 32 s + l is bits 2 s of qs[32 h + l]; sub
   CHECK(y[5 * 16 + 3] == -1.0f);  // sub-block 5: min 4 * 0.25
   static_assert(g::q2_K::bits_per_value * 256 == sizeof(g::block_q2_K) * 8);
 }
+
+TEST_CASE("q2_K: NaN and infinite inputs encode deterministically", "[ggml][q2_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q2_K>();
+}

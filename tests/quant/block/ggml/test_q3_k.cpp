@@ -86,3 +86,7 @@ TEST_CASE("q3_K: layout: low bits as Q2_K, third bit 4 h + s of hmask[l], packed
   CHECK(y[1] == -2.0f);
   static_assert(g::q3_K::bits_per_value * 256 == sizeof(g::block_q3_K) * 8);
 }
+
+TEST_CASE("q3_K: NaN and infinite inputs encode deterministically", "[ggml][q3_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q3_K>();
+}

@@ -83,3 +83,7 @@ TEST_CASE("q4_0: layout: value j in the low nibble of byte j, value j + 16 in th
   CHECK(y[1] == -4.0f);
   static_assert(g::q4_0::bits_per_value * 32 == sizeof(g::block_q4_0) * 8);
 }
+
+TEST_CASE("q4_0: NaN and infinite inputs encode deterministically", "[ggml][q4_0]") {
+  ggml_vectors::check_nonfinite_rows<g::q4_0>();
+}

@@ -86,3 +86,7 @@ TEST_CASE("q4_1: layout: d, m, then codes as in Q4_0; values d * q + m", "[ggml]
   CHECK(y[0] == -1.0f);
   static_assert(g::q4_1::bits_per_value * 32 == sizeof(g::block_q4_1) * 8);
 }
+
+TEST_CASE("q4_1: NaN and infinite inputs encode deterministically", "[ggml][q4_1]") {
+  ggml_vectors::check_nonfinite_rows<g::q4_1>();
+}

@@ -83,3 +83,7 @@ TEST_CASE("q4_K: layout: value 64 c + l low nibble of qs[32 c + l], 6-bit scales
   CHECK(y[255] == -8.25f);
   static_assert(g::q4_K::bits_per_value * 256 == sizeof(g::block_q4_K) * 8);
 }
+
+TEST_CASE("q4_K: NaN and infinite inputs encode deterministically", "[ggml][q4_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q4_K>();
+}

@@ -85,3 +85,7 @@ TEST_CASE("q5_0: layout: the fifth bit of value i is bit i of the little-endian 
   CHECK(y[16] == -16.0f);
   static_assert(g::q5_0::bits_per_value * 32 == sizeof(g::block_q5_0) * 8);
 }
+
+TEST_CASE("q5_0: NaN and infinite inputs encode deterministically", "[ggml][q5_0]") {
+  ggml_vectors::check_nonfinite_rows<g::q5_0>();
+}

@@ -87,3 +87,7 @@ TEST_CASE("q5_1: layout: d, m, qh, qs; values d * q + m", "[ggml][q5_1]") {
   CHECK(y[20] == 11.5f);
   static_assert(g::q5_1::bits_per_value * 32 == sizeof(g::block_q5_1) * 8);
 }
+
+TEST_CASE("q5_1: NaN and infinite inputs encode deterministically", "[ggml][q5_1]") {
+  ggml_vectors::check_nonfinite_rows<g::q5_1>();
+}

@@ -86,3 +86,7 @@ TEST_CASE("q5_K: layout: fifth bit of value 64 c + l at bit 2 c of qh[l]", "[ggm
   CHECK(y[227] == 7.0f);
   static_assert(g::q5_K::bits_per_value * 256 == sizeof(g::block_q5_K) * 8);
 }
+
+TEST_CASE("q5_K: NaN and infinite inputs encode deterministically", "[ggml][q5_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q5_K>();
+}

@@ -80,3 +80,7 @@ TEST_CASE("q6_K: layout: ql nibbles and qh bit pairs", "[ggml][q6_K]") {
   CHECK(y[1] == 0.0f);
   static_assert(g::q6_K::bits_per_value * 256 == sizeof(g::block_q6_K) * 8);
 }
+
+TEST_CASE("q6_K: NaN and infinite inputs encode deterministically", "[ggml][q6_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q6_K>();
+}

@@ -95,3 +95,7 @@ TEST_CASE("q8_0: no value decodes further from its input than under ggml's encod
     }
   }
 }
+
+TEST_CASE("q8_0: NaN and infinite inputs encode deterministically", "[ggml][q8_0]") {
+  ggml_vectors::check_nonfinite_rows<g::q8_0>();
+}

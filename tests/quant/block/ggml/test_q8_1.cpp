@@ -54,3 +54,7 @@ TEST_CASE("q8_1: qcodec's encoder: Q8_0's codes, s from the decoded scale", "[gg
     REQUIRE(std::memcmp(y.data(), z.data(), y.size() * sizeof(float)) == 0);
   }
 }
+
+TEST_CASE("q8_1: NaN and infinite inputs encode deterministically", "[ggml][q8_1]") {
+  ggml_vectors::check_nonfinite_rows<g::q8_1>();
+}

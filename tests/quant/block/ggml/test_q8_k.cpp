@@ -45,3 +45,7 @@ TEST_CASE("q8_K: an all-zero block has d = 0 and zero codes", "[ggml][q8_K]") {
   for (int j = 0; j < 16; ++j) REQUIRE(b.bsums[j] == 0);
   static_assert(g::q8_K::bits_per_value * 256 == sizeof(g::block_q8_K) * 8);
 }
+
+TEST_CASE("q8_K: NaN and infinite inputs encode deterministically", "[ggml][q8_K]") {
+  ggml_vectors::check_nonfinite_rows<g::q8_K>();
+}

@@ -143,6 +143,16 @@ template <class Arch>
   return shifted - magic;
 }
 
+/// static_cast<int>(v) (truncation) where that is defined; INT_MIN for NaN and for values
+/// outside int's range, which is what x86-64's conversion (cvttss2si) returns. ggml's
+/// reference encoders convert such values (from NaN or infinite inputs, or a block range or
+/// reciprocal scale that overflows) with the conversion C leaves undefined; this gives their
+/// x86-64 result, defined, and the same int for every other value.
+template <class Arch>
+[[nodiscard]] constexpr int trunc_to_int(float v) noexcept {
+  return v >= -2147483648.0f && v < 2147483648.0f ? static_cast<int>(v) : INT32_MIN;
+}
+
 /// The canonical order in which qcodec's encoders sum 32 per-value terms (so that SIMD kernels
 /// of any width reproduce the oracle bit for bit): the caller forms
 ///   a[j] = fma(u[j], v[j], u[j + 16] * v[j + 16])  (j < 16)

@@ -256,7 +256,10 @@ inline void quantize_row_iq4_xs(const float* x, block_iq4_xs* y, std::int64_t k)
       detail::kq::vals<32> cs[3];
       for (int c = 0; c < 3; ++c)
         es[c] = detail::iq4_eval(xj, D * static_cast<float>(l0 - 1 + c) * sb.up, cs[c]);
+      // the rounded scale (candidate 1, always valid) stands when no error compares (all NaN:
+      // a NaN or infinite input), so the scale matches the levels written
       int bc = 1;
+      ls[j] = l0;
       for (int c = 0; c < 3; ++c) {
         const int a = l0 - 1 + c;
         if (a < -32 || a > 31 || (Dp == 0.0f && a != l0)) continue;

@@ -243,17 +243,21 @@ inline void hsum4(const vf& a, const vf& b, const vf& c, const vf& d, vf4& r) no
 }
 
 /// r = round(clamp(v, lo, hi)): round to nearest (current rounding mode, ties to even) by
-/// adding and subtracting 1.5 * 2^23 (|lo|, |hi| <= 2^22).
+/// adding and subtracting 1.5 * 2^23 (|lo|, |hi| <= 2^22). A NaN lane (from a NaN or infinite
+/// input) gives lo, so codes are always integers that convert to int (vals::to_bytes); for
+/// every other v the result is unchanged (v == lo differs at most in the sign of a zero, which
+/// the rounding drops).
 inline void clamp_round(vf& r, const vf& v, float lo, float hi) noexcept {
   constexpr float magic = 12582912.0f;
-  vf c = v < lo ? lo : v;
+  vf c = v > lo ? v : lo;
   c = c > hi ? hi : c;
   const vf t = c + magic;
   r = t - magic;
 }
 
+/// clamp(v, lo, hi), NaN to lo (callers convert the rounded result to int).
 [[nodiscard]] inline float clampf(float v, float lo, float hi) noexcept {
-  v = v < lo ? lo : v;
+  v = v >= lo ? v : lo;
   return v > hi ? hi : v;
 }
 
@@ -268,7 +272,7 @@ struct vals {
   explicit vals(const float* x) noexcept {
     for (int k = 0; k < m; ++k) load16(v[k], x + 16 * k);
   }
-  /// Writes the (integer-valued) lanes as bytes plus `bias`.
+  /// Writes the (integer-valued, never NaN: clamp_round) lanes as bytes plus `bias`.
   void to_bytes(std::uint8_t* out, int bias) const noexcept {
     for (int k = 0; k < m; ++k)
       for (int j = 0; j < 16; ++j)

@@ -46,7 +46,8 @@ inline void quantize_row_mxfp4_ref(const float* x, block_mxfp4* y, std::int64_t 
     for (int j = 0; j < 32; ++j)
       if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
     const float ef = amax > 0.0f ? std::floor(std::log2(amax)) - 2.0f + 127.0f : 0.0f;
-    const auto e = static_cast<std::uint8_t>(static_cast<int>(ef));
+    // ef = inf for an infinite input: converted as on x86-64
+    const auto e = static_cast<std::uint8_t>(detail::trunc_to_int<simd::scalar>(ef));
     const float d = e8m0_to_float_half(e);
     y[i].e = e;
     for (int j = 0; j < 16; ++j)

@@ -64,12 +64,17 @@ inline void q2_K_block(const float* x, block_q2_K& y) noexcept {
     kq::vals<16> codes, best_codes{};
     float best = INFINITY;
     int la = l0;
+    // the first candidate (l0, m0: always valid) is kept whatever its error, so that a
+    // sub-block whose errors are all NaN (a NaN or infinite input) still gets its scale, min
+    // and codes; a finite first error is below INFINITY anyway
+    bool first = true;
     const auto eval = [&](int a, int b) {
       if (a < 0 || a > 15 || b < 0 || b > 15) return;
       const float ds = D * static_cast<float>(a) * sb.up;
       const float dmv = DM * static_cast<float>(b) * sb.up;
       const float e = kq::affine_eval<16, 3>(xj, ds, dmv, codes);
-      if (e < best) {
+      if (e < best || first) {
+        first = false;
         best = e;
         la = a;
         y.scales[j] = static_cast<std::uint8_t>(a | (b << 4));

@@ -40,9 +40,9 @@ inline void quantize_row_q4_0_ref(const float* x, block_q4_0* y, std::int64_t k)
       const float x0 = detail::unfused<simd::scalar>(x[j] * id);
       const float x1 = detail::unfused<simd::scalar>(x[j + 16] * id);
       // ggml: MIN(15, (int8_t)(x0 + 8.5f)); the sum lies in [0.5, 16.5], so truncating
-      // through int is the same conversion
-      const int q0 = static_cast<int>(x0 + 8.5f);
-      const int q1 = static_cast<int>(x1 + 8.5f);
+      // through int is the same conversion (NaN, from a NaN or infinite input, as on x86-64)
+      const int q0 = detail::trunc_to_int<simd::scalar>(x0 + 8.5f);
+      const int q1 = detail::trunc_to_int<simd::scalar>(x1 + 8.5f);
       y[i].qs[j] = static_cast<std::uint8_t>((q0 < 15 ? q0 : 15) | ((q1 < 15 ? q1 : 15) << 4));
     }
   }

@@ -42,8 +42,9 @@ inline void quantize_row_q5_0_ref(const float* x, block_q5_0* y, std::int64_t k)
       // unfused: ggml's C code adds after a rounded multiply (GCC would fuse them in C++)
       const float x0 = detail::unfused<simd::scalar>(x[j] * id);
       const float x1 = detail::unfused<simd::scalar>(x[j + 16] * id);
-      int q0 = static_cast<int>(x0 + 16.5f);
-      int q1 = static_cast<int>(x1 + 16.5f);
+      // NaN (from a NaN or infinite input) converts as on x86-64
+      int q0 = detail::trunc_to_int<simd::scalar>(x0 + 16.5f);
+      int q1 = detail::trunc_to_int<simd::scalar>(x1 + 16.5f);
       q0 = q0 < 31 ? q0 : 31;
       q1 = q1 < 31 ? q1 : 31;
       y[i].qs[j] = static_cast<std::uint8_t>((q0 & 15) | ((q1 & 15) << 4));

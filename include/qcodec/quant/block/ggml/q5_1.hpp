@@ -41,8 +41,9 @@ inline void quantize_row_q5_1_ref(const float* x, block_q5_1* y, std::int64_t k)
       // unfused: ggml's C code adds after a rounded multiply (GCC would fuse them in C++)
       const float x0 = detail::unfused<simd::scalar>((x[j] - min) * id);
       const float x1 = detail::unfused<simd::scalar>((x[j + 16] - min) * id);
-      const int q0 = static_cast<std::uint8_t>(static_cast<int>(x0 + 0.5f));
-      const int q1 = static_cast<std::uint8_t>(static_cast<int>(x1 + 0.5f));
+      // NaN (a NaN or infinite input, or max - min overflowing: id = 0) converts as on x86-64
+      const int q0 = static_cast<std::uint8_t>(detail::trunc_to_int<simd::scalar>(x0 + 0.5f));
+      const int q1 = static_cast<std::uint8_t>(detail::trunc_to_int<simd::scalar>(x1 + 0.5f));
       y[i].qs[j] = static_cast<std::uint8_t>((q0 & 15) | ((q1 & 15) << 4));
       qh |= static_cast<std::uint32_t>((q0 >> 4) & 1) << j;
       qh |= static_cast<std::uint32_t>((q1 >> 4) & 1) << (j + 16);

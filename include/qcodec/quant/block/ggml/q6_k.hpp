@@ -139,7 +139,10 @@ inline void sym16_K_block(const float* x, half& d, int* ls, std::uint8_t* L) noe
     kq::vals<16> cs[3];
     for (int c = 0; c < 3; ++c)
       es[c] = kq::sym_eval<16, N>(xj, D * static_cast<float>(l0 - 1 + c) * sb.up, cs[c]);
+    // the rounded scale (candidate 1, always valid) stands when no error compares: all NaN
+    // for a sub-block holding a NaN or an infinity
     int bc = 1;
+    ls[j] = l0;
     for (int c = 0; c < 3; ++c) {
       const int a = l0 - 1 + c;
       if (a < SLO || a > SHI || (Dp == 0.0f && a != l0)) continue;

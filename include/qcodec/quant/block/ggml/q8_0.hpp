@@ -32,7 +32,10 @@ inline void quantize_row_q8_0_ref(const float* x, block_q8_0* y, std::int64_t k)
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = half(d);
-    for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<std::int8_t>(std::round(x[j] * id));
+    // through int: NaN (a NaN or infinite input, or id overflowing) converts as on x86-64
+    for (int j = 0; j < 32; ++j)
+      y[i].qs[j] =
+          static_cast<std::int8_t>(detail::trunc_to_int<simd::scalar>(std::round(x[j] * id)));
   }
 }
 

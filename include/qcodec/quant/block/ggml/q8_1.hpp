@@ -34,7 +34,9 @@ inline void quantize_row_q8_1_ref(const float* x, block_q8_1* y, std::int64_t k)
     y[i].d = half(d);
     int sum = 0;
     for (int j = 0; j < 32; ++j) {
-      y[i].qs[j] = static_cast<std::int8_t>(std::round(x[j] * id));
+      // through int: NaN (a NaN or infinite input, or id overflowing) converts as on x86-64
+      y[i].qs[j] =
+          static_cast<std::int8_t>(detail::trunc_to_int<simd::scalar>(std::round(x[j] * id)));
       sum += y[i].qs[j];
     }
     y[i].s = half(static_cast<float>(sum) * d);
