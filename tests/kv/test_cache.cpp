@@ -182,6 +182,8 @@ TEST_CASE("kv cache: sizes that would wrap are refused, and R near SIZE_MAX keep
   huge.layers = std::size_t{1} << 40;
   huge.kv_heads = std::size_t{1} << 40;
   CHECK(kivi_cache::create(huge).error().is(e::bad_config));
+  huge = config(std::size_t{1} << 33);  // page ids are 32 bits
+  CHECK(kivi_cache::create(huge).error().is(e::bad_config));
 
   // 8-bit codes with 15-bit queries: integer sums fit 32 bits up to head_dim 514.
   using kivi8 = kv::cache<kv::per_channel<8, 32, kv::query_format::i16>, kv::per_token<8>>;

@@ -373,6 +373,9 @@ class cache {
     if (c.kv_heads > std::numeric_limits<std::size_t>::max() / c.layers) {
       return status::failure(errors::bad_config, "layers * kv_heads overflows");
     }
+    if (c.max_pages > std::size_t{std::numeric_limits<page_id>::max()} + 1) {
+      return status::failure(errors::bad_config, "max_pages beyond 32-bit page ids");
+    }
     if (c.rope.pre_rope && (c.head_dim % 2 != 0 || !(c.rope.theta > 1.0f))) {
       return status::failure(errors::bad_config, "RoPE needs an even head_dim and theta > 1");
     }
