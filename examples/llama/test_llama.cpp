@@ -8,8 +8,9 @@
 //      data/models/stories260K/expected_greedy_200.txt (llama2.c's test_all.py output);
 //   2. the tokenizer encodes data/kv/stories260K/text.txt to the ids of tokens.npy (its first
 //      512 tokens, BOS first);
-//   3. the teacher-forced fp32 perplexity over those tokens is the 3.259 of the README, and
-//      lossy and tiered caches move the distribution as expected;
+//   3. the teacher-forced fp32 perplexity over those tokens is the 3.259 of
+//      data/kv/stories260K/README.md, and lossy and tiered caches move the distribution as
+//      expected;
 //   4. the importance scores the engine gives a tiered cache's tokens are their attention
 //      shares (engine.hpp), recomputed here from the queries and keys in double precision;
 //      and a step that fails part-way through the layers stops the engine until reset();

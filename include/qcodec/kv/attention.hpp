@@ -12,7 +12,7 @@
 // the order of memory: each block for every KV head of the range in turn (a page holds the
 // heads one after another), then the next block. Read head by head, every block of a head
 // instead, a pass jumped a whole page between reads: at 64k tokens 4-bit attention took
-// 1.05-1.14x the time (README).
+// 1.05-1.14x the time (docs/measurements.md).
 //
 // GQA / MQA: q holds q_heads = group * kv_heads heads; query head i attends with KV head
 // i / group. attention() handles KV heads [head_begin, head_end) and their query heads only, so

@@ -1,10 +1,10 @@
 #pragma once
 // The memory of a KV cache's pages. A decode step reads a few KB per head from every page of a
 // sequence, and with 4 KB pages those reads are TLB-bound: fp32 decode attention took 1.75x as
-// long as on 2 MB pages (README). So a pool that can grow past 2 MB takes its pages in slabs of
-// whole pages, each slab 2 MB-aligned and, on Linux, marked MADV_HUGEPAGE, which transparent
-// huge pages honour in their `always` and `madvise` modes. Smaller pools, and builds with
-// AddressSanitizer (which then still sees each page's bounds), get one allocation per page.
+// long as on 2 MB pages (docs/measurements.md). So a pool that can grow past 2 MB takes its pages
+// in slabs of whole pages, each slab 2 MB-aligned and, on Linux, marked MADV_HUGEPAGE, which
+// transparent huge pages honour in their `always` and `madvise` modes. Smaller pools, and builds
+// with AddressSanitizer (which then still sees each page's bounds), get one allocation per page.
 
 #include <cstddef>
 #include <cstdint>

@@ -25,9 +25,9 @@
 // max_c |q_c s_c| / 254, relative to the unit's largest channel, which costs the small channels
 // most. On stories260K (qcodec-eval, KIVI-4), KL to the fp32 cache without a residual window went
 // from 0.00342 to 0.00400; with R = 128, 0.000091 and 0.000089. With VNNI the key scores took
-// 0.64-0.68x the time (README). With the AVX2 kernels, vpmaddubsw on bytes where 15 bits take
-// vpmaddwd on words: 0.68-0.71x the time of the int8 form on words (which took 1.01-1.02x the
-// 15-bit form's).
+// 0.64-0.68x the time (docs/measurements.md). With the AVX2 kernels, vpmaddubsw on bytes where 15
+// bits take vpmaddwd on words: 0.68-0.71x the time of the int8 form on words (which took 1.01-1.02x
+// the 15-bit form's).
 //
 // Reference: Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (2024).
 

@@ -19,8 +19,9 @@
 // With Weights = weight_format::i16 (stream_codec.hpp; opt-in), values are summed with each
 // page's weights rounded to 16 bits (simd/int16_axpys.hpp: integer sums, vpdpwssd on AVX-512
 // VNNI, scalar elsewhere). 4-bit decode attention on AVX-512 VNNI took 0.82-0.89x the time (q4)
-// and 0.87-0.91x (KIVI-4) at 16k and 64k tokens (README); on stories260K's text KL to the fp32
-// cache moved from 0.3878 to 0.3810 (q4), 0.2942 to 0.2951 (rot4), 0.000091 to 0.000091 (kivi4).
+// and 0.87-0.91x (KIVI-4) at 16k and 64k tokens (docs/measurements.md); on stories260K's text KL to
+// the fp32 cache moved from 0.3878 to 0.3810 (q4), 0.2942 to 0.2951 (rot4), 0.000091 to 0.000091
+// (kivi4).
 
 #include <qcodec/kv/stream_codec.hpp>
 #include <qcodec/simd/dispatch.hpp>

@@ -17,10 +17,10 @@
 // values sum with row-major codes); accumulate() here decodes a few tokens at a time and uses the
 // fp32 row kernel, correct but not fast.
 //
-// Measured (README): 4-bit decode attention with per_token values summed with 16-bit weights ran
-// 3.9-6.5x faster than fp32 at 16k and 64k tokens on AVX-512 VNNI, against 3.4-5.2x with per_token
-// keys. On stories260K's text KL to the fp32 cache fell from 0.388 (q4) to 0.063 (q4b): the
-// pending keys kept exact, not the layout (the codes are q4's).
+// Measured (docs/measurements.md): 4-bit decode attention with per_token values summed with 16-bit
+// weights ran 3.9-6.5x faster than fp32 at 16k and 64k tokens on AVX-512 VNNI, against 3.4-5.2x
+// with per_token keys. On stories260K's text KL to the fp32 cache fell from 0.388 (q4) to 0.063
+// (q4b): the pending keys kept exact, not the layout (the codes are q4's).
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/kv/stream_codec.hpp>

@@ -11,8 +11,8 @@
 // moves add at the middle code is taken back (simd/token_quads.hpp): attention moves by 3e-4
 // (rotated: 8e-4) of the 4-bit values' own relative MSE in tests/kv.
 //
-// Measured (README), against token_rows<4> beside the same keys: 0.68-0.88x the time of a
-// decode step from 1k to 64k tokens with AVX-512 VNNI, 0.73-0.91x with the AVX2 kernels.
+// Measured (docs/measurements.md), against token_rows<4> beside the same keys: 0.68-0.88x the time
+// of a decode step from 1k to 64k tokens with AVX-512 VNNI, 0.73-0.91x with the AVX2 kernels.
 //
 // As token_rows: the cache keeps the newest tokens in full precision until 16 have come
 // (group_tokens = 16), and scores() is correct but not fast (keys belong in token_blocks).

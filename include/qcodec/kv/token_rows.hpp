@@ -13,8 +13,8 @@
 // token_blocks keys; group_tokens = 16). Keys should stay with token_blocks or per_token: scores()
 // here is correct but not fast (the float row kernel a unit at a time).
 //
-// Measured (README), against per_token values with 16-bit weights beside token_blocks keys:
-// 0.89-0.93x the time with the cache in L3 (1024 and 4096 tokens), 0.93-1.04x at 16k and 64k,
+// Measured (docs/measurements.md), against per_token values with 16-bit weights beside token_blocks
+// keys: 0.89-0.93x the time with the cache in L3 (1024 and 4096 tokens), 0.93-1.04x at 16k and 64k,
 // where the values' cache misses, which per_token's gather took first, land in the row kernel.
 
 #include <qcodec/kv/stream_codec.hpp>

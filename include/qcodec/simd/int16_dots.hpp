@@ -1067,14 +1067,14 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // scored with the constants added as they are stored. The first half of the next unit's split
 // (scale_unit, whose maxima and division are a long dependency chain) comes before this unit's
 // second half and scores, so that it runs beside them rather than holding them up: 0.89-0.92x
-// the time at head_dim 64 (README). As each unit is read, the bytes unit_prefetch_distance past
-// it are prefetched (simd/prefetch.hpp), and the unit two ahead when that lies nearer: the first
-// two rely on whatever read the bytes before them (an unprefetched first touch of the pairs
-// stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf; without the units two
-// ahead, KIVI-4 with values read by the row kernels, which prefetch less far, took 1.15-1.20x the
-// time at 64k/64). N, when not 0, is n as a constant (for blocked rows, head_dim 64 and 128 have
-// their own instantiations): the loops over n then unroll, and their offsets are constants
-// (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
+// the time at head_dim 64 (docs/measurements.md). As each unit is read, the bytes
+// unit_prefetch_distance past it are prefetched (simd/prefetch.hpp), and the unit two ahead when
+// that lies nearer: the first two rely on whatever read the bytes before them (an unprefetched
+// first touch of the pairs stalled the split: 9% of a KIVI-4 decode step at 16k tokens under perf;
+// without the units two ahead, KIVI-4 with values read by the row kernels, which prefetch less far,
+// took 1.15-1.20x the time at 64k/64). N, when not 0, is n as a constant (for blocked rows,
+// head_dim 64 and 128 have their own instantiations): the loops over n then unroll, and their
+// offsets are constants (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
 template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows,

@@ -13,9 +13,9 @@
 // L2 before each block, and decode steps took 1.08-1.27x the time where it ran (clang; GCC 12 had
 // deleted it, see prefetch_bytes; made to run there, 1.11-1.18x).
 //
-// Measured (README) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and head_dim 64,
-// kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were slower than 8;
-// at 1k and 4k tokens 0.99-1.05x.
+// Measured (docs/measurements.md) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and
+// head_dim 64, kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were
+// slower than 8; at 1k and 4k tokens 0.99-1.05x.
 
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +46,7 @@ template <class Arch>
 // rows further apart take the lines of each row only. (The cache's exact rows are one head's among
 // kv_heads: their stride is kv_heads times their length, and a range of count * stride bytes
 // fetched every head's rows, kv_heads times the prefetches. On 160 fp32 rows of 64 elements at
-// 8 KV heads, dots and sums took 1.9-2.7x the time, README.)
+// 8 KV heads, dots and sums took 1.9-2.7x the time, docs/measurements.md.)
 template <class Arch>
 [[gnu::always_inline]] inline void prefetch_rows(const std::uint8_t* p, std::size_t stride,
                                                  std::size_t row_bytes,

@@ -46,8 +46,8 @@
 //
 // Fast paths: the sums for n a multiple of 32 on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
 // vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
-// Measured (README), against token_rows.hpp's sums beside the same keys: 0.76-0.89x the time of
-// a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2 kernels.
+// Measured (docs/measurements.md), against token_rows.hpp's sums beside the same keys: 0.76-0.89x
+// the time of a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2 kernels.
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -381,8 +381,9 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
 
 // The sums below prefetch ahead in their first pass over a chunk (as token_blocks' dots): at long
 // contexts pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at 64k
-// tokens (README). The AVX2 sums prefetch four blocks ahead; the VNNI sums unit_prefetch_distance
-// bytes (simd/prefetch.hpp). Prefetches past the chunk are harmless: they never fault.
+// tokens (docs/measurements.md). The AVX2 sums prefetch four blocks ahead; the VNNI sums
+// unit_prefetch_distance bytes (simd/prefetch.hpp). Prefetches past the chunk are harmless: they
+// never fault.
 
 // AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
 // codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
