@@ -188,7 +188,7 @@ TEST_CASE("kv cache: sizes that would wrap are refused, and R near SIZE_MAX keep
   // 8-bit codes with 15-bit queries: integer sums fit 32 bits up to head_dim 514.
   using kivi8 = kv::cache<kv::per_channel<8, 32, kv::query_format::i16>, kv::per_token<8>>;
   kv::cache_config wide = config();
-  wide.head_dim = 516;
+  wide.head_dim = 515;  // (2^31 - 1) / (255 * 16383) = 514.04
   CHECK(kivi8::create(wide).error().is(e::bad_config));
   wide.head_dim = 514;
   CHECK(kivi8::create(wide).ok());

@@ -343,9 +343,10 @@ class cache {
     pool_.memory = detail::page_memory(layout_.page_bytes, config.max_pages);
   }
 
-  // The layout of a page, or bad_config when its size would not fit a (signed) address range:
-  // page_tokens, layers and kv_heads are not otherwise bounded, and a product that wrapped
-  // would make small pages that encoders write past.
+  // The layout of a page, or bad_config when a page would pass PTRDIFF_MAX / 2 bytes (half, so
+  // that sums of two such sizes, a head's two regions or page_memory's rounding up to 2 MB,
+  // cannot wrap either): page_tokens, layers and kv_heads are not otherwise bounded, and a
+  // product that wrapped would make small pages that encoders write past.
   static result<page_layout> layout_of(const cache_config& c, std::size_t key_unit_bytes,
                                        std::size_t value_unit_bytes) {
     constexpr std::size_t limit = std::numeric_limits<std::ptrdiff_t>::max() / 2;
@@ -420,8 +421,9 @@ class cache {
 
   // Fails with out_of_pages when appending n tokens to a layer would need more pages (new
   // ones, or copies of shared ones) than the pool can still give, and otherwise takes the new
-  // ones from the system now, so that the append cannot fail part-way; the units compressed
-  // after the append are those of the final tail lengths (compress_ready keeps tail < R + group).
+  // ones from the system now, so that the append cannot fail part-way (when the system refuses
+  // one, those taken before it stay in the pool, free); the units compressed after the append
+  // are those of the final tail lengths (compress_ready keeps tail < R + group).
   status reserve_pages(const sequence& seq, const layer_state& ls, std::size_t n) {
     const std::size_t sinks_left =
         ls.length < config_.sink_tokens ? config_.sink_tokens - ls.length : 0;
@@ -446,9 +448,13 @@ class cache {
     if (needed > available) {
       return status::failure(errors::out_of_pages, std::to_string(config_.max_pages) + " pages");
     }
+    const std::size_t had = pool_.free.size();
     while (pool_.free.size() < needed) {
       if (status st = grow_pool(); !st) return st;
     }
+    // The free list is taken from its back: the new pages in the order of memory (lowest first),
+    // as they were handed out before they were reserved.
+    std::reverse(pool_.free.begin() + static_cast<std::ptrdiff_t>(had), pool_.free.end());
     return {};
   }
   [[nodiscard]] std::size_t row_floats() const noexcept {
