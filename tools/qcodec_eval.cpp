@@ -437,8 +437,8 @@ int main(int argc, char** argv) {
   if (args.count("rope-theta")) {
     char* end = nullptr;
     theta = std::strtod(args["rope-theta"].c_str(), &end);
-    // The caches take theta as a float: a value beyond float's range (inf included) would make
-    // that conversion undefined.
+    // The caches take theta as a float, where a value beyond float's range becomes infinite, and
+    // an infinite theta gives every RoPE pair but the first a frequency of 0.
     if (*end != '\0' || !(theta > 1.0) || !(theta <= FLT_MAX)) {
       std::fprintf(stderr, "qcodec-eval: [%s] %s: --rope-theta %s (a finite number > 1)\n",
                    bad_usage.id, bad_usage.text, args["rope-theta"].c_str());

@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
     qcodec::result<std::vector<llama::scheme_result>> r = llama::evaluate(*model, tokens, schemes);
     const bool ppl_ok = r && std::fabs((*r)[0].perplexity - 3.259) < 0.002 && (*r)[0].kl == 0.0 &&
                         (*r)[0].top1 == 1.0;
-    check(ppl_ok, "fp32 perplexity over 511 predicted tokens = 3.259 (README), KL 0, top-1 1");
+    check(ppl_ok, "fp32 perplexity over 511 predicted tokens = 3.259 (the data's README), KL 0, "
+                  "top-1 1");
     if (r) std::printf("      perplexity %.5f\n", (*r)[0].perplexity);
 
     // The metrics see a lossy cache: fp16 keys and values barely move the distribution, 4-bit

@@ -174,8 +174,8 @@ TEST_CASE("qcodec refuses shapes it cannot hold before sizing anything from them
        "--shape expects R,C"},
       {"decode --codec q4_0 --raw-in " + dir.file("0.bin") + " --shape 1,64,2" + out,
        "--shape expects R,C"},
-      // nvfp4 stores a 4-byte scale per row even with no columns: (2^62 + 1) rows need 2^64 + 4
-      // bytes, which wraps to 4.
+      // (2^62 + 1) rows of nvfp4, 4 bytes each even with no columns, would wrap to 4 bytes; the
+      // tool refuses the empty shape before the codec sees it (test_registry checks the codec).
       {"decode --codec nvfp4 --raw-in " + dir.file("4.bin") + " --shape 4611686018427387905,0" +
            out,
        "--shape is empty"},
@@ -186,7 +186,7 @@ TEST_CASE("qcodec refuses shapes it cannot hold before sizing anything from them
       {"decode --codec uniform:bits=1,mode=asym,group=1 --raw-in " + dir.file("2.bin") +
            " --shape 1,2049638230412172402" + out,
        "--shape is too large"},
-      // A codec sizes its per-row scratch from the columns even when there are no rows.
+      // No rows, and columns that no data bounds.
       {"stats --codec fp16 --raw f32 --shape 0,4611686018427387904 --in " + dir.file("0.bin"),
        "--shape is empty"},
       {"stats --codec fp16 --in " + dir.file("wide_empty.npy"), "is empty"},

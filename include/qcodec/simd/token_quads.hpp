@@ -46,7 +46,7 @@
 //
 // Fast paths: the sums for n a multiple of 32 on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
 // vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
-// Measured (docs/measurements.md), against token_rows.hpp's sums beside the same keys: 0.76-0.89x
+// Measured (docs/measurements.md), against token_rows.hpp's sums beside the same keys: 0.68-0.88x
 // the time of a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2 kernels.
 
 #include <qcodec/simd/arch.hpp>

@@ -25,9 +25,9 @@
 // error. Codes come from the affine kernels (simd/affine.hpp), so encode and decode run at
 // kernel speed and every target produces the same bytes.
 //
-// Inputs must be finite (NaN / infinity give unspecified but deterministic, memory-safe blocks;
+// Inputs must be finite (NaN / infinity give unspecified but deterministic, memory-safe blocks).
 // superblock_format's D and Dmin saturate at the largest finite fp16, so its values saturate
-// below -65504 * (2^ScaleBits - 1) and above about 65504 * (2^ScaleBits - 1) * (2^Bits - 1)).
+// below -65504 * (2^ScaleBits - 1) and above about 65504 * (2^ScaleBits - 1) * (2^Bits - 1).
 // Decoding any bytes is memory-safe; non-finite stored scales decode to non-finite values.
 
 #include <qcodec/core/assert.hpp>

@@ -22,6 +22,7 @@
 #include <qcodec/simd/unfused.hpp>
 
 #include <bit>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -150,7 +151,7 @@ template <class Arch>
 /// x86-64 result, defined, and the same int for every other value.
 template <class Arch>
 [[nodiscard]] constexpr int trunc_to_int(float v) noexcept {
-  return v >= -2147483648.0f && v < 2147483648.0f ? static_cast<int>(v) : INT32_MIN;
+  return v >= -2147483648.0f && v < 2147483648.0f ? static_cast<int>(v) : INT_MIN;
 }
 
 /// The canonical order in which qcodec's encoders sum 32 per-value terms (so that SIMD kernels
