@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../../support/catch.hpp"
+#include "../../support/deterministic.hpp"
 
 using qcodec::scale_format;
 
@@ -80,28 +81,13 @@ void check_never_worse_than_textbook(std::uint64_t seed) {
   }
 }
 
-// Fills a large stack array with v: an encoder that read uninitialised locals would see these
-// bytes (rather than whatever an earlier call left there).
-[[gnu::noinline]] void dirty_stack(unsigned char v) {
-  volatile unsigned char junk[1 << 16];
-  for (auto& b : junk) b = v;
-}
-
-// quantize_row's bytes for x, encoded into a buffer of 0x00 after a stack of 0x00 and into a
-// buffer of 0xFF after a stack of 0xFF: they must be equal.
+// quantize_row's bytes for x, which must not depend on memory it never wrote.
 template <class F>
 std::vector<typename F::block> encode_deterministic(const std::vector<float>& x) {
-  const std::size_t nb = x.size() / F::block_values;
-  const auto n = static_cast<std::int64_t>(x.size());
-  std::vector<typename F::block> a(nb), b(nb);
-  std::memset(static_cast<void*>(a.data()), 0x00, nb * sizeof(typename F::block));
-  std::memset(static_cast<void*>(b.data()), 0xFF, nb * sizeof(typename F::block));
-  dirty_stack(0x00);
-  F::quantize_row(x.data(), a.data(), n);
-  dirty_stack(0xFF);
-  F::quantize_row(x.data(), b.data(), n);
-  REQUIRE(std::memcmp(a.data(), b.data(), nb * sizeof(typename F::block)) == 0);
-  return a;
+  return deterministic_bytes<typename F::block>(
+      x.size() / F::block_values, [&](typename F::block* out) {
+        F::quantize_row(x.data(), out, static_cast<std::int64_t>(x.size()));
+      });
 }
 
 // A NaN, +inf or -inf (outside the contract) gives deterministic bytes that decode without

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../../../support/catch.hpp"
+#include "../../../support/deterministic.hpp"
 
 namespace ggml_vectors {
 
@@ -236,28 +237,15 @@ void check_edge_rows() {
   }
 }
 
-/// Fills a large stack array with v: an encoder that read uninitialised locals would see these
-/// bytes (rather than whatever an earlier call left there).
-[[gnu::noinline]] inline void dirty_stack(unsigned char v) {
-  volatile unsigned char junk[1 << 16];
-  for (auto& b : junk) b = v;
-}
-
-/// encode(x) (with `ref`, ggml's reference encoder) into a buffer of 0x00 after a stack of
-/// 0x00 and into a buffer of 0xFF after a stack of 0xFF: the bytes must be equal.
+/// encode(x) (with `ref`, ggml's reference encoder), whose bytes must not depend on memory it
+/// never wrote.
 template <class F>
 std::vector<typename F::block> encode_deterministic(const std::vector<float>& x, bool ref) {
-  const std::size_t nb = x.size() / F::block_values;
   const auto n = static_cast<std::int64_t>(x.size());
-  std::vector<typename F::block> a(nb), b(nb);
-  std::memset(static_cast<void*>(a.data()), 0x00, nb * sizeof(typename F::block));
-  std::memset(static_cast<void*>(b.data()), 0xFF, nb * sizeof(typename F::block));
-  dirty_stack(0x00);
-  ref ? F::quantize_row_ref(x.data(), a.data(), n) : F::quantize_row(x.data(), a.data(), n);
-  dirty_stack(0xFF);
-  ref ? F::quantize_row_ref(x.data(), b.data(), n) : F::quantize_row(x.data(), b.data(), n);
-  REQUIRE(std::memcmp(a.data(), b.data(), nb * sizeof(typename F::block)) == 0);
-  return a;
+  return deterministic_bytes<typename F::block>(
+      x.size() / F::block_values, [&](typename F::block* out) {
+        ref ? F::quantize_row_ref(x.data(), out, n) : F::quantize_row(x.data(), out, n);
+      });
 }
 
 /// Rows holding a NaN, +inf or -inf (inputs outside every format's contract) encode to
