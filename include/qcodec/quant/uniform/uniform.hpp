@@ -45,7 +45,11 @@
 //                          stochastic rounding must not be shared between threads (copy it).
 //
 // encode/decode are noexcept and allocation-free. Non-finite inputs: NaN encodes to a valid code
-// (q_max in the symmetric modes, q_min otherwise), +-inf to the outermost codes.
+// (q_max in the symmetric modes, q_min otherwise), +-inf to the outermost codes. Float's range
+// bounds the parameters: a group whose range fit needs a scale or offset beyond FLT_MAX (an
+// asymmetric range wider than FLT_MAX; symmetric, max |x| above about FLT_MAX * (c - 1) / c, which
+// is FLT_MAX / 2 at 2 bits; symmetric_no_zero at 1 bit, above FLT_MAX / 2) gets an infinite one
+// and decodes to infinities or NaN, not to values within scale / 2.
 
 #include <qcodec/core/assert.hpp>
 #include <qcodec/core/rng.hpp>
