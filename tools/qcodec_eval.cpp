@@ -63,6 +63,9 @@ struct tensor4 {
   const float* at(std::size_t l, std::size_t h, std::size_t t) const {
     return data.data() + ((l * heads + h) * tokens + t) * dim;
   }
+  bool same_shape(const tensor4& o) const {
+    return layers == o.layers && heads == o.heads && tokens == o.tokens && dim == o.dim;
+  }
 };
 
 bool file_exists(const std::string& path) {
@@ -457,8 +460,7 @@ int main(int argc, char** argv) {
   // Every dimension non-zero first: the GQA group is q->heads / k->heads (and the modulo below
   // would divide by zero), and an empty dump has nothing to measure.
   if (k->layers == 0 || k->heads == 0 || k->tokens == 0 || k->dim == 0 || q->heads == 0 ||
-      v->layers != k->layers || v->heads != k->heads || v->tokens != k->tokens ||
-      v->dim != k->dim || q->layers != k->layers || q->tokens != k->tokens || q->dim != k->dim ||
+      !v->same_shape(*k) || q->layers != k->layers || q->tokens != k->tokens || q->dim != k->dim ||
       q->heads % k->heads != 0) {
     std::fprintf(stderr,
                  "qcodec-eval: [%s] %s: shapes K %zux%zux%zux%zu, V %zux%zux%zux%zu, Q "
@@ -476,8 +478,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     // It is read with K's shape (the caches, the pre-RoPE reference and the comparisons).
-    if (k_pre->layers != k->layers || k_pre->heads != k->heads || k_pre->tokens != k->tokens ||
-        k_pre->dim != k->dim) {
+    if (!k_pre->same_shape(*k)) {
       std::fprintf(stderr,
                    "qcodec-eval: [%s] %s: k_prerope.npy is %zux%zux%zux%zu, k_postrope.npy "
                    "%zux%zux%zux%zu (need the same shape)\n",

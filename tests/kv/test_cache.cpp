@@ -1,3 +1,4 @@
+#include <qcodec/core/sanitizers.hpp>
 #include <qcodec/kv.hpp>
 
 #include <algorithm>
@@ -207,16 +208,8 @@ TEST_CASE("kv cache: sizes that would wrap are refused, and R near SIZE_MAX keep
   CHECK(c->pages_allocated() == 0);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define QCODEC_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QCODEC_TEST_ASAN 1
-#endif
-#endif
-
 TEST_CASE("kv cache: an append the system has no memory for stores nothing", "[kv][cache]") {
-#ifdef QCODEC_TEST_ASAN
+#if QCODEC_HAS_ASAN
   QCODEC_SKIP("AddressSanitizer aborts on an allocation of 2^61 bytes instead of failing it");
 #else
   // One page of 2^61 bytes (within the cache's address limit, beyond any machine's memory):

@@ -6,6 +6,8 @@
 // transparent huge pages honour in their `always` and `madvise` modes. Smaller pools, and builds
 // with AddressSanitizer (which then still sees each page's bounds), get one allocation per page.
 
+#include <qcodec/core/sanitizers.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -17,15 +19,8 @@
 #include <sys/mman.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define QCODEC_KV_PAGE_SLABS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QCODEC_KV_PAGE_SLABS 0
-#endif
-#endif
 #ifndef QCODEC_KV_PAGE_SLABS
-#define QCODEC_KV_PAGE_SLABS 1
+#define QCODEC_KV_PAGE_SLABS (!QCODEC_HAS_ASAN)
 #endif
 
 namespace qcodec::kv::detail {

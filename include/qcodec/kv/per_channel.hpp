@@ -53,13 +53,11 @@ class per_channel {
 
  public:
   static constexpr std::size_t group_tokens = G;
-  /// 1024, and with 15-bit queries at most the head_dim whose integer sums fit 32 bits,
-  /// (2^31 - 1) / ((2^Bits - 1) * 16383): 514 at 8 bits, above 1024 at 7 bits and fewer.
-  /// kv::cache refuses larger heads.
+  /// 1024, and with 15-bit queries at most the head_dim whose integer sums fit 32 bits (514 at
+  /// 8 bits, above 1024 at 7 bits and fewer). kv::cache refuses larger heads.
   static constexpr std::size_t max_head_dim =
-      Query == query_format::i16
-          ? std::min<std::size_t>(1024, ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull))
-          : 1024;
+      Query == query_format::i16 ? std::min<std::size_t>(1024, detail::i16_max_head_dim(Bits))
+                                 : 1024;
 
   explicit per_channel(std::size_t head_dim) noexcept : d_(head_dim) {
     QCODEC_ASSERT(head_dim <= max_head_dim,

@@ -43,8 +43,7 @@ class per_token {
   static constexpr std::size_t group_tokens = 1;
   /// The largest head_dim whose 15-bit query sums fit 32 bits (514 at 8 bits): beyond it an
   /// i16 codec scores the float query.
-  static constexpr std::size_t i16_max_head_dim =
-      ((1ull << 31) - 1) / (((1ull << Bits) - 1) * 16383ull);
+  static constexpr std::size_t i16_max_head_dim = detail::i16_max_head_dim(Bits);
   explicit per_token(std::size_t head_dim) noexcept : d_(head_dim) {}
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }

@@ -155,6 +155,12 @@ inline void round_to_grid(const float* q, std::size_t n, float grid, float* out)
   for (std::size_t i = 0; i < n; ++i) out[i] = std::nearbyint(q[i] * f.inv) * f.scale;
 }
 
+/// The largest head_dim whose 15-bit query sums against codes of `bits` bits fit 32 bits
+/// (simd/int16_dots.hpp: |sum| <= (2^bits - 1) * 16383 * n): 514 at 8 bits.
+constexpr std::size_t i16_max_head_dim(unsigned bits) noexcept {
+  return ((1ull << 31) - 1) / (((1ull << bits) - 1) * 16383ull);
+}
+
 /// The largest head_dim a codec takes (kv::cache refuses larger ones with a status): codecs
 /// with fixed-size stack buffers declare max_head_dim, wrappers pass their Inner's on; others
 /// take any.
