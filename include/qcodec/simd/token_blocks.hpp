@@ -270,47 +270,64 @@ namespace detail::token_blocks {
 // With AVX-512 VNNI (checked at run time: its own target attribute, as int8_dots.hpp).
 #define QCODEC_TB_VNNI_TARGET __attribute__((target("avx512vnni")))
 
-// A block_dots_fn (G queries). Two accumulators per query (by bit field: 8-bit codes, one field,
-// use one) halve the dependency chains. 4-bit codes' high nibbles are multiplied where they are,
+// Group j of a block (64 bytes: 4 * 8 / Bits channels of its 16 tokens) against G queries, into
+// acc[g][2 h + k % 2] for bit field k. 4-bit codes' high nibbles are multiplied where they are,
 // 16 times the codes (one mask where shifting them down took a shift too, on the pipes vpdpbusd
-// runs on: 0.99x the time of a q4-blocks-quads decode step), and their sum divided by 16 at the
-// end, exactly (a multiple of 16, |sum| <= 240 * 128 * n).
+// runs on: 0.99x the time of a q4-blocks-quads decode step); dots_vnni divides their sum by 16.
+template <std::size_t G, unsigned Bits, class Arch>
+[[gnu::always_inline]] QCODEC_TB_VNNI_TARGET inline void group_dots(const std::uint8_t* block,
+                                                                    std::size_t j, std::size_t h,
+                                                                    const std::int32_t* qd,
+                                                                    std::size_t qn,
+                                                                    __m512i (&acc)[G][4]) noexcept {
+  constexpr unsigned per = 8 / Bits;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
+  const __m512i x = _mm512_loadu_si512(block + 64 + 64 * j);
+  for (unsigned k = 0; k < per; ++k) {
+    __m512i codes = x;
+    if constexpr (Bits == 4) {
+      codes = k == 0 ? _mm512_and_si512(x, mask) : _mm512_andnot_si512(mask, x);
+    } else if constexpr (Bits != 8) {
+      codes = _mm512_and_si512(k == 0 ? x : _mm512_srli_epi16(x, static_cast<int>(k * Bits)), mask);
+    }
+    const std::size_t m = per * j + k, p = 2 * h + k % 2;
+    for (std::size_t g = 0; g < G; ++g) {
+      acc[g][p] = _mm512_dpbusd_epi32(acc[g][p], codes, _mm512_set1_epi32(qd[g * qn + m]));
+      asm("" : "+v"(acc[g][p]));  // else GCC 12 copies every accumulator at every step
+    }
+  }
+}
+
+// A block_dots_fn (G queries). Four accumulators per query, by bit field and by the group's
+// parity (8-bit codes, one field, use two): chains of groups / 2 vpdpbusd, where two accumulators
+// left vpdpbusd's latency (5 cycles) showing: 0.98x the time of a q4-blocks-quads decode step at
+// head_dim 64 (docs/measurements.md). The high nibbles' sums are multiples of 16 (group_dots),
+// divided exactly (|sum| <= 240 * 128 * n).
 template <std::size_t G, unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const std::int32_t* qd, const float* scale, const float* b,
                                      float* out, std::size_t ld) noexcept {
-  constexpr unsigned per = 8 / Bits;
-  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (4 * per), qn = n / 4;
-  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
+  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (32 / Bits), qn = n / 4;
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
     prefetch_bytes<Arch>(block + unit_prefetch_distance, bytes);  // (simd/prefetch.hpp)
-    __m512i acc[G][2];
-    for (auto& a : acc) a[0] = a[1] = _mm512_setzero_si512();
-    for (std::size_t j = 0; j < groups; ++j) {
-      const __m512i x = _mm512_loadu_si512(block + 64 + 64 * j);
-      for (unsigned k = 0; k < per; ++k) {
-        __m512i codes = x;
-        if constexpr (Bits == 4) {
-          codes = k == 0 ? _mm512_and_si512(x, mask) : _mm512_andnot_si512(mask, x);
-        } else if constexpr (Bits != 8) {
-          codes =
-              _mm512_and_si512(k == 0 ? x : _mm512_srli_epi16(x, static_cast<int>(k * Bits)), mask);
-        }
-        const std::size_t m = per * j + k, p = k & 1;  // (8 bits: one chain)
-        for (std::size_t g = 0; g < G; ++g) {
-          acc[g][p] = _mm512_dpbusd_epi32(acc[g][p], codes, _mm512_set1_epi32(qd[g * qn + m]));
-          asm("" : "+v"(acc[g][p]));  // else GCC 12 copies every accumulator at every step
-        }
-      }
+    __m512i acc[G][4];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    std::size_t j = 0;
+    for (; j + 2 <= groups; j += 2) {
+      group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
+      group_dots<G, Bits, Arch>(block, j + 1, 1, qd, qn, acc);
     }
+    if (j < groups) group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
     const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
     const __m512 o =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32)));
     for (std::size_t g = 0; g < G; ++g) {
-      const __m512i high = Bits == 4 ? _mm512_srai_epi32(acc[g][1], 4) : acc[g][1];
-      const __m512 a = _mm512_mul_ps(_mm512_set1_ps(scale[g]),
-                                     _mm512_cvtepi32_ps(_mm512_add_epi32(acc[g][0], high)));
+      const __m512i low = _mm512_add_epi32(acc[g][0], acc[g][2]);
+      const __m512i high = _mm512_add_epi32(acc[g][1], acc[g][3]);
+      const __m512i sum = _mm512_add_epi32(low, Bits == 4 ? _mm512_srai_epi32(high, 4) : high);
+      const __m512 a = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
       _mm512_storeu_ps(out + g * ld + block_tokens * u,
                        _mm512_fmadd_ps(s, a, _mm512_mul_ps(o, _mm512_set1_ps(b[g]))));
     }
