@@ -299,10 +299,10 @@ template <std::size_t G, unsigned Bits, class Arch>
 }
 
 // A block_dots_fn (G queries). Four accumulators per query, by bit field and by the group's
-// parity (8-bit codes, one field, use two): chains of groups / 2 vpdpbusd, where two accumulators
-// left vpdpbusd's latency (5 cycles) showing: 0.98-0.99x the time of a q4-blocks-quads decode
-// step at head_dim 64 (docs/measurements.md). The high nibbles' sums are multiples of 16
-// (group_dots), divided exactly (|sum| <= 240 * 128 * n).
+// parity (8-bit codes, one field, use two): each chain about a quarter (8 bits: half) of a query's
+// vpdpbusd, where two accumulators left vpdpbusd's latency (5 cycles) showing: 0.98-0.99x the time
+// of a q4-blocks-quads decode step at head_dim 64 (docs/measurements.md). The high nibbles' sums
+// are multiples of 16 (group_dots), divided exactly (|sum| <= 240 * 128 * n).
 template <std::size_t G, unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const std::int32_t* qd, const float* scale, const float* b,
