@@ -307,7 +307,8 @@ template <std::size_t G, unsigned Bits, class Arch>
 QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const std::int32_t* qd, const float* scale, const float* b,
                                      float* out, std::size_t ld) noexcept {
-  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (32 / Bits), qn = n / 4;
+  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), qn = n / 4;
+  const std::size_t groups = n / token_block_group<Arch>(Bits);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
     prefetch_bytes<Arch>(block + unit_prefetch_distance, bytes);  // (simd/prefetch.hpp)
@@ -410,7 +411,8 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
                   const float* scale, const float* b, float* out, std::size_t ld) noexcept {
   static_assert(Bits <= 4, "8-bit pair sums would saturate");
   constexpr unsigned per = 8 / Bits;
-  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), groups = n / (4 * per), qn = n / 4;
+  const std::size_t bytes = token_block_bytes<Arch>(n, Bits), qn = n / 4;
+  const std::size_t groups = n / token_block_group<Arch>(Bits);
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1u << Bits) - 1u));
   const __m256i ones = _mm256_set1_epi16(1);
   const auto field = [&](__m256i x, unsigned k) {
