@@ -233,10 +233,8 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       errors = _mm512_add_ps(
           errors, _mm512_fnmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(q), wv));
     }
-    alignas(64) float lanes[block_tokens], error_lanes[block_tokens];
-    _mm512_store_ps(lanes, offsets[g]);
-    _mm512_store_ps(error_lanes, errors);
-    cw.offset_sum[g] = offset_sum<Arch>(lanes, error_lanes);
+    cw.offset_sum[g] = std::fma(middle_code, token_rows::lane_sum<Arch>(errors),
+                                token_rows::lane_sum<Arch>(offsets[g]));  // (offset_sum)
   }
 }
 #endif
