@@ -6,8 +6,8 @@
 // compressed token.
 //
 // The argument is the rounded product minus the shift, not fused (unfused.hpp), so that every
-// target exponentiates the same floats. Accuracy: AVX-512 takes exp from a table of 2^(j/16) and
-// a degree-3 polynomial (exp16 below); other SIMD targets use Cephes' expf (range reduction, a
+// target exponentiates the same floats. Accuracy: AVX-512 takes exp from a table of 2^(j/32) and
+// a degree-2 polynomial (exp16 below); other SIMD targets use Cephes' expf (range reduction, a
 // degree-5 polynomial, and a scaling by 2^n built in the exponent field as two powers of two,
 // whose product saturates to 0 and inf where exp does: xsimd 8.1's exp returns inf from 88.38
 // on, below the true overflow at 88.72); the oracle uses std::exp in float. Element results agree
@@ -78,39 +78,42 @@ softmax_kernels make_softmax_kernels() noexcept {
 namespace detail::softmax {
 
 #if XSIMD_WITH_AVX512F
-// exp(v) of 16 floats: v = (m + j / 16) ln2 + r, |r| <= ln2 / 32, so exp(v) = 2^m t_j exp(r)
-// with t_j = 2^(j / 16) from a table (vpermps) and exp(r) - 1 = r + r^2 / 2 + r^3 / 6 (its
-// error, about r^4 / 24, is below 1e-8), t_j + t_j (exp(r) - 1) rounded once, and 2^m applied by
-// vscalefps (which saturates to 0 and inf, and takes the floor of m + j / 16). One rounding of
-// v / ln2 to sixteenths gives m and j: adding 1.5 * 2^19, whose ulp is 1 / 16, leaves 16 m + j in
-// the low bits of the sum, where vpermps reads j, and the sum minus 1.5 * 2^19 is m + j / 16.
-// (The bits of rounding 16 v / ln2 to an integer and scaling by a sixteenth of it, one multiply
-// fewer: compared over every float. 0.98-0.99x the time of a q4-blocks-quads decode step at
-// head_dim 64, 0.99-1.00x at 128.)
-// Within 1.07 ulp of exp in double over every float of [-104, 89] (Cephes' degree-5 polynomial
-// without a table, used before: 1.26 ulp, and about 1.05x the time). v is clamped to [-104, 89]
-// first: the rounding needs |v / ln2| < 2^18, results below -104 are below FLT_MIN (-inf gives 0)
-// and above 89 inf; NaN passes. A template on the target, as kernel helpers are
-// (kernel_table.hpp).
+// exp(v) of 16 floats: v = (m + j / 32) ln2 + r, |r| <= ln2 / 64, so exp(v) = 2^m t_j exp(r)
+// with t_j = 2^(j / 32) from a table of 32 (vpermt2ps, two registers) and exp(r) - 1 =
+// r (c1 + c2 r), the degree-2 polynomial whose relative error over |r| <= ln2 / 64 is least (at
+// most 5.4e-8, Remez), t_j + t_j (exp(r) - 1) rounded once, and 2^m applied by vscalefps (which
+// saturates to 0 and inf, and takes the floor of m + j / 32). One rounding of v / ln2 to 32nds
+// gives m and j: adding 1.5 * 2^18, whose ulp is 1 / 32, leaves 32 m + j in the low bits of the
+// sum, where vpermt2ps reads j, and the sum minus 1.5 * 2^18 is m + j / 32.
+// Within 1.75 ulp of exp in double over every float of [-104, 89] (a standalone comparison). The
+// table of 16 with a degree-3 polynomial used before was within 1.07 ulp and one FMA longer; this
+// exp takes 0.92x its time in exp_scaled's loop (a standalone copy, 4 rows of 256 scores a call),
+// 0.97-0.99x the time of a q4-blocks-quads decode step at head_dim 64 and 0.99x at 128
+// (docs/measurements.md). v is clamped to [-104, 89] first: the rounding needs |v / ln2| < 2^17,
+// results below -104 are below FLT_MIN (-inf gives 0) and above 89 inf; NaN passes. A template on
+// the target, as kernel helpers are (kernel_table.hpp).
 template <class Arch>
 __m512 exp16(__m512 v) noexcept {
-  // 2^(j / 16), rounded
-  alignas(64) static constexpr float powers[16] = {
-      1.0f,        1.04427373f, 1.09050775f, 1.13878858f, 1.18920708f, 1.24185777f,
-      1.29683959f, 1.35425556f, 1.41421354f, 1.47682619f, 1.54221082f, 1.61049032f,
-      1.68179286f, 1.75625217f, 1.8340081f,  1.91520655f};
-  constexpr float ln2_hi = 0.693147182f;           // ln2 rounded,
-  constexpr float ln2_lo = -1.90465421e-09f;       // and what that rounding left
-  const __m512 round = _mm512_set1_ps(786432.0f);  // 1.5 * 2^19
+  // 2^(j / 32), rounded
+  alignas(64) static constexpr float powers[32] = {
+      1.0f,        1.0218972f,  1.04427373f, 1.06714046f, 1.09050775f, 1.1143868f,  1.13878858f,
+      1.1637249f,  1.18920708f, 1.21524739f, 1.24185777f, 1.26905096f, 1.29683959f, 1.32523668f,
+      1.35425556f, 1.38390994f, 1.41421354f, 1.44518077f, 1.47682619f, 1.50916445f, 1.54221082f,
+      1.5759809f,  1.61049032f, 1.64575553f, 1.68179286f, 1.71861935f, 1.75625217f, 1.79470909f,
+      1.8340081f,  1.87416768f, 1.91520655f, 1.95714414f};
+  constexpr float ln2_hi = 0.693147182f;      // ln2 rounded,
+  constexpr float ln2_lo = -1.90465421e-09f;  // and what that rounding left
+  constexpr float c1 = 1.00001478f, c2 = 0.500011086f;
+  const __m512 round = _mm512_set1_ps(393216.0f);  // 1.5 * 2^18
   // (max and min return their second operand for a NaN one)
   v = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), v));
   const __m512 sum = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269502f), round);  // 1 / ln2
-  const __m512 k = _mm512_sub_ps(sum, round);                                 // m + j / 16
+  const __m512 k = _mm512_sub_ps(sum, round);                                 // m + j / 32
   __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ln2_hi), v);
   r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ln2_lo), r);
-  __m512 e = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 6.0f), r, _mm512_set1_ps(0.5f));
-  e = _mm512_mul_ps(_mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f)), r);  // exp(r) - 1
-  const __m512 t = _mm512_permutexvar_ps(_mm512_castps_si512(sum), _mm512_load_ps(powers));
+  const __m512 e = _mm512_mul_ps(_mm512_fmadd_ps(_mm512_set1_ps(c2), r, _mm512_set1_ps(c1)), r);
+  const __m512 t = _mm512_permutex2var_ps(_mm512_load_ps(powers), _mm512_castps_si512(sum),
+                                          _mm512_load_ps(powers + 16));
   return _mm512_scalef_ps(_mm512_fmadd_ps(t, e, t), k);
 }
 #endif
