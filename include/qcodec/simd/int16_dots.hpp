@@ -1090,7 +1090,10 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
-    prefetch_bytes<Arch>(unit + unit_prefetch_distance, unit_bytes);
+    // The unit ahead in two halves, the second before the rows are scored (spread thin, as
+    // prefetch.hpp says).
+    const std::size_t first = (unit_bytes / 2 + 63) / 64 * 64;
+    prefetch_bytes<Arch>(unit + unit_prefetch_distance, first);
     if (u + 2 < count && (u + 2) * unit_bytes < unit_prefetch_distance)  // (not reached above)
       prefetch_bytes<Arch>(unit + 2 * unit_bytes, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
@@ -1100,6 +1103,9 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
     split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
     _mm_store_ps(constant, f.constants);
+    if (first < unit_bytes) {
+      prefetch_bytes<Arch>(unit + unit_prefetch_distance + first, unit_bytes - first);
+    }
     vnni_group<G, Blocked, Wide, Arch, N>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
                                           out + u * rows, ld);
     f = next;

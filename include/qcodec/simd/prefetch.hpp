@@ -13,6 +13,15 @@
 // L2 before each block, and decode steps took 1.08-1.27x the time where it ran (clang; GCC 12 had
 // deleted it, see prefetch_bytes; made to run there, 1.11-1.18x).
 //
+// Spread thin, too: a kernel that prefetched a whole block ahead at each block asked for lines
+// faster than one core has them in flight (few L1 misses at a time: fp32 attention reads L3 at
+// about 25 GB/s on the Intel Xeon VM), while softmax between the kernels asked for none.
+// token_blocks' dots now prefetch a block's lines beside its groups, a line or two at a time, and
+// token_quads' VNNI sums each slice's share: q4-blocks-quads decode steps took 0.91-0.97x the time
+// at 4k and 16k tokens, 0.84-0.94x at 64k (docs/measurements.md). KIVI's units (int16_dots.hpp)
+// come in two halves: kivi4-q8-quads 0.94x at head_dim 128 from 4k to 16k tokens (0.84x at 64k),
+// 0.98-1.00x at 64.
+//
 // Measured (docs/measurements.md) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and
 // head_dim 64, kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were
 // slower than 8; at 1k and 4k tokens 0.99-1.05x.

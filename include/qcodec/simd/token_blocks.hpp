@@ -311,16 +311,23 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
   const std::size_t groups = n / token_block_group<Arch>(Bits);
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
-    prefetch_bytes<Arch>(block + unit_prefetch_distance, bytes);  // (simd/prefetch.hpp)
+    // The block ahead (simd/prefetch.hpp) a line or two at a time: its header now, each group's
+    // line beside the group.
+    const std::uint8_t* ahead = block + unit_prefetch_distance;
+    prefetch_bytes<Arch>(ahead, 64);
     __m512i acc[G][4];
     for (auto& a : acc)
       for (auto& v : a) v = _mm512_setzero_si512();
     std::size_t j = 0;
     for (; j + 2 <= groups; j += 2) {
+      prefetch_bytes<Arch>(ahead + 64 + 64 * j, 128);
       group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
       group_dots<G, Bits, Arch>(block, j + 1, 1, qd, qn, acc);
     }
-    if (j < groups) group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
+    if (j < groups) {
+      prefetch_bytes<Arch>(ahead + 64 + 64 * j, 64);
+      group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
+    }
     const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
     const __m512 o =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32)));

@@ -377,10 +377,11 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
   }
 }
 
-// The sums below prefetch ahead in their first pass over a chunk (as token_blocks' dots): at long
-// contexts pages come from DRAM, and without it 4-bit attention took 1.2-1.25x the time at 64k
-// tokens (docs/measurements.md). The AVX2 sums prefetch four blocks ahead; the VNNI sums
-// unit_prefetch_distance bytes (simd/prefetch.hpp). Prefetches past the chunk are harmless: they
+// The sums below prefetch ahead (as token_blocks' dots): at long contexts pages come from DRAM,
+// and without it 4-bit attention took 1.2-1.25x the time at 64k tokens (docs/measurements.md).
+// The AVX2 sums prefetch four blocks ahead in their first pass over a chunk; the VNNI sums
+// unit_prefetch_distance bytes ahead (simd/prefetch.hpp), each slice's pass its share of every
+// block's lines (spread thin, as prefetch.hpp says). Prefetches past the chunk are harmless: they
 // never fault.
 
 // AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
@@ -447,6 +448,8 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                               std::size_t block_bytes, std::size_t n,
                                               const chunk_weights& cw, float* acc) noexcept {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // Each slice's pass prefetches its share of the lines of every block ahead.
+  const std::size_t share = (block_bytes / (n / 32) + 63) / 64 * 64;
   for (std::size_t m = 0; m < n / 32; ++m) {
     __m512 f[G][2];
     for (std::size_t g = 0; g < G; ++g)
@@ -455,7 +458,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                 _mm512_set1_ps(cw.offset_sum[g]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-      if (m == 0) prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance, block_bytes);
+      prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + m * share, share);
       __m512i sum[G][2];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
