@@ -1088,11 +1088,11 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   alignas(64) std::int32_t hi[G * max_n / 4], lo[Wide ? G * max_n / 4 : 1];
   alignas(64) float scale[16], constant[4];
   split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
+  // The unit ahead in two halves, the second before the rows are scored (spread thin, as
+  // prefetch.hpp says).
+  const std::size_t first = (unit_bytes / 2 + 63) / 64 * 64;
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
-    // The unit ahead in two halves, the second before the rows are scored (spread thin, as
-    // prefetch.hpp says).
-    const std::size_t first = (unit_bytes / 2 + 63) / 64 * 64;
     prefetch_bytes<Arch>(unit + unit_prefetch_distance, first);
     if (u + 2 < count && (u + 2) * unit_bytes < unit_prefetch_distance)  // (not reached above)
       prefetch_bytes<Arch>(unit + 2 * unit_bytes, unit_bytes);

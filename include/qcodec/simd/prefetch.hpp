@@ -19,12 +19,13 @@
 // token_blocks' dots now prefetch a block's lines beside its groups, a line or two at a time, and
 // token_quads' VNNI sums each slice's share: q4-blocks-quads decode steps took 0.91-0.97x the time
 // at 4k and 16k tokens, 0.84-0.94x at 64k (docs/measurements.md). KIVI's units (int16_dots.hpp)
-// come in two halves: kivi4-q8-quads 0.94x at head_dim 128 from 4k to 16k tokens (0.84x at 64k),
-// 0.98-1.00x at 64.
+// come in two halves: kivi4-q8-quads, already with those sums, 0.94x at head_dim 128 from 4k to
+// 16k tokens (0.84x at 64k), 0.98-1.00x at 64.
 //
 // Measured (docs/measurements.md) against 2 units (KIVI) or 4 blocks ahead: at 64k tokens and
 // head_dim 64, kivi4-q8-quads 0.71x the time and q4-blocks-quads 0.86x; 4 KiB and 16 KiB were
-// slower than 8; at 1k and 4k tokens 0.99-1.05x.
+// slower than 8; at 1k and 4k tokens 0.99-1.05x (the AMD VM, pages from DRAM; on the Intel Xeon VM,
+// pages from L3, 4 KiB was 0.98x at 16k and 12 and 16 KiB 1.01-1.05x).
 
 #include <cstddef>
 #include <cstdint>

@@ -79,12 +79,12 @@ namespace detail::softmax {
 
 #if XSIMD_WITH_AVX512F
 // exp(v) of 16 floats: v = (m + j / 32) ln2 + r, |r| <= ln2 / 64, so exp(v) = 2^m t_j exp(r)
-// with t_j = 2^(j / 32) from a table of 32 (vpermt2ps, two registers) and exp(r) - 1 =
-// r (c1 + c2 r), the degree-2 polynomial whose relative error over |r| <= ln2 / 64 is least (at
-// most 5.4e-8, Remez), t_j + t_j (exp(r) - 1) rounded once, and 2^m applied by vscalefps (which
-// saturates to 0 and inf, and takes the floor of m + j / 32). One rounding of v / ln2 to 32nds
-// gives m and j: adding 1.5 * 2^18, whose ulp is 1 / 32, leaves 32 m + j in the low bits of the
-// sum, where vpermt2ps reads j, and the sum minus 1.5 * 2^18 is m + j / 32.
+// with t_j = 2^(j / 32) from a table of 32 (vpermt2ps, two registers) and exp(r) from
+// 1 + r (c1 + c2 r), the degree-2 polynomial whose relative error to exp over |r| <= ln2 / 64 is
+// least (at most 5.4e-8, Remez), as t_j + t_j r (c1 + c2 r) rounded once, and 2^m applied by
+// vscalefps (which saturates to 0 and inf, and takes the floor of m + j / 32). One rounding of
+// v / ln2 to 32nds gives m and j: adding 1.5 * 2^18, whose ulp is 1 / 32, leaves 32 m + j in the
+// low bits of the sum, where vpermt2ps reads j, and the sum minus 1.5 * 2^18 is m + j / 32.
 // Within 1.75 ulp of exp in double over every float of [-104, 89] (a standalone comparison). The
 // table of 16 with a degree-3 polynomial used before was within 1.07 ulp and one FMA longer; this
 // exp takes 0.92x its time in exp_scaled's loop (a standalone copy, 4 rows of 256 scores a call),

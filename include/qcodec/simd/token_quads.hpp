@@ -113,9 +113,10 @@ struct chunk_weights {
   float offset_sum[max_heads];
 };
 
-// b from its lanes: the offsets' (sum_t p_t o_t) and the rounding errors' (sum_t e_t).
-template <class Arch>
-float offset_sum(float* offsets, float* errors) noexcept {
+// b from its lanes: the offsets' (sum_t p_t o_t) and the rounding errors' (sum_t e_t), in memory
+// or in a vector (token_rows::lane_sum).
+template <class Arch, class Lanes>
+float offset_sum(Lanes offsets, Lanes errors) noexcept {
   return std::fma(middle_code, token_rows::lane_sum<Arch>(errors),
                   token_rows::lane_sum<Arch>(offsets));
 }
@@ -233,8 +234,7 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       errors = _mm512_add_ps(
           errors, _mm512_fnmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(q), wv));
     }
-    cw.offset_sum[g] = std::fma(middle_code, token_rows::lane_sum<Arch>(errors),
-                                token_rows::lane_sum<Arch>(offsets[g]));  // (offset_sum)
+    cw.offset_sum[g] = offset_sum<Arch>(offsets[g], errors);
   }
 }
 #endif
@@ -448,9 +448,10 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                               std::size_t block_bytes, std::size_t n,
                                               const chunk_weights& cw, float* acc) noexcept {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  // Each slice's pass prefetches its share of the lines of every block ahead.
-  const std::size_t share = (block_bytes / (n / 32) + 63) / 64 * 64;
-  for (std::size_t m = 0; m < n / 32; ++m) {
+  const std::size_t lines = block_bytes / 64, slices = n / 32;
+  for (std::size_t m = 0; m < slices; ++m) {
+    // This slice's pass prefetches its share of the lines of every block ahead.
+    const std::size_t from = 64 * (m * lines / slices), to = 64 * ((m + 1) * lines / slices);
     __m512 f[G][2];
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t k = 0; k < 2; ++k)
@@ -458,7 +459,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                 _mm512_set1_ps(cw.offset_sum[g]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-      prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + m * share, share);
+      prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + from, to - from);
       __m512i sum[G][2];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();

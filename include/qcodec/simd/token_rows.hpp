@@ -78,7 +78,7 @@ float lane_sum(float* lanes) noexcept {
 
 #if XSIMD_WITH_AVX512F
 // lane_sum of a vector's lanes in registers: the same additions in the same order (token_quads'
-// AVX-512 preparation stored its two vectors and summed them in memory: 1.01-1.03x the time of a
+// AVX-512 preparation stored its two vectors and summed them in memory: 1.01-1.04x the time of a
 // q4-blocks-quads decode step, docs/measurements.md).
 template <class Arch>
 float lane_sum(__m512 v) noexcept {
