@@ -1090,10 +1090,10 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
   split_forms f = scale_unit<G, Wide, Arch>(units, q, n, x);
   // The unit ahead in two halves, the second before the rows are scored (spread thin, as
   // prefetch.hpp says).
-  const std::size_t first = (unit_bytes / 2 + 63) / 64 * 64;
+  const line_share halves[2] = {share_of_lines(unit_bytes, 0, 2), share_of_lines(unit_bytes, 1, 2)};
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* unit = units + u * unit_bytes;
-    prefetch_bytes<Arch>(unit + unit_prefetch_distance, first);
+    prefetch_bytes<Arch>(unit + unit_prefetch_distance + halves[0].from, halves[0].bytes);
     if (u + 2 < count && (u + 2) * unit_bytes < unit_prefetch_distance)  // (not reached above)
       prefetch_bytes<Arch>(unit + 2 * unit_bytes, unit_bytes);
     float* const this_x = x + (u % 2) * G * n;
@@ -1103,9 +1103,7 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
     split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
     _mm_store_ps(constant, f.constants);
-    if (first < unit_bytes) {
-      prefetch_bytes<Arch>(unit + unit_prefetch_distance + first, unit_bytes - first);
-    }
+    prefetch_bytes<Arch>(unit + unit_prefetch_distance + halves[1].from, halves[1].bytes);
     vnni_group<G, Blocked, Wide, Arch, N>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
                                           out + u * rows, ld);
     f = next;

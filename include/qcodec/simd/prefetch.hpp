@@ -34,6 +34,19 @@ namespace qcodec::simd {
 
 inline constexpr std::size_t unit_prefetch_distance = 8192;
 
+/// Share `part` of `parts` of a range of `bytes` bytes in whole 64-byte lines, as an offset and a
+/// length in bytes (the shares together cover the range's lines once): a range prefetched a share
+/// at a time, spread over a kernel's work (header comment).
+struct line_share {
+  std::size_t from, bytes;
+};
+constexpr line_share share_of_lines(std::size_t bytes, std::size_t part,
+                                    std::size_t parts) noexcept {
+  const std::size_t lines = (bytes + 63) / 64;
+  const std::size_t first = part * lines / parts, end = (part + 1) * lines / parts;
+  return {64 * first, 64 * (end - first)};
+}
+
 namespace detail {
 
 // Prefetches the bytes [p, p + bytes) into L1 (prefetcht0 on x86): every kernel's prefetch of a

@@ -448,10 +448,10 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                               std::size_t block_bytes, std::size_t n,
                                               const chunk_weights& cw, float* acc) noexcept {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const std::size_t lines = block_bytes / 64, slices = n / 32;
+  const std::size_t slices = n / 32;
   for (std::size_t m = 0; m < slices; ++m) {
     // This slice's pass prefetches its share of the lines of every block ahead.
-    const std::size_t from = 64 * (m * lines / slices), to = 64 * ((m + 1) * lines / slices);
+    const line_share share = share_of_lines(block_bytes, m, slices);
     __m512 f[G][2];
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t k = 0; k < 2; ++k)
@@ -459,7 +459,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
                                 _mm512_set1_ps(cw.offset_sum[g]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-      prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + from, to - from);
+      prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + share.from, share.bytes);
       __m512i sum[G][2];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
