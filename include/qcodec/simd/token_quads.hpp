@@ -20,17 +20,19 @@
 //                    S_u, inv_u: the form of w over the block with the grid 255 (int8_dots.hpp's
 //                    form_from: S_u = m / 255, inv_u = 255 / m rounded toward zero, m = max |w_t|)
 //                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
-//                    e_t = fma(-S_u, float(q_t), w_t)        the rounding's error
+//                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
 //     per chunk of up to 16 blocks, in order:
-//                    b = fma(7.5, E, O) with O = sum_t p_g[t] * o_t and E = sum_t e_t over the
-//                        chunk's tokens, each summed in token_rows.hpp's order
+//                    b = fma(-7.5, R, M) with M = sum_t p_g[t] * fma(7.5, s_t, o_t) over the
+//                        chunk's tokens (token t of each block in lane t) and R = sum_u R_u
+//                        (block u in lane u), each summed in token_rows.hpp's order
 //                    acc[g * n + i] += b
 //                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t code_t[i] q_t),
 //                                                            acc[g * n + i])
 // That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
-// at most max_block / 510 rounding to nearest (a step in directed modes), with what those errors
-// would add at the middle code 7.5 taken back in b: only the codes' spread around the middle
-// meets the rounding. (Without that, the errors' mean came through whole: rotated values, whose
+// at most max_block / 510 rounding to nearest (a step in directed modes). b is sum_t p_t o_t plus
+// 7.5 times the rounding errors' sum, sum_t (w_t - S_u q_t): what those errors would add at the
+// middle code 7.5 is taken back, and only the codes' spread around the middle meets the
+// rounding. (Without that, the errors' mean came through whole: rotated values, whose
 // codes cluster at the middle, put it into one output coordinate, 6x the largest error in
 // tests/kv.) Every target returns the oracle's bits. The weights are softmax probabilities:
 // negative weights (after the scales) count as zero. A block whose weights hold a NaN or an
@@ -105,6 +107,7 @@ namespace simd::detail::token_quads {
 inline constexpr std::size_t chunk_blocks = 16;  // blocks whose weights are rounded per pass
 inline constexpr std::size_t max_heads = 4;      // weight vectors per pass
 inline constexpr float middle_code = 7.5f;       // the 4-bit codes' middle (header)
+static_assert(chunk_blocks == block_tokens, "R's lanes are summed as M's");
 
 // One chunk's rounded weights for up to max_heads weight vectors.
 struct chunk_weights {
@@ -113,12 +116,12 @@ struct chunk_weights {
   float offset_sum[max_heads];
 };
 
-// b from its lanes: the offsets' (sum_t p_t o_t) and the rounding errors' (sum_t e_t), in memory
-// or in a vector (token_rows::lane_sum).
+// b from its lanes (a chunk's blocks are as many as a block's tokens): M's and R's, in memory or
+// in a vector (token_rows::lane_sum).
 template <class Arch, class Lanes>
-float offset_sum(Lanes offsets, Lanes errors) noexcept {
-  return std::fma(middle_code, token_rows::lane_sum<Arch>(errors),
-                  token_rows::lane_sum<Arch>(offsets));
+float offset_sum(Lanes middles, Lanes rounded) noexcept {
+  return std::fma(-middle_code, token_rows::lane_sum<Arch>(rounded),
+                  token_rows::lane_sum<Arch>(middles));
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
@@ -129,7 +132,7 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
                     const float* p, std::size_t ldp, std::size_t heads,
                     chunk_weights& cw) noexcept {
   for (std::size_t g = 0; g < heads; ++g) {
-    float lanes[block_tokens] = {}, errors[block_tokens] = {};
+    float middles[block_tokens] = {}, rounded[chunk_blocks] = {};
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* block = in + u * block_bytes;
       const float* pu = p + g * ldp + u * block_tokens;
@@ -139,20 +142,24 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
         std::uint16_t h[2];
         std::memcpy(&h[0], block + 2 * t, 2);
         std::memcpy(&h[1], block + 32 + 2 * t, 2);
-        w[t] = pu[t] * cvt::portable_f16_to_f32<Arch>(h[0]);
-        lanes[t] = std::fma(pu[t], cvt::portable_f16_to_f32<Arch>(h[1]), lanes[t]);
+        const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
+        w[t] = pu[t] * s;
+        const float middle = std::fma(middle_code, s, cvt::portable_f16_to_f32<Arch>(h[1]));
+        middles[t] = std::fma(pu[t], middle, middles[t]);
         finite = finite && std::isfinite(w[t]);
         m = std::fmax(m, std::fabs(w[t]));
       }
       const int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
       cw.scale[g][u] = f.scale;
+      std::int32_t total = 0;
       for (std::size_t t = 0; t < block_tokens; ++t) {
         const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-255, 255]
         cw.q[g][u * block_tokens + t] = static_cast<std::uint8_t>(q < 0 ? 0 : q);
-        errors[t] += std::fma(-f.scale, static_cast<float>(q < 0 ? 0 : q), w[t]);
+        total += static_cast<std::int32_t>(q < 0 ? 0 : q);
       }
+      rounded[u] = f.scale * static_cast<float>(total);
     }
-    cw.offset_sum[g] = offset_sum<Arch>(lanes, errors);
+    cw.offset_sum[g] = offset_sum<Arch>(middles, rounded);
   }
 }
 
@@ -193,48 +200,69 @@ template <class Arch>
 
 // prepare_scalar's results with AVX-512: a block's 16 weights are one vector, the scales and
 // offsets are converted once for every head, and the forms of 16 blocks come from one vector
-// division (int8_dots' forms16).
+// division (int8_dots' forms16). Four blocks' rounded weights are packed to bytes together
+// (two vpackusdw and a vpackuswb, whose unsigned saturation also takes negatives and NaN's
+// INT_MIN to 0), which leaves 128-bit lane i holding quad i (tokens 4 i .. 4 i + 3) of each of
+// the four blocks: their sums Q_u come from those bytes (vpmaddubsw and vpmaddwd against ones),
+// and one dword permute puts the blocks in order.
 template <class Arch>
 void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
                     chunk_weights& cw) noexcept {
   alignas(64) float w[max_heads][chunk_blocks * block_tokens];
-  __m512 offsets[max_heads];
-  for (auto& v : offsets) v = _mm512_setzero_ps();
+  __m512 middles[max_heads];
+  for (auto& v : middles) v = _mm512_setzero_ps();
   for (std::size_t u = 0; u < blocks; ++u) {
     const auto* half = reinterpret_cast<const __m256i*>(in + u * block_bytes);
     const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(half));
-    const __m512 o = _mm512_cvtph_ps(_mm256_loadu_si256(half + 1));
+    const __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(middle_code), s,
+                                       _mm512_cvtph_ps(_mm256_loadu_si256(half + 1)));
     for (std::size_t g = 0; g < heads; ++g) {
       const __m512 pv = _mm512_loadu_ps(p + g * ldp + u * block_tokens);
       _mm512_store_ps(w[g] + u * block_tokens, _mm512_mul_ps(pv, s));
-      offsets[g] = _mm512_fmadd_ps(pv, o, offsets[g]);
+      middles[g] = _mm512_fmadd_ps(pv, mid, middles[g]);
     }
   }
   // Each step below for every head before the next step: the heads' division chains overlap.
   __m512i bits[max_heads];
   for (std::size_t g = 0; g < heads; ++g) bits[g] = block_max_bits<Arch>(w[g], blocks);
   alignas(64) float invs[max_heads][chunk_blocks];
+  __m512 scales[max_heads];
   for (std::size_t g = 0; g < heads; ++g) {
-    __m512 inv, scale;
-    int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scale);
+    __m512 inv;
+    int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scales[g]);
     _mm512_store_ps(invs[g], inv);
-    _mm512_store_ps(cw.scale[g], scale);
+    _mm512_store_ps(cw.scale[g], scales[g]);
   }
+  const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
+  const __m512i in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (std::size_t g = 0; g < heads; ++g) {
-    __m512 errors = _mm512_setzero_ps();
-    for (std::size_t u = 0; u < blocks; ++u) {
-      // NaN (a non-finite w times inv == 0) converts to INT_MIN, then clamps to 0, as negatives.
-      const __m512 wv = _mm512_load_ps(w[g] + u * block_tokens);
-      const __m512i q =
-          _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(invs[g][u]))),
-                           _mm512_setzero_si512());
-      _mm_store_si128(reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens),
-                      _mm512_cvtepi32_epi8(q));
-      errors = _mm512_add_ps(
-          errors, _mm512_fnmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(q), wv));
+    __m512i sums[chunk_blocks / 4];  // dword 4 i + j: quad i of block 4 k + j
+    for (std::size_t k = 0; k < chunk_blocks / 4; ++k) {
+      sums[k] = _mm512_setzero_si512();
+      if (4 * k >= blocks) continue;
+      __m512i q[4];
+      for (std::size_t j = 0; j < 4; ++j) {
+        const std::size_t u = 4 * k + j;
+        q[j] = u < blocks
+                   ? _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(w[g] + u * block_tokens),
+                                                      _mm512_set1_ps(invs[g][u])))
+                   : _mm512_setzero_si512();
+      }
+      const __m512i bytes =
+          _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
+      _mm512_store_si512(cw.q[g] + 64 * k, _mm512_permutexvar_epi32(in_order, bytes));
+      sums[k] = _mm512_madd_epi16(_mm512_maddubs_epi16(bytes, ones8), ones16);
     }
-    cw.offset_sum[g] = offset_sum<Arch>(offsets[g], errors);
+    // Lane u: Q_u (the four quads of each block added across the 128-bit lanes).
+    const auto pair = [](__m512i a, __m512i b) {
+      return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x44), _mm512_shuffle_i32x4(a, b, 0xEE));
+    };
+    const __m512i x01 = pair(sums[0], sums[1]), x23 = pair(sums[2], sums[3]);
+    const __m512i totals = _mm512_add_epi32(_mm512_shuffle_i32x4(x01, x23, 0x88),
+                                            _mm512_shuffle_i32x4(x01, x23, 0xDD));
+    cw.offset_sum[g] =
+        offset_sum<Arch>(middles[g], _mm512_mul_ps(scales[g], _mm512_cvtepi32_ps(totals)));
   }
 }
 #endif
@@ -310,22 +338,24 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
                   const float* p, std::size_t ldp, std::size_t heads, chunk_weights& cw) noexcept {
   alignas(32) float w[max_heads][chunk_blocks * block_tokens];
   alignas(32) std::int32_t bits[max_heads][chunk_blocks] = {};
-  __m256 offsets[max_heads][2];
-  for (auto& a : offsets) a[0] = a[1] = _mm256_setzero_ps();
+  __m256 middles[max_heads][2];
+  for (auto& a : middles) a[0] = a[1] = _mm256_setzero_ps();
   const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
+  const __m256 middle = _mm256_set1_ps(middle_code);
   for (std::size_t u = 0; u < blocks; ++u) {
     const auto* half = reinterpret_cast<const __m128i*>(in + u * block_bytes);
     const __m256 s[2] = {_mm256_cvtph_ps(_mm_loadu_si128(half)),
                          _mm256_cvtph_ps(_mm_loadu_si128(half + 1))};
-    const __m256 o[2] = {_mm256_cvtph_ps(_mm_loadu_si128(half + 2)),
-                         _mm256_cvtph_ps(_mm_loadu_si128(half + 3))};
+    const __m256 mid[2] = {
+        _mm256_fmadd_ps(middle, s[0], _mm256_cvtph_ps(_mm_loadu_si128(half + 2))),
+        _mm256_fmadd_ps(middle, s[1], _mm256_cvtph_ps(_mm_loadu_si128(half + 3)))};
     for (std::size_t g = 0; g < heads; ++g) {
       __m256i m = _mm256_setzero_si256();
       for (std::size_t k = 0; k < 2; ++k) {
         const __m256 pv = _mm256_loadu_ps(p + g * ldp + u * block_tokens + 8 * k);
         const __m256 wv = _mm256_mul_ps(pv, s[k]);
         _mm256_store_ps(w[g] + u * block_tokens + 8 * k, wv);
-        offsets[g][k] = _mm256_fmadd_ps(pv, o[k], offsets[g][k]);
+        middles[g][k] = _mm256_fmadd_ps(pv, mid[k], middles[g][k]);
         m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_castps_si256(wv), magnitude));
       }
       __m128i x = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
@@ -352,28 +382,26 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       _mm256_store_ps(cw.scale[g] + k,
                       _mm256_blendv_ps(_mm256_and_ps(ok, _mm256_div_ps(m, grid)), nan, bad));
     }
-    __m256 errors[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    alignas(32) float rounded[chunk_blocks] = {};
     for (std::size_t u = 0; u < blocks; ++u) {
-      const __m256 inv = _mm256_set1_ps(invs[u]), scale = _mm256_set1_ps(cw.scale[g][u]);
+      const __m256 inv = _mm256_set1_ps(invs[u]);
       __m256i q[2];
-      for (std::size_t k = 0; k < 2; ++k) {
-        // NaN (a non-finite w times inv == 0) converts to INT_MIN, then clamps to 0.
-        const __m256 wv = _mm256_load_ps(w[g] + u * block_tokens + 8 * k);
-        q[k] = _mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(wv, inv)), _mm256_setzero_si256());
-        errors[k] = _mm256_add_ps(errors[k], _mm256_fnmadd_ps(scale, _mm256_cvtepi32_ps(q[k]), wv));
-      }
-      // Words in order (packs interleaves the halves' 128-bit lanes), then bytes.
-      const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
-      _mm_storeu_si128(
-          reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens),
-          _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
+      for (std::size_t k = 0; k < 2; ++k)
+        q[k] =
+            _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(w[g] + u * block_tokens + 8 * k), inv));
+      // Words in order (packs interleaves the halves' 128-bit lanes), then bytes; the unsigned
+      // saturations take negatives and NaN's INT_MIN to 0.
+      const __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(q[0], q[1]), 0xD8);
+      const __m128i bytes =
+          _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens), bytes);
+      const __m128i total = _mm_sad_epu8(bytes, _mm_setzero_si128());  // two halves' sums
+      rounded[u] = cw.scale[g][u] *
+                   static_cast<float>(_mm_cvtsi128_si32(total) + _mm_extract_epi32(total, 2));
     }
-    alignas(32) float lanes[block_tokens], error_lanes[block_tokens];
-    for (std::size_t k = 0; k < 2; ++k) {
-      _mm256_store_ps(lanes + 8 * k, offsets[g][k]);
-      _mm256_store_ps(error_lanes + 8 * k, errors[k]);
-    }
-    cw.offset_sum[g] = offset_sum<Arch>(lanes, error_lanes);
+    alignas(32) float lanes[block_tokens];
+    for (std::size_t k = 0; k < 2; ++k) _mm256_store_ps(lanes + 8 * k, middles[g][k]);
+    cw.offset_sum[g] = offset_sum<Arch>(lanes, rounded);
   }
 }
 
