@@ -52,7 +52,8 @@ class token_quads {
         for (std::size_t i = 0; i < len; ++i) {
           const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
           const unsigned code = (packed[i / 2] >> (4 * (i % 2))) & 0x0Fu;
-          unit[c.byte] = static_cast<std::uint8_t>(unit[c.byte] | (c.high ? code << 4 : code));
+          const unsigned nibble = simd::quad_nibble(code, c.high);
+          unit[c.byte] = static_cast<std::uint8_t>(unit[c.byte] | (c.high ? nibble << 4 : nibble));
         }
       });
     }

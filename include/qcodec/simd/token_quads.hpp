@@ -10,34 +10,41 @@
 //                    bytes per token, and starts at byte 64 + 256 m. In it token t's code of
 //                    column 32 m + j is in byte 4 h (t / 4) + 4 j' + t % 4: its low nibble for
 //                    j < h (j' = j), its high nibble otherwise (j' = j - h; a last odd column
-//                    leaves high nibbles zero).
+//                    leaves high nibbles zero). A high nibble holds the code XOR 8: as a signed
+//                    nibble, code - 8.
 // So one 64-byte load of a slice holds four tokens' codes of 32 columns, and its low (high)
-// nibbles are 16 columns with the four tokens' codes in one dword: vpdpbusd's operand.
+// nibbles are 16 columns with the four tokens' codes in one dword: vpdpbusd's operand. The low
+// nibbles take one mask; the high ones one mask too, where they lie: x & 0xF0 is 16 (code - 8)
+// as signed bytes, vpdpbusd's signed operand, where the codes stored as they are took a shift and
+// a mask: q4-blocks-quads decode steps took 0.96-0.99x the time at 4k, 16k/128 and 64k tokens,
+// the same at 16k/64, kivi4-q8-quads 0.98-0.99x (docs/measurements.md).
 //
 //   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
 //                         p_g = p[g * ldp, + 16 count):
 //     per block u:   w_t = p_g[t] * s_t                     the weights take in the scales
 //                    S_u, inv_u: the form of w over the block with the grid 255 (int8_dots.hpp's
 //                    form_from: S_u = m / 255, inv_u = 255 / m rounded toward zero, m = max |w_t|)
+//                    (S_u, inv_u = 0 where S_u < 2^-122, so that S_u / 16 is exact)
 //                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
 //                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
 //     per chunk of up to 16 blocks, in order:
-//                    b = fma(-7.5, R, M) with M = sum_t p_g[t] * fma(7.5, s_t, o_t) over the
-//                        chunk's tokens (token t of each block in lane t) and R = sum_u R_u
-//                        (block u in lane u), each summed in token_rows.hpp's order
-//                    acc[g * n + i] += b
-//                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t code_t[i] q_t),
-//                                                            acc[g * n + i])
+//                    M = sum_t p_g[t] * fma(7.5, s_t, o_t) over the chunk's tokens (token t of
+//                    each block in lane t) and R = sum_u R_u (block u in lane u), each summed in
+//                    token_rows.hpp's order
+//                    acc[g * n + i] += b_i = fma(-7.5, R, M), or fma(0.5, R, M) for a column in
+//                                      a high nibble (c_i = 8 there, 0 for the others)
+//                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t (code_t[i] - c_i)
+//                                                            q_t), acc[g * n + i])
 // That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
 // at most max_block / 510 rounding to nearest (a step in directed modes). b is sum_t p_t o_t plus
 // 7.5 times the rounding errors' sum, sum_t (w_t - S_u q_t): what those errors would add at the
 // middle code 7.5 is taken back, and only the codes' spread around the middle meets the
-// rounding. (Without that, the errors' mean came through whole: rotated values, whose
-// codes cluster at the middle, put it into one output coordinate, 6x the largest error in
-// tests/kv.) Every target returns the oracle's bits. The weights are softmax probabilities:
-// negative weights (after the scales) count as zero. A block whose weights hold a NaN or an
-// infinity (after the scales) adds NaN; a zero block, or one so small that inv overflows, adds
-// nothing.
+// rounding; the high nibbles' 8 (the -c_i) comes back in b_i as 8 R. (Without that, the errors'
+// mean came through whole: rotated values, whose codes cluster at the middle, put it into one
+// output coordinate, 6x the largest error in tests/kv.) Every target returns the oracle's bits. The
+// weights are softmax probabilities: negative weights (after the scales) count as zero. A block
+// whose weights hold a NaN or an infinity (after the scales) adds NaN; a block whose weights are
+// all below 255 * 2^-122 (5e-35) adds nothing.
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
@@ -93,12 +100,17 @@ constexpr quad_code_place quad_code_at(std::size_t n, std::size_t t, std::size_t
   const bool high = j >= h;
   return {64 + 256 * m + 4 * h * (t / 4) + 4 * (high ? j - h : j) + t % 4, high};
 }
+/// The nibble that holds a code (a high nibble holds it XOR 8), and the code a nibble holds.
+template <class Arch = scalar>
+constexpr unsigned quad_nibble(unsigned code, bool high) noexcept {
+  return high ? code ^ 8u : code;
+}
 /// Token t's code of column i in a block.
 template <class Arch = scalar>
 constexpr unsigned quad_code(const std::uint8_t* block, std::size_t n, std::size_t t,
                              std::size_t i) noexcept {
   const quad_code_place c = quad_code_at<Arch>(n, t, i);
-  return c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu;
+  return quad_nibble<Arch>(c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu, c.high);
 }
 }  // namespace simd
 
@@ -109,19 +121,26 @@ inline constexpr std::size_t max_heads = 4;      // weight vectors per pass
 inline constexpr float middle_code = 7.5f;       // the 4-bit codes' middle (header)
 static_assert(chunk_blocks == block_tokens, "R's lanes are summed as M's");
 
+inline constexpr float high_code = 8.0f;  // c_i of a high nibble's column (header)
+// The least S_u kept (header): S_u / 16 is then a normal float, so that the VNNI sums may take
+// 16 (code - 8) by S_u / 16 for (code - 8) by S_u.
+inline constexpr float least_scale = 0x1p-122f;
+
 // One chunk's rounded weights for up to max_heads weight vectors.
 struct chunk_weights {
   alignas(64) std::uint8_t q[max_heads][chunk_blocks * block_tokens];
   alignas(64) float scale[max_heads][chunk_blocks];
-  float offset_sum[max_heads];
+  alignas(64) float scale16[max_heads][chunk_blocks];  // S_u / 16
+  float offset[max_heads][2];                          // b_i: low, high nibbles' columns
 };
 
-// b from its lanes (a chunk's blocks are as many as a block's tokens): M's and R's, in memory or
-// in a vector (token_rows::lane_sum).
+// b_i from M's and R's lanes (a chunk's blocks are as many as a block's tokens), in memory or in
+// a vector (token_rows::lane_sum).
 template <class Arch, class Lanes>
-float offset_sum(Lanes middles, Lanes rounded) noexcept {
-  return std::fma(-middle_code, token_rows::lane_sum<Arch>(rounded),
-                  token_rows::lane_sum<Arch>(middles));
+void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
+  const float m = token_rows::lane_sum<Arch>(middles), r = token_rows::lane_sum<Arch>(rounded);
+  offset[0] = std::fma(-middle_code, r, m);
+  offset[1] = std::fma(high_code - middle_code, r, m);
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
@@ -149,8 +168,10 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
         finite = finite && std::isfinite(w[t]);
         m = std::fmax(m, std::fabs(w[t]));
       }
-      const int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
+      int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
+      if (f.scale < least_scale) f = {0.0f, 0.0f};
       cw.scale[g][u] = f.scale;
+      cw.scale16[g][u] = f.scale * (1.0f / 16.0f);
       std::int32_t total = 0;
       for (std::size_t t = 0; t < block_tokens; ++t) {
         const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-255, 255]
@@ -159,7 +180,7 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       }
       rounded[u] = f.scale * static_cast<float>(total);
     }
-    cw.offset_sum[g] = offset_sum<Arch>(middles, rounded);
+    set_offsets<Arch>(middles, rounded, cw.offset[g]);
   }
 }
 
@@ -231,8 +252,12 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
   for (std::size_t g = 0; g < heads; ++g) {
     __m512 inv;
     int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scales[g]);
-    _mm512_store_ps(invs[g], inv);
+    // (not less: NaN scales stay)
+    const __mmask16 kept = _mm512_cmp_ps_mask(scales[g], _mm512_set1_ps(least_scale), _CMP_NLT_UQ);
+    scales[g] = _mm512_maskz_mov_ps(kept, scales[g]);
+    _mm512_store_ps(invs[g], _mm512_maskz_mov_ps(kept, inv));
     _mm512_store_ps(cw.scale[g], scales[g]);
+    _mm512_store_ps(cw.scale16[g], _mm512_mul_ps(scales[g], _mm512_set1_ps(1.0f / 16.0f)));
   }
   const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
   const __m512i in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -261,8 +286,8 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
     const __m512i x01 = pair(sums[0], sums[1]), x23 = pair(sums[2], sums[3]);
     const __m512i totals = _mm512_add_epi32(_mm512_shuffle_i32x4(x01, x23, 0x88),
                                             _mm512_shuffle_i32x4(x01, x23, 0xDD));
-    cw.offset_sum[g] =
-        offset_sum<Arch>(middles[g], _mm512_mul_ps(scales[g], _mm512_cvtepi32_ps(totals)));
+    set_offsets<Arch>(middles[g], _mm512_mul_ps(scales[g], _mm512_cvtepi32_ps(totals)),
+                      cw.offset[g]);
   }
 }
 #endif
@@ -273,14 +298,16 @@ void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_
                   std::size_t n, const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   for (std::size_t g = 0; g < heads; ++g) {
     float* out = acc + g * n;
-    for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset_sum[g];
+    const auto high = [&](std::size_t i) { return quad_code_at<Arch>(n, 0, i).high; };
+    for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset[g][high(i) ? 1 : 0];
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* block = in + u * block_bytes;
       const std::uint8_t* q = cw.q[g] + u * block_tokens;
       for (std::size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<std::int32_t>(high(i) ? high_code : 0.0f);
         std::int32_t sum = 0;
         for (std::size_t t = 0; t < block_tokens; ++t) {
-          sum += static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) * q[t];
+          sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) - c) * q[t];
         }
         out[i] = std::fma(cw.scale[g][u], static_cast<float>(sum), out[i]);
       }
@@ -378,9 +405,13 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       const __m256 over = _mm256_cmp_ps(_mm256_fmsub_ps(m, inv, grid), zero, _CMP_GT_OQ);
       inv = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(inv),
                                                  _mm256_castps_si256(over)));  // (-1 where over)
-      _mm256_store_ps(invs + k, _mm256_andnot_ps(bad, _mm256_and_ps(ok, inv)));
-      _mm256_store_ps(cw.scale[g] + k,
-                      _mm256_blendv_ps(_mm256_and_ps(ok, _mm256_div_ps(m, grid)), nan, bad));
+      const __m256 scale = _mm256_blendv_ps(_mm256_and_ps(ok, _mm256_div_ps(m, grid)), nan, bad);
+      const __m256 tiny = _mm256_cmp_ps(scale, _mm256_set1_ps(least_scale), _CMP_LT_OQ);
+      _mm256_store_ps(invs + k,
+                      _mm256_andnot_ps(tiny, _mm256_andnot_ps(bad, _mm256_and_ps(ok, inv))));
+      _mm256_store_ps(cw.scale[g] + k, _mm256_andnot_ps(tiny, scale));
+      _mm256_store_ps(cw.scale16[g] + k,
+                      _mm256_mul_ps(_mm256_andnot_ps(tiny, scale), _mm256_set1_ps(1.0f / 16.0f)));
     }
     alignas(32) float rounded[chunk_blocks] = {};
     for (std::size_t u = 0; u < blocks; ++u) {
@@ -401,7 +432,7 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
     }
     alignas(32) float lanes[block_tokens];
     for (std::size_t k = 0; k < 2; ++k) _mm256_store_ps(lanes + 8 * k, middles[g][k]);
-    cw.offset_sum[g] = offset_sum<Arch>(lanes, rounded);
+    set_offsets<Arch>(lanes, rounded, cw.offset[g]);
   }
 }
 
@@ -414,15 +445,22 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
 
 // AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
 // codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
-// and adds pairs (at most 2 * 255 * 15, no saturation), vpmaddwd by ones adds the pairs. Two
-// weight vectors at a time; the float sums stay in acc (L1).
+// (the high nibbles' code - 8 by a table, vpshufb) and adds pairs (at most 2 * 255 * 15, no
+// saturation), vpmaddwd by ones adds the pairs. Two weight vectors at a time; the float sums stay
+// in acc (L1).
 template <class Arch>
 void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   for (std::size_t g = 0; g < heads; ++g)
-    for (std::size_t i = 0; i < n; ++i) acc[g * n + i] += cw.offset_sum[g];
+    for (std::size_t i = 0; i < n; ++i) acc[g * n + i] += cw.offset[g][i % 32 < 16 ? 0 : 1];
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i signed_nibble =  // nibble v as a signed 4-bit number
+      _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6,
+                       7, -8, -7, -6, -5, -4, -3, -2, -1);
+  const auto high = [&](__m256i x) {
+    return _mm256_shuffle_epi8(signed_nibble, _mm256_and_si256(_mm256_srli_epi16(x, 4), low4));
+  };
   for (std::size_t g0 = 0; g0 < heads; g0 += 2) {
     const std::size_t gn = heads - g0 < 2 ? heads - g0 : 2;
     for (std::size_t m = 0; m < n / 32; ++m)
@@ -437,8 +475,7 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
           const __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
           // Columns 0-7, 8-15 (low nibbles), 16-23, 24-31 (high).
           const __m256i codes[4] = {_mm256_and_si256(x0, low4), _mm256_and_si256(x1, low4),
-                                    _mm256_and_si256(_mm256_srli_epi16(x0, 4), low4),
-                                    _mm256_and_si256(_mm256_srli_epi16(x1, 4), low4)};
+                                    high(x0), high(x1)};
           for (std::size_t g = 0; g < gn; ++g) {
             std::int32_t four;
             std::memcpy(&four, cw.q[g0 + g] + u * block_tokens + 4 * quad, 4);
@@ -469,8 +506,8 @@ namespace detail::token_quads {
 
 // AVX-512 VNNI, n a multiple of 32, G weight vectors: per slice, the float sums of its 32
 // columns stay in registers across the chunk's blocks; per block and four tokens, one 64-byte
-// load, its low and high nibbles (16 columns each), and per weight vector one vpdpbusd of each
-// against the broadcast four weights.
+// load, its low and high nibbles (16 columns each; the high ones 16 (code - 8), scaled by
+// S_u / 16), and per weight vector one vpdpbusd of each against the broadcast four weights.
 template <std::size_t G, class Arch>
 QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_t blocks,
                                               std::size_t block_bytes, std::size_t n,
@@ -484,7 +521,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t k = 0; k < 2; ++k)
         f[g][k] = _mm512_add_ps(_mm512_loadu_ps(acc + g * n + 32 * m + 16 * k),
-                                _mm512_set1_ps(cw.offset_sum[g]));
+                                _mm512_set1_ps(cw.offset[g][k]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
       prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + share.from, share.bytes);
@@ -494,7 +531,7 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
       for (std::size_t quad = 0; quad < 4; ++quad) {
         const __m512i x = _mm512_loadu_si512(slice + 64 * quad);
         const __m512i lo = _mm512_and_si512(x, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+        const __m512i hi = _mm512_andnot_si512(low4, x);
         for (std::size_t g = 0; g < G; ++g) {
           std::int32_t four;
           std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
@@ -504,9 +541,10 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
         }
       }
       for (std::size_t g = 0; g < G; ++g) {
-        const __m512 s = _mm512_set1_ps(cw.scale[g][u]);
-        for (std::size_t k = 0; k < 2; ++k)
-          f[g][k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(sum[g][k]), f[g][k]);
+        f[g][0] =
+            _mm512_fmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(sum[g][0]), f[g][0]);
+        f[g][1] = _mm512_fmadd_ps(_mm512_set1_ps(cw.scale16[g][u]), _mm512_cvtepi32_ps(sum[g][1]),
+                                  f[g][1]);
       }
     }
     for (std::size_t g = 0; g < G; ++g)
