@@ -17,7 +17,8 @@
 // nibbles take one mask; the high ones one mask too, where they lie: x & 0xF0 is 16 (code - 8)
 // as signed bytes, vpdpbusd's signed operand, where the codes stored as they are took a shift and
 // a mask: q4-blocks-quads decode steps took 0.96-0.99x the time at 4k, 16k/128 and 64k tokens,
-// the same at 16k/64, kivi4-q8-quads 0.98-0.99x (docs/measurements.md).
+// the same at 16k/64, kivi4-q8-quads 0.98-0.99x (0.87x at 64k/128, in the noise there;
+// docs/measurements.md).
 //
 //   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
 //                         p_g = p[g * ldp, + 16 count):
@@ -28,9 +29,8 @@
 //                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
 //                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
 //     per chunk of up to 16 blocks, in order:
-//                    M = sum_t p_g[t] * fma(7.5, s_t, o_t) over the chunk's tokens (token t of
-//                    each block in lane t) and R = sum_u R_u (block u in lane u), each summed in
-//                    token_rows.hpp's order
+//                    M: lane t = fma(p_g[16 u + t], fma(7.5, s_t, o_t), lane t) for each block
+//                    u in order (from 0), R: lane u = R_u, each summed in token_rows.hpp's order
 //                    acc[g * n + i] += b_i = fma(-7.5, R, M), or fma(0.5, R, M) for a column in
 //                                      a high nibble (c_i = 8 there, 0 for the others)
 //                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t (code_t[i] - c_i)
@@ -42,14 +42,15 @@
 // rounding; the high nibbles' 8 (the -c_i) comes back in b_i as 8 R. (Without that, the errors'
 // mean came through whole: rotated values, whose codes cluster at the middle, put it into one
 // output coordinate, 6x the largest error in tests/kv.) Every target returns the oracle's bits. The
-// weights are softmax probabilities: negative weights (after the scales) count as zero. A block
-// whose weights hold a NaN or an infinity (after the scales) adds NaN; a block whose weights are
-// all below 255 * 2^-122 (5e-35) adds nothing.
+// weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
+// token adds p_t (7.5 s_t + o_t), its value at the middle code, through M, as does every token of a
+// block whose S_u is below 2^-122 (its largest weight below about 5e-35). A block whose weights
+// hold a NaN or an infinity (after the scales) adds NaN.
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
 // tokens and head_dim 64. vpdpbusd takes four (u8 weights by the codes as bytes), and the layout
-// above needs no byte shuffles: two masks and a shift per 64 bytes. Rounding each weight to 8
+// above needs no byte shuffles: two masks per 64 bytes. Rounding each weight to 8
 // bits of its own block's largest keeps the error far below the 4-bit values' own: a weight is
 // off by at most 1/510 of the largest weight among its 16 tokens.
 //
@@ -184,7 +185,7 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
   }
 }
 
-#if XSIMD_WITH_AVX512F && (defined(__GNUC__) || defined(__clang__))
+#if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
 // Lane u: the largest |w| of block u's 16 weights (w: 16 blocks of 16, zeros past `blocks`), as
 // bits. The bits of floats without their sign order as the floats do, and NaN and infinities
 // come above every finite float: so an integer maximum also says whether the block is finite.
@@ -224,8 +225,8 @@ template <class Arch>
 // division (int8_dots' forms16). Four blocks' rounded weights are packed to bytes together
 // (two vpackusdw and a vpackuswb, whose unsigned saturation also takes negatives and NaN's
 // INT_MIN to 0), which leaves 128-bit lane i holding quad i (tokens 4 i .. 4 i + 3) of each of
-// the four blocks: their sums Q_u come from those bytes (vpmaddubsw and vpmaddwd against ones),
-// and one dword permute puts the blocks in order.
+// the four blocks: their sums Q_u come from those bytes (vpmaddubsw and vpmaddwd against ones,
+// then 128-bit lanes added), and one dword permute stores the weights in block order.
 template <class Arch>
 void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
@@ -304,7 +305,7 @@ void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       const std::uint8_t* block = in + u * block_bytes;
       const std::uint8_t* q = cw.q[g] + u * block_tokens;
       for (std::size_t i = 0; i < n; ++i) {
-        const auto c = static_cast<std::int32_t>(high(i) ? high_code : 0.0f);
+        const std::int32_t c = high(i) ? 8 : 0;  // (high_code)
         std::int32_t sum = 0;
         for (std::size_t t = 0; t < block_tokens; ++t) {
           sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) - c) * q[t];

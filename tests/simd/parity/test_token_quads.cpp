@@ -92,7 +92,9 @@ TEST_CASE("token quad axpys: zero, huge, tiny, negative and non-finite weights",
   std::mt19937 rng(5);
   const float inf = std::numeric_limits<float>::infinity();
   for (std::size_t n : {64u, 128u, 100u})
-    for (float special : {0.0f, 3e38f, 1e-40f, 1e-38f, -1.0f, inf, -inf, std::nanf("")}) {
+    // (1e-34 and 1e-32: blocks whose S_u falls below 2^-122 and blocks just above it)
+    for (float special :
+         {0.0f, 3e38f, 1e-40f, 1e-38f, 1e-34f, 1e-32f, -1.0f, inf, -inf, std::nanf("")}) {
       const quads_case c{n, 3, 3, 1};
       const parity::units_buffer b = random_blocks(c, rng);
       std::vector<float> p = random_weights(c, rng);
