@@ -122,7 +122,7 @@ inline constexpr std::size_t max_heads = 4;      // weight vectors per pass
 inline constexpr float middle_code = 7.5f;       // the 4-bit codes' middle (header)
 static_assert(chunk_blocks == block_tokens, "R's lanes are summed as M's");
 
-inline constexpr float high_code = 8.0f;  // c_i of a high nibble's column (header)
+inline constexpr int high_code = 8;  // c_i of a high nibble's column (header)
 // The least S_u kept (header): S_u / 16 is then a normal float, so that the VNNI sums may take
 // 16 (code - 8) by S_u / 16 for (code - 8) by S_u.
 inline constexpr float least_scale = 0x1p-122f;
@@ -141,7 +141,7 @@ template <class Arch, class Lanes>
 void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
   const float m = token_rows::lane_sum<Arch>(middles), r = token_rows::lane_sum<Arch>(rounded);
   offset[0] = std::fma(-middle_code, r, m);
-  offset[1] = std::fma(high_code - middle_code, r, m);
+  offset[1] = std::fma(static_cast<float>(high_code) - middle_code, r, m);
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
@@ -186,6 +186,12 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
 }
 
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
+// The permute taking dword 4 a + b to dword 4 b + a (a 4x4 transpose of dwords).
+template <class Arch>
+[[gnu::always_inline]] inline __m512i dword_transpose() noexcept {
+  return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
 // Lane u: the largest |w| of block u's 16 weights (w: 16 blocks of 16, zeros past `blocks`), as
 // bits. The bits of floats without their sign order as the floats do, and NaN and infinities
 // come above every finite float: so an integer maximum also says whether the block is finite.
@@ -216,8 +222,7 @@ template <class Arch>
   const __m512i all =  // lane 4k + j: block 4j + k
       max_of(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
              _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
-  return _mm512_permutexvar_epi32(
-      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), all);
+  return _mm512_permutexvar_epi32(dword_transpose<Arch>(), all);
 }
 
 // prepare_scalar's results with AVX-512: a block's 16 weights are one vector, the scales and
@@ -261,7 +266,6 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
     _mm512_store_ps(cw.scale16[g], _mm512_mul_ps(scales[g], _mm512_set1_ps(1.0f / 16.0f)));
   }
   const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
-  const __m512i in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (std::size_t g = 0; g < heads; ++g) {
     __m512i sums[chunk_blocks / 4];  // dword 4 i + j: quad i of block 4 k + j
     for (std::size_t k = 0; k < chunk_blocks / 4; ++k) {
@@ -277,7 +281,8 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       }
       const __m512i bytes =
           _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
-      _mm512_store_si512(cw.q[g] + 64 * k, _mm512_permutexvar_epi32(in_order, bytes));
+      _mm512_store_si512(cw.q[g] + 64 * k,
+                         _mm512_permutexvar_epi32(dword_transpose<Arch>(), bytes));
       sums[k] = _mm512_madd_epi16(_mm512_maddubs_epi16(bytes, ones8), ones16);
     }
     // Lane u: Q_u (the four quads of each block added across the 128-bit lanes).
@@ -293,19 +298,25 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
 }
 #endif
 
+// out[i] += b_i for weight vector g (the header's first step of the sums; the VNNI sums add b_i
+// to their registers instead).
+template <class Arch>
+void add_offsets(const chunk_weights& cw, std::size_t g, std::size_t n, float* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset[g][quad_code_at<Arch>(n, 0, i).high];
+}
+
 // The chunk's sums for `heads` weight vectors, any n: the oracle's, and the fallback.
 template <class Arch>
 void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                   std::size_t n, const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   for (std::size_t g = 0; g < heads; ++g) {
     float* out = acc + g * n;
-    const auto high = [&](std::size_t i) { return quad_code_at<Arch>(n, 0, i).high; };
-    for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset[g][high(i) ? 1 : 0];
+    add_offsets<Arch>(cw, g, n, out);
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* block = in + u * block_bytes;
       const std::uint8_t* q = cw.q[g] + u * block_tokens;
       for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t c = high(i) ? 8 : 0;  // (high_code)
+        const std::int32_t c = quad_code_at<Arch>(n, 0, i).high ? high_code : 0;
         std::int32_t sum = 0;
         for (std::size_t t = 0; t < block_tokens; ++t) {
           sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) - c) * q[t];
@@ -453,8 +464,7 @@ template <class Arch>
 void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  for (std::size_t g = 0; g < heads; ++g)
-    for (std::size_t i = 0; i < n; ++i) acc[g * n + i] += cw.offset[g][i % 32 < 16 ? 0 : 1];
+  for (std::size_t g = 0; g < heads; ++g) add_offsets<Arch>(cw, g, n, acc + g * n);
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i signed_nibble =  // nibble v as a signed 4-bit number
       _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6,
