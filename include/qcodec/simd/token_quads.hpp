@@ -45,7 +45,7 @@
 // weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
 // token adds p_t (7.5 s_t + o_t), its value at the middle code, through M, as does every token of a
 // block whose S_u is below 2^-122 (its largest weight below about 5e-35). A block whose weights
-// hold a NaN or an infinity (after the scales) adds NaN.
+// hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target).
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
@@ -136,10 +136,17 @@ struct chunk_weights {
 };
 
 // b_i from M's and R's lanes (a chunk's blocks are as many as a block's tokens), in memory or in
-// a vector (token_rows::lane_sum).
+// a vector (token_rows::lane_sum). A NaN in either gives b_i the quiet NaN S_u holds for a block
+// that is not finite: an infinite weight on a zero scale and offset makes M a NaN of the other
+// sign (x86's default NaN), and which NaN fma returns of two depends on the order the compiler
+// gives its operands.
 template <class Arch, class Lanes>
 void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
   const float m = token_rows::lane_sum<Arch>(middles), r = token_rows::lane_sum<Arch>(rounded);
+  if (std::isnan(m) || std::isnan(r)) {
+    offset[0] = offset[1] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
   offset[0] = std::fma(-middle_code, r, m);
   offset[1] = std::fma(static_cast<float>(high_code) - middle_code, r, m);
 }
