@@ -32,7 +32,8 @@
 //                    M: lane t = fma(p_g[16 u + t], fma(7.5, s_t, o_t), lane t) for each block
 //                    u in order (from 0), R: lane u = R_u, each summed in token_rows.hpp's order
 //                    acc[g * n + i] += b_i = fma(-7.5, R, M), or fma(0.5, R, M) for a column in
-//                                      a high nibble (c_i = 8 there, 0 for the others)
+//                                      a high nibble (c_i = 8 there, 0 for the others);
+//                                      the quiet NaN where M or R is NaN
 //                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t (code_t[i] - c_i)
 //                                                            q_t), acc[g * n + i])
 // That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
@@ -45,7 +46,8 @@
 // weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
 // token adds p_t (7.5 s_t + o_t), its value at the middle code, through M, as does every token of a
 // block whose S_u is below 2^-122 (its largest weight below about 5e-35). A block whose weights
-// hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target).
+// hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target, for an acc
+// that holds no NaN).
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
@@ -137,9 +139,9 @@ struct chunk_weights {
 
 // b_i from M's and R's lanes (a chunk's blocks are as many as a block's tokens), in memory or in
 // a vector (token_rows::lane_sum). A NaN in either gives b_i the quiet NaN S_u holds for a block
-// that is not finite: an infinite weight on a zero scale and offset makes M a NaN of the other
-// sign (x86's default NaN), and which NaN fma returns of two depends on the order the compiler
-// gives its operands.
+// that is not finite: M and R may hold NaNs of different bits (e.g. an infinite weight on a zero
+// scale and offset makes M x86's default NaN, of the other sign), and which NaN fma returns of
+// two depends on the order the compiler gives its operands.
 template <class Arch, class Lanes>
 void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
   const float m = token_rows::lane_sum<Arch>(middles), r = token_rows::lane_sum<Arch>(rounded);
