@@ -428,11 +428,11 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
                                                  _mm256_castps_si256(over)));  // (-1 where over)
       const __m256 scale = _mm256_blendv_ps(_mm256_and_ps(ok, _mm256_div_ps(m, grid)), nan, bad);
       const __m256 tiny = _mm256_cmp_ps(scale, _mm256_set1_ps(least_scale), _CMP_LT_OQ);
+      const __m256 kept = _mm256_andnot_ps(tiny, scale);  // (not less: NaN scales stay)
       _mm256_store_ps(invs + k,
                       _mm256_andnot_ps(tiny, _mm256_andnot_ps(bad, _mm256_and_ps(ok, inv))));
-      _mm256_store_ps(cw.scale[g] + k, _mm256_andnot_ps(tiny, scale));
-      _mm256_store_ps(cw.scale16[g] + k,
-                      _mm256_mul_ps(_mm256_andnot_ps(tiny, scale), _mm256_set1_ps(1.0f / 16.0f)));
+      _mm256_store_ps(cw.scale[g] + k, kept);
+      _mm256_store_ps(cw.scale16[g] + k, _mm256_mul_ps(kept, _mm256_set1_ps(1.0f / 16.0f)));
     }
     alignas(32) float rounded[chunk_blocks] = {};
     for (std::size_t u = 0; u < blocks; ++u) {
