@@ -1,5 +1,6 @@
 // libFuzzer target: the llama2.c files examples/llama and qcodec-eval read (--model, --tokenizer),
-// which are untrusted input. The first byte picks the file; the rest is its contents:
+// which are untrusted input. The first byte picks the file, whose contents follow it (a
+// tokenizer's after a second byte, which sets the vocabulary size):
 //   even: a checkpoint (llama::model::parse). One that parses must run forward steps on an fp32
 //         cache of its shape: logits or an error, never a crash (its weights may be anything,
 //         NaN included, so the logits' values are not checked).
