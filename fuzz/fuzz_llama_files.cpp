@@ -1,12 +1,13 @@
-// libFuzzer target: the llama2.c files examples/llama and qcodec-eval read (--model, --tokenizer),
-// which are untrusted input. The first byte picks the file, whose contents follow it (a
-// tokenizer's after a second byte, which sets the vocabulary size):
+// libFuzzer target: the llama2.c checkpoint and tokenizer files that qcodec_llama (MODEL.bin
+// TOKENIZER.bin), qcodec_demo and qcodec-eval (--model, --tokenizer) read: untrusted input. The
+// first byte picks the file, whose contents follow it (a tokenizer's after two more bytes, the
+// vocabulary size minus 3, little-endian):
 //   even: a checkpoint (llama::model::parse). One that parses must run forward steps on an fp32
 //         cache of its shape: logits or an error, never a crash (its weights may be anything,
 //         NaN included, so the logits' values are not checked).
-//   odd:  a tokenizer (llama::tokenizer::parse) for a vocabulary of 3 + the second byte tokens.
-//         One that parses must encode a text mixing ASCII, multi-byte UTF-8 and control bytes
-//         into ids of its vocabulary, and decode each of them.
+//   odd:  a tokenizer (llama::tokenizer::parse). One that parses must encode a text mixing ASCII,
+//         multi-byte UTF-8, a control byte and a byte no UTF-8 holds into ids of its
+//         vocabulary, and decode each of them.
 #include "../examples/llama/engine.hpp"
 
 #include <cstddef>
@@ -44,7 +45,7 @@ void check_tokenizer(const std::vector<char>& bytes, std::size_t vocab_size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size < 2) return 0;
+  if (size < 3) return 0;
   const auto file = [&](std::size_t from) {
     return std::vector<char>(reinterpret_cast<const char*>(data) + from,
                              reinterpret_cast<const char*>(data) + size);
@@ -52,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (data[0] % 2 == 0) {
     check_model(file(1));
   } else {
-    check_tokenizer(file(2), 3 + std::size_t{data[1]});
+    check_tokenizer(file(3), 3 + std::size_t{data[1]} + 256 * std::size_t{data[2]});
   }
   return 0;
 }

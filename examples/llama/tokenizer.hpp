@@ -121,14 +121,15 @@ class tokenizer {
     // 2. BPE: merge the best-scoring adjacent pair until no pair forms a piece.
     std::string pair;
     for (;;) {
-      float best_score = 0.0f;
+      // (As llama2.c: a pair scoring -1e10 or less, or NaN, is never merged.)
+      float best_score = -1e10f;
       int best_id = -1;
       std::size_t best_at = 0;
       for (std::size_t i = 0; i + 1 < tokens.size(); ++i) {
         pair = piece(tokens[i]);
         pair += piece(tokens[i + 1]);
         const int id = lookup(pair);
-        if (id >= 0 && (best_id < 0 || scores_[static_cast<std::size_t>(id)] > best_score)) {
+        if (id >= 0 && scores_[static_cast<std::size_t>(id)] > best_score) {
           best_score = scores_[static_cast<std::size_t>(id)];
           best_id = id;
           best_at = i;
