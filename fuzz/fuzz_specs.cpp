@@ -75,9 +75,9 @@ void check_cache(std::string_view text) {
   const std::size_t window = cache.config().residual_tokens;
   for (std::size_t t = 0; t < tokens; t += chunk) {
     if (!cache.append(s, 0, &keys[t * row], &values[t * row], chunk).ok()) __builtin_trap();
-    // A tiered cache's tokens still in the window: every third one salient.
-    for (std::size_t p = t + chunk - std::min(chunk, window); cache.tiered() && p < t + chunk;
-         ++p) {
+    if (!cache.tiered()) continue;
+    // The chunk's tokens still in the window: every third one salient.
+    for (std::size_t p = t + chunk - std::min(chunk, window); p < t + chunk; ++p) {
       if (!cache.set_importance(s, 0, p, p % 3 == 0 ? 1e3f : 0.0f).ok()) __builtin_trap();
     }
   }
