@@ -5,8 +5,8 @@
 // precision in themselves. Scale and offset per channel are stored as fp16.
 //
 // Unit (G tokens): head_dim (scale, offset) fp16 pairs, then G rows of head_dim codes of Bits bits
-// packed LSB-first (row t = token t; with AVX-512 VNNI, 4-bit rows at head_dim a multiple of 64,
-// G a multiple of 16, are stored 16 to a block, interleaved by dwords: simd/int16_dots.hpp's
+// packed LSB-first (row t = token t; with AVX-512 VNNI, 2- and 4-bit rows at head_dim a multiple
+// of 64, G a multiple of 16, are stored 16 to a block, interleaved by dwords: simd/int16_dots.hpp's
 // blockable_rows, which the VNNI kernel reads without transposing; the layout stays in memory,
 // caches are not serialized). Bits per value: Bits + 32 / G.
 //
@@ -17,9 +17,9 @@
 //
 // Query = query_format::i16 (the default for 2- and 4-bit codes) scores the codes against a 15-bit
 // integer form of the scaled query, per unit, and a page's units in one kernel call
-// (simd/int16_dots.hpp's channel_unit_dots_i16: with AVX-512 VNNI and 4-bit codes, 16 tokens at
-// once with integer multiply-adds, the constant added as the scores are stored). Each q_c s_c moves
-// by at most max_c |q_c s_c| / 32766; kv::scored_decode gives the keys that makes exact.
+// (simd/int16_dots.hpp's channel_unit_dots_i16: with AVX-512 VNNI and 2- or 4-bit codes, 16 tokens
+// at once with integer multiply-adds, the constant added as the scores are stored). Each q_c s_c
+// moves by at most max_c |q_c s_c| / 32766; kv::scored_decode gives the keys that makes exact.
 // query_format::i8 (opt-in) rounds the scaled query to 8 bits instead (channel_unit_dots_i8): one
 // multiply-add pass where 15 bits take two, and a cheaper split, but q_c s_c moves by up to
 // max_c |q_c s_c| / 254, relative to the unit's largest channel, which costs the small channels
@@ -106,7 +106,7 @@ class per_channel {
       k.affine.quantize_codes(x + t * d_, inv, bias, d_, Bits, codes);
       if (blocked_) {
         k.packing.pack_bits(codes, d_, Bits, row);
-        simd::detail::int16_dots::block_row<simd::scalar>(row, d_, t, unit + 4 * d_);
+        simd::detail::int16_dots::block_row<simd::scalar>(row, d_, Bits, t, unit + 4 * d_);
       } else {
         k.packing.pack_bits(codes, d_, Bits, unit + 4 * d_ + t * row_bytes());
       }
@@ -233,7 +233,7 @@ class per_channel {
     detail::load_half_pairs(unit, 4, d_, scale, offset);
   }
   std::size_t d_;
-  // 4-bit rows at head_dim a multiple of 64 (G a multiple of 16) are stored 16 to a block,
+  // 2- and 4-bit rows at head_dim a multiple of 64 (G a multiple of 16) are stored 16 to a block,
   // interleaved by dwords, when the kernel table's integer dots read them so faster (VNNI).
   bool blocked_ = Query != query_format::f32 && simd::kernels().int16_dots.blocks_rows &&
                   simd::detail::int16_dots::blockable_rows<simd::scalar>(Bits, d_, G);

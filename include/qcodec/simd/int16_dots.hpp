@@ -24,10 +24,10 @@
 // blockable_rows below), blocked; n <= 1024. `blocks_rows` in the table says whether the fastest
 // form reads blocked rows faster (the VNNI one: no transposes), which kv::per_channel follows. The
 // constant term is summed in one order on every target (offset_dot below) and added to the rounded
-// product (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes with
-// VNNI (the pairs converted in registers once for up to four query vectors, whose forms take one
-// division, the constant added as the scores are stored), it replaces per unit a pair conversion,
-// a float row kernel for the constants and a pass adding them.
+// product (unfused.hpp), so this kernel too returns the oracle's bits. Fused for 4-bit codes and
+// blocked 2-bit codes with VNNI (the pairs converted in registers once for up to four query
+// vectors, whose forms take one division, the constant added as the scores are stored), it replaces
+// per unit a pair conversion, a float row kernel for the constants and a pass adding them.
 //
 //   channel_unit_dots_i8   the same on the int8 form of the products: grid 127 for 16383 above
 //                          (|q8| <= 127, so x_g[i] moves by up to m / 254, not m / 32766), for
@@ -37,9 +37,14 @@
 // an in-register transpose gives each lane four codes of its row, and vpdpbusd multiplies them
 // by four bytes of the query, broadcast. q15 = 128 hi + lo (hi signed, lo in [0, 127]) takes two
 // such products into two accumulators, combined once at the end; there is no horizontal sum.
-// q8 is one such product, and its split packs one byte per element instead of two.
-// Without VNNI (and for 2- and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit q15 with
-// vpmaddwd, and 4-bit codes by q8 as bytes with vpmaddubsw. Elsewhere 2- and 4-bit rows go
+// q8 is one such product, and its split packs one byte per element instead of two. Blocked 2-bit
+// codes are scored alike: a lane's dword holds 16 codes of its row, four to a byte, and each of the
+// four positions in turn is one vpdpbusd operand (4-bit codes: two). So per row they take the same
+// multiply-adds as 4-bit codes and half the loads. KIVI-2's key scores (BM_integer_dots/units/2/32
+// at head_dim 64 and 128, against plain rows and the vpmaddwd kernel below) took 0.36-0.42x the
+// time, 0.24-0.27x with int8 queries.
+// Without VNNI (and for plain 2-bit and 8-bit codes), AVX2 multiplies 16-bit codes by the 16-bit
+// q15 with vpmaddwd, and 4-bit codes by q8 as bytes with vpmaddubsw. Elsewhere 2- and 4-bit rows go
 // through the float row kernel in chunks of 64 elements, whose sums (<= 15 * 16383 * 64 < 2^24)
 // are exact in float; other widths take a generic loop.
 
@@ -182,35 +187,39 @@ void add_to_products(float* y, std::size_t n, float c) noexcept {
   for (; i < n; ++i) y[i] = unfused<Arch>(y[i]) + c;
 }
 
-// channel_unit_dots_i16's blocked rows: 4-bit codes with n a multiple of 64, in units of a
+// channel_unit_dots_i16's blocked rows: 2- and 4-bit codes with n a multiple of 64, in units of a
 // multiple of 16 rows, may be stored 16 rows to a block, the block's rows interleaved by dwords
-// (8 codes): dword k of row r of the block at byte 64 k + 4 r. The VNNI kernel then loads a
+// (16 or 8 codes): dword k of row r of the block at byte 64 k + 4 r. The VNNI kernel then loads a
 // dword of 16 rows as one register instead of transposing them; other targets would have to
 // unblock them (KIVI-4's key scores on AVX2 took 1.2x the time).
 template <class Arch>
 constexpr bool blockable_rows(unsigned bits, std::size_t n, std::size_t rows) noexcept {
-  return bits == 4 && n % 64 == 0 && rows % 16 == 0;
+  return (bits == 2 || bits == 4) && n % 64 == 0 && rows % 16 == 0;
 }
 
-// The byte of dword k of row r in blocked rows of n codes (each block 16 rows, 8 n bytes).
+// The byte of dword k of row r in blocked rows of n codes of `bits` bits (each block 16 rows,
+// 2 n bits bytes).
 template <class Arch>
-constexpr std::size_t blocked_dword(std::size_t n, std::size_t r, std::size_t k) noexcept {
-  return r / 16 * 8 * n + 64 * k + 4 * (r % 16);
+constexpr std::size_t blocked_dword(std::size_t n, unsigned bits, std::size_t r,
+                                    std::size_t k) noexcept {
+  return r / 16 * 2 * n * bits + 64 * k + 4 * (r % 16);
 }
 
-// Row r of blocked rows (n codes each) back in plain order, n / 2 bytes at `row`.
+// Row r of blocked rows (n codes of `bits` bits each) back in plain order, n bits / 8 bytes at
+// `row`.
 template <class Arch>
-void unblock_row(const std::uint8_t* rows, std::size_t n, std::size_t r,
+void unblock_row(const std::uint8_t* rows, std::size_t n, unsigned bits, std::size_t r,
                  std::uint8_t* row) noexcept {
-  for (std::size_t k = 0; k < n / 8; ++k)
-    std::memcpy(row + 4 * k, rows + blocked_dword<Arch>(n, r, k), 4);
+  for (std::size_t k = 0; k < n * bits / 32; ++k)
+    std::memcpy(row + 4 * k, rows + blocked_dword<Arch>(n, bits, r, k), 4);
 }
 
 // unblock_row's inverse: the plain row stored as row r of blocked rows.
 template <class Arch>
-void block_row(const std::uint8_t* row, std::size_t n, std::size_t r, std::uint8_t* rows) noexcept {
-  for (std::size_t k = 0; k < n / 8; ++k)
-    std::memcpy(rows + blocked_dword<Arch>(n, r, k), row + 4 * k, 4);
+void block_row(const std::uint8_t* row, std::size_t n, unsigned bits, std::size_t r,
+               std::uint8_t* rows) noexcept {
+  for (std::size_t k = 0; k < n * bits / 32; ++k)
+    std::memcpy(rows + blocked_dword<Arch>(n, bits, r, k), row + 4 * k, 4);
 }
 
 // f(rows, stride, r0, rn) for the rows of a unit's codes in plain order: all at once when they
@@ -224,7 +233,8 @@ void with_plain_rows(const std::uint8_t* codes, bool blocked, unsigned bits, std
   alignas(64) std::uint8_t plain[chunk * generic_max_n / 2];
   for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
     const std::size_t rn = rows - r0 < chunk ? rows - r0 : chunk;
-    for (std::size_t r = 0; r < rn; ++r) unblock_row<Arch>(codes, n, r0 + r, plain + r * row_bytes);
+    for (std::size_t r = 0; r < rn; ++r)
+      unblock_row<Arch>(codes, n, bits, r0 + r, plain + r * row_bytes);
     f(plain, row_bytes, r0, rn);
   }
 }
@@ -748,26 +758,34 @@ void dots_madd(const std::uint8_t* in, std::size_t stride, std::size_t rows, std
 #define QCODEC_INT16_VNNI_INLINE [[gnu::always_inline]] inline QCODEC_INT16_VNNI_TARGET
 
 // The bytes of 64 elements' q15 (x, 16 elements each, in order, times inv, converted), into
-// hi = q15 >> 7 and lo = q15 & 127 at hi64, lo64: per 8 elements 8j..8j+7, the dword of
-// elements 8j, +2, +4, +6 (the low nibbles of a row's bytes 4j..4j+3), then that of 8j+1, +3,
-// +5, +7 (the high nibbles): the bytes in order, then one byte shuffle (cheaper than a permute
-// of every vector of products before). Words first (|q15| <= 16383 fits; the INT_MIN of a NaN, inv
-// == 0 for a vector that is not finite, saturates, and that vector's NaN scale makes its scores NaN
-// whatever the bytes), then the bytes, which need no saturation but that NaN's: packs rather than a
-// byte conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for 32 rows and
-// 4 vectors, BM_integer_dots/i16/4/32). Not Wide: x times inv is q8, whose bytes go to hi64 alone.
-template <bool Wide, class Arch>
+// hi = q15 >> 7 and lo = q15 & 127 at hi64, lo64, in the order row_blocks reads them: for 4-bit
+// codes, per 8 elements 8j..8j+7, the dword of elements 8j, +2, +4, +6 (the low nibbles of a
+// row's bytes 4j..4j+3), then that of 8j+1, +3, +5, +7 (the high nibbles); for 2-bit codes, per 16
+// elements 16j..16j+15, the dwords of elements 16j + p, +4, +8, +12 (the codes at bits 2p of a
+// row's bytes 4j..4j+3) for p = 0..3. The bytes in order, then one byte shuffle (cheaper than a
+// permute of every vector of products before). Words first (|q15| <= 16383 fits; the INT_MIN of a
+// NaN, inv == 0 for a vector that is not finite, saturates, and that vector's NaN scale makes its
+// scores NaN whatever the bytes), then the bytes, which need no saturation but that NaN's: packs
+// rather than a byte conversion of each 16 (vpmovdb, slow on AMD: 1.04-1.09x the time of a call for
+// 32 rows and 4 vectors, BM_integer_dots/i16/4/32). Not Wide: x times inv is q8, whose bytes go to
+// hi64 alone.
+template <unsigned Bits, bool Wide, class Arch>
 [[gnu::always_inline]] inline void split64(const __m512 (&x)[4], __m512 inv, std::int32_t* hi64,
                                            std::int32_t* lo64) noexcept {
+  static_assert(Bits == 2 || Bits == 4);
   __m512i k[4];
   for (std::size_t p = 0; p < 4; ++p) k[p] = _mm512_cvtps_epi32(_mm512_mul_ps(x[p], inv));
   // The packs leave dword 4L + p of the result holding lanes 4L..4L+3 of k[p]; this puts it at
   // dword 4p + L, where the byte conversion of each k[p] in turn would have put it.
   const __m512i dwords = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  // In each 8 bytes: the even elements, then the odd ones.
-  const __m512i nibbles = _mm512_set4_epi32(0x0F0D0B09, 0x0E0C0A08, 0x07050301, 0x06040200);
+  // 4 bits: in each 8 bytes, the even elements, then the odd ones. 2 bits: in each 16 bytes, the
+  // elements 0 mod 4, then 1 mod 4, 2 mod 4 and 3 mod 4.
+  const __m512i positions = Bits == 4
+                                ? _mm512_set4_epi32(0x0F0D0B09, 0x0E0C0A08, 0x07050301, 0x06040200)
+                                : _mm512_set4_epi32(0x0F0B0703, 0x0E0A0602, 0x0D090501, 0x0C080400);
   const auto store = [&](std::int32_t* to, __m512i bytes) {
-    _mm512_storeu_si512(to, _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, bytes), nibbles));
+    _mm512_storeu_si512(to,
+                        _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, bytes), positions));
   };
   const __m512i w01 = _mm512_packs_epi32(k[0], k[1]), w23 = _mm512_packs_epi32(k[2], k[3]);
   if constexpr (!Wide) {  // q8 itself, in hi64
@@ -810,8 +828,8 @@ void split_queries(const float* q, const float* c, std::size_t n, std::size_t gn
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 x[4];
       for (std::size_t p = 0; p < 4; ++p) x[p] = load(q + g * n, i + 16 * p);
-      split64<true, Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
-                          lo + g * (max_n / 4) + i / 4);
+      split64<4, true, Arch>(x, _mm512_set1_ps(f.inv), hi + g * (max_n / 4) + i / 4,
+                             lo + g * (max_n / 4) + i / 4);
     }
   }
 }
@@ -878,62 +896,86 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
   }
 }
 
-// Scores of B blocks of 16 rows (B = 1, or 2 for blocked rows; `keep` masks the rows of each
-// block to store) for G <= 4 split vectors, n a multiple of 64: per dword of the rows, its low
-// nibbles (elements 8j, +2, +4, +6) and high nibbles (8j+1, +3, +5, +7) against four bytes of
-// each vector's hi and lo, broadcast once for the B blocks (a unit's 32 rows take half the
-// broadcasts of two calls: 0.93-0.99x the time of a KIVI-4 decode step at 16k and 64k tokens).
-// `add`, when not null, holds a term per vector added to its scores (channel_unit_dots_i16's and
-// _i8's constants). Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is
-// not read; the high nibbles are multiplied where they are, 16 times their codes (one mask where
-// shifting them down took a shift too, on the pipes vpdpbusd runs on), into a second sum (al)
-// divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 240 * 128 * n).
-// So B blocks run 2BG dependency chains of vpdpbusd.
-template <std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
+// The vpdpbusd operands of one dword of 16 rows' codes (one row per lane): position p holds the
+// codes at bits Bits p of each byte (4 bits: elements 8j, +2, +4, +6, then 8j+1, +3, +5, +7;
+// 2 bits: elements 16j + p, +4, +8, +12), each alone in its byte. Wide: as the codes. Not Wide: the
+// codes in a byte's high nibble (the high half of the positions) where they lie, 16 times the codes
+// (one mask where shifting them down took a shift too, on the pipes vpdpbusd runs on).
+template <unsigned Bits, bool Wide, class Arch>
+QCODEC_INT16_VNNI_INLINE void code_operands(__m512i x, __m512i (&codes)[8 / Bits]) noexcept {
+  const __m512i mask = _mm512_set1_epi8((1 << Bits) - 1);
+  if constexpr (Bits == 4) {
+    codes[0] = _mm512_and_si512(x, mask);
+    codes[1] =
+        Wide ? _mm512_and_si512(_mm512_srli_epi16(x, 4), mask) : _mm512_andnot_si512(mask, x);
+  } else if constexpr (Wide) {
+    for (unsigned p = 0; p < 4; ++p)
+      codes[p] = _mm512_and_si512(p == 0 ? x : _mm512_srli_epi16(x, 2 * p), mask);
+  } else {  // (the shift's bits from the byte above land in bits 6 and 7, which no mask keeps)
+    const __m512i y = _mm512_srli_epi16(x, 2), high = _mm512_slli_epi16(mask, 4);
+    codes[0] = _mm512_and_si512(x, mask);
+    codes[1] = _mm512_and_si512(y, mask);
+    codes[2] = _mm512_and_si512(x, high);
+    codes[3] = _mm512_and_si512(y, high);
+  }
+}
+
+// Scores of B blocks of 16 rows of 2- or 4-bit codes (B = 1, or 2 for blocked rows; `keep` masks
+// the rows of each block to store; plain rows are 4-bit) for G <= 4 split vectors, n a multiple of
+// 64: per dword of the rows, its code operands against four bytes of each vector's hi and lo (as
+// split64 stores them), broadcast once for the B blocks (a unit's 32 rows take half the broadcasts
+// of two calls: 0.93-0.99x the time of a KIVI-4 decode step at 16k and 64k tokens). `add`, when
+// not null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's
+// constants). Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not
+// read; the operands of the high nibbles, 16 times their codes, go into a second sum (al) divided
+// by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 240 * 128 * n). So B blocks
+// run 2BG dependency chains of vpdpbusd.
+template <unsigned Bits, std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                          const std::int32_t* hi, const std::int32_t* lo,
                                          const float* scale, const float* add, float* out,
                                          std::size_t ld, __mmask16 keep) noexcept {
   static_assert(B == 1 || (B == 2 && Blocked));
+  static_assert(Bits == 4 || (Bits == 2 && Blocked));
+  constexpr std::size_t P = 8 / Bits, dwords = 2 * Bits;  // codes per byte, dwords per 64 codes
   __m512i ah[B][G], al[B][G];
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t g = 0; g < G; ++g) ah[b][g] = al[b][g] = _mm512_setzero_si512();
-  const __m512i low4 = _mm512_set1_epi8(15);
   for (std::size_t i = 0; i < n; i += 64) {
     __m512i col[8];
     if constexpr (!Blocked) transpose16<Arch>(in + i / 2, stride, col);
-    for (std::size_t j = 0; j < 8; ++j) {
-      __m512i even[B], odd[B];
+    for (std::size_t j = 0; j < dwords; ++j) {
+      __m512i codes[B][P];
       for (std::size_t b = 0; b < B; ++b) {
-        // Blocked: dword i / 8 + j of block b's 16 rows, one register
+        // Blocked: dword i Bits / 32 + j of block b's 16 rows, one register
         const __m512i x =
-            Blocked ? _mm512_loadu_si512(in + blocked_dword<Arch>(n, 16 * b, i / 8 + j)) : col[j];
-        even[b] = _mm512_and_si512(x, low4);
-        odd[b] = Wide ? _mm512_and_si512(_mm512_srli_epi16(x, 4), low4)
-                      : _mm512_andnot_si512(low4, x);  // 16 times the codes
+            Blocked
+                ? _mm512_loadu_si512(in + blocked_dword<Arch>(n, Bits, 16 * b, i * Bits / 32 + j))
+                : col[j];
+        code_operands<Bits, Wide, Arch>(x, codes[b]);
       }
-      const std::size_t e = i / 4 + 2 * j;  // the dword pair of elements i + 8j .. i + 8j + 7
+      const std::size_t e = i / 4 + P * j;  // the query's dwords for this dword of the rows
       for (std::size_t g = 0; g < G; ++g) {
         const std::int32_t* hg = hi + g * (max_n / 4);
-        const __m512i hi_even = _mm512_set1_epi32(hg[e]), hi_odd = _mm512_set1_epi32(hg[e + 1]);
-        for (std::size_t b = 0; b < B; ++b) {
-          ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], even[b], hi_even);
-          if constexpr (!Wide) {
-            al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], hi_odd);
-            in_order(al[b][g]);
-          } else {
-            ah[b][g] = _mm512_dpbusd_epi32(ah[b][g], odd[b], hi_odd);
+        for (std::size_t p = 0; p < P; ++p) {
+          const __m512i h = _mm512_set1_epi32(hg[e + p]);
+          for (std::size_t b = 0; b < B; ++b) {
+            __m512i& sum = !Wide && p >= P / 2 ? al[b][g] : ah[b][g];
+            sum = _mm512_dpbusd_epi32(sum, codes[b][p], h);
           }
+        }
+        for (std::size_t b = 0; b < B; ++b) {
+          if constexpr (!Wide) in_order(al[b][g]);
           in_order(ah[b][g]);
         }
         if constexpr (Wide) {
           const std::int32_t* lg = lo + g * (max_n / 4);
-          const __m512i lo_even = _mm512_set1_epi32(lg[e]), lo_odd = _mm512_set1_epi32(lg[e + 1]);
-          for (std::size_t b = 0; b < B; ++b) {
-            al[b][g] = _mm512_dpbusd_epi32(al[b][g], even[b], lo_even);
-            al[b][g] = _mm512_dpbusd_epi32(al[b][g], odd[b], lo_odd);
-            in_order(al[b][g]);
+          for (std::size_t p = 0; p < P; ++p) {
+            const __m512i l = _mm512_set1_epi32(lg[e + p]);
+            for (std::size_t b = 0; b < B; ++b)
+              al[b][g] = _mm512_dpbusd_epi32(al[b][g], codes[b][p], l);
           }
+          for (std::size_t b = 0; b < B; ++b) in_order(al[b][g]);
         }
       }
     }
@@ -949,7 +991,7 @@ QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t str
 }
 
 // (N: as channel_unit_group's.)
-template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
+template <unsigned Bits, std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t stride,
                                          std::size_t rows, std::size_t runtime_n,
                                          const std::int32_t* hi, const std::int32_t* lo,
@@ -959,23 +1001,25 @@ QCODEC_INT16_VNNI_TARGET void vnni_group(const std::uint8_t* in, std::size_t str
   std::size_t r = 0;
   if constexpr (Blocked) {             // two blocks a call
     for (; r + 32 <= rows; r += 32) {  // (channel_unit_group prefetches the units)
-      row_blocks<G, 2, true, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r,
-                                         ld, 0xFFFF);
+      row_blocks<Bits, G, 2, true, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add,
+                                               out + r, ld, 0xFFFF);
     }
   }
   for (; r + 16 <= rows; r += 16) {
     prefetch_bytes<Arch>(in + (r + 32) * stride, 16 * stride);
-    row_blocks<G, 1, Blocked, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add, out + r,
-                                          ld, 0xFFFF);
+    row_blocks<Bits, G, 1, Blocked, Wide, Arch>(in + r * stride, stride, n, hi, lo, scale, add,
+                                                out + r, ld, 0xFFFF);
   }
-  if (r < rows) {  // the last rows (never blocked), copied after zero rows so that 16 are read
-    alignas(64) std::uint8_t tail[16 * max_n / 2];
-    const std::size_t rn = rows - r, bytes = n / 2;
-    std::memset(tail, 0, 16 * bytes);
-    for (std::size_t t = 0; t < rn; ++t)
-      std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
-    row_blocks<G, 1, false, Wide, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
-                                        static_cast<__mmask16>((1u << rn) - 1));
+  if constexpr (Bits == 4) {  // (blocked rows come in whole blocks)
+    if (r < rows) {  // the last rows (never blocked), copied after zero rows so that 16 are read
+      alignas(64) std::uint8_t tail[16 * max_n / 2];
+      const std::size_t rn = rows - r, bytes = n / 2;
+      std::memset(tail, 0, 16 * bytes);
+      for (std::size_t t = 0; t < rn; ++t)
+        std::memcpy(tail + t * bytes, in + (r + t) * stride, bytes);
+      row_blocks<4, G, 1, false, Wide, Arch>(tail, bytes, n, hi, lo, scale, add, out + r, ld,
+                                             static_cast<__mmask16>((1u << rn) - 1));
+    }
   }
 }
 
@@ -991,8 +1035,8 @@ QCODEC_INT16_VNNI_TARGET void dots4_vnni(const std::uint8_t* in, std::size_t str
       constexpr std::size_t G = decltype(group)::value;
       float scale[4] = {};
       split_queries<Arch>(q + g0 * n, c, n, G, hi, lo, scale);
-      vnni_group<G, false, true, Arch>(in, stride, rows, n, hi, lo, scale, nullptr, out + g0 * ld,
-                                       ld);
+      vnni_group<4, G, false, true, Arch>(in, stride, rows, n, hi, lo, scale, nullptr,
+                                          out + g0 * ld, ld);
     });
   }
 }
@@ -1049,7 +1093,7 @@ QCODEC_INT16_VNNI_INLINE split_forms scale_unit(const std::uint8_t* pairs, const
 }
 
 // The second half: the G products at x split (split64) with their forms' inv.
-template <std::size_t G, bool Wide, class Arch>
+template <unsigned Bits, std::size_t G, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512 inv,
                                            std::int32_t* hi, std::int32_t* lo) noexcept {
   for (std::size_t g = 0; g < G; ++g) {
@@ -1057,8 +1101,8 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
     for (std::size_t i = 0; i < n; i += 64) {
       __m512 xs[4];
       for (std::size_t p = 0; p < 4; ++p) xs[p] = _mm512_load_ps(x + g * n + i + 16 * p);
-      split64<Wide, Arch>(xs, inv_g, hi + g * (max_n / 4) + i / 4,
-                          Wide ? lo + g * (max_n / 4) + i / 4 : nullptr);
+      split64<Bits, Wide, Arch>(xs, inv_g, hi + g * (max_n / 4) + i / 4,
+                                Wide ? lo + g * (max_n / 4) + i / 4 : nullptr);
     }
   }
 }
@@ -1075,7 +1119,7 @@ QCODEC_INT16_VNNI_INLINE void split_scaled(const float* x, std::size_t n, __m512
 // took 1.15-1.20x the time at 64k/64). N, when not 0, is n as a constant (for blocked rows,
 // head_dim 64 and 128 have their own instantiations): the loops over n then unroll, and their
 // offsets are constants (0.91-0.92x the time of a call at either, BM_integer_dots/units8/4).
-template <std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
+template <unsigned Bits, std::size_t G, bool Blocked, bool Wide, class Arch, std::size_t N = 0>
 QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std::size_t unit_bytes,
                                                  std::size_t count, std::size_t rows,
                                                  std::size_t runtime_n, const float* q, float* out,
@@ -1100,33 +1144,35 @@ QCODEC_INT16_VNNI_TARGET void channel_unit_group(const std::uint8_t* units, std:
     float* const next_x = x + (1 - u % 2) * G * n;
     const split_forms next =
         u + 1 < count ? scale_unit<G, Wide, Arch>(unit + unit_bytes, q, n, next_x) : f;
-    split_scaled<G, Wide, Arch>(this_x, n, f.inv, hi, lo);
+    split_scaled<Bits, G, Wide, Arch>(this_x, n, f.inv, hi, lo);
     _mm512_store_ps(scale, f.scale);
     _mm_store_ps(constant, f.constants);
     prefetch_bytes<Arch>(unit + unit_prefetch_distance + halves[1].from, halves[1].bytes);
-    vnni_group<G, Blocked, Wide, Arch, N>(unit + 4 * n, n / 2, rows, n, hi, lo, scale, constant,
-                                          out + u * rows, ld);
+    vnni_group<Bits, G, Blocked, Wide, Arch, N>(unit + 4 * n, n * Bits / 8, rows, n, hi, lo, scale,
+                                                constant, out + u * rows, ld);
     f = next;
   }
 }
 
-// kv::per_channel's units of 4-bit codes (channel_unit_dots_i16; not Wide, channel_unit_dots_i8),
-// n a multiple of 64 (<= max_n): the query vectors 4 at a time, each four over all the units
-// (channel_unit_group; so chunked prefill reads a call's units, one page, once per four vectors).
-template <bool Wide, class Arch>
-QCODEC_INT16_VNNI_TARGET void channel_units4_vnni(const std::uint8_t* units, std::size_t unit_bytes,
-                                                  std::size_t count, std::size_t rows,
-                                                  std::size_t n, bool blocked, const float* q,
-                                                  std::size_t nq, float* out,
-                                                  std::size_t ld) noexcept {
+// kv::per_channel's units of 4-bit codes, or of blocked 2-bit codes (channel_unit_dots_i16; not
+// Wide, channel_unit_dots_i8), n a multiple of 64 (<= max_n): the query vectors 4 at a time, each
+// four over all the units (channel_unit_group; so chunked prefill reads a call's units, one page,
+// once per four vectors).
+template <unsigned Bits, bool Wide, class Arch>
+QCODEC_INT16_VNNI_TARGET void channel_units_vnni(const std::uint8_t* units, std::size_t unit_bytes,
+                                                 std::size_t count, std::size_t rows, std::size_t n,
+                                                 bool blocked, const float* q, std::size_t nq,
+                                                 float* out, std::size_t ld) noexcept {
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     rows::with_group(nq - g0, [&](auto group) {
       constexpr std::size_t G = decltype(group)::value;
       // (Blocked rows are KIVI's at head_dim a multiple of 64; the common two have their own.)
-      const auto score = !blocked   ? &channel_unit_group<G, false, Wide, Arch>
-                         : n == 64  ? &channel_unit_group<G, true, Wide, Arch, 64>
-                         : n == 128 ? &channel_unit_group<G, true, Wide, Arch, 128>
-                                    : &channel_unit_group<G, true, Wide, Arch>;
+      auto score = n == 64    ? &channel_unit_group<Bits, G, true, Wide, Arch, 64>
+                   : n == 128 ? &channel_unit_group<Bits, G, true, Wide, Arch, 128>
+                              : &channel_unit_group<Bits, G, true, Wide, Arch>;
+      if constexpr (Bits == 4) {
+        if (!blocked) score = &channel_unit_group<4, G, false, Wide, Arch>;
+      }
       score(units, unit_bytes, count, rows, n, q + g0 * n, out + g0 * ld, ld);
     });
   }
@@ -1200,8 +1246,12 @@ void channel_unit_dots_vnni(const std::uint8_t* units, std::size_t unit_bytes, s
                             const float* q, std::size_t nq, float* out, std::size_t ld) noexcept {
   namespace d = detail::int16_dots;
   if (bits == 4 && n % 64 == 0 && n <= d::max_n) {
-    return d::channel_units4_vnni<Wide, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
-                                              out, ld);
+    return d::channel_units_vnni<4, Wide, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
+                                                out, ld);
+  }
+  if (bits == 2 && blocked && n <= d::max_n) {  // (blocked: n a multiple of 64)
+    return d::channel_units_vnni<2, Wide, Arch>(units, unit_bytes, count, rows, n, true, q, nq, out,
+                                                ld);
   }
   channel_unit_dots_base<Wide, Arch>(units, unit_bytes, count, rows, n, bits, blocked, q, nq, out,
                                      ld);

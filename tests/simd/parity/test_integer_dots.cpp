@@ -386,7 +386,7 @@ TEST_CASE("channel unit dots match their oracle bit for bit", "[parity][integer_
 
 TEST_CASE("channel unit dots: special values in any vector and in the scales, any rounding",
           "[parity][integer_dots]") {
-  // The VNNI path (4-bit codes, n a multiple of 64) reduces the maxima of up to four vectors
+  // The VNNI path (2- and 4-bit codes, n a multiple of 64) reduces the maxima of up to four vectors
   // together and finds their forms in one division: every position in groups of 1..4 and in a
   // second group; non-finite queries; products that overflow or meet a non-finite fp16 scale;
   // maxima at the edge where grid / max stops being finite; every rounding mode (the split
@@ -397,25 +397,25 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
   namespace d = qcodec::simd::detail::int16_dots;
   // Channel c's scale in both units: the VNNI path finds the first unit's forms before its loop
   // over the units, the second's in it.
-  const auto set_scale = [&](std::vector<std::uint8_t>& units, std::size_t n, std::size_t c,
-                             float scale) {
+  const auto set_scale = [&](std::vector<std::uint8_t>& units, unsigned bits, std::size_t n,
+                             std::size_t c, float scale) {
     std::uint16_t h;
     qcodec::ref::f32_to_f16(&scale, 1, &h);
     for (std::size_t u = 0; u < count; ++u)
-      std::memcpy(units.data() + u * channel_unit_bytes(rows, n, 4) + 4 * c, &h, 2);
+      std::memcpy(units.data() + u * channel_unit_bytes(rows, n, bits) + 4 * c, &h, 2);
   };
   const auto check = [&](const unit_form& form, const std::vector<std::uint8_t>& units,
-                         std::size_t n, const std::vector<float>& q, std::size_t nq,
+                         unsigned bits, std::size_t n, const std::vector<float>& q, std::size_t nq,
                          std::size_t vector, bool finite) {
     for (bool blocked : {false, true}) {
-      INFO(form.name << " n=" << n << " nq=" << nq << " vector=" << vector
+      INFO(form.name << " bits=" << bits << " n=" << n << " nq=" << nq << " vector=" << vector
                      << " blocked=" << blocked);
-      const std::size_t unit_bytes = channel_unit_bytes(rows, n, 4);
+      const std::size_t unit_bytes = channel_unit_bytes(rows, n, bits);
       const std::vector<float> want =
-          unit_scores(form.oracle, units, unit_bytes, count, rows, n, 4, blocked, q, nq);
+          unit_scores(form.oracle, units, unit_bytes, count, rows, n, bits, blocked, q, nq);
       for (unit_kernel kernel : {form.fast, form.base})
         REQUIRE(same_bits(
-            want, unit_scores(kernel, units, unit_bytes, count, rows, n, 4, blocked, q, nq)));
+            want, unit_scores(kernel, units, unit_bytes, count, rows, n, bits, blocked, q, nq)));
       if (!finite) CHECK(std::isnan(want[vector * (count * rows + 3)]));  // NaN scores
     }
   };
@@ -426,30 +426,32 @@ TEST_CASE("channel unit dots: special values in any vector and in the scales, an
       INFO("mode " << mode);
       const float edge = static_cast<float>(form.grid) / std::numeric_limits<float>::max();
       const float maxima[] = {0.0f, edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1.0f)};
-      for (std::size_t n : {64u, 128u})
-        for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
-          for (std::size_t v = 0; v < nq; ++v) {
-            for (float special : {inf, -inf, std::nanf("")}) {
-              std::vector<float> q = normal_queries(nq * n, rng);
-              q[v * n + n / 2] = special;
-              check(form, channel_units(count, rows, n, 4, 0, rng), n, q, nq, v, false);
+      for (unsigned bits : {2u, 4u})
+        for (std::size_t n : {64u, 128u})
+          for (std::size_t nq : {1u, 2u, 4u, 6u, 7u})
+            for (std::size_t v = 0; v < nq; ++v) {
+              for (float special : {inf, -inf, std::nanf("")}) {
+                std::vector<float> q = normal_queries(nq * n, rng);
+                q[v * n + n / 2] = special;
+                check(form, channel_units(count, rows, n, bits, 0, rng), bits, n, q, nq, v, false);
+              }
+              for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
+                std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
+                for (std::size_t c = 0; c < n; ++c) set_scale(units, bits, n, c, 1.0f);
+                std::vector<float> q = normal_queries(nq * n, rng);
+                for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
+                check(form, units, bits, n, q, nq, v, true);
+              }
+              for (float scale : {inf, std::nanf(""), 4.0f}) {
+                std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
+                set_scale(units, bits, n, 5, scale);
+                std::vector<float> q = normal_queries(nq * n, rng);
+                // Times 4: an infinity (rounding down or toward zero, FLT_MAX).
+                q[v * n + 5] = 3e38f;
+                check(form, units, bits, n, q, nq, v,
+                      scale == 4.0f && (mode == FE_DOWNWARD || mode == FE_TOWARDZERO));
+              }
             }
-            for (float m : maxima) {  // vector v's largest product is m (the scales all 1)
-              std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-              for (std::size_t c = 0; c < n; ++c) set_scale(units, n, c, 1.0f);
-              std::vector<float> q = normal_queries(nq * n, rng);
-              for (std::size_t i = 0; i < n; ++i) q[v * n + i] = i % 2 == 0 ? m : -m / 2;
-              check(form, units, n, q, nq, v, true);
-            }
-            for (float scale : {inf, std::nanf(""), 4.0f}) {
-              std::vector<std::uint8_t> units = channel_units(count, rows, n, 4, 0, rng);
-              set_scale(units, n, 5, scale);
-              std::vector<float> q = normal_queries(nq * n, rng);
-              q[v * n + 5] = 3e38f;  // times 4: an infinity (rounding down or toward zero, FLT_MAX)
-              check(form, units, n, q, nq, v,
-                    scale == 4.0f && (mode == FE_DOWNWARD || mode == FE_TOWARDZERO));
-            }
-          }
     }
 }
 
@@ -492,7 +494,7 @@ TEST_CASE("channel unit dots: a scaled query on the grid is scored exactly",
                 std::uint8_t plain[128];
                 const std::uint8_t* row = codes + t * row_bytes;
                 if (blocked) {
-                  d::unblock_row<qcodec::simd::scalar>(codes, n, t, plain);
+                  d::unblock_row<qcodec::simd::scalar>(codes, n, bits, t, plain);
                   row = plain;
                 }
                 for (std::size_t g = 0; g < nq; ++g) {
@@ -525,7 +527,7 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
         const std::vector<std::uint8_t> units = channel_units(count, rows, n, bits, 0, rng);
         const std::vector<float> q = normal_queries(nq * n, rng);
         namespace d = qcodec::simd::detail::int16_dots;
-        // 4-bit rows at n = 64 and 128 read as blocked (blockable_rows), others plain.
+        // 2- and 4-bit rows at n = 64 and 128 read as blocked (blockable_rows), others plain.
         const bool blocked = d::blockable_rows<qcodec::simd::scalar>(bits, n, rows);
         for (unit_kernel kernel : {form.fast, form.base}) {
           INFO(form.name << " bits=" << bits << " n=" << n);
@@ -543,7 +545,7 @@ TEST_CASE("channel unit dots score q . (scale * code + offset) per channel",
                 std::uint8_t plain[64];
                 const std::uint8_t* row = unit + 4 * n + t * row_bytes;
                 if (blocked) {
-                  d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, t, plain);
+                  d::unblock_row<qcodec::simd::scalar>(unit + 4 * n, n, bits, t, plain);
                   row = plain;
                 }
                 double want = 0.0, magnitude = 0.0;
@@ -571,22 +573,27 @@ TEST_CASE("blocked rows: dword k of row r of a 16-row block at byte 64 k + 4 r",
   using scalar = qcodec::simd::scalar;
   CHECK(d::blockable_rows<scalar>(4, 64, 32));
   CHECK(d::blockable_rows<scalar>(4, 1024, 16));
+  CHECK(d::blockable_rows<scalar>(2, 64, 32));
   CHECK_FALSE(d::blockable_rows<scalar>(4, 96, 32));  // n not a multiple of 64
   CHECK_FALSE(d::blockable_rows<scalar>(4, 64, 24));  // a partial block
-  CHECK_FALSE(d::blockable_rows<scalar>(2, 64, 32));  // 2-bit rows stay plain
+  CHECK_FALSE(d::blockable_rows<scalar>(3, 64, 32));  // only 2- and 4-bit rows
+  CHECK_FALSE(d::blockable_rows<scalar>(8, 64, 32));
   std::mt19937 rng(29);
-  const std::size_t n = 128, rows = 32, row_bytes = n / 2;
-  std::vector<std::uint8_t> plain(rows * row_bytes), blocked(rows * row_bytes, 0);
-  for (auto& b : plain) b = static_cast<std::uint8_t>(rng());
-  for (std::size_t r = 0; r < rows; ++r)
-    d::block_row<scalar>(plain.data() + r * row_bytes, n, r, blocked.data());
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t k = 0; k < n / 8; ++k)
-      REQUIRE(std::memcmp(blocked.data() + r / 16 * 16 * row_bytes + 64 * k + 4 * (r % 16),
-                          plain.data() + r * row_bytes + 4 * k, 4) == 0);
-  std::vector<std::uint8_t> row(row_bytes);
-  for (std::size_t r = 0; r < rows; ++r) {
-    d::unblock_row<scalar>(blocked.data(), n, r, row.data());
-    REQUIRE(std::memcmp(row.data(), plain.data() + r * row_bytes, row_bytes) == 0);
+  const std::size_t n = 128, rows = 32;
+  for (unsigned bits : {2u, 4u}) {
+    const std::size_t row_bytes = n * bits / 8;
+    std::vector<std::uint8_t> plain(rows * row_bytes), blocked(rows * row_bytes, 0);
+    for (auto& b : plain) b = static_cast<std::uint8_t>(rng());
+    for (std::size_t r = 0; r < rows; ++r)
+      d::block_row<scalar>(plain.data() + r * row_bytes, n, bits, r, blocked.data());
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t k = 0; k < row_bytes / 4; ++k)
+        REQUIRE(std::memcmp(blocked.data() + r / 16 * 16 * row_bytes + 64 * k + 4 * (r % 16),
+                            plain.data() + r * row_bytes + 4 * k, 4) == 0);
+    std::vector<std::uint8_t> row(row_bytes);
+    for (std::size_t r = 0; r < rows; ++r) {
+      d::unblock_row<scalar>(blocked.data(), n, bits, r, row.data());
+      REQUIRE(std::memcmp(row.data(), plain.data() + r * row_bytes, row_bytes) == 0);
+    }
   }
 }
