@@ -309,9 +309,9 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_rows)
 
 // And the values four tokens interleaved, summed with 8-bit weights per block of 16 tokens
 // (kv/token_quads.hpp: vpdpbusd, four codes per lane and instruction).
-using q4_blocks_quads = kv::cache<kv::token_blocks<4>, kv::token_quads>;
+using q4_blocks_quads = kv::cache<kv::token_blocks<4>, kv::token_quads<4>>;
 using rotated4_blocks_quads =
-    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_quads>>;
+    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_quads<4>>>;
 
 BENCHMARK_TEMPLATE(BM_attention_decode, q4_blocks_quads)
     ->Name("BM_attention_decode/q4-blocks-quads")
@@ -320,7 +320,7 @@ BENCHMARK_TEMPLATE(BM_attention_decode, rotated4_blocks_quads)
     ->Name("BM_attention_decode/rotated4-blocks-quads")
     ->Apply(shapes);
 // KIVI-4 keys with those values.
-using kivi4_quads = kv::cache<kv::per_channel<4, 32>, kv::token_quads>;
+using kivi4_quads = kv::cache<kv::per_channel<4, 32>, kv::token_quads<4>>;
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_quads)
     ->Name("BM_attention_decode/kivi4-quads")
     ->Apply(shapes);
@@ -328,12 +328,22 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_quads)
 // values.
 using kivi4_keys_q8 = kv::per_channel<4, 32, kv::query_format::i8>;
 using kivi4_q8 = kv::cache<kivi4_keys_q8, kv::per_token<4>>;
-using kivi4_q8_quads = kv::cache<kivi4_keys_q8, kv::token_quads>;
+using kivi4_q8_quads = kv::cache<kivi4_keys_q8, kv::token_quads<4>>;
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8)
     ->Name("BM_attention_decode/kivi4-q8")
     ->Apply(shapes);
 BENCHMARK_TEMPLATE(BM_attention_decode, kivi4_q8_quads)
     ->Name("BM_attention_decode/kivi4-q8-quads")
+    ->Apply(shapes);
+// KIVI-2 so too: its 2-bit values in token_quads' layout, keys against 15-bit or int8 scaled
+// queries.
+using kivi2_quads = kv::cache<kv::per_channel<2, 32>, kv::token_quads<2>>;
+using kivi2_q8_quads = kv::cache<kv::per_channel<2, 32, kv::query_format::i8>, kv::token_quads<2>>;
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_quads)
+    ->Name("BM_attention_decode/kivi2-quads")
+    ->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_q8_quads)
+    ->Name("BM_attention_decode/kivi2-q8-quads")
     ->Apply(shapes);
 
 // The goal's schemes over a model's layers (BM_attention_model_step).

@@ -221,25 +221,28 @@ TEST_CASE("token_rows values are per_token's with 16-bit weights, 16 tokens to a
     }
 }
 
-// token_quads holds per_token<4>'s codes too, four tokens interleaved, and sums them with
-// 8-bit weights per block of 16 tokens: the same decoding as token_rows<4>, and attention moved
+// token_quads<B> holds per_token<B>'s codes too, four tokens interleaved, and sums them with
+// 8-bit weights per block of 16 tokens: the same decoding as token_rows<B>, and attention moved
 // by the weights' rounding only (each weight off by at most 1/510 of its block's largest, the
 // error's mean taken back at the middle code), far less than the 4-bit values' own rounding
 // moves it. Without that correction, 7e-5 and 4e-5 here (rotated: one output coordinate takes
 // the whole mean), and 1.7e-3 and 6.1e-3 at the largest, against 1e-5 and 9.5e-4 with it.
 using q4_rows_cache = kv::cache<kv::token_blocks<4>, kv::token_rows<4>>;
-using q4_quads_cache = kv::cache<kv::token_blocks<4>, kv::token_quads>;
+using q4_quads_cache = kv::cache<kv::token_blocks<4>, kv::token_quads<4>>;
 using rotated_rows_cache =
     kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_rows<4>>>;
 using rotated_quads_cache =
-    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_quads>>;
+    kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::token_quads<4>>>;
 using kivi4_rows_cache = kv::cache<kv::per_channel<4, 32>, kv::token_rows<4>>;
-using kivi4_quads_cache = kv::cache<kv::per_channel<4, 32>, kv::token_quads>;
+using kivi4_quads_cache = kv::cache<kv::per_channel<4, 32>, kv::token_quads<4>>;
+using kivi2_rows_cache = kv::cache<kv::per_channel<2, 32>, kv::token_rows<2>>;
+using kivi2_quads_cache = kv::cache<kv::per_channel<2, 32>, kv::token_quads<2>>;
 
 TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with 8-bit weights per 16 tokens",
                    "[kv][attention]", (std::pair<q4_quads_cache, q4_rows_cache>),
                    (std::pair<rotated_quads_cache, rotated_rows_cache>),
-                   (std::pair<kivi4_quads_cache, kivi4_rows_cache>)) {
+                   (std::pair<kivi4_quads_cache, kivi4_rows_cache>),
+                   (std::pair<kivi2_quads_cache, kivi2_rows_cache>)) {
   using quads_cache = typename TestType::first_type;
   using rows_cache = typename TestType::second_type;
   const kv_test::kv_data data = kv_test::make_kv(312, kv_heads, head_dim, 33);
@@ -268,10 +271,15 @@ TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with 8-bit weight
                                                << exact_error << "; largest difference "
                                                << max_diff);
   CHECK(diff > 0.0);
-  CHECK(diff / ref < 2e-3 * exact_error);  // (3e-4, 8e-4, with KIVI-4 keys 6e-4 here)
+  CHECK(diff / ref < 2e-3 * exact_error);  // (3e-4, 8e-4, KIVI-4 6e-4, KIVI-2 5e-5 here)
+}
 
-  // As keys (correct, not fast): scores are the query against the decoding.
-  const kv::token_quads codec(head_dim);
+TEMPLATE_TEST_CASE("token_quads as keys: scores are the query against the decoding",
+                   "[kv][attention]", kv::token_quads<2>, kv::token_quads<4>) {
+  // (Correct, not fast: keys belong in token_blocks.)
+  const kv_test::kv_data data = kv_test::make_kv(16, kv_heads, head_dim, 33);
+  const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 34);
+  const TestType codec(head_dim);
   std::vector<std::uint8_t> unit(codec.unit_bytes());
   codec.encode(data.values.data(), unit.data());  // 16 vectors
   std::vector<float> decoded(16 * head_dim), scores(2 * 16);

@@ -1,18 +1,20 @@
 #pragma once
-// token_quads: 4-bit per-token values (each token's vector quantized on its own with its
-// min/max: per_token<4>'s codes) stored 16 tokens to a unit in simd/token_quads.hpp's layout:
-// the 16 fp16 scales, the 16 fp16 offsets, then the codes with four tokens interleaved. Bits per
-// value: 4 + 32 / head_dim, as per_token<4>.
+// token_quads<Bits>: 2- or 4-bit per-token values (each token's vector quantized on its own with
+// its min/max: per_token<Bits>'s codes) stored 16 tokens to a unit in simd/token_quads.hpp's
+// layout: the 16 fp16 scales, the 16 fp16 offsets, then the codes with four tokens interleaved.
+// Bits per value: Bits + 32 / head_dim, as per_token<Bits>.
 //
 // Values are summed with each block's weights (after taking in the scales) rounded to 8 bits of
 // the block's largest (simd::token_quad_axpys_u8): vpdpbusd multiplies four tokens' codes per
-// lane and instruction where the 16-bit weights of token_rows<4> and per_token<4, ..., i16> take
-// two. A weight moves by at most 1/510 of the largest weight among its 16 tokens, and what those
-// moves add at the middle code is taken back (simd/token_quads.hpp): attention moves by 3e-4
-// (rotated: 8e-4) of the 4-bit values' own relative MSE in tests/kv.
+// lane and instruction where the 16-bit weights of token_rows<Bits> and per_token<Bits, ..., i16>
+// take two. A weight moves by at most 1/510 of the largest weight among its 16 tokens, and what
+// those moves add at the middle code is taken back (simd/token_quads.hpp): attention moves by
+// 3e-4 (rotated: 8e-4) of the 4-bit values' own relative MSE in tests/kv, 5e-5 of the 2-bit ones'.
 //
 // Measured (docs/measurements.md), against token_rows<4> beside the same keys: 0.68-0.88x the time
 // of a decode step from 1k to 64k tokens with AVX-512 VNNI, 0.73-0.91x with the AVX2 kernels.
+// KIVI-2 with 2-bit token_quads values against per_token<2> ones: 0.56-0.59x at 16k and 64k
+// tokens with VNNI, 0.95-0.97x with the AVX2 kernels.
 //
 // As token_rows: the cache keeps the newest tokens in full precision until 16 have come
 // (group_tokens = 16), and scores() is correct but not fast (keys belong in token_blocks).
@@ -29,7 +31,10 @@
 
 namespace qcodec::kv {
 
+template <unsigned Bits>
 class token_quads {
+  static_assert(Bits == 2 || Bits == 4, "token_quads holds 2- or 4-bit codes");
+
  public:
   static constexpr std::size_t group_tokens = simd::block_tokens;
 
@@ -37,23 +42,24 @@ class token_quads {
 
   [[nodiscard]] std::size_t head_dim() const noexcept { return d_; }
   [[nodiscard]] std::size_t unit_bytes() const noexcept {
-    return simd::token_quads_block_bytes(d_);
+    return simd::token_quads_block_bytes(d_, Bits);
   }
-  [[nodiscard]] std::string name() const { return "int4-token-quads16-u8"; }
+  [[nodiscard]] std::string name() const {
+    return "int" + std::to_string(Bits) + "-token-quads16-u8";
+  }
 
   /// x: 16 tokens × head_dim, row-major.
   void encode(const float* x, std::uint8_t* unit) const noexcept {
-    std::memset(unit + 64, 0, unit_bytes() - 64);  // (an odd head_dim leaves nibbles unused)
+    std::memset(unit + 64, 0, unit_bytes() - 64);  // (a head_dim may leave positions unused)
     for (std::size_t t = 0; t < group_tokens; ++t) {
-      // per_token<4>'s codes: its kernel, with the stored (rounded) scale and offset.
-      const affine_params a = detail::store_block_params(x + t * d_, d_, 4, unit, t);
+      // per_token<Bits>'s codes: its kernel, with the stored (rounded) scale and offset.
+      const affine_params a = detail::store_block_params(x + t * d_, d_, Bits, unit, t);
       for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
-        simd::kernels().affine.quantize_pack(x + t * d_ + i0, len, a, 4, packed);
+        simd::kernels().affine.quantize_pack(x + t * d_ + i0, len, a, Bits, packed);
         for (std::size_t i = 0; i < len; ++i) {
-          const simd::quad_code_place c = simd::quad_code_at(d_, t, i0 + i);
-          const unsigned code = (packed[i / 2] >> (4 * (i % 2))) & 0x0Fu;
-          const unsigned nibble = simd::quad_nibble(code, c.high);
-          unit[c.byte] = static_cast<std::uint8_t>(unit[c.byte] | (c.high ? nibble << 4 : nibble));
+          const simd::quad_code_place c = simd::quad_code_at(d_, Bits, t, i0 + i);
+          const unsigned stored = simd::quad_stored(packed_code(packed, i), Bits, c.top);
+          unit[c.byte] = static_cast<std::uint8_t>(unit[c.byte] | stored << c.shift);
         }
       });
     }
@@ -63,12 +69,13 @@ class token_quads {
     for (std::size_t t = 0; t < group_tokens; ++t) {
       const affine_params a = detail::block_params(unit, t);
       for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
-        std::memset(packed, 0, (len + 1) / 2);
+        std::memset(packed, 0, (len * Bits + 7) / 8);
         for (std::size_t i = 0; i < len; ++i) {
-          const unsigned code = simd::quad_code(unit, d_, t, i0 + i);
-          packed[i / 2] = static_cast<std::uint8_t>(packed[i / 2] | code << (4 * (i % 2)));
+          const unsigned code = simd::quad_code(unit, d_, Bits, t, i0 + i);
+          packed[i * Bits / 8] =
+              static_cast<std::uint8_t>(packed[i * Bits / 8] | code << (i * Bits % 8));
         }
-        simd::kernels().affine.unpack_dequantize(packed, len, 4, a, y + t * d_ + i0);
+        simd::kernels().affine.unpack_dequantize(packed, len, Bits, a, y + t * d_ + i0);
       });
     }
   }
@@ -88,7 +95,7 @@ class token_quads {
         for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
           float v[piece];
           for (std::size_t i = 0; i < len; ++i)
-            packed[i] = static_cast<std::uint8_t>(simd::quad_code(unit, d_, t, i0 + i));
+            packed[i] = static_cast<std::uint8_t>(simd::quad_code(unit, d_, Bits, t, i0 + i));
           k.affine.unpack_dequantize(packed, len, 8, a, v);
           for (std::size_t g = 0; g < nq; ++g)
             s[g * ld + u * group_tokens + t] += k.reductions.dot(q + g * d_ + i0, v, len);
@@ -97,12 +104,17 @@ class token_quads {
   }
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
                   std::size_t nq, float* acc) const noexcept {
-    simd::kernels().token_quads.token_quad_axpys_u8(units, count, d_, p, ldp, nq, acc);
+    simd::kernels().token_quads.token_quad_axpys_u8(units, count, d_, Bits, p, ldp, nq, acc);
   }
   void finish_output(float*) const noexcept {}
 
  private:
   static constexpr std::size_t piece = 256;  // columns per step of the codecs' reorderings
+
+  // Code i of codes packed LSB-first (Bits divides 8: no code straddles two bytes).
+  static unsigned packed_code(const std::uint8_t* packed, std::size_t i) noexcept {
+    return (packed[i * Bits / 8] >> (i * Bits % 8)) & ((1u << Bits) - 1);
+  }
 
   // f(i0, len, buffer of `piece` bytes) for pieces [i0, i0 + len) of head_dim.
   template <class F>

@@ -1,70 +1,78 @@
 #pragma once
-// Blocks of 16 tokens' 4-bit affine codes stored four tokens interleaved, with their parameters
-// in front, summed with weights rounded to 8 bits per block: the value sums of kv::token_quads.
+// Blocks of 16 tokens' 2- or 4-bit affine codes (B bits) stored four tokens interleaved, with
+// their parameters in front, summed with weights rounded to 8 bits per block: the value sums of
+// kv::token_quads<B>.
 //
-// Block layout, token_quads_block_bytes(n) bytes (the same size as token_rows.hpp's at 4 bits):
+// Block layout, token_quads_block_bytes(n, B) bytes (the same size as token_rows.hpp's at B bits):
 //   bytes [0, 32)    the 16 tokens' scales s_t, binary16
 //   bytes [32, 64)   their offsets o_t, binary16
-//   bytes [64, ...)  their codes in slices of 32 columns (the last may be narrower): slice m
-//                    holds columns [32 m, 32 m + w) with w = min(32, n - 32 m), h = ceil(w / 2)
-//                    bytes per token, and starts at byte 64 + 256 m. In it token t's code of
-//                    column 32 m + j is in byte 4 h (t / 4) + 4 j' + t % 4: its low nibble for
-//                    j < h (j' = j), its high nibble otherwise (j' = j - h; a last odd column
-//                    leaves high nibbles zero). A high nibble holds the code XOR 8: as a signed
-//                    nibble, code - 8.
-// So one 64-byte load of a slice holds four tokens' codes of 32 columns, and its low (high)
-// nibbles are 16 columns with the four tokens' codes in one dword: vpdpbusd's operand. The low
-// nibbles take one mask; the high ones one mask too, where they lie: x & 0xF0 is 16 (code - 8)
-// as signed bytes, vpdpbusd's signed operand, where the codes stored as they are took a shift and
-// a mask: q4-blocks-quads decode steps took 0.96-0.99x the time at 4k, 16k/128 and 64k tokens,
-// the same at 16k/64, kivi4-q8-quads 0.98-0.99x (0.87x at 64k/128, in the noise there;
-// docs/measurements.md).
+//   bytes [64, ...)  their codes in slices of C = 16 P columns, P = 8 / B codes to a byte (32 or
+//                    64 columns; the last slice may be narrower): slice m holds columns
+//                    [C m, C m + w) with w = min(C, n - C m), h = ceil(w / P) bytes per token,
+//                    and starts at byte 64 + 256 m. In it token t's code of column C m + j is in
+//                    byte 4 h (t / 4) + 4 (j % h) + t % 4, at bits B p.. of it, position
+//                    p = j / h (4 bits: the low nibble for j < h, the high one otherwise; a narrow
+//                    last slice leaves the top positions of some bytes zero). The top position
+//                    p = P - 1 holds the code XOR 2^(B - 1): as a signed B-bit number,
+//                    code - 2^(B - 1).
+// So one 64-byte load of a slice holds four tokens' codes of C columns, and each position of its
+// bytes holds 16 columns with the four tokens' codes in one dword: vpdpbusd's operand. Each
+// position takes one mask, where it lies: x & (2^B - 1) << B p is 2^(B p) times the codes, and
+// in the top position 2^(8 - B) (code - 2^(B - 1)) as signed bytes, vpdpbusd's signed operand,
+// where 4-bit codes stored as they are took a shift and a mask: q4-blocks-quads decode steps took
+// 0.96-0.99x the time at 4k, 16k/128 and 64k tokens, the same at 16k/64, kivi4-q8-quads
+// 0.98-0.99x (0.87x at 64k/128, in the noise there; docs/measurements.md).
 //
 //   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
 //                         p_g = p[g * ldp, + 16 count):
 //     per block u:   w_t = p_g[t] * s_t                     the weights take in the scales
 //                    S_u, inv_u: the form of w over the block with the grid 255 (int8_dots.hpp's
 //                    form_from: S_u = m / 255, inv_u = 255 / m rounded toward zero, m = max |w_t|)
-//                    (S_u, inv_u = 0 where S_u < 2^-122, so that S_u / 16 is exact)
+//                    (S_u, inv_u = 0 where S_u < 2^-122 at 4 bits, 2^-120 at 2, so that
+//                    S_u 2^(B - 8) is exact)
 //                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
 //                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
-//     per chunk of up to 16 blocks, in order:
-//                    M: lane t = fma(p_g[16 u + t], fma(7.5, s_t, o_t), lane t) for each block
+//     per chunk of up to 16 blocks, in order (mid = (2^B - 1) / 2, the codes' middle: 7.5, 1.5):
+//                    M: lane t = fma(p_g[16 u + t], fma(mid, s_t, o_t), lane t) for each block
 //                    u in order (from 0), R: lane u = R_u, each summed in token_rows.hpp's order
-//                    acc[g * n + i] += b_i = fma(-7.5, R, M), or fma(0.5, R, M) for a column in
-//                                      a high nibble (c_i = 8 there, 0 for the others);
-//                                      the quiet NaN where M or R is NaN
+//                    acc[g * n + i] += b_i = fma(-mid, R, M), or fma(2^(B - 1) - mid, R, M) for a
+//                                      column in the top position (c_i = 2^(B - 1) there, 0 for
+//                                      the others); the quiet NaN where M or R is NaN
 //                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t (code_t[i] - c_i)
 //                                                            q_t), acc[g * n + i])
 // That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
 // at most max_block / 510 rounding to nearest (a step in directed modes). b is sum_t p_t o_t plus
-// 7.5 times the rounding errors' sum, sum_t (w_t - S_u q_t): what those errors would add at the
-// middle code 7.5 is taken back, and only the codes' spread around the middle meets the
-// rounding; the high nibbles' 8 (the -c_i) comes back in b_i as 8 R. (Without that, the errors'
-// mean came through whole: rotated values, whose codes cluster at the middle, put it into one
-// output coordinate, 6x the largest error in tests/kv.) Every target returns the oracle's bits. The
+// mid times the rounding errors' sum, sum_t (w_t - S_u q_t): what those errors would add at the
+// middle code is taken back, and only the codes' spread around the middle meets the rounding;
+// the top position's c_i (the -c_i) comes back in b_i as c_i R. (Without that, the errors' mean
+// came through whole: rotated values, whose codes cluster at the middle, put it into one output
+// coordinate, 6x the largest error in tests/kv.) Every target returns the oracle's bits. The
 // weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
-// token adds p_t (7.5 s_t + o_t), its value at the middle code, through M, as does every token of a
-// block whose S_u is below 2^-122 (its largest weight below about 5e-35). A block whose weights
-// hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target, for an acc
-// that holds no NaN).
+// token adds p_t (mid s_t + o_t), its value at the middle code, through M, as does every token of a
+// block whose S_u is below the least kept (its largest weight below about 5e-35, 2e-34 at 2 bits).
+// A block whose
+// weights hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target, for
+// an acc that holds no NaN).
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
 // tokens and head_dim 64. vpdpbusd takes four (u8 weights by the codes as bytes), and the layout
-// above needs no byte shuffles: two masks per 64 bytes. Rounding each weight to 8
-// bits of its own block's largest keeps the error far below the 4-bit values' own: a weight is
-// off by at most 1/510 of the largest weight among its 16 tokens.
+// above needs no byte shuffles: P masks per 64 bytes. Rounding each weight to 8 bits of its own
+// block's largest keeps the error far below the codes' own: a weight is off by at most 1/510 of
+// the largest weight among its 16 tokens.
 //
-// Fast paths: the sums for n a multiple of 32 on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
+// Fast paths: the sums for n a multiple of C on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
 // vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
-// Measured (docs/measurements.md), against token_rows.hpp's sums beside the same keys: 0.68-0.88x
-// the time of a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2 kernels.
+// Measured (docs/measurements.md), 4 bits, against token_rows.hpp's sums beside the same keys:
+// 0.68-0.88x the time of a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2
+// kernels. 2 bits, KIVI-2 against per_token<2>'s values (summed by rows.hpp's float axpys) beside
+// the same keys, at 16k and 64k tokens: 0.56-0.59x with VNNI, 0.95-0.97x with the AVX2 kernels.
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
 #include <qcodec/simd/int8_dots.hpp>
 #include <qcodec/simd/prefetch.hpp>
+#include <qcodec/simd/rows.hpp>
 #include <qcodec/simd/token_blocks.hpp>
 #include <qcodec/simd/token_rows.hpp>
 
@@ -86,34 +94,40 @@ namespace qcodec {
 // The layout's arithmetic, templates on the target as kernel helpers are (kernel_table.hpp);
 // codecs and tests use the default.
 namespace simd {
-/// Bytes of one block of n columns (header comment).
+/// Bytes of one block of n columns of `bits`-bit codes (2 or 4; header comment).
 template <class Arch = scalar>
-constexpr std::size_t token_quads_block_bytes(std::size_t n) noexcept {
-  return token_rows_block_bytes<Arch>(n, 4);
+constexpr std::size_t token_quads_block_bytes(std::size_t n, unsigned bits) noexcept {
+  return token_rows_block_bytes<Arch>(n, bits);
 }
-/// Where token t's code of column i is in a block: byte `byte`, high nibble if `high`.
+/// Where token t's code of column i is in a block: byte `byte`, from bit `shift`; `top` when
+/// that is the byte's top position (which holds the code XOR 2^(bits - 1)).
 struct quad_code_place {
   std::size_t byte;
-  bool high;
+  unsigned shift;
+  bool top;
 };
 template <class Arch = scalar>
-constexpr quad_code_place quad_code_at(std::size_t n, std::size_t t, std::size_t i) noexcept {
-  const std::size_t m = i / 32, j = i % 32;
-  const std::size_t h = ((n - 32 * m < 32 ? n - 32 * m : 32) + 1) / 2;
-  const bool high = j >= h;
-  return {64 + 256 * m + 4 * h * (t / 4) + 4 * (high ? j - h : j) + t % 4, high};
+constexpr quad_code_place quad_code_at(std::size_t n, unsigned bits, std::size_t t,
+                                       std::size_t i) noexcept {
+  const std::size_t per_byte = 8 / bits, columns = block_tokens * per_byte;  // per slice
+  const std::size_t m = i / columns, j = i % columns;
+  const std::size_t w = n - columns * m < columns ? n - columns * m : columns;
+  const std::size_t h = (w + per_byte - 1) / per_byte, position = j / h;
+  return {64 + 256 * m + 4 * h * (t / 4) + 4 * (j % h) + t % 4,
+          static_cast<unsigned>(bits * position), position == per_byte - 1};
 }
-/// The nibble that holds a code (a high nibble holds it XOR 8), and the code a nibble holds.
+/// The bits that hold a code (in the top position, the code XOR 2^(bits - 1)), and the code that
+/// bits hold.
 template <class Arch = scalar>
-constexpr unsigned quad_nibble(unsigned code, bool high) noexcept {
-  return high ? code ^ 8u : code;
+constexpr unsigned quad_stored(unsigned code, unsigned bits, bool top) noexcept {
+  return top ? code ^ (1u << (bits - 1)) : code;
 }
 /// Token t's code of column i in a block.
 template <class Arch = scalar>
-constexpr unsigned quad_code(const std::uint8_t* block, std::size_t n, std::size_t t,
+constexpr unsigned quad_code(const std::uint8_t* block, std::size_t n, unsigned bits, std::size_t t,
                              std::size_t i) noexcept {
-  const quad_code_place c = quad_code_at<Arch>(n, t, i);
-  return quad_nibble<Arch>(c.high ? block[c.byte] >> 4 : block[c.byte] & 0x0Fu, c.high);
+  const quad_code_place c = quad_code_at<Arch>(n, bits, t, i);
+  return quad_stored<Arch>((block[c.byte] >> c.shift) & ((1u << bits) - 1), bits, c.top);
 }
 }  // namespace simd
 
@@ -121,20 +135,24 @@ namespace simd::detail::token_quads {
 
 inline constexpr std::size_t chunk_blocks = 16;  // blocks whose weights are rounded per pass
 inline constexpr std::size_t max_heads = 4;      // weight vectors per pass
-inline constexpr float middle_code = 7.5f;       // the 4-bit codes' middle (header)
+inline constexpr std::size_t max_positions = 4;  // codes per byte (2-bit codes)
 static_assert(chunk_blocks == block_tokens, "R's lanes are summed as M's");
 
-inline constexpr int high_code = 8;  // c_i of a high nibble's column (header)
-// The least S_u kept (header): S_u / 16 is then a normal float, so that the VNNI sums may take
-// 16 (code - 8) by S_u / 16 for (code - 8) by S_u.
-inline constexpr float least_scale = 0x1p-122f;
+// The codes' middle (header).
+constexpr float middle_code(unsigned bits) noexcept {
+  return static_cast<float>((1u << bits) - 1) / 2.0f;
+}
+// c_i of a column in the top position (header).
+constexpr int top_code(unsigned bits) noexcept { return 1 << (bits - 1); }
+// The least S_u kept (header): S_u 2^(bits - 8) is then a normal float, so that the VNNI sums
+// may take a code in position p where it lies, 2^(bits p) times it, by S_u 2^-(bits p).
+constexpr float least_scale(unsigned bits) noexcept { return bits == 4 ? 0x1p-122f : 0x1p-120f; }
 
 // One chunk's rounded weights for up to max_heads weight vectors.
 struct chunk_weights {
   alignas(64) std::uint8_t q[max_heads][chunk_blocks * block_tokens];
-  alignas(64) float scale[max_heads][chunk_blocks];
-  alignas(64) float scale16[max_heads][chunk_blocks];  // S_u / 16
-  float offset[max_heads][2];                          // b_i: low, high nibbles' columns
+  alignas(64) float scale[max_heads][max_positions][chunk_blocks];  // position p: S_u 2^-(bits p)
+  float offset[max_heads][2];  // b_i: the other columns', the top position's
 };
 
 // b_i from M's and R's lanes (a chunk's blocks are as many as a block's tokens), in memory or in
@@ -142,21 +160,27 @@ struct chunk_weights {
 // that is not finite: M and R may hold NaNs of different bits (e.g. an infinite weight on a zero
 // scale and offset makes M x86's default NaN, of the other sign), and which NaN fma returns of
 // two depends on the order the compiler gives its operands.
-template <class Arch, class Lanes>
+template <unsigned Bits, class Arch, class Lanes>
 void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
   const float m = token_rows::lane_sum<Arch>(middles), r = token_rows::lane_sum<Arch>(rounded);
   if (std::isnan(m) || std::isnan(r)) {
     offset[0] = offset[1] = std::numeric_limits<float>::quiet_NaN();
     return;
   }
-  offset[0] = std::fma(-middle_code, r, m);
-  offset[1] = std::fma(static_cast<float>(high_code) - middle_code, r, m);
+  offset[0] = std::fma(-middle_code(Bits), r, m);
+  offset[1] = std::fma(static_cast<float>(top_code(Bits)) - middle_code(Bits), r, m);
+}
+
+// The factor taking S_u to position p's scale, 2^-(bits p): exactly, as S_u is 0, NaN or at
+// least least_scale.
+constexpr float position_factor(unsigned bits, std::size_t p) noexcept {
+  return 1.0f / static_cast<float>(1u << (bits * p));
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
 // p + g * ldp, g < heads. The scalar form: the oracle's, and the preparation of targets without
 // AVX-512 or AVX2.
-template <class Arch>
+template <unsigned Bits, class Arch>
 void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
                     chunk_weights& cw) noexcept {
@@ -173,15 +197,15 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
         std::memcpy(&h[1], block + 32 + 2 * t, 2);
         const float s = cvt::portable_f16_to_f32<Arch>(h[0]);
         w[t] = pu[t] * s;
-        const float middle = std::fma(middle_code, s, cvt::portable_f16_to_f32<Arch>(h[1]));
+        const float middle = std::fma(middle_code(Bits), s, cvt::portable_f16_to_f32<Arch>(h[1]));
         middles[t] = std::fma(pu[t], middle, middles[t]);
         finite = finite && std::isfinite(w[t]);
         m = std::fmax(m, std::fabs(w[t]));
       }
       int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
-      if (f.scale < least_scale) f = {0.0f, 0.0f};
-      cw.scale[g][u] = f.scale;
-      cw.scale16[g][u] = f.scale * (1.0f / 16.0f);
+      if (f.scale < least_scale(Bits)) f = {0.0f, 0.0f};
+      for (std::size_t k = 0; k < 8 / Bits; ++k)
+        cw.scale[g][k][u] = f.scale * position_factor(Bits, k);
       std::int32_t total = 0;
       for (std::size_t t = 0; t < block_tokens; ++t) {
         const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-255, 255]
@@ -190,7 +214,7 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
       }
       rounded[u] = f.scale * static_cast<float>(total);
     }
-    set_offsets<Arch>(middles, rounded, cw.offset[g]);
+    set_offsets<Bits, Arch>(middles, rounded, cw.offset[g]);
   }
 }
 
@@ -241,7 +265,7 @@ template <class Arch>
 // INT_MIN to 0), which leaves 128-bit lane i holding quad i (tokens 4 i .. 4 i + 3) of each of
 // the four blocks: their sums Q_u come from those bytes (vpmaddubsw and vpmaddwd against ones,
 // then 128-bit lanes added), and one dword permute stores the weights in block order.
-template <class Arch>
+template <unsigned Bits, class Arch>
 void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                     const float* p, std::size_t ldp, std::size_t heads,
                     chunk_weights& cw) noexcept {
@@ -251,7 +275,7 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
   for (std::size_t u = 0; u < blocks; ++u) {
     const auto* half = reinterpret_cast<const __m256i*>(in + u * block_bytes);
     const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(half));
-    const __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(middle_code), s,
+    const __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(middle_code(Bits)), s,
                                        _mm512_cvtph_ps(_mm256_loadu_si256(half + 1)));
     for (std::size_t g = 0; g < heads; ++g) {
       const __m512 pv = _mm512_loadu_ps(p + g * ldp + u * block_tokens);
@@ -268,11 +292,13 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
     __m512 inv;
     int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scales[g]);
     // (not less: NaN scales stay)
-    const __mmask16 kept = _mm512_cmp_ps_mask(scales[g], _mm512_set1_ps(least_scale), _CMP_NLT_UQ);
+    const __mmask16 kept =
+        _mm512_cmp_ps_mask(scales[g], _mm512_set1_ps(least_scale(Bits)), _CMP_NLT_UQ);
     scales[g] = _mm512_maskz_mov_ps(kept, scales[g]);
     _mm512_store_ps(invs[g], _mm512_maskz_mov_ps(kept, inv));
-    _mm512_store_ps(cw.scale[g], scales[g]);
-    _mm512_store_ps(cw.scale16[g], _mm512_mul_ps(scales[g], _mm512_set1_ps(1.0f / 16.0f)));
+    for (std::size_t k = 0; k < 8 / Bits; ++k)
+      _mm512_store_ps(cw.scale[g][k],
+                      _mm512_mul_ps(scales[g], _mm512_set1_ps(position_factor(Bits, k))));
   }
   const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
   for (std::size_t g = 0; g < heads; ++g) {
@@ -301,36 +327,36 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
     const __m512i x01 = pair(sums[0], sums[1]), x23 = pair(sums[2], sums[3]);
     const __m512i totals = _mm512_add_epi32(_mm512_shuffle_i32x4(x01, x23, 0x88),
                                             _mm512_shuffle_i32x4(x01, x23, 0xDD));
-    set_offsets<Arch>(middles[g], _mm512_mul_ps(scales[g], _mm512_cvtepi32_ps(totals)),
-                      cw.offset[g]);
+    set_offsets<Bits, Arch>(middles[g], _mm512_mul_ps(scales[g], _mm512_cvtepi32_ps(totals)),
+                            cw.offset[g]);
   }
 }
 #endif
 
 // out[i] += b_i for weight vector g (the header's first step of the sums; the VNNI sums add b_i
 // to their registers instead).
-template <class Arch>
+template <unsigned Bits, class Arch>
 void add_offsets(const chunk_weights& cw, std::size_t g, std::size_t n, float* out) noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset[g][quad_code_at<Arch>(n, 0, i).high];
+  for (std::size_t i = 0; i < n; ++i) out[i] += cw.offset[g][quad_code_at<Arch>(n, Bits, 0, i).top];
 }
 
 // The chunk's sums for `heads` weight vectors, any n: the oracle's, and the fallback.
-template <class Arch>
+template <unsigned Bits, class Arch>
 void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                   std::size_t n, const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   for (std::size_t g = 0; g < heads; ++g) {
     float* out = acc + g * n;
-    add_offsets<Arch>(cw, g, n, out);
+    add_offsets<Bits, Arch>(cw, g, n, out);
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* block = in + u * block_bytes;
       const std::uint8_t* q = cw.q[g] + u * block_tokens;
       for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t c = quad_code_at<Arch>(n, 0, i).high ? high_code : 0;
+        const std::int32_t c = quad_code_at<Arch>(n, Bits, 0, i).top ? top_code(Bits) : 0;
         std::int32_t sum = 0;
         for (std::size_t t = 0; t < block_tokens; ++t) {
-          sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, t, i)) - c) * q[t];
+          sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, Bits, t, i)) - c) * q[t];
         }
-        out[i] = std::fma(cw.scale[g][u], static_cast<float>(sum), out[i]);
+        out[i] = std::fma(cw.scale[g][0][u], static_cast<float>(sum), out[i]);
       }
     }
   }
@@ -343,10 +369,10 @@ using prepare_fn = void (*)(const std::uint8_t*, std::size_t, std::size_t, const
                             std::size_t, std::size_t, chunk_weights&) noexcept;
 
 // The header's sums: chunks of 16 blocks, max_heads weight vectors at a time.
-template <class Arch, prepare_fn Prepare, sums_fn Sums>
+template <unsigned Bits, class Arch, prepare_fn Prepare, sums_fn Sums>
 void axpys(const std::uint8_t* in, std::size_t count, std::size_t n, const float* p,
            std::size_t ldp, std::size_t nq, float* acc) noexcept {
-  const std::size_t block_bytes = token_quads_block_bytes<Arch>(n);
+  const std::size_t block_bytes = token_quads_block_bytes<Arch>(n, Bits);
   chunk_weights cw;
   for (std::size_t u0 = 0; u0 < count; u0 += chunk_blocks) {
     const std::size_t un = std::min(count - u0, chunk_blocks);
@@ -359,16 +385,26 @@ void axpys(const std::uint8_t* in, std::size_t count, std::size_t n, const float
   }
 }
 
+// A kernel table's entry: axpys for 2-bit codes (bits == 2) or 4-bit ones.
+template <class Arch, prepare_fn Prepare2, sums_fn Sums2, prepare_fn Prepare4, sums_fn Sums4>
+void axpys_of(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
+              const float* p, std::size_t ldp, std::size_t nq, float* acc) noexcept {
+  if (bits == 2) return axpys<2, Arch, Prepare2, Sums2>(in, count, n, p, ldp, nq, acc);
+  axpys<4, Arch, Prepare4, Sums4>(in, count, n, p, ldp, nq, acc);
+}
+
 }  // namespace simd::detail::token_quads
 
 namespace ref {
 
 inline void token_quad_axpys_u8(const std::uint8_t* in, std::size_t count, std::size_t n,
-                                const float* p, std::size_t ldp, std::size_t nq,
+                                unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
                                 float* acc) noexcept {
   namespace d = simd::detail::token_quads;
-  d::axpys<simd::scalar, &d::prepare_scalar<simd::scalar>, &d::sums_generic<simd::scalar>>(
-      in, count, n, p, ldp, nq, acc);
+  using scalar = simd::scalar;
+  d::axpys_of<scalar, &d::prepare_scalar<2, scalar>, &d::sums_generic<2, scalar>,
+              &d::prepare_scalar<4, scalar>, &d::sums_generic<4, scalar>>(in, count, n, bits, p,
+                                                                          ldp, nq, acc);
 }
 
 }  // namespace ref
@@ -381,7 +417,7 @@ namespace detail::token_quads {
 // prepare_scalar's results with AVX2, as prepare_avx512 (which see) with a block's 16 weights in
 // two vectors; the blocks' maxima are reduced one block at a time. Without it the scalar
 // preparation took 57% of a 4-bit decode step at 16k tokens.
-template <class Arch>
+template <unsigned Bits, class Arch>
 void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes,
                   const float* p, std::size_t ldp, std::size_t heads, chunk_weights& cw) noexcept {
   alignas(32) float w[max_heads][chunk_blocks * block_tokens];
@@ -389,7 +425,7 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
   __m256 middles[max_heads][2];
   for (auto& a : middles) a[0] = a[1] = _mm256_setzero_ps();
   const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
-  const __m256 middle = _mm256_set1_ps(middle_code);
+  const __m256 middle = _mm256_set1_ps(middle_code(Bits));
   for (std::size_t u = 0; u < blocks; ++u) {
     const auto* half = reinterpret_cast<const __m128i*>(in + u * block_bytes);
     const __m256 s[2] = {_mm256_cvtph_ps(_mm_loadu_si128(half)),
@@ -427,12 +463,13 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       inv = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(inv),
                                                  _mm256_castps_si256(over)));  // (-1 where over)
       const __m256 scale = _mm256_blendv_ps(_mm256_and_ps(ok, _mm256_div_ps(m, grid)), nan, bad);
-      const __m256 tiny = _mm256_cmp_ps(scale, _mm256_set1_ps(least_scale), _CMP_LT_OQ);
+      const __m256 tiny = _mm256_cmp_ps(scale, _mm256_set1_ps(least_scale(Bits)), _CMP_LT_OQ);
       const __m256 kept = _mm256_andnot_ps(tiny, scale);  // (not less: NaN scales stay)
       _mm256_store_ps(invs + k,
                       _mm256_andnot_ps(tiny, _mm256_andnot_ps(bad, _mm256_and_ps(ok, inv))));
-      _mm256_store_ps(cw.scale[g] + k, kept);
-      _mm256_store_ps(cw.scale16[g] + k, _mm256_mul_ps(kept, _mm256_set1_ps(1.0f / 16.0f)));
+      for (std::size_t pos = 0; pos < 8 / Bits; ++pos)
+        _mm256_store_ps(cw.scale[g][pos] + k,
+                        _mm256_mul_ps(kept, _mm256_set1_ps(position_factor(Bits, pos))));
     }
     alignas(32) float rounded[chunk_blocks] = {};
     for (std::size_t u = 0; u < blocks; ++u) {
@@ -448,12 +485,12 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
           _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens), bytes);
       const __m128i total = _mm_sad_epu8(bytes, _mm_setzero_si128());  // two halves' sums
-      rounded[u] = cw.scale[g][u] *
+      rounded[u] = cw.scale[g][0][u] *
                    static_cast<float>(_mm_cvtsi128_si32(total) + _mm_extract_epi32(total, 2));
     }
     alignas(32) float lanes[block_tokens];
     for (std::size_t k = 0; k < 2; ++k) _mm256_store_ps(lanes + 8 * k, middles[g][k]);
-    set_offsets<Arch>(lanes, rounded, cw.offset[g]);
+    set_offsets<Bits, Arch>(lanes, rounded, cw.offset[g]);
   }
 }
 
@@ -464,16 +501,62 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
 // block's lines (spread thin, as prefetch.hpp says). Prefetches past the chunk are harmless: they
 // never fault.
 
+// AVX2, 2-bit codes, n a multiple of 64 (generic sums otherwise): per slice (64 columns) and
+// block, one weight vector at a time (its eight sums of 8 columns fill the registers), the four
+// tokens' codes of 64 columns are two 32-byte loads; each position shifted down and masked (the
+// top one's code - 2 by a table, vpshufb), vpmaddubsw multiplies the u8 weights by the codes and
+// adds pairs (at most 2 * 255 * 3), vpmaddwd by ones adds the pairs; the float sums stay in acc.
+template <class Arch>
+void sums2_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  if (n % 64 != 0) return sums_generic<2, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  const __m256i signed_top =  // the top position's bits as a signed 2-bit number
+      _mm256_setr_epi8(0, 1, -2, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -2, -1, 0, 0, 0, 0,
+                       0, 0, 0, 0, 0, 0, 0, 0);
+  for (std::size_t g = 0; g < heads; ++g) {
+    add_offsets<2, Arch>(cw, g, n, acc + g * n);
+    for (std::size_t m = 0; m < n / 64; ++m)
+      for (std::size_t u = 0; u < blocks; ++u) {
+        const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
+        if (g == 0 && m == 0) prefetch_bytes<Arch>(in + (u + 4) * block_bytes, block_bytes);
+        __m256i sum[8];  // columns 8 k .. 8 k + 7 of the slice
+        for (auto& v : sum) v = _mm256_setzero_si256();
+        for (std::size_t quad = 0; quad < 4; ++quad) {
+          std::int32_t four;
+          std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
+          const __m256i wq = _mm256_set1_epi32(four);
+          const auto* x = reinterpret_cast<const __m256i*>(slice + 64 * quad);
+          for (std::size_t half = 0; half < 2; ++half) {
+            const __m256i v = _mm256_loadu_si256(x + half);
+            for (unsigned p = 0; p < 4; ++p) {
+              __m256i codes = _mm256_and_si256(_mm256_srli_epi16(v, static_cast<int>(2 * p)), mask);
+              if (p == 3) codes = _mm256_shuffle_epi8(signed_top, codes);
+              __m256i& s = sum[2 * p + half];
+              s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(wq, codes), ones));
+            }
+          }
+        }
+        const __m256 scale = _mm256_set1_ps(cw.scale[g][0][u]);
+        float* out = acc + g * n + 64 * m;
+        for (std::size_t k = 0; k < 8; ++k)
+          _mm256_storeu_ps(out + 8 * k, _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum[k]),
+                                                        _mm256_loadu_ps(out + 8 * k)));
+      }
+  }
+}
+
 // AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
 // codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
 // (the high nibbles' code - 8 by a table, vpshufb) and adds pairs (at most 2 * 255 * 15, no
 // saturation), vpmaddwd by ones adds the pairs. Two weight vectors at a time; the float sums stay
-// in acc (L1).
-template <class Arch>
+// in acc (L1). 2-bit codes: sums2_avx2.
+template <unsigned Bits, class Arch>
 void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  for (std::size_t g = 0; g < heads; ++g) add_offsets<Arch>(cw, g, n, acc + g * n);
+  if constexpr (Bits == 2) return sums2_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  if (n % 32 != 0) return sums_generic<4, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  for (std::size_t g = 0; g < heads; ++g) add_offsets<4, Arch>(cw, g, n, acc + g * n);
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i signed_nibble =  // nibble v as a signed 4-bit number
       _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6,
@@ -506,7 +589,7 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
           }
         }
         for (std::size_t g = 0; g < gn; ++g) {
-          const __m256 s = _mm256_set1_ps(cw.scale[g0 + g][u]);
+          const __m256 s = _mm256_set1_ps(cw.scale[g0 + g][0][u]);
           float* out = acc + (g0 + g) * n + 32 * m;
           for (std::size_t k = 0; k < 4; ++k)
             _mm256_storeu_ps(out + 8 * k, _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(sum[g][k]),
@@ -524,68 +607,66 @@ namespace detail::token_quads {
 
 #define QCODEC_QUADS_VNNI_TARGET __attribute__((target("avx512vnni")))
 
-// AVX-512 VNNI, n a multiple of 32, G weight vectors: per slice, the float sums of its 32
-// columns stay in registers across the chunk's blocks; per block and four tokens, one 64-byte
-// load, its low and high nibbles (16 columns each; the high ones 16 (code - 8), scaled by
-// S_u / 16), and per weight vector one vpdpbusd of each against the broadcast four weights.
-template <std::size_t G, class Arch>
+// AVX-512 VNNI, n a multiple of 16 P (P = 8 / Bits codes per byte), G weight vectors: per slice,
+// the float sums of its 16 P columns stay in registers across the chunk's blocks; per block and
+// four tokens, one 64-byte load, each position's codes where they lie (16 columns each; position
+// p holds 2^(Bits p) times its codes, the top one 2^(8 - Bits) (code - 2^(Bits - 1)), scaled by
+// S_u 2^-(Bits p)), and per weight vector one vpdpbusd of each against the broadcast four weights.
+// (2-bit codes' sums take twice the registers; in two passes of two weight vectors they took
+// 1.00-1.06x the time of KIVI-2 decode steps at 16k/64, 16k/128 and 64k/64.)
+template <unsigned Bits, std::size_t G, class Arch>
 QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_t blocks,
                                               std::size_t block_bytes, std::size_t n,
                                               const chunk_weights& cw, float* acc) noexcept {
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const std::size_t slices = n / 32;
+  constexpr std::size_t P = 8 / Bits, columns = block_tokens * P;  // a slice's
+  const std::size_t slices = n / columns;
   for (std::size_t m = 0; m < slices; ++m) {
     // This slice's pass prefetches its share of the lines of every block ahead.
     const line_share share = share_of_lines(block_bytes, m, slices);
-    __m512 f[G][2];
+    __m512 f[G][P];
     for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t k = 0; k < 2; ++k)
-        f[g][k] = _mm512_add_ps(_mm512_loadu_ps(acc + g * n + 32 * m + 16 * k),
-                                _mm512_set1_ps(cw.offset[g][k]));
+      for (std::size_t p = 0; p < P; ++p)
+        f[g][p] = _mm512_add_ps(_mm512_loadu_ps(acc + g * n + columns * m + 16 * p),
+                                _mm512_set1_ps(cw.offset[g][p == P - 1]));
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
       prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + share.from, share.bytes);
-      __m512i sum[G][2];
+      __m512i sum[G][P];
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
       for (std::size_t quad = 0; quad < 4; ++quad) {
         const __m512i x = _mm512_loadu_si512(slice + 64 * quad);
-        const __m512i lo = _mm512_and_si512(x, low4);
-        const __m512i hi = _mm512_andnot_si512(low4, x);
+        __m512i codes[P];
+        for (std::size_t p = 0; p < P; ++p)
+          codes[p] = _mm512_and_si512(
+              x, _mm512_set1_epi8(static_cast<char>(((1u << Bits) - 1) << (Bits * p))));
         for (std::size_t g = 0; g < G; ++g) {
           std::int32_t four;
           std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
           const __m512i wq = _mm512_set1_epi32(four);
-          sum[g][0] = _mm512_dpbusd_epi32(sum[g][0], wq, lo);
-          sum[g][1] = _mm512_dpbusd_epi32(sum[g][1], wq, hi);
+          for (std::size_t p = 0; p < P; ++p)
+            sum[g][p] = _mm512_dpbusd_epi32(sum[g][p], wq, codes[p]);
         }
       }
-      for (std::size_t g = 0; g < G; ++g) {
-        f[g][0] =
-            _mm512_fmadd_ps(_mm512_set1_ps(cw.scale[g][u]), _mm512_cvtepi32_ps(sum[g][0]), f[g][0]);
-        f[g][1] = _mm512_fmadd_ps(_mm512_set1_ps(cw.scale16[g][u]), _mm512_cvtepi32_ps(sum[g][1]),
-                                  f[g][1]);
-      }
+      for (std::size_t g = 0; g < G; ++g)
+        for (std::size_t p = 0; p < P; ++p)
+          f[g][p] = _mm512_fmadd_ps(_mm512_set1_ps(cw.scale[g][p][u]),
+                                    _mm512_cvtepi32_ps(sum[g][p]), f[g][p]);
     }
     for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t k = 0; k < 2; ++k) _mm512_storeu_ps(acc + g * n + 32 * m + 16 * k, f[g][k]);
+      for (std::size_t p = 0; p < P; ++p)
+        _mm512_storeu_ps(acc + g * n + columns * m + 16 * p, f[g][p]);
   }
 }
 
-template <class Arch>
+template <unsigned Bits, class Arch>
 void sums_vnni(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if (n % 32 != 0) return sums_generic<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  switch (heads) {
-    case 1:
-      return sums_vnni_group<1, Arch>(in, blocks, block_bytes, n, cw, acc);
-    case 2:
-      return sums_vnni_group<2, Arch>(in, blocks, block_bytes, n, cw, acc);
-    case 3:
-      return sums_vnni_group<3, Arch>(in, blocks, block_bytes, n, cw, acc);
-    default:
-      return sums_vnni_group<4, Arch>(in, blocks, block_bytes, n, cw, acc);
-  }
+  if (n % (block_tokens * 8 / Bits) != 0)
+    return sums_generic<Bits, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  rows::with_group(heads, [&](auto group) {
+    sums_vnni_group<Bits, decltype(group)::value, Arch>(in, blocks, block_bytes, n, cw, acc);
+  });
 }
 
 #undef QCODEC_QUADS_VNNI_TARGET
@@ -595,7 +676,8 @@ void sums_vnni(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
 
 /// The entries of a kernel table (see kernel_table.hpp).
 struct token_quad_kernels {
-  void (*token_quad_axpys_u8)(const std::uint8_t*, std::size_t, std::size_t, const float*,
+  /// (in, count, n, bits, p, ldp, nq, acc): the header's sums of 2- or 4-bit blocks.
+  void (*token_quad_axpys_u8)(const std::uint8_t*, std::size_t, std::size_t, unsigned, const float*,
                               std::size_t, std::size_t, float*) noexcept;
 };
 
@@ -608,16 +690,20 @@ token_quad_kernels make_token_quad_kernels() noexcept {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
       if (cpu_supports_avx512_vnni())
-        return {&d::axpys<Arch, &d::prepare_avx512<Arch>, &d::sums_vnni<Arch>>};
-      return {&d::axpys<Arch, &d::prepare_avx512<Arch>, &d::sums_avx2<Arch>>};
+        return {&d::axpys_of<Arch, &d::prepare_avx512<2, Arch>, &d::sums_vnni<2, Arch>,
+                             &d::prepare_avx512<4, Arch>, &d::sums_vnni<4, Arch>>};
+      return {&d::axpys_of<Arch, &d::prepare_avx512<2, Arch>, &d::sums_avx2<2, Arch>,
+                           &d::prepare_avx512<4, Arch>, &d::sums_avx2<4, Arch>>};
     }
 #endif
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-      return {&d::axpys<Arch, &d::prepare_avx2<Arch>, &d::sums_avx2<Arch>>};
+      return {&d::axpys_of<Arch, &d::prepare_avx2<2, Arch>, &d::sums_avx2<2, Arch>,
+                           &d::prepare_avx2<4, Arch>, &d::sums_avx2<4, Arch>>};
     }
 #endif
-    return {&d::axpys<Arch, &d::prepare_scalar<Arch>, &d::sums_generic<Arch>>};
+    return {&d::axpys_of<Arch, &d::prepare_scalar<2, Arch>, &d::sums_generic<2, Arch>,
+                         &d::prepare_scalar<4, Arch>, &d::sums_generic<4, Arch>>};
   }
 }
 
