@@ -274,6 +274,26 @@ TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with 8-bit weight
   CHECK(diff / ref < 2e-3 * exact_error);  // (3e-4, 8e-4, KIVI-4 6e-4, KIVI-2 5e-5 here)
 }
 
+TEMPLATE_TEST_CASE("token_quads<B> decodes as token_rows<B> at any head_dim", "[kv][attention]",
+                   (std::integral_constant<unsigned, 2>), (std::integral_constant<unsigned, 4>)) {
+  // Narrow last slices (100: 36 and 4 columns), and head_dims past the codec's 256-column pieces.
+  constexpr unsigned bits = TestType::value;
+  for (std::size_t dim : {8u, 100u, 320u}) {
+    INFO("bits " << bits << ", head_dim " << dim);
+    const kv_test::kv_data data = kv_test::make_kv(16, 1, dim, 35);
+    const kv::token_quads<bits> quads(dim);
+    const kv::token_rows<bits> rows(dim);
+    REQUIRE(quads.unit_bytes() == rows.unit_bytes());
+    std::vector<std::uint8_t> unit_quads(quads.unit_bytes()), unit_rows(rows.unit_bytes());
+    quads.encode(data.values.data(), unit_quads.data());
+    rows.encode(data.values.data(), unit_rows.data());
+    std::vector<float> from_quads(16 * dim), from_rows(16 * dim);
+    quads.decode(unit_quads.data(), from_quads.data());
+    rows.decode(unit_rows.data(), from_rows.data());
+    CHECK(from_quads == from_rows);
+  }
+}
+
 TEMPLATE_TEST_CASE("token_quads as keys: scores are the query against the decoding",
                    "[kv][attention]", kv::token_quads<2>, kv::token_quads<4>) {
   // (Correct, not fast: keys belong in token_blocks.)

@@ -16,6 +16,9 @@
 // KIVI-2 with 2-bit token_quads values against per_token<2> ones: 0.56-0.59x at 16k and 64k
 // tokens with VNNI, 0.95-0.97x with the AVX2 kernels.
 //
+// The fast sums take whole slices of columns (simd/token_quads.hpp): head_dim a multiple of 32 for
+// 4-bit codes, of 64 for 2-bit ones; other head_dims are summed by the generic loop, far slower.
+//
 // As token_rows: the cache keeps the newest tokens in full precision until 16 have come
 // (group_tokens = 16), and scores() is correct but not fast (keys belong in token_blocks).
 

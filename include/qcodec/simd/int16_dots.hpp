@@ -899,8 +899,9 @@ QCODEC_INT16_VNNI_INLINE void transpose16(const std::uint8_t* in, std::size_t st
 // The vpdpbusd operands of one dword of 16 rows' codes (one row per lane): position p holds the
 // codes at bits Bits p of each byte (4 bits: elements 8j, +2, +4, +6, then 8j+1, +3, +5, +7;
 // 2 bits: elements 16j + p, +4, +8, +12), each alone in its byte. Wide: as the codes. Not Wide: the
-// codes in a byte's high nibble (the high half of the positions) where they lie, 16 times the codes
-// (one mask where shifting them down took a shift too, on the pipes vpdpbusd runs on).
+// high half of the positions 16 times their codes, in a byte's high nibble (4 bits: where they
+// lie, one mask where shifting them down took a shift too, on the pipes vpdpbusd runs on; 2 bits:
+// position 3 shifted down by 2 with position 1, so that one shift serves both).
 template <unsigned Bits, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void code_operands(__m512i x, __m512i (&codes)[8 / Bits]) noexcept {
   const __m512i mask = _mm512_set1_epi8((1 << Bits) - 1);
@@ -927,8 +928,9 @@ QCODEC_INT16_VNNI_INLINE void code_operands(__m512i x, __m512i (&codes)[8 / Bits
 // of two calls: 0.93-0.99x the time of a KIVI-4 decode step at 16k and 64k tokens). `add`, when
 // not null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's
 // constants). Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not
-// read; the operands of the high nibbles, 16 times their codes, go into a second sum (al) divided
-// by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 240 * 128 * n). So B blocks
+// read; the operands of the high half of the positions, 16 times their codes, go into a second sum
+// (al) divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 16 (2^Bits - 1)
+// 128 n). So B blocks
 // run 2BG dependency chains of vpdpbusd.
 template <unsigned Bits, std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t stride, std::size_t n,
@@ -1249,7 +1251,7 @@ void channel_unit_dots_vnni(const std::uint8_t* units, std::size_t unit_bytes, s
     return d::channel_units_vnni<4, Wide, Arch>(units, unit_bytes, count, rows, n, blocked, q, nq,
                                                 out, ld);
   }
-  if (bits == 2 && blocked && n <= d::max_n) {  // (blocked: n a multiple of 64)
+  if (bits == 2 && blocked && d::blockable_rows<Arch>(2, n, rows) && n <= d::max_n) {
     return d::channel_units_vnni<2, Wide, Arch>(units, unit_bytes, count, rows, n, true, q, nq, out,
                                                 ld);
   }

@@ -50,9 +50,8 @@
 // weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
 // token adds p_t (mid s_t + o_t), its value at the middle code, through M, as does every token of a
 // block whose S_u is below the least kept (its largest weight below about 5e-35, 2e-34 at 2 bits).
-// A block whose
-// weights hold a NaN or an infinity (after the scales) adds NaN (the same NaN on every target, for
-// an acc that holds no NaN).
+// A block whose weights hold a NaN or an infinity (after the scales) adds NaN (the same NaN on
+// every target, for an acc that holds no NaN).
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
@@ -550,11 +549,10 @@ void sums2_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_by
 // codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
 // (the high nibbles' code - 8 by a table, vpshufb) and adds pairs (at most 2 * 255 * 15, no
 // saturation), vpmaddwd by ones adds the pairs. Two weight vectors at a time; the float sums stay
-// in acc (L1). 2-bit codes: sums2_avx2.
-template <unsigned Bits, class Arch>
-void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
-               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if constexpr (Bits == 2) return sums2_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+// in acc (L1).
+template <class Arch>
+void sums4_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
   if (n % 32 != 0) return sums_generic<4, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   for (std::size_t g = 0; g < heads; ++g) add_offsets<4, Arch>(cw, g, n, acc + g * n);
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
@@ -596,6 +594,16 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
                                                           _mm256_loadu_ps(out + 8 * k)));
         }
       }
+  }
+}
+
+template <unsigned Bits, class Arch>
+void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  if constexpr (Bits == 2) {
+    sums2_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  } else {
+    sums4_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   }
 }
 

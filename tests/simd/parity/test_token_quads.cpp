@@ -89,6 +89,11 @@ TEST_CASE("token quad layout: every code has its own bits", "[parity][token_quad
   CHECK(quad_code_at(128, 2, 5, 35).shift == 4);
   CHECK(quad_code_at(128, 2, 5, 51).shift == 6);
   CHECK(quad_code_at(128, 2, 0, 64).byte == 64 + 256);
+  // A narrow last slice: at n = 100 slice 1 holds 36 columns, h = 9 bytes per token, and its
+  // column 27 is the top position of byte 0.
+  CHECK(quad_code_at(100, 2, 5, 64 + 27).byte == 64 + 256 + 4 * 9 * 1 + 0 + 1);
+  CHECK(quad_code_at(100, 2, 5, 64 + 27).shift == 6);
+  CHECK(quad_code_at(100, 2, 5, 64 + 27).top);
 }
 
 TEST_CASE("token quad axpys match their oracle bit for bit", "[parity][token_quads]") {
