@@ -929,9 +929,8 @@ QCODEC_INT16_VNNI_INLINE void code_operands(__m512i x, __m512i (&codes)[8 / Bits
 // not null, holds a term per vector added to its scores (channel_unit_dots_i16's and _i8's
 // constants). Not Wide: hi holds q8, one product per dword (channel_unit_dots_i8), and lo is not
 // read; the operands of the high half of the positions, 16 times their codes, go into a second sum
-// (al) divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 16 (2^Bits - 1)
-// 128 n). So B blocks
-// run 2BG dependency chains of vpdpbusd.
+// (al) divided by 16 at the end: exactly, as that sum is a multiple of 16 (|sum| <= 16 (2^Bits -
+// 1) 128 n). So B blocks run 2BG dependency chains of vpdpbusd.
 template <unsigned Bits, std::size_t G, std::size_t B, bool Blocked, bool Wide, class Arch>
 QCODEC_INT16_VNNI_INLINE void row_blocks(const std::uint8_t* in, std::size_t stride, std::size_t n,
                                          const std::int32_t* hi, const std::int32_t* lo,
