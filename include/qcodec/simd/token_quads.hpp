@@ -76,6 +76,7 @@
 #include <qcodec/simd/token_rows.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -143,9 +144,19 @@ constexpr float middle_code(unsigned bits) noexcept {
 }
 // c_i of a column in the top position (header).
 constexpr int top_code(unsigned bits) noexcept { return 1 << (bits - 1); }
-// The least S_u kept (header): S_u 2^(bits - 8) is then a normal float, so that the VNNI sums
-// may take a code in position p where it lies, 2^(bits p) times it, by S_u 2^-(bits p).
-constexpr float least_scale(unsigned bits) noexcept { return bits == 4 ? 0x1p-122f : 0x1p-120f; }
+
+// The factor taking S_u to position p's scale, 2^-(bits p): exactly, as S_u is 0, NaN or at
+// least least_scale.
+constexpr float position_factor(unsigned bits, std::size_t p) noexcept {
+  return 1.0f / static_cast<float>(1u << (bits * p));
+}
+// The least S_u kept (header): the top position's scale, S_u 2^(bits - 8), is then a normal float,
+// so that the VNNI sums may take a code in position p where it lies, 2^(bits p) times it, by
+// S_u 2^-(bits p). (2^-122 at 4 bits, 2^-120 at 2.)
+constexpr float least_scale(unsigned bits) noexcept {
+  return std::numeric_limits<float>::min() / position_factor(bits, 8 / bits - 1);
+}
+static_assert(least_scale(4) == 0x1p-122f && least_scale(2) == 0x1p-120f);
 
 // One chunk's rounded weights for up to max_heads weight vectors.
 struct chunk_weights {
@@ -168,12 +179,6 @@ void set_offsets(Lanes middles, Lanes rounded, float (&offset)[2]) noexcept {
   }
   offset[0] = std::fma(-middle_code(Bits), r, m);
   offset[1] = std::fma(static_cast<float>(top_code(Bits)) - middle_code(Bits), r, m);
-}
-
-// The factor taking S_u to position p's scale, 2^-(bits p): exactly, as S_u is 0, NaN or at
-// least least_scale.
-constexpr float position_factor(unsigned bits, std::size_t p) noexcept {
-  return 1.0f / static_cast<float>(1u << (bits * p));
 }
 
 // The header's w_t, S_u, q_t and b for the `blocks` blocks at `in` and the weight vectors
@@ -500,110 +505,66 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
 // block's lines (spread thin, as prefetch.hpp says). Prefetches past the chunk are harmless: they
 // never fault.
 
-// AVX2, 2-bit codes, n a multiple of 64 (generic sums otherwise): per slice (64 columns) and
-// block, one weight vector at a time (its eight sums of 8 columns fill the registers), the four
-// tokens' codes of 64 columns are two 32-byte loads; each position shifted down and masked (the
-// top one's code - 2 by a table, vpshufb), vpmaddubsw multiplies the u8 weights by the codes and
-// adds pairs (at most 2 * 255 * 3), vpmaddwd by ones adds the pairs; the float sums stay in acc.
-template <class Arch>
-void sums2_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
-                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if (n % 64 != 0) return sums_generic<2, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  const __m256i signed_top =  // the top position's bits as a signed 2-bit number
-      _mm256_setr_epi8(0, 1, -2, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -2, -1, 0, 0, 0, 0,
-                       0, 0, 0, 0, 0, 0, 0, 0);
-  for (std::size_t g = 0; g < heads; ++g) {
-    add_offsets<2, Arch>(cw, g, n, acc + g * n);
-    for (std::size_t m = 0; m < n / 64; ++m)
-      for (std::size_t u = 0; u < blocks; ++u) {
-        const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
-        if (g == 0 && m == 0) prefetch_bytes<Arch>(in + (u + 4) * block_bytes, block_bytes);
-        __m256i sum[8];  // columns 8 k .. 8 k + 7 of the slice
-        for (auto& v : sum) v = _mm256_setzero_si256();
-        for (std::size_t quad = 0; quad < 4; ++quad) {
-          std::int32_t four;
-          std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
-          const __m256i wq = _mm256_set1_epi32(four);
-          const auto* x = reinterpret_cast<const __m256i*>(slice + 64 * quad);
-          for (std::size_t half = 0; half < 2; ++half) {
-            const __m256i v = _mm256_loadu_si256(x + half);
-            for (unsigned p = 0; p < 4; ++p) {
-              __m256i codes = _mm256_and_si256(_mm256_srli_epi16(v, static_cast<int>(2 * p)), mask);
-              if (p == 3) codes = _mm256_shuffle_epi8(signed_top, codes);
-              __m256i& s = sum[2 * p + half];
-              s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(wq, codes), ones));
-            }
-          }
-        }
-        const __m256 scale = _mm256_set1_ps(cw.scale[g][0][u]);
-        float* out = acc + g * n + 64 * m;
-        for (std::size_t k = 0; k < 8; ++k)
-          _mm256_storeu_ps(out + 8 * k, _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum[k]),
-                                                        _mm256_loadu_ps(out + 8 * k)));
-      }
-  }
-}
-
-// AVX2, n a multiple of 32 (generic sums otherwise): per slice and block, the four tokens'
-// codes of 32 columns are two 32-byte loads; vpmaddubsw multiplies the u8 weights by the codes
-// (the high nibbles' code - 8 by a table, vpshufb) and adds pairs (at most 2 * 255 * 15, no
-// saturation), vpmaddwd by ones adds the pairs. Two weight vectors at a time; the float sums stay
-// in acc (L1).
-template <class Arch>
-void sums4_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
-                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if (n % 32 != 0) return sums_generic<4, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  for (std::size_t g = 0; g < heads; ++g) add_offsets<4, Arch>(cw, g, n, acc + g * n);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const __m256i signed_nibble =  // nibble v as a signed 4-bit number
-      _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6,
-                       7, -8, -7, -6, -5, -4, -3, -2, -1);
-  const auto high = [&](__m256i x) {
-    return _mm256_shuffle_epi8(signed_nibble, _mm256_and_si256(_mm256_srli_epi16(x, 4), low4));
+// AVX2, n a multiple of C = 16 P (P = 8 / Bits codes per byte; generic sums otherwise): per slice
+// and block, the four tokens' codes of C columns are two 32-byte loads; each position shifted down
+// and masked (the top one's code - 2^(Bits - 1) by a table, vpshufb) gives 8 columns of each,
+// vpmaddubsw multiplies the u8 weights by the codes and adds pairs (at most 2 * 255 * 15, no
+// saturation), vpmaddwd by ones adds the pairs. 4 / P weight vectors at a time (their 8 sums of 8
+// columns fill the registers); the float sums stay in acc (L1).
+template <unsigned Bits, class Arch>
+void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  constexpr std::size_t P = 8 / Bits, columns = block_tokens * P, per_pass = 4 / P;
+  if (n % columns != 0) return sums_generic<Bits, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  for (std::size_t g = 0; g < heads; ++g) add_offsets<Bits, Arch>(cw, g, n, acc + g * n);
+  // Byte v (of the low 16) as a signed Bits-bit number, in both 128-bit lanes.
+  static constexpr auto signed_table = [] {
+    std::array<std::int8_t, 32> t{};
+    for (std::size_t i = 0; i < 32; ++i) {
+      const int v = static_cast<int>(i % 16);
+      t[i] = static_cast<std::int8_t>(v < (1 << (Bits - 1)) ? v : v - (1 << Bits));
+    }
+    return t;
+  }();
+  const __m256i signed_top =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(signed_table.data()));
+  const __m256i mask = _mm256_set1_epi8((1 << Bits) - 1), ones = _mm256_set1_epi16(1);
+  const auto position = [&](__m256i x, std::size_t p) {
+    const __m256i codes =
+        _mm256_and_si256(p == 0 ? x : _mm256_srli_epi16(x, static_cast<int>(Bits * p)), mask);
+    return p == P - 1 ? _mm256_shuffle_epi8(signed_top, codes) : codes;
   };
-  for (std::size_t g0 = 0; g0 < heads; g0 += 2) {
-    const std::size_t gn = heads - g0 < 2 ? heads - g0 : 2;
-    for (std::size_t m = 0; m < n / 32; ++m)
+  for (std::size_t g0 = 0; g0 < heads; g0 += per_pass) {
+    const std::size_t gn = heads - g0 < per_pass ? heads - g0 : per_pass;
+    for (std::size_t m = 0; m < n / columns; ++m)
       for (std::size_t u = 0; u < blocks; ++u) {
         const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
         if (g0 == 0 && m == 0) prefetch_bytes<Arch>(in + (u + 4) * block_bytes, block_bytes);
-        __m256i sum[2][4];
+        __m256i sum[per_pass][2 * P];  // sum[g][2 p + half]: columns 16 p + 8 half .. + 7
         for (auto& a : sum)
           for (auto& v : a) v = _mm256_setzero_si256();
         for (std::size_t quad = 0; quad < 4; ++quad) {
           const auto* x = reinterpret_cast<const __m256i*>(slice + 64 * quad);
-          const __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
-          // Columns 0-7, 8-15 (low nibbles), 16-23, 24-31 (high).
-          const __m256i codes[4] = {_mm256_and_si256(x0, low4), _mm256_and_si256(x1, low4),
-                                    high(x0), high(x1)};
+          const __m256i halves[2] = {_mm256_loadu_si256(x), _mm256_loadu_si256(x + 1)};
+          __m256i codes[2 * P];
+          for (std::size_t k = 0; k < 2 * P; ++k) codes[k] = position(halves[k % 2], k / 2);
           for (std::size_t g = 0; g < gn; ++g) {
             std::int32_t four;
             std::memcpy(&four, cw.q[g0 + g] + u * block_tokens + 4 * quad, 4);
             const __m256i wq = _mm256_set1_epi32(four);
-            for (std::size_t k = 0; k < 4; ++k)
+            for (std::size_t k = 0; k < 2 * P; ++k)
               sum[g][k] = _mm256_add_epi32(
                   sum[g][k], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, codes[k]), ones));
           }
         }
         for (std::size_t g = 0; g < gn; ++g) {
           const __m256 s = _mm256_set1_ps(cw.scale[g0 + g][0][u]);
-          float* out = acc + (g0 + g) * n + 32 * m;
-          for (std::size_t k = 0; k < 4; ++k)
+          float* out = acc + (g0 + g) * n + columns * m;
+          for (std::size_t k = 0; k < 2 * P; ++k)
             _mm256_storeu_ps(out + 8 * k, _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(sum[g][k]),
                                                           _mm256_loadu_ps(out + 8 * k)));
         }
       }
-  }
-}
-
-template <unsigned Bits, class Arch>
-void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
-               const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
-  if constexpr (Bits == 2) {
-    sums2_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
-  } else {
-    sums4_avx2<Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   }
 }
 
