@@ -222,11 +222,12 @@ TEST_CASE("token_rows values are per_token's with 16-bit weights, 16 tokens to a
 }
 
 // token_quads<B> holds per_token<B>'s codes too, four tokens interleaved, and sums them with
-// 8-bit weights per block of 16 tokens: the same decoding as token_rows<B>, and attention moved
-// by the weights' rounding only (each weight off by at most 1/510 of its block's largest, the
-// error's mean taken back at the middle code), far less than the 4-bit values' own rounding
-// moves it. Without that correction, 7e-5 and 4e-5 here (rotated: one output coordinate takes
-// the whole mean), and 1.7e-3 and 6.1e-3 at the largest, against 1e-5 and 9.5e-4 with it.
+// 8-bit weights per block of 16 tokens (16-bit at B = 8): the same decoding as token_rows<B>, and
+// attention moved by the weights' rounding only (each weight off by at most 1/510 of its block's
+// largest, 1/131070 at B = 8, the error's mean taken back at the middle code), far less than the
+// values' own rounding moves it. Without that correction, 7e-5 and 4e-5 here (rotated: one output
+// coordinate takes the whole mean), and 1.7e-3 and 6.1e-3 at the largest, against 1e-5 and 9.5e-4
+// with it.
 using q4_rows_cache = kv::cache<kv::token_blocks<4>, kv::token_rows<4>>;
 using q4_quads_cache = kv::cache<kv::token_blocks<4>, kv::token_quads<4>>;
 using rotated_rows_cache =
@@ -237,12 +238,15 @@ using kivi4_rows_cache = kv::cache<kv::per_channel<4, 32>, kv::token_rows<4>>;
 using kivi4_quads_cache = kv::cache<kv::per_channel<4, 32>, kv::token_quads<4>>;
 using kivi2_rows_cache = kv::cache<kv::per_channel<2, 32>, kv::token_rows<2>>;
 using kivi2_quads_cache = kv::cache<kv::per_channel<2, 32>, kv::token_quads<2>>;
+using q8_rows_cache = kv::cache<kv::token_blocks<8>, kv::token_rows<8>>;
+using q8_quads_cache = kv::cache<kv::token_blocks<8>, kv::token_quads<8>>;
 
-TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with 8-bit weights per 16 tokens",
+TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with weights rounded per 16 tokens",
                    "[kv][attention]", (std::pair<q4_quads_cache, q4_rows_cache>),
                    (std::pair<rotated_quads_cache, rotated_rows_cache>),
                    (std::pair<kivi4_quads_cache, kivi4_rows_cache>),
-                   (std::pair<kivi2_quads_cache, kivi2_rows_cache>)) {
+                   (std::pair<kivi2_quads_cache, kivi2_rows_cache>),
+                   (std::pair<q8_quads_cache, q8_rows_cache>)) {
   using quads_cache = typename TestType::first_type;
   using rows_cache = typename TestType::second_type;
   const kv_test::kv_data data = kv_test::make_kv(312, kv_heads, head_dim, 33);
@@ -267,15 +271,15 @@ TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with 8-bit weight
     max_diff = std::max(max_diff, std::fabs(double(oquads[i]) - orows[i]));
   }
   const double exact_error = kv_test::error_against_exact(data, q, orows);
-  INFO("relative MSE 8-bit vs 16-bit weights " << diff / ref << ", 16-bit weights vs exact "
-                                               << exact_error << "; largest difference "
-                                               << max_diff);
+  INFO("relative MSE quads vs rows " << diff / ref << ", rows (16-bit weights) vs exact "
+                                     << exact_error << "; largest difference " << max_diff);
   CHECK(diff > 0.0);
-  CHECK(diff / ref < 2e-3 * exact_error);  // (3e-4, 8e-4, KIVI-4 6e-4, KIVI-2 5e-5 here)
+  CHECK(diff / ref < 2e-3 * exact_error);  // (3e-4, 8e-4, KIVI-4 6e-4, KIVI-2 5e-5, 8-bit 8e-5)
 }
 
 TEMPLATE_TEST_CASE("token_quads<B> decodes as token_rows<B> at any head_dim", "[kv][attention]",
-                   (std::integral_constant<unsigned, 2>), (std::integral_constant<unsigned, 4>)) {
+                   (std::integral_constant<unsigned, 2>), (std::integral_constant<unsigned, 4>),
+                   (std::integral_constant<unsigned, 8>)) {
   // Narrow last slices (100: 36 and 4 columns), and head_dims past the codec's 256-column pieces.
   constexpr unsigned bits = TestType::value;
   for (std::size_t dim : {8u, 100u, 320u}) {
@@ -295,7 +299,7 @@ TEMPLATE_TEST_CASE("token_quads<B> decodes as token_rows<B> at any head_dim", "[
 }
 
 TEMPLATE_TEST_CASE("token_quads as keys: scores are the query against the decoding",
-                   "[kv][attention]", kv::token_quads<2>, kv::token_quads<4>) {
+                   "[kv][attention]", kv::token_quads<2>, kv::token_quads<4>, kv::token_quads<8>) {
   // (Correct, not fast: keys belong in token_blocks.)
   const kv_test::kv_data data = kv_test::make_kv(16, kv_heads, head_dim, 33);
   const std::vector<float> q = kv_test::make_queries(q_heads * head_dim, 34);

@@ -9,7 +9,7 @@
 // query (query_format::i8), but a unit is scored by one kernel call that needs no reduction across
 // SIMD lanes and no gather of scales (vpdpbusd adds 4 channels of 16 tokens against a broadcast
 // query dword; the scale and offset terms come from two fp16 vectors). That kernel has AVX-512
-// VNNI and AVX2 paths (bits 1, 2, 4 on AVX2); other targets get scalar code, much slower than
+// VNNI and AVX2 paths; other targets get scalar code, much slower than
 // per_token's.
 //
 // The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's

@@ -36,7 +36,7 @@ namespace qcodec::kv {
 
 template <unsigned Bits>
 class token_quads {
-  static_assert(Bits == 2 || Bits == 4, "token_quads holds 2- or 4-bit codes");
+  static_assert(Bits == 2 || Bits == 4 || Bits == 8, "token_quads holds 2-, 4- or 8-bit codes");
 
  public:
   static constexpr std::size_t group_tokens = simd::block_tokens;
@@ -48,7 +48,7 @@ class token_quads {
     return simd::token_quads_block_bytes(d_, Bits);
   }
   [[nodiscard]] std::string name() const {
-    return "int" + std::to_string(Bits) + "-token-quads16-u8";
+    return "int" + std::to_string(Bits) + "-token-quads16-" + (Bits == 8 ? "u16" : "u8");
   }
 
   /// x: 16 tokens × head_dim, row-major.

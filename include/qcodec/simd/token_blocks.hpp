@@ -36,9 +36,9 @@
 // (kv::token_blocks prepares its queries once per step: forming them per page call took 5% of a
 // 4-bit decode step).
 //
-// Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and for bits 1, 2
-// and 4 AVX2 (vpmaddubsw + vpmaddwd, also the AVX-512 table's base form without VNNI). Other
-// targets and shapes get the generic sums (scalar code).
+// Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and AVX2 (bits 1, 2
+// and 4: vpmaddubsw + vpmaddwd; 8: vpmaddwd on words), also the AVX-512 table's base form without
+// VNNI. Other targets and shapes get the generic sums (scalar code).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -459,21 +459,66 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
   }
 }
 
+// A block_dots_fn for 8-bit codes without VNNI, where vpmaddubsw's pairs would saturate
+// (2 * 255 * 127): four tokens' codes of a group (16 bytes) zero-extended to words, vpmaddwd
+// against the query's four int8 values as words, so that each token has two dwords (channels 0-1
+// and 2-3), added once per block (vphaddd). Tokens 0-7, then 8-15: two sums per query.
+template <std::size_t G, class Arch>
+void dots_madd8(const std::uint8_t* in, std::size_t count, std::size_t n, const std::int32_t* qd,
+                const float* scale, const float* b, float* out, std::size_t ld) noexcept {
+  const std::size_t bytes = token_block_bytes<Arch>(n, 8), groups = n / 4;
+  for (std::size_t u = 0; u < count; ++u) {
+    const std::uint8_t* block = in + u * bytes;
+    for (std::size_t h = 0; h < 2; ++h) {
+      __m256i acc[G][2];  // acc[g][k]: tokens 8 h + 4 k .. + 3, two dwords each
+      for (auto& a : acc) a[0] = a[1] = _mm256_setzero_si256();
+      for (std::size_t j = 0; j < groups; ++j) {
+        const auto* x = reinterpret_cast<const __m128i*>(block + 64 + 64 * j + 32 * h);
+        const __m256i codes[2] = {_mm256_cvtepu8_epi16(_mm_loadu_si128(x)),
+                                  _mm256_cvtepu8_epi16(_mm_loadu_si128(x + 1))};
+        for (std::size_t g = 0; g < G; ++g) {
+          const __m256i q = _mm256_cvtepi8_epi16(_mm_set1_epi32(qd[g * groups + j]));
+          for (std::size_t k = 0; k < 2; ++k)
+            acc[g][k] = _mm256_add_epi32(acc[g][k], _mm256_madd_epi16(codes[k], q));
+        }
+      }
+      const __m256 s =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * h)));
+      const __m256 o =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 32 + 16 * h)));
+      for (std::size_t g = 0; g < G; ++g) {
+        // hadd: tokens 0, 1, 4, 5 | 2, 3, 6, 7 of the eight; the qword permute orders them.
+        const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[g][0], acc[g][1]), 0xD8);
+        const __m256 a = _mm256_mul_ps(_mm256_set1_ps(scale[g]), _mm256_cvtepi32_ps(sum));
+        _mm256_storeu_ps(out + g * ld + block_tokens * u + 8 * h,
+                         _mm256_fmadd_ps(s, a, _mm256_mul_ps(o, _mm256_set1_ps(b[g]))));
+      }
+    }
+  }
+}
+
 template <unsigned Bits, class Arch>
 void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
                     const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
                     float* out, std::size_t ld) noexcept {
-  static constexpr block_dots_fn dots[4] = {
-      &dots_maddubs<1, Bits, Arch>, &dots_maddubs<2, Bits, Arch>, &dots_maddubs<3, Bits, Arch>,
-      &dots_maddubs<4, Bits, Arch>};
-  dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
+  if constexpr (Bits == 8) {
+    static constexpr block_dots_fn dots[4] = {&dots_madd8<1, Arch>, &dots_madd8<2, Arch>,
+                                              &dots_madd8<3, Arch>, &dots_madd8<4, Arch>};
+    dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
+  } else {
+    static constexpr block_dots_fn dots[4] = {
+        &dots_maddubs<1, Bits, Arch>, &dots_maddubs<2, Bits, Arch>, &dots_maddubs<3, Bits, Arch>,
+        &dots_maddubs<4, Bits, Arch>};
+    dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
+  }
 }
 
 }  // namespace detail::token_blocks
 #endif
 
 /// token_block_query and token_block_dots_prepared without instructions beyond Arch's (no
-/// VNNI): vpmaddubsw on AVX2 and AVX-512 targets for bits 1, 2 and 4, the generic sums otherwise.
+/// VNNI): vpmaddubsw on AVX2 and AVX-512 targets for bits 1, 2 and 4, vpmaddwd for 8, the generic
+/// sums otherwise.
 template <class Arch>
 void token_block_query_base(const float* q, std::size_t n, std::uint8_t* out) noexcept {
   namespace d = detail::token_blocks;
@@ -492,15 +537,17 @@ void token_block_dots_prepared_base(const std::uint8_t* in, std::size_t count, s
   namespace d = detail::token_blocks;
 #if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)  // (vfmadd, vcvtph2ps)
   if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    if ((bits == 1 || bits == 2 || bits == 4) && n % token_block_group<Arch>(bits) == 0 &&
-        n <= d::max_n) {
+    if ((bits == 1 || bits == 2 || bits == 4 || bits == 8) &&
+        n % token_block_group<Arch>(bits) == 0 && n <= d::max_n) {
       switch (bits) {
         case 1:
           return d::dots_bits_avx2<1, Arch>(in, count, n, queries, query_stride, nq, out, ld);
         case 2:
           return d::dots_bits_avx2<2, Arch>(in, count, n, queries, query_stride, nq, out, ld);
-        default:
+        case 4:
           return d::dots_bits_avx2<4, Arch>(in, count, n, queries, query_stride, nq, out, ld);
+        default:
+          return d::dots_bits_avx2<8, Arch>(in, count, n, queries, query_stride, nq, out, ld);
       }
     }
   }

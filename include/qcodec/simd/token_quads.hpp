@@ -1,13 +1,13 @@
 #pragma once
-// Blocks of 16 tokens' 2- or 4-bit affine codes (B bits) stored four tokens interleaved, with
-// their parameters in front, summed with weights rounded to 8 bits per block: the value sums of
-// kv::token_quads<B>.
+// Blocks of 16 tokens' 2-, 4- or 8-bit affine codes (B bits) stored four tokens interleaved, with
+// their parameters in front, summed with weights rounded to 8 bits per block (16 at 8-bit codes):
+// the value sums of kv::token_quads<B>.
 //
 // Block layout, token_quads_block_bytes(n, B) bytes (the same size as token_rows.hpp's at B bits):
 //   bytes [0, 32)    the 16 tokens' scales s_t, binary16
 //   bytes [32, 64)   their offsets o_t, binary16
-//   bytes [64, ...)  their codes in slices of C = 16 P columns, P = 8 / B codes to a byte (32 or
-//                    64 columns; the last slice may be narrower): slice m holds columns
+//   bytes [64, ...)  their codes in slices of C = 16 P columns, P = 8 / B codes to a byte (16, 32
+//                    or 64 columns; the last slice may be narrower): slice m holds columns
 //                    [C m, C m + w) with w = min(C, n - C m), h = ceil(w / P) bytes per token,
 //                    and starts at byte 64 + 256 m. In it token t's code of column C m + j is in
 //                    byte 4 h (t / 4) + 4 (j % h) + t % 4, at bits B p.. of it, position
@@ -26,12 +26,12 @@
 //   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
 //                         p_g = p[g * ldp, + 16 count):
 //     per block u:   w_t = p_g[t] * s_t                     the weights take in the scales
-//                    S_u, inv_u: the form of w over the block with the grid 255 (int8_dots.hpp's
-//                    form_from: S_u = m / 255, inv_u = 255 / m rounded toward zero, m = max |w_t|)
-//                    (S_u, inv_u = 0 where S_u < 2^-122 at 4 bits, 2^-120 at 2, so that
-//                    S_u 2^(B - 8) is exact)
-//                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
-//                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
+//                    S_u, inv_u: the form of w over the block with the grid W = 255
+//                    (int8_dots.hpp's form_from: S_u = m / W, inv_u = W / m rounded toward zero, m
+//                    = max |w_t|); W = 65535 at 8-bit codes, whose q_t are two bytes (S_u, inv_u =
+//                    0 where S_u < 2^-122 at 4 bits, 2^-120 at 2, FLT_MIN at 8, so that S_u 2^(B -
+//                    8) is exact) q_t = max(0, w_t * inv_u rounded to an integer in the current
+//                    mode) R_u = S_u * float(sum_t q_t)             the rounded weights' sum
 //     per chunk of up to 16 blocks, in order (mid = (2^B - 1) / 2, the codes' middle: 7.5, 1.5):
 //                    M: lane t = fma(p_g[16 u + t], fma(mid, s_t, o_t), lane t) for each block
 //                    u in order (from 0), R: lane u = R_u, each summed in token_rows.hpp's order
@@ -41,7 +41,7 @@
 //                    for each block u:  acc[g * n + i] = fma(S_u, float(sum_t (code_t[i] - c_i)
 //                                                            q_t), acc[g * n + i])
 // That is sum_t p_t (s_t code_t + o_t), the affine values weighted, each weight p_t s_t off by
-// at most max_block / 510 rounding to nearest (a step in directed modes). b is sum_t p_t o_t plus
+// at most max_block / 2W rounding to nearest (a step in directed modes). b is sum_t p_t o_t plus
 // mid times the rounding errors' sum, sum_t (w_t - S_u q_t): what those errors would add at the
 // middle code is taken back, and only the codes' spread around the middle meets the rounding;
 // the top position's c_i (the -c_i) comes back in b_i as c_i R. (Without that, the errors' mean
@@ -58,7 +58,10 @@
 // tokens and head_dim 64. vpdpbusd takes four (u8 weights by the codes as bytes), and the layout
 // above needs no byte shuffles: P masks per 64 bytes. Rounding each weight to 8 bits of its own
 // block's largest keeps the error far below the codes' own: a weight is off by at most 1/510 of
-// the largest weight among its 16 tokens.
+// the largest weight among its 16 tokens. Not so for 8-bit codes: weights as coarse as the codes
+// would about double the values' error. There each weight is two bytes (q_t = 256 h_t + l_t), each
+// one vpdpbusd operand: two instructions for four codes a lane, still twice the codes of vpdpwssd
+// on words, and no shuffles (token_rows' 8-bit rows have none of its fast paths).
 //
 // Fast paths: the sums for n a multiple of C on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
 // vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
@@ -144,6 +147,11 @@ constexpr float middle_code(unsigned bits) noexcept {
 }
 // c_i of a column in the top position (header).
 constexpr int top_code(unsigned bits) noexcept { return 1 << (bits - 1); }
+// Whether the rounded weights q_t are two bytes (8-bit codes), and their grid W (header).
+constexpr bool two_byte_weights(unsigned bits) noexcept { return bits == 8; }
+constexpr float weight_grid(unsigned bits) noexcept {
+  return two_byte_weights(bits) ? 65535.0f : 255.0f;
+}
 
 // The factor taking S_u to position p's scale, 2^-(bits p): exactly, as S_u is 0, NaN or at
 // least least_scale.
@@ -156,11 +164,13 @@ constexpr float position_factor(unsigned bits, std::size_t p) noexcept {
 constexpr float least_scale(unsigned bits) noexcept {
   return std::numeric_limits<float>::min() / position_factor(bits, 8 / bits - 1);
 }
-static_assert(least_scale(4) == 0x1p-122f && least_scale(2) == 0x1p-120f);
+static_assert(least_scale(4) == 0x1p-122f && least_scale(2) == 0x1p-120f &&
+              least_scale(8) == 0x1p-126f);
 
 // One chunk's rounded weights for up to max_heads weight vectors.
 struct chunk_weights {
-  alignas(64) std::uint8_t q[max_heads][chunk_blocks * block_tokens];
+  alignas(64) std::uint8_t q[max_heads][chunk_blocks * block_tokens];       // q_t, its low byte
+  alignas(64) std::uint8_t q_high[max_heads][chunk_blocks * block_tokens];  // (two_byte_weights)
   alignas(64) float scale[max_heads][max_positions][chunk_blocks];  // position p: S_u 2^-(bits p)
   float offset[max_heads][2];  // b_i: the other columns', the top position's
 };
@@ -206,15 +216,18 @@ void prepare_scalar(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
         finite = finite && std::isfinite(w[t]);
         m = std::fmax(m, std::fabs(w[t]));
       }
-      int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, 255.0f);
+      int8_dots::int8_form f = int8_dots::form_from<Arch>(m, finite, weight_grid(Bits));
       if (f.scale < least_scale(Bits)) f = {0.0f, 0.0f};
       for (std::size_t k = 0; k < 8 / Bits; ++k)
         cw.scale[g][k][u] = f.scale * position_factor(Bits, k);
       std::int32_t total = 0;
       for (std::size_t t = 0; t < block_tokens; ++t) {
-        const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-255, 255]
-        cw.q[g][u * block_tokens + t] = static_cast<std::uint8_t>(q < 0 ? 0 : q);
-        total += static_cast<std::int32_t>(q < 0 ? 0 : q);
+        const long q = f.inv == 0.0f ? 0 : std::lrint(w[t] * f.inv);  // in [-W, W]
+        const auto kept = static_cast<std::int32_t>(q < 0 ? 0 : q);
+        cw.q[g][u * block_tokens + t] = static_cast<std::uint8_t>(kept & 0xFF);
+        if (two_byte_weights(Bits))
+          cw.q_high[g][u * block_tokens + t] = static_cast<std::uint8_t>(kept >> 8);
+        total += kept;
       }
       rounded[u] = f.scale * static_cast<float>(total);
     }
@@ -294,7 +307,7 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
   __m512 scales[max_heads];
   for (std::size_t g = 0; g < heads; ++g) {
     __m512 inv;
-    int8_dots::forms16<Arch>(bits[g], 255.0f, inv, scales[g]);
+    int8_dots::forms16<Arch>(bits[g], weight_grid(Bits), inv, scales[g]);
     // (not less: NaN scales stay)
     const __mmask16 kept =
         _mm512_cmp_ps_mask(scales[g], _mm512_set1_ps(least_scale(Bits)), _CMP_NLT_UQ);
@@ -318,11 +331,24 @@ void prepare_avx512(const std::uint8_t* in, std::size_t blocks, std::size_t bloc
                                                       _mm512_set1_ps(invs[g][u])))
                    : _mm512_setzero_si512();
       }
-      const __m512i bytes =
-          _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
-      _mm512_store_si512(cw.q[g] + 64 * k,
-                         _mm512_permutexvar_epi32(dword_transpose<Arch>(), bytes));
-      sums[k] = _mm512_madd_epi16(_mm512_maddubs_epi16(bytes, ones8), ones16);
+      // As 16-bit words (the unsigned saturation takes negatives and NaN's INT_MIN to 0), then
+      // bytes; two-byte weights are the words' low and high bytes.
+      const __m512i w01 = _mm512_packus_epi32(q[0], q[1]), w23 = _mm512_packus_epi32(q[2], q[3]);
+      const auto store_bytes = [&](__m512i bytes, std::uint8_t* to) {  // and their quads' sums
+        _mm512_store_si512(to + 64 * k, _mm512_permutexvar_epi32(dword_transpose<Arch>(), bytes));
+        return _mm512_madd_epi16(_mm512_maddubs_epi16(bytes, ones8), ones16);
+      };
+      if constexpr (two_byte_weights(Bits)) {
+        const __m512i low = _mm512_set1_epi16(0xFF);
+        const __m512i lows = store_bytes(
+            _mm512_packus_epi16(_mm512_and_si512(w01, low), _mm512_and_si512(w23, low)), cw.q[g]);
+        const __m512i highs =
+            store_bytes(_mm512_packus_epi16(_mm512_srli_epi16(w01, 8), _mm512_srli_epi16(w23, 8)),
+                        cw.q_high[g]);
+        sums[k] = _mm512_add_epi32(lows, _mm512_slli_epi32(highs, 8));
+      } else {
+        sums[k] = store_bytes(_mm512_packus_epi16(w01, w23), cw.q[g]);
+      }
     }
     // Lane u: Q_u (the four quads of each block added across the 128-bit lanes).
     const auto pair = [](__m512i a, __m512i b) {
@@ -353,10 +379,14 @@ void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_
     add_offsets<Bits, Arch>(cw, g, n, out);
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* block = in + u * block_bytes;
-      const std::uint8_t* q = cw.q[g] + u * block_tokens;
+      std::int32_t q[block_tokens];
+      for (std::size_t t = 0; t < block_tokens; ++t) {
+        q[t] = cw.q[g][u * block_tokens + t];
+        if (two_byte_weights(Bits)) q[t] += 256 * cw.q_high[g][u * block_tokens + t];
+      }
       for (std::size_t i = 0; i < n; ++i) {
         const std::int32_t c = quad_code_at<Arch>(n, Bits, 0, i).top ? top_code(Bits) : 0;
-        std::int32_t sum = 0;
+        std::int32_t sum = 0;  // |sum| <= 16 * 128 * 65535 at 8 bits
         for (std::size_t t = 0; t < block_tokens; ++t) {
           sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, Bits, t, i)) - c) * q[t];
         }
@@ -389,13 +419,29 @@ void axpys(const std::uint8_t* in, std::size_t count, std::size_t n, const float
   }
 }
 
-// A kernel table's entry: axpys for 2-bit codes (bits == 2) or 4-bit ones.
-template <class Arch, prepare_fn Prepare2, sums_fn Sums2, prepare_fn Prepare4, sums_fn Sums4>
+// A kernel table's entry: axpys for `bits`-bit codes (2, 4 or 8) with the preparation and sums
+// Kernels names for each width (Kernels::prepare<B>, Kernels::sums<B>).
+template <class Arch, class Kernels>
 void axpys_of(const std::uint8_t* in, std::size_t count, std::size_t n, unsigned bits,
               const float* p, std::size_t ldp, std::size_t nq, float* acc) noexcept {
-  if (bits == 2) return axpys<2, Arch, Prepare2, Sums2>(in, count, n, p, ldp, nq, acc);
-  axpys<4, Arch, Prepare4, Sums4>(in, count, n, p, ldp, nq, acc);
+  const auto run = [&](auto width) {
+    constexpr unsigned B = decltype(width)::value;
+    axpys<B, Arch, Kernels::template prepare<B>, Kernels::template sums<B>>(in, count, n, p, ldp,
+                                                                            nq, acc);
+  };
+  if (bits == 2) return run(std::integral_constant<unsigned, 2>{});
+  if (bits == 4) return run(std::integral_constant<unsigned, 4>{});
+  run(std::integral_constant<unsigned, 8>{});
 }
+
+// The portable kernels: the oracle's (Arch = scalar), and the table's on other targets.
+template <class Arch>
+struct generic_kernels {
+  template <unsigned B>
+  static constexpr prepare_fn prepare = &prepare_scalar<B, Arch>;
+  template <unsigned B>
+  static constexpr sums_fn sums = &sums_generic<B, Arch>;
+};
 
 }  // namespace simd::detail::token_quads
 
@@ -405,10 +451,7 @@ inline void token_quad_axpys_u8(const std::uint8_t* in, std::size_t count, std::
                                 unsigned bits, const float* p, std::size_t ldp, std::size_t nq,
                                 float* acc) noexcept {
   namespace d = simd::detail::token_quads;
-  using scalar = simd::scalar;
-  d::axpys_of<scalar, &d::prepare_scalar<2, scalar>, &d::sums_generic<2, scalar>,
-              &d::prepare_scalar<4, scalar>, &d::sums_generic<4, scalar>>(in, count, n, bits, p,
-                                                                          ldp, nq, acc);
+  d::axpys_of<simd::scalar, d::generic_kernels<simd::scalar>>(in, count, n, bits, p, ldp, nq, acc);
 }
 
 }  // namespace ref
@@ -452,7 +495,7 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       bits[g][u] = _mm_cvtsi128_si32(x);
     }
   }
-  const __m256 grid = _mm256_set1_ps(255.0f), zero = _mm256_setzero_ps();
+  const __m256 grid = _mm256_set1_ps(weight_grid(Bits)), zero = _mm256_setzero_ps();
   const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
   for (std::size_t g = 0; g < heads; ++g) {
     alignas(32) float invs[chunk_blocks];
@@ -483,14 +526,24 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
         q[k] =
             _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(w[g] + u * block_tokens + 8 * k), inv));
       // Words in order (packs interleaves the halves' 128-bit lanes), then bytes; the unsigned
-      // saturations take negatives and NaN's INT_MIN to 0.
+      // saturation takes negatives and NaN's INT_MIN to 0. Two-byte weights are the words' low
+      // and high bytes.
       const __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(q[0], q[1]), 0xD8);
-      const __m128i bytes =
-          _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(cw.q[g] + u * block_tokens), bytes);
-      const __m128i total = _mm_sad_epu8(bytes, _mm_setzero_si128());  // two halves' sums
-      rounded[u] = cw.scale[g][0][u] *
-                   static_cast<float>(_mm_cvtsi128_si32(total) + _mm_extract_epi32(total, 2));
+      const auto store_bytes = [&](__m256i x, std::uint8_t* to) {  // and their sum
+        const __m128i bytes =
+            _mm_packus_epi16(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(to + u * block_tokens), bytes);
+        const __m128i total = _mm_sad_epu8(bytes, _mm_setzero_si128());  // two halves' sums
+        return _mm_cvtsi128_si32(total) + _mm_extract_epi32(total, 2);
+      };
+      std::int32_t total;
+      if constexpr (two_byte_weights(Bits)) {
+        total = store_bytes(_mm256_and_si256(words, _mm256_set1_epi16(0xFF)), cw.q[g]) +
+                256 * store_bytes(_mm256_srli_epi16(words, 8), cw.q_high[g]);
+      } else {
+        total = store_bytes(words, cw.q[g]);
+      }
+      rounded[u] = cw.scale[g][0][u] * static_cast<float>(total);
     }
     alignas(32) float lanes[block_tokens];
     for (std::size_t k = 0; k < 2; ++k) _mm256_store_ps(lanes + 8 * k, middles[g][k]);
@@ -514,6 +567,7 @@ void prepare_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_
 template <unsigned Bits, class Arch>
 void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  static_assert(Bits == 2 || Bits == 4, "8-bit codes: sums8_avx2");
   constexpr std::size_t P = 8 / Bits, columns = block_tokens * P, per_pass = 4 / P;
   if (n % columns != 0) return sums_generic<Bits, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   for (std::size_t g = 0; g < heads; ++g) add_offsets<Bits, Arch>(cw, g, n, acc + g * n);
@@ -568,6 +622,93 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
   }
 }
 
+// AVX2, 8-bit codes, n a multiple of 16 (generic sums otherwise): vpmaddubsw's pairs would
+// overflow 16 bits (2 * 255 * 128), so per slice, block and four tokens the codes of 4 columns are
+// sign-extended to words (the stored code XOR 128 is code - 128) and each byte of the weights,
+// as words, multiplies them by vpmaddwd; a column's two dwords (tokens 0-1 and 2-3 of each quad)
+// are added once per block (vphaddd). Two weight vectors at a time (8 sums of 4 columns).
+template <class Arch>
+void sums8_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
+                const chunk_weights& cw, std::size_t heads, float* acc) noexcept {
+  constexpr std::size_t columns = block_tokens, per_pass = 2;
+  if (n % columns != 0) return sums_generic<8, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
+  for (std::size_t g = 0; g < heads; ++g) add_offsets<8, Arch>(cw, g, n, acc + g * n);
+  // The weights' bytes as words once (words[g][0 or 1][t]: low or high bytes), so that each
+  // quad's four are one broadcast qword in the loop (converting them there took a quarter of its
+  // instructions: once per slice).
+  alignas(32) std::uint16_t words[max_heads][2][chunk_blocks * block_tokens];
+  for (std::size_t g = 0; g < heads; ++g)
+    for (std::size_t t = 0; t < blocks * block_tokens; t += 16) {
+      const auto* from = reinterpret_cast<const __m128i*>(cw.q[g] + t);
+      const auto* from_high = reinterpret_cast<const __m128i*>(cw.q_high[g] + t);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words[g][0] + t),
+                         _mm256_cvtepu8_epi16(_mm_load_si128(from)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words[g][1] + t),
+                         _mm256_cvtepu8_epi16(_mm_load_si128(from_high)));
+    }
+  const auto weight_words = [](const std::uint16_t* four) {  // w0 w1 w2 w3, four times
+    std::int64_t x;
+    std::memcpy(&x, four, 8);
+    return _mm256_set1_epi64x(x);
+  };
+  for (std::size_t g0 = 0; g0 < heads; g0 += per_pass) {
+    const std::size_t gn = heads - g0 < per_pass ? heads - g0 : per_pass;
+    for (std::size_t m = 0; m < n / columns; ++m)
+      for (std::size_t u = 0; u < blocks; ++u) {
+        const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
+        if (g0 == 0 && m == 0) prefetch_bytes<Arch>(in + (u + 4) * block_bytes, block_bytes);
+        __m256i sum[per_pass][4];  // sum[g][k]: columns 4 k .. 4 k + 3, two dwords each
+        for (auto& a : sum)
+          for (auto& v : a) v = _mm256_setzero_si256();
+        for (std::size_t quad = 0; quad < 4; ++quad) {
+          const auto* x = reinterpret_cast<const __m128i*>(slice + 64 * quad);
+          __m256i codes[4];
+          for (std::size_t k = 0; k < 4; ++k)
+            codes[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128(x + k));
+          for (std::size_t g = 0; g < gn; ++g) {
+            const std::size_t t = u * block_tokens + 4 * quad;
+            const __m256i low = weight_words(words[g0 + g][0] + t);
+            const __m256i high = weight_words(words[g0 + g][1] + t);
+            for (std::size_t k = 0; k < 4; ++k)
+              sum[g][k] = _mm256_add_epi32(
+                  sum[g][k],
+                  _mm256_add_epi32(_mm256_madd_epi16(codes[k], low),
+                                   _mm256_slli_epi32(_mm256_madd_epi16(codes[k], high), 8)));
+          }
+        }
+        for (std::size_t g = 0; g < gn; ++g) {
+          const __m256 s = _mm256_set1_ps(cw.scale[g0 + g][0][u]);
+          float* out = acc + (g0 + g) * n + columns * m;
+          for (std::size_t h = 0; h < 2; ++h) {
+            // hadd: columns 0, 1, 4, 5 | 2, 3, 6, 7 of the eight; the qword permute orders them.
+            const __m256i eight =
+                _mm256_permute4x64_epi64(_mm256_hadd_epi32(sum[g][2 * h], sum[g][2 * h + 1]), 0xD8);
+            _mm256_storeu_ps(out + 8 * h, _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(eight),
+                                                          _mm256_loadu_ps(out + 8 * h)));
+          }
+        }
+      }
+  }
+}
+
+// The AVX2 sums of B-bit codes.
+template <unsigned B, class Arch>
+constexpr sums_fn avx2_sums() noexcept {
+  if constexpr (B == 8) {
+    return &sums8_avx2<Arch>;
+  } else {
+    return &sums_avx2<B, Arch>;
+  }
+}
+
+template <class Arch>
+struct avx2_kernels {
+  template <unsigned B>
+  static constexpr prepare_fn prepare = &prepare_avx2<B, Arch>;
+  template <unsigned B>
+  static constexpr sums_fn sums = avx2_sums<B, Arch>();
+};
+
 }  // namespace detail::token_quads
 #endif
 
@@ -600,23 +741,33 @@ QCODEC_QUADS_VNNI_TARGET void sums_vnni_group(const std::uint8_t* in, std::size_
     for (std::size_t u = 0; u < blocks; ++u) {
       const std::uint8_t* slice = in + u * block_bytes + 64 + 256 * m;
       prefetch_bytes<Arch>(in + u * block_bytes + unit_prefetch_distance + share.from, share.bytes);
-      __m512i sum[G][P];
+      __m512i sum[G][P], high[G];  // high: 8-bit codes by the weights' high bytes
       for (auto& a : sum)
         for (auto& v : a) v = _mm512_setzero_si512();
+      for (auto& v : high) v = _mm512_setzero_si512();
       for (std::size_t quad = 0; quad < 4; ++quad) {
         const __m512i x = _mm512_loadu_si512(slice + 64 * quad);
         __m512i codes[P];
         for (std::size_t p = 0; p < P; ++p)
-          codes[p] = _mm512_and_si512(
-              x, _mm512_set1_epi8(static_cast<char>(((1u << Bits) - 1) << (Bits * p))));
+          codes[p] = Bits == 8 ? x
+                               : _mm512_and_si512(x, _mm512_set1_epi8(static_cast<char>(
+                                                         ((1u << Bits) - 1) << (Bits * p))));
+        const std::size_t t = u * block_tokens + 4 * quad;
         for (std::size_t g = 0; g < G; ++g) {
           std::int32_t four;
-          std::memcpy(&four, cw.q[g] + u * block_tokens + 4 * quad, 4);
+          std::memcpy(&four, cw.q[g] + t, 4);
           const __m512i wq = _mm512_set1_epi32(four);
           for (std::size_t p = 0; p < P; ++p)
             sum[g][p] = _mm512_dpbusd_epi32(sum[g][p], wq, codes[p]);
+          if constexpr (two_byte_weights(Bits)) {
+            std::memcpy(&four, cw.q_high[g] + t, 4);
+            high[g] = _mm512_dpbusd_epi32(high[g], _mm512_set1_epi32(four), codes[0]);
+          }
         }
       }
+      if constexpr (two_byte_weights(Bits))
+        for (std::size_t g = 0; g < G; ++g)
+          sum[g][0] = _mm512_add_epi32(sum[g][0], _mm512_slli_epi32(high[g], 8));
       for (std::size_t g = 0; g < G; ++g)
         for (std::size_t p = 0; p < P; ++p)
           f[g][p] = _mm512_fmadd_ps(_mm512_set1_ps(cw.scale[g][p][u]),
@@ -638,6 +789,15 @@ void sums_vnni(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
   });
 }
 
+// AVX-512's preparation, with the VNNI sums or (AVX-512 without VNNI) the AVX2 ones.
+template <class Arch, bool Vnni>
+struct avx512_kernels {
+  template <unsigned B>
+  static constexpr prepare_fn prepare = &prepare_avx512<B, Arch>;
+  template <unsigned B>
+  static constexpr sums_fn sums = Vnni ? &sums_vnni<B, Arch> : avx2_sums<B, Arch>();
+};
+
 #undef QCODEC_QUADS_VNNI_TARGET
 
 }  // namespace detail::token_quads
@@ -645,7 +805,7 @@ void sums_vnni(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
 
 /// The entries of a kernel table (see kernel_table.hpp).
 struct token_quad_kernels {
-  /// (in, count, n, bits, p, ldp, nq, acc): the header's sums of 2- or 4-bit blocks.
+  /// (in, count, n, bits, p, ldp, nq, acc): the header's sums of 2-, 4- or 8-bit blocks.
   void (*token_quad_axpys_u8)(const std::uint8_t*, std::size_t, std::size_t, unsigned, const float*,
                               std::size_t, std::size_t, float*) noexcept;
 };
@@ -658,21 +818,16 @@ token_quad_kernels make_token_quad_kernels() noexcept {
   } else {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      if (cpu_supports_avx512_vnni())
-        return {&d::axpys_of<Arch, &d::prepare_avx512<2, Arch>, &d::sums_vnni<2, Arch>,
-                             &d::prepare_avx512<4, Arch>, &d::sums_vnni<4, Arch>>};
-      return {&d::axpys_of<Arch, &d::prepare_avx512<2, Arch>, &d::sums_avx2<2, Arch>,
-                           &d::prepare_avx512<4, Arch>, &d::sums_avx2<4, Arch>>};
+      if (cpu_supports_avx512_vnni()) return {&d::axpys_of<Arch, d::avx512_kernels<Arch, true>>};
+      return {&d::axpys_of<Arch, d::avx512_kernels<Arch, false>>};
     }
 #endif
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-      return {&d::axpys_of<Arch, &d::prepare_avx2<2, Arch>, &d::sums_avx2<2, Arch>,
-                           &d::prepare_avx2<4, Arch>, &d::sums_avx2<4, Arch>>};
+      return {&d::axpys_of<Arch, d::avx2_kernels<Arch>>};
     }
 #endif
-    return {&d::axpys_of<Arch, &d::prepare_scalar<2, Arch>, &d::sums_generic<2, Arch>,
-                         &d::prepare_scalar<4, Arch>, &d::sums_generic<4, Arch>>};
+    return {&d::axpys_of<Arch, d::generic_kernels<Arch>>};
   }
 }
 

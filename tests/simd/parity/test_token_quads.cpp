@@ -58,7 +58,7 @@ void check(const quads_case& c, const std::vector<float>& p, const parity::units
 }  // namespace
 
 TEST_CASE("token quad layout: every code has its own bits", "[parity][token_quads]") {
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {1u, 2u, 3u, 8u, 31u, 32u, 33u, 63u, 64u, 65u, 100u, 128u}) {
       const std::size_t bytes = qcodec::simd::token_quads_block_bytes(n, bits);
       std::set<std::pair<std::size_t, unsigned>> places;
@@ -69,7 +69,7 @@ TEST_CASE("token quad layout: every code has its own bits", "[parity][token_quad
           CHECK(c.byte < bytes);
           CHECK(c.shift % bits == 0);
           CHECK(c.shift < 8);
-          CHECK(c.top == (c.shift == 8 - bits));
+          CHECK(c.top == (c.shift == 8 - bits));  // (8 bits: every code)
           places.insert({c.byte, c.shift});
         }
       CHECK(places.size() == block_tokens * n);  // no two codes share bits
@@ -94,11 +94,15 @@ TEST_CASE("token quad layout: every code has its own bits", "[parity][token_quad
   CHECK(quad_code_at(100, 2, 5, 64 + 27).byte == 64 + 256 + 4 * 9 * 1 + 0 + 1);
   CHECK(quad_code_at(100, 2, 5, 64 + 27).shift == 6);
   CHECK(quad_code_at(100, 2, 5, 64 + 27).top);
+  // 8 bits: slices of 16 columns, a byte per code.
+  CHECK(quad_code_at(64, 8, 5, 3).byte == 64 + 64 + 4 * 3 + 1);
+  CHECK(quad_code_at(64, 8, 5, 19).byte == 64 + 256 + 64 + 4 * 3 + 1);
+  CHECK(quad_code_at(64, 8, 5, 19).shift == 0);
 }
 
 TEST_CASE("token quad axpys match their oracle bit for bit", "[parity][token_quads]") {
   std::mt19937 rng(4);
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {8u, 32u, 64u, 96u, 100u, 128u, 192u, 256u})
       for (std::size_t count : {0u, 1u, 2u, 15u, 16u, 17u, 33u})
         for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
@@ -112,10 +116,10 @@ TEST_CASE("token quad axpys: zero, huge, tiny, negative and non-finite weights",
           "[parity][token_quads]") {
   std::mt19937 rng(5);
   const float inf = std::numeric_limits<float>::infinity();
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {64u, 128u, 100u})
-      // (1e-34, 1e-33 and 1e-32: blocks whose S_u falls below 2^-122 or 2^-120 (4 or 2 bits)
-      // and blocks just above it)
+      // (1e-34, 1e-33 and 1e-32: blocks whose S_u falls below 2^-122, 2^-120 or FLT_MIN (4, 2
+      // or 8 bits) and blocks just above it)
       for (float special :
            {0.0f, 3e38f, 1e-40f, 1e-38f, 1e-34f, 1e-33f, 1e-32f, -1.0f, inf, -inf, std::nanf("")}) {
         const quads_case c{bits, n, 3, 3, 1};
@@ -133,7 +137,7 @@ TEST_CASE("token quad axpys: an infinite weight on a zero scale and offset",
           "[parity][token_quads]") {
   std::mt19937 rng(8);
   const float inf = std::numeric_limits<float>::infinity();
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {64u, 128u, 100u}) {
       const quads_case c{bits, n, 3, 3, 1};
       parity::units_buffer b = random_blocks(c, rng);
@@ -151,7 +155,7 @@ TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
   std::mt19937 rng(6);
   for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
     INFO("rounding mode " << mode);
-    for (unsigned bits : {2u, 4u})
+    for (unsigned bits : {2u, 4u, 8u})
       for (std::size_t n : {64u, 96u, 128u}) {
         const quads_case c{bits, n, 5, 4, 0};
         const parity::units_buffer b = random_blocks(c, rng);
@@ -167,11 +171,11 @@ TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
 }
 
 // What the sums stand for: sum_t p_t (s_t code_t + o_t), each weight p_t s_t off by at most
-// max |p_t s_t| / 510 over its block of 16 tokens (plus float rounding).
+// max |p_t s_t| / 2W over its block of 16 tokens (W = 255, 65535 at 8 bits; plus float rounding).
 TEST_CASE("token quad axpys are the weighted affine values within the weights' rounding",
           "[parity][token_quads]") {
   std::mt19937 rng(7);
-  for (unsigned bits : {2u, 4u})
+  for (unsigned bits : {2u, 4u, 8u})
     for (std::size_t n : {64u, 100u})
       for (std::size_t count : {1u, 16u, 20u}) {
         const quads_case c{bits, n, count, 4, 0};
@@ -198,7 +202,7 @@ TEST_CASE("token quad axpys are the weighted affine values within the weights' r
               for (std::size_t i = 0; i < c.n; ++i)
                 want[i] += pt * (s * double(qcodec::simd::quad_code(block, c.n, bits, t, i)) + o);
             }
-            bound += double(block_tokens) * top * m / 510.0;
+            bound += double(block_tokens) * top * m / (bits == 8 ? 131070.0 : 510.0);
           }
           bound += 4.0 * double(tokens + 1) * 0x1p-24 * (total + 1.0);  // float rounding
           for (std::size_t i = 0; i < c.n; ++i) {
