@@ -38,11 +38,14 @@ using q4_blocks_cache = kv::cache<kv::token_blocks<4>, kv::per_token<4>>;
 using rotated4_blocks_cache =
     kv::cache<kv::rotated<kv::token_blocks<4>>, kv::rotated<kv::per_token<4>>>;
 using blocks_cache = kv::cache<kv::token_blocks<2>, kv::token_blocks<8>>;  // values too
+using q8_blocks_quads_cache =
+    kv::cache<kv::token_blocks<8, kv::query_format::i16>, kv::token_quads<8>>;
 
 TEMPLATE_TEST_CASE("attention on the compressed cache equals the reference on its decoding",
                    "[kv][attention]", fp32_cache, fp16_cache, q8_cache, q4_cache, kivi2_cache,
                    kivi4_cache, kivi4_q8_cache, rotated4_cache, channel_values_cache,
-                   q4_float_query_cache, q4_blocks_cache, rotated4_blocks_cache, blocks_cache) {
+                   q4_float_query_cache, q4_blocks_cache, rotated4_blocks_cache, blocks_cache,
+                   q8_blocks_quads_cache) {
   check_all<TestType>(1, 0, 0);
   check_all<TestType>(37, 0, 0);
   check_all<TestType>(300, 4, 0);
@@ -238,15 +241,14 @@ using kivi4_rows_cache = kv::cache<kv::per_channel<4, 32>, kv::token_rows<4>>;
 using kivi4_quads_cache = kv::cache<kv::per_channel<4, 32>, kv::token_quads<4>>;
 using kivi2_rows_cache = kv::cache<kv::per_channel<2, 32>, kv::token_rows<2>>;
 using kivi2_quads_cache = kv::cache<kv::per_channel<2, 32>, kv::token_quads<2>>;
-using q8_rows_cache = kv::cache<kv::token_blocks<8>, kv::token_rows<8>>;
-using q8_quads_cache = kv::cache<kv::token_blocks<8>, kv::token_quads<8>>;
+using q8_rows_cache = kv::cache<kv::token_blocks<8, kv::query_format::i16>, kv::token_rows<8>>;
 
 TEMPLATE_TEST_CASE("token_quads values are per_token's, summed with weights rounded per 16 tokens",
                    "[kv][attention]", (std::pair<q4_quads_cache, q4_rows_cache>),
                    (std::pair<rotated_quads_cache, rotated_rows_cache>),
                    (std::pair<kivi4_quads_cache, kivi4_rows_cache>),
                    (std::pair<kivi2_quads_cache, kivi2_rows_cache>),
-                   (std::pair<q8_quads_cache, q8_rows_cache>)) {
+                   (std::pair<q8_blocks_quads_cache, q8_rows_cache>)) {
   using quads_cache = typename TestType::first_type;
   using rows_cache = typename TestType::second_type;
   const kv_test::kv_data data = kv_test::make_kv(312, kv_heads, head_dim, 33);

@@ -1,16 +1,22 @@
 #pragma once
-// token_blocks<Bits>: per-token keys (each token's vector quantized on its own with its min/max,
-// as per_token) stored 16 tokens to a unit in simd/token_blocks.hpp's layout: the 16 fp16 scales,
-// the 16 fp16 offsets, then the codes with each dword holding one token's codes of 4 consecutive
-// channels. Bits 1, 2, 4 or 8; head_dim a multiple of 32 / Bits. Bits per value: Bits + 32 /
-// head_dim, as per_token.
+// token_blocks<Bits, Query>: per-token keys (each token's vector quantized on its own with its
+// min/max, as per_token) stored 16 tokens to a unit in simd/token_blocks.hpp's layout: the 16 fp16
+// scales, the 16 fp16 offsets, then the codes with each dword holding one token's codes of 4
+// consecutive channels. Bits 1, 2, 4 or 8; head_dim a multiple of 32 / Bits. Bits per value: Bits +
+// 32 / head_dim, as per_token.
 //
 // The codes are the same as per_token<Bits>'s, and scores are against the same int8 form of the
 // query (query_format::i8), but a unit is scored by one kernel call that needs no reduction across
 // SIMD lanes and no gather of scales (vpdpbusd adds 4 channels of 16 tokens against a broadcast
 // query dword; the scale and offset terms come from two fp16 vectors). That kernel has AVX-512
-// VNNI and AVX2 paths; other targets get scalar code, much slower than
-// per_token's.
+// VNNI and AVX2 paths; other targets get scalar code, much slower than per_token's.
+//
+// 8-bit codes may be scored against the query's 15-bit form instead (Query = query_format::i16,
+// per_token<8>'s default), head_dim up to 512: an int8 query rounds as coarsely as 8-bit keys. On
+// stories260K's K/V/Q (qcodec-eval) attention's error was 1.30e-3 with q8 (per_token<8> keys
+// and values), 1.59e-3 with q8b-quads' codecs and int8 queries, 1.30e-3 with 15-bit ones. With
+// VNNI each query dword is two vpdpbusd (its low and high bytes): decode steps of q8b-quads took
+// the same time as with int8 queries, within the noise (docs/measurements.md).
 //
 // The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's
 // per-channel keys, group_tokens = 16). Values belong with per_token or token_rows (per-token
@@ -35,19 +41,23 @@
 
 namespace qcodec::kv {
 
-template <unsigned Bits>
+template <unsigned Bits, query_format Query = query_format::i8>
 class token_blocks {
   static_assert(Bits == 1 || Bits == 2 || Bits == 4 || Bits == 8,
                 "token_blocks codes have 1, 2, 4 or 8 bits");
+  static_assert(Query == query_format::i8 || (Query == query_format::i16 && Bits == 8),
+                "token_blocks scores int8 queries, or 15-bit ones against 8-bit codes");
+  static constexpr bool i16 = Query == query_format::i16;
 
  public:
   static constexpr std::size_t group_tokens = simd::block_tokens;
-  static constexpr std::size_t max_head_dim = 1024;
+  /// (15-bit queries: while their sums fit 32 bits.)
+  static constexpr std::size_t max_head_dim = i16 ? simd::token_block_i16_max_n : 1024;
   /// A group of channels (32 / Bits) fills one dword per token; kv::cache checks this.
   static constexpr std::size_t head_dim_multiple = 32 / Bits;
 
   explicit token_blocks(std::size_t head_dim) noexcept : d_(head_dim) {
-    QCODEC_ASSERT(head_dim <= max_head_dim, "token_blocks supports head_dim <= 1024");
+    QCODEC_ASSERT(head_dim <= max_head_dim, "token_blocks supports head_dim <= 1024 (i16: 512)");
     QCODEC_ASSERT(head_dim % head_dim_multiple == 0,
                   "token_blocks needs head_dim a multiple of 32 / Bits (a group of channels)");
   }
@@ -57,7 +67,7 @@ class token_blocks {
     return simd::token_block_bytes(d_, Bits);
   }
   [[nodiscard]] std::string name() const {
-    return "int" + std::to_string(Bits) + "-token-block16-q8";
+    return "int" + std::to_string(Bits) + "-token-block16-" + (i16 ? "q16" : "q8");
   }
 
   /// x: 16 tokens × head_dim, row-major.
@@ -86,25 +96,28 @@ class token_blocks {
   /// prepare_query writes the query's int8 form as bytes (simd::token_block_query: its scale, b
   /// and int8 elements, in the head_dim floats of a prepared query), formed once per step rather
   /// than per page; wrappers that take the prepared query for a query in the model's space
-  /// (outliers, gear) refuse such codecs.
+  /// (outliers, gear) refuse such codecs. With 15-bit queries, their form so too
+  /// (simd::token_block_query_i16).
   static constexpr bool prepares_query_bytes = true;
   void prepare_query(const float* q, float* out) const noexcept {
-    static_assert(simd::token_block_query_bytes(head_dim_multiple) <= 4 * head_dim_multiple,
+    static_assert(query_bytes(head_dim_multiple) <= 4 * head_dim_multiple,
                   "the prepared form fits the floats of a query");
-    std::uint8_t form[simd::token_block_query_bytes(max_head_dim)];  // (q may be out)
-    simd::kernels().token_blocks.token_block_query(q, d_, form);
-    std::memcpy(out, form, simd::token_block_query_bytes(d_));
+    std::uint8_t form[query_bytes(max_head_dim)];  // (q may be out)
+    const auto& k = simd::kernels().token_blocks;
+    (i16 ? k.token_block_query_i16 : k.token_block_query)(q, d_, form);
+    std::memcpy(out, form, query_bytes(d_));
   }
-  /// The query scores are exact for: q rounded to its int8 form.
+  /// The query scores are exact for: q rounded to its int8 (or 15-bit) form.
   void scored_query(const float* q, float* out) const noexcept {
-    detail::round_to_grid(q, d_, 127.0f, out);  // q may be out
+    detail::round_to_grid(q, d_, i16 ? 16383.0f : 127.0f, out);  // q may be out
   }
 
   void scores(const std::uint8_t* units, std::size_t count, const float* q, std::size_t nq,
               float* s, std::size_t ld) const noexcept {
-    simd::kernels().token_blocks.token_block_dots_prepared(units, count, d_, Bits,
-                                                           reinterpret_cast<const std::uint8_t*>(q),
-                                                           d_ * sizeof(float), nq, s, ld);
+    const auto& k = simd::kernels().token_blocks;
+    (i16 ? k.token_block_dots_prepared_i16 : k.token_block_dots_prepared)(
+        units, count, d_, Bits, reinterpret_cast<const std::uint8_t*>(q), d_ * sizeof(float), nq, s,
+        ld);
   }
 
   void accumulate(const std::uint8_t* units, std::size_t count, const float* p, std::size_t ldp,
@@ -124,6 +137,10 @@ class token_blocks {
 
  private:
   static constexpr std::uint32_t mask = (1u << Bits) - 1u;
+
+  static constexpr std::size_t query_bytes(std::size_t n) noexcept {
+    return i16 ? simd::token_block_query_i16_bytes(n) : simd::token_block_query_bytes(n);
+  }
 
   void decode_tokens(const std::uint8_t* unit, std::size_t t0, std::size_t n,
                      float* y) const noexcept {

@@ -36,6 +36,21 @@
 // (kv::token_blocks prepares its queries once per step: forming them per page call took 5% of a
 // 4-bit decode step).
 //
+// 8-bit codes are as fine as an int8 query, whose rounding then adds as much error as the keys'
+// own: they may be scored against the query's 15-bit form instead (int16_dots.hpp's: grid 16383,
+// q16 = nearbyint(q * f.inv)), from prepared queries only:
+//
+//   token_block_query_i16          out = token_block_query_i16_bytes(n) bytes: [0, 4) f.scale,
+//                                  [4, 8) b = f.scale * float(sum_c q16[c]), [8, 8 + 2 n) q16
+//                                  (int16, little-endian)
+//   token_block_dots_prepared_i16  the header's scores with q16 for q8 (|sum| <= 255 * 16383 * n
+//                                  fits 32 bits for n <= token_block_i16_max_n = 512; beyond, the
+//                                  generic sums are 64-bit)
+//
+// With VNNI each q16 = 128 hi + lo (lo = q16 & 127 and hi = q16 >> 7, both int8) takes two
+// vpdpbusd, low + 128 high; on AVX2 the codes as words meet q16 by vpmaddwd. The query's form is
+// scalar code on every target (once per step and query).
+//
 // Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and AVX2 (bits 1, 2
 // and 4: vpmaddubsw + vpmaddwd; 8: vpmaddwd on words), also the AVX-512 table's base form without
 // VNNI. Other targets and shapes get the generic sums (scalar code).
@@ -83,6 +98,12 @@ template <class Arch = scalar>
 constexpr std::size_t token_block_query_bytes(std::size_t n) noexcept {
   return 8 + n;
 }
+/// Bytes of a prepared 15-bit query of n elements, and the widest n of 32-bit sums (header).
+template <class Arch = scalar>
+constexpr std::size_t token_block_query_i16_bytes(std::size_t n) noexcept {
+  return 8 + 2 * n;
+}
+inline constexpr std::size_t token_block_i16_max_n = 512;
 }  // namespace simd
 
 namespace simd::detail::token_blocks {
@@ -104,9 +125,10 @@ void chunk_sums(const std::uint8_t* block, std::size_t c0, std::size_t k, unsign
   }
 }
 
-// A block's 16 scores from its sums: out[t] = fma(s_t, scale * float(sums[t]), o_t * b).
-template <class Arch>
-void store_scores(const std::uint8_t* block, const std::int32_t* sums, float scale, float b,
+// A block's 16 scores from its sums: out[t] = fma(s_t, scale * float(sums[t]), o_t * b) (the
+// sums 32- or 64-bit: the same float for the same value).
+template <class Arch, class Sum>
+void store_scores(const std::uint8_t* block, const Sum* sums, float scale, float b,
                   float* out) noexcept {
   for (std::size_t t = 0; t < block_tokens; ++t) {
     std::uint16_t h[2];
@@ -176,6 +198,54 @@ void dots_generic_prepared(const std::uint8_t* in, std::size_t count, std::size_
   }
 }
 
+// The header's 15-bit scores from prepared queries, one token at a time (the oracle with
+// Arch = simd::scalar, and the fallback), in 64-bit sums.
+template <class Arch>
+void dots_generic_prepared_i16(const std::uint8_t* in, std::size_t count, std::size_t n,
+                               unsigned bits, const std::uint8_t* queries, std::size_t query_stride,
+                               std::size_t nq, float* out, std::size_t ld) noexcept {
+  const std::uint32_t mask = (1u << bits) - 1u;
+  const std::size_t bytes = token_block_bytes<Arch>(n, bits);
+  std::int64_t sums[block_tokens];
+  for (std::size_t g = 0; g < nq; ++g) {
+    const std::uint8_t* query = queries + g * query_stride;
+    float scale, b;
+    std::memcpy(&scale, query, 4);
+    std::memcpy(&b, query + 4, 4);
+    for (std::size_t u = 0; u < count; ++u) {
+      const std::uint8_t* block = in + u * bytes;
+      for (std::size_t t = 0; t < block_tokens; ++t) {
+        sums[t] = 0;
+        for (std::size_t c = 0; c < n; ++c) {
+          std::int16_t q16;
+          std::memcpy(&q16, query + 8 + 2 * c, 2);
+          const std::uint32_t code =
+              std::uint32_t{block[token_block_code_byte<Arch>(t, c, bits)]} >>
+              token_block_code_shift<Arch>(c, bits);
+          sums[t] += static_cast<std::int64_t>(code & mask) * q16;
+        }
+      }
+      store_scores<Arch>(block, sums, scale, b, out + g * ld + block_tokens * u);
+    }
+  }
+}
+
+// q's 15-bit form as token_block_query_i16's bytes, in scalar code (any n).
+template <class Arch>
+void query_i16_generic(const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  const int8_dots::int8_form f = int8_dots::form_of<Arch>(q, n, 16383.0f);
+  std::int32_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto v = static_cast<std::int16_t>(
+        f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(q[i] * f.inv)));
+    std::memcpy(out + 8 + 2 * i, &v, 2);
+    sum += v;
+  }
+  const float b = f.scale * static_cast<float>(sum);
+  std::memcpy(out, &f.scale, 4);
+  std::memcpy(out + 4, &b, 4);
+}
+
 // q's int8 form into q8, with b = f.scale * sum q8, in scalar code (any n).
 template <class Arch>
 int8_dots::int8_form int8_query_generic(const float* q, std::size_t n, std::int8_t* q8,
@@ -225,6 +295,39 @@ void dots_in_fours(const block_dots_fn (&dots)[4], const std::uint8_t* in, std::
   }
 }
 
+// Prepared 15-bit queries (8-bit codes, n a multiple of 4 up to token_block_i16_max_n) four at a
+// time into qd, each four scored by dots[G - 1]: Split (VNNI) as int8 planes, the low bytes
+// lo = q16 & 127 as dots_in_fours' qd and the high bytes hi = q16 >> 7 (q16 = 128 hi + lo) 4 n / 4
+// dwords on; or else as q16 itself, query g's element i in bytes [2 (g n + i), + 2) of qd.
+template <class Arch, bool Split>
+void dots_in_fours_i16(const block_dots_fn (&dots)[4], const std::uint8_t* in, std::size_t count,
+                       std::size_t n, const std::uint8_t* queries, std::size_t query_stride,
+                       std::size_t nq, float* out, std::size_t ld) noexcept {
+  alignas(64) std::int32_t qd[2 * token_block_i16_max_n];  // 8 planes of n / 4 dwords, 4 n words
+  auto* bytes = reinterpret_cast<std::uint8_t*>(qd);
+  const std::size_t qn = n / 4;
+  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
+    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
+    float scale[4], b[4];
+    for (std::size_t g = 0; g < gn; ++g) {
+      const std::uint8_t* query = queries + (g0 + g) * query_stride;
+      std::memcpy(&scale[g], query, 4);
+      std::memcpy(&b[g], query + 4, 4);
+      if constexpr (Split) {
+        for (std::size_t i = 0; i < n; ++i) {
+          std::int16_t q16;
+          std::memcpy(&q16, query + 8 + 2 * i, 2);
+          bytes[4 * g * qn + i] = static_cast<std::uint8_t>(q16 & 127);
+          bytes[4 * (4 + g) * qn + i] = static_cast<std::uint8_t>(q16 >> 7);
+        }
+      } else {
+        std::memcpy(bytes + 2 * g * n, query + 8, 2 * n);
+      }
+    }
+    dots[gn - 1](in, count, n, qd, scale, b, out + g0 * ld, ld);
+  }
+}
+
 // A target's token_block_query and token_block_dots_prepared.
 using query_fn = void (*)(const float* q, std::size_t n, std::uint8_t* out) noexcept;
 using prepared_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
@@ -255,6 +358,18 @@ inline void token_block_dots_prepared(const std::uint8_t* in, std::size_t count,
                                                                   query_stride, nq, out, ld);
 }
 
+inline void token_block_query_i16(const float* q, std::size_t n, std::uint8_t* out) noexcept {
+  simd::detail::token_blocks::query_i16_generic<simd::scalar>(q, n, out);
+}
+
+inline void token_block_dots_prepared_i16(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                          unsigned bits, const std::uint8_t* queries,
+                                          std::size_t query_stride, std::size_t nq, float* out,
+                                          std::size_t ld) noexcept {
+  simd::detail::token_blocks::dots_generic_prepared_i16<simd::scalar>(in, count, n, bits, queries,
+                                                                      query_stride, nq, out, ld);
+}
+
 }  // namespace ref
 
 namespace simd {
@@ -274,12 +389,15 @@ namespace detail::token_blocks {
 // acc[g][2 h + k % 2] for bit field k. 4-bit codes' high nibbles are multiplied where they are,
 // 16 times the codes (one mask where shifting them down took a shift too, on the pipes vpdpbusd
 // runs on: 0.99x the time of a q4-blocks-quads decode step); dots_vnni divides their sum by 16.
-template <std::size_t G, unsigned Bits, class Arch>
+// Split (8-bit codes, 15-bit queries): qd holds the queries' low bytes and, 4 qn dwords on, their
+// high ones (dots_in_fours_i16), the high bytes' sums into acc[g][2 h + 1].
+template <std::size_t G, unsigned Bits, class Arch, bool Split = false>
 [[gnu::always_inline]] QCODEC_TB_VNNI_TARGET inline void group_dots(const std::uint8_t* block,
                                                                     std::size_t j, std::size_t h,
                                                                     const std::int32_t* qd,
                                                                     std::size_t qn,
                                                                     __m512i (&acc)[G][4]) noexcept {
+  static_assert(!Split || Bits == 8, "15-bit queries: 8-bit codes");
   constexpr unsigned per = 8 / Bits;
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1u << Bits) - 1u));
   const __m512i x = _mm512_loadu_si512(block + 64 + 64 * j);
@@ -294,6 +412,11 @@ template <std::size_t G, unsigned Bits, class Arch>
     for (std::size_t g = 0; g < G; ++g) {
       acc[g][p] = _mm512_dpbusd_epi32(acc[g][p], codes, _mm512_set1_epi32(qd[g * qn + m]));
       asm("" : "+v"(acc[g][p]));  // else GCC 12 copies every accumulator at every step
+      if constexpr (Split) {
+        acc[g][p + 1] =
+            _mm512_dpbusd_epi32(acc[g][p + 1], codes, _mm512_set1_epi32(qd[(4 + g) * qn + m]));
+        asm("" : "+v"(acc[g][p + 1]));
+      }
     }
   }
 }
@@ -302,8 +425,10 @@ template <std::size_t G, unsigned Bits, class Arch>
 // parity (8-bit codes, one field, use two): each chain about a quarter (8 bits: half) of a query's
 // vpdpbusd, where two accumulators left vpdpbusd's latency (5 cycles) showing: 0.98-0.99x the time
 // of a q4-blocks-quads decode step at head_dim 64 (docs/measurements.md). The high nibbles' sums
-// are multiples of 16 (group_dots), divided exactly (|sum| <= 240 * 128 * n).
-template <std::size_t G, unsigned Bits, class Arch>
+// are multiples of 16 (group_dots), divided exactly (|sum| <= 240 * 128 * n). Split: 15-bit
+// queries' low and high bytes (group_dots), low + 128 high (|128 high| <= 128 * 128 * 255 * n
+// < 2^31 for n <= token_block_i16_max_n).
+template <std::size_t G, unsigned Bits, class Arch, bool Split = false>
 QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
                                      const std::int32_t* qd, const float* scale, const float* b,
                                      float* out, std::size_t ld) noexcept {
@@ -321,12 +446,12 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
     std::size_t j = 0;
     for (; j + 2 <= groups; j += 2) {
       prefetch_bytes<Arch>(ahead + 64 + 64 * j, 128);
-      group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
-      group_dots<G, Bits, Arch>(block, j + 1, 1, qd, qn, acc);
+      group_dots<G, Bits, Arch, Split>(block, j, 0, qd, qn, acc);
+      group_dots<G, Bits, Arch, Split>(block, j + 1, 1, qd, qn, acc);
     }
     if (j < groups) {
       prefetch_bytes<Arch>(ahead + 64 + 64 * j, 64);
-      group_dots<G, Bits, Arch>(block, j, 0, qd, qn, acc);
+      group_dots<G, Bits, Arch, Split>(block, j, 0, qd, qn, acc);
     }
     const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
     const __m512 o =
@@ -334,7 +459,9 @@ QCODEC_TB_VNNI_TARGET void dots_vnni(const std::uint8_t* in, std::size_t count, 
     for (std::size_t g = 0; g < G; ++g) {
       const __m512i low = _mm512_add_epi32(acc[g][0], acc[g][2]);
       const __m512i high = _mm512_add_epi32(acc[g][1], acc[g][3]);
-      const __m512i sum = _mm512_add_epi32(low, Bits == 4 ? _mm512_srai_epi32(high, 4) : high);
+      const __m512i sum = _mm512_add_epi32(low, Split       ? _mm512_slli_epi32(high, 7)
+                                                : Bits == 4 ? _mm512_srai_epi32(high, 4)
+                                                            : high);
       const __m512 a = _mm512_mul_ps(_mm512_set1_ps(scale[g]), _mm512_cvtepi32_ps(sum));
       _mm512_storeu_ps(out + g * ld + block_tokens * u,
                        _mm512_fmadd_ps(s, a, _mm512_mul_ps(o, _mm512_set1_ps(b[g]))));
@@ -372,6 +499,16 @@ void dots_bits(const std::uint8_t* in, std::size_t count, std::size_t n,
   static constexpr block_dots_fn dots[4] = {&dots_vnni<1, Bits, Arch>, &dots_vnni<2, Bits, Arch>,
                                             &dots_vnni<3, Bits, Arch>, &dots_vnni<4, Bits, Arch>};
   dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
+}
+
+template <class Arch>
+void dots_i16_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+                   const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
+                   float* out, std::size_t ld) noexcept {
+  static constexpr block_dots_fn dots[4] = {
+      &dots_vnni<1, 8, Arch, true>, &dots_vnni<2, 8, Arch, true>, &dots_vnni<3, 8, Arch, true>,
+      &dots_vnni<4, 8, Arch, true>};
+  dots_in_fours_i16<Arch, true>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -462,8 +599,9 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
 // A block_dots_fn for 8-bit codes without VNNI, where vpmaddubsw's pairs would saturate
 // (2 * 255 * 127): four tokens' codes of a group (16 bytes) zero-extended to words, vpmaddwd
 // against the query's four int8 values as words, so that each token has two dwords (channels 0-1
-// and 2-3), added once per block (vphaddd). Tokens 0-7, then 8-15: two sums per query.
-template <std::size_t G, class Arch>
+// and 2-3), added once per block (vphaddd). Tokens 0-7, then 8-15: two sums per query. Words:
+// 15-bit queries, their four q16 as words in qd (dots_in_fours_i16; |sum| <= 255 * 16383 * n).
+template <std::size_t G, class Arch, bool Words = false>
 void dots_madd8(const std::uint8_t* in, std::size_t count, std::size_t n, const std::int32_t* qd,
                 const float* scale, const float* b, float* out, std::size_t ld) noexcept {
   const std::size_t bytes = token_block_bytes<Arch>(n, 8), groups = n / 4;
@@ -477,7 +615,14 @@ void dots_madd8(const std::uint8_t* in, std::size_t count, std::size_t n, const 
         const __m256i codes[2] = {_mm256_cvtepu8_epi16(_mm_loadu_si128(x)),
                                   _mm256_cvtepu8_epi16(_mm_loadu_si128(x + 1))};
         for (std::size_t g = 0; g < G; ++g) {
-          const __m256i q = _mm256_cvtepi8_epi16(_mm_set1_epi32(qd[g * groups + j]));
+          __m256i q;
+          if constexpr (Words) {
+            std::int64_t four;
+            std::memcpy(&four, reinterpret_cast<const std::uint8_t*>(qd) + 2 * (g * n + 4 * j), 8);
+            q = _mm256_set1_epi64x(four);
+          } else {
+            q = _mm256_cvtepi8_epi16(_mm_set1_epi32(qd[g * groups + j]));
+          }
           for (std::size_t k = 0; k < 2; ++k)
             acc[g][k] = _mm256_add_epi32(acc[g][k], _mm256_madd_epi16(codes[k], q));
         }
@@ -511,6 +656,15 @@ void dots_bits_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
         &dots_maddubs<4, Bits, Arch>};
     dots_in_fours<Arch>(dots, in, count, n, queries, query_stride, nq, out, ld);
   }
+}
+
+template <class Arch>
+void dots_i16_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
+                   const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
+                   float* out, std::size_t ld) noexcept {
+  static constexpr block_dots_fn dots[4] = {&dots_madd8<1, Arch, true>, &dots_madd8<2, Arch, true>,
+                                            &dots_madd8<3, Arch, true>, &dots_madd8<4, Arch, true>};
+  dots_in_fours_i16<Arch, false>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -553,6 +707,22 @@ void token_block_dots_prepared_base(const std::uint8_t* in, std::size_t count, s
   }
 #endif
   d::dots_generic_prepared<Arch>(in, count, n, bits, queries, query_stride, nq, out, ld);
+}
+/// token_block_dots_prepared_i16 so too: vpmaddwd on AVX2 and AVX-512 targets for 8-bit codes
+/// (n a multiple of 4 up to token_block_i16_max_n), the generic sums otherwise.
+template <class Arch>
+void token_block_dots_prepared_i16_base(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                        unsigned bits, const std::uint8_t* queries,
+                                        std::size_t query_stride, std::size_t nq, float* out,
+                                        std::size_t ld) noexcept {
+  namespace d = detail::token_blocks;
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && defined(__F16C__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    if (bits == 8 && n % 4 == 0 && n <= token_block_i16_max_n)
+      return d::dots_i16_avx2<Arch>(in, count, n, queries, query_stride, nq, out, ld);
+  }
+#endif
+  d::dots_generic_prepared_i16<Arch>(in, count, n, bits, queries, query_stride, nq, out, ld);
 }
 /// token_block_dots_i8 as a target's Prepare and Dots (the base forms above, or VNNI's below):
 /// the queries prepared four at a time on the stack, up to max_n elements.
@@ -602,6 +772,16 @@ void token_block_dots_prepared_vnni(const std::uint8_t* in, std::size_t count, s
       return d::dots_bits<8, Arch>(in, count, n, queries, query_stride, nq, out, ld);
   }
 }
+template <class Arch>
+void token_block_dots_prepared_i16_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
+                                        unsigned bits, const std::uint8_t* queries,
+                                        std::size_t query_stride, std::size_t nq, float* out,
+                                        std::size_t ld) noexcept {
+  if (bits == 8 && n % 4 == 0 && n <= token_block_i16_max_n)
+    return detail::token_blocks::dots_i16_vnni<Arch>(in, count, n, queries, query_stride, nq, out,
+                                                     ld);
+  token_block_dots_prepared_i16_base<Arch>(in, count, n, bits, queries, query_stride, nq, out, ld);
+}
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -622,26 +802,53 @@ struct token_block_kernels {
   void (*token_block_dots_prepared)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
                                     const std::uint8_t*, std::size_t, std::size_t, float*,
                                     std::size_t) noexcept;
+  /// Appended: a query's 15-bit prepared form (scalar code on every target), scores from such
+  /// queries (the fastest form), and those scores without VNNI (for tests, as above).
+  void (*token_block_query_i16)(const float*, std::size_t, std::uint8_t*) noexcept;
+  void (*token_block_dots_prepared_i16)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
+                                        const std::uint8_t*, std::size_t, std::size_t, float*,
+                                        std::size_t) noexcept;
+  void (*token_block_dots_prepared_i16_base)(const std::uint8_t*, std::size_t, std::size_t,
+                                             unsigned, const std::uint8_t*, std::size_t,
+                                             std::size_t, float*, std::size_t) noexcept;
 };
 
 template <class Arch>
 token_block_kernels make_token_block_kernels() noexcept {
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::token_block_dots_i8, &ref::token_block_dots_i8, &ref::token_block_query,
-            &ref::token_block_dots_prepared};
+    return {&ref::token_block_dots_i8,
+            &ref::token_block_dots_i8,
+            &ref::token_block_query,
+            &ref::token_block_dots_prepared,
+            &ref::token_block_query_i16,
+            &ref::token_block_dots_prepared_i16,
+            &ref::token_block_dots_prepared_i16};
   } else {
     const auto base = &token_block_dots_i8_with<Arch, &token_block_query_base<Arch>,
                                                 &token_block_dots_prepared_base<Arch>>;
+    const auto query_i16 = &detail::token_blocks::query_i16_generic<Arch>;
+    const auto base_i16 = &token_block_dots_prepared_i16_base<Arch>;
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
       if (cpu_supports_avx512_vnni()) {
         return {&token_block_dots_i8_with<Arch, &token_block_query_vnni<Arch>,
                                           &token_block_dots_prepared_vnni<Arch>>,
-                base, &token_block_query_vnni<Arch>, &token_block_dots_prepared_vnni<Arch>};
+                base,
+                &token_block_query_vnni<Arch>,
+                &token_block_dots_prepared_vnni<Arch>,
+                query_i16,
+                &token_block_dots_prepared_i16_vnni<Arch>,
+                base_i16};
       }
     }
 #endif
-    return {base, base, &token_block_query_base<Arch>, &token_block_dots_prepared_base<Arch>};
+    return {base,
+            base,
+            &token_block_query_base<Arch>,
+            &token_block_dots_prepared_base<Arch>,
+            query_i16,
+            base_i16,
+            base_i16};
   }
 }
 

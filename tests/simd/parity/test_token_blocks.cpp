@@ -241,3 +241,120 @@ TEST_CASE("token block dots score the affine keys of the layout", "[parity][toke
       }
     }
 }
+
+namespace {
+
+// 15-bit prepared queries: the table's form and scores (fastest and base) against the oracle's.
+void check_i16(const dots_case& c, const blocks& b, const std::vector<float>& q) {
+  INFO("i16 bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
+                   << " offset=" << c.offset);
+  const auto& kernels = parity::under_test().token_blocks;
+  REQUIRE(prepared_queries(kernels.token_block_query_i16, c, q) ==
+          prepared_queries(&qcodec::ref::token_block_query_i16, c, q));
+  const std::vector<float> want = prepared_scores(
+      &qcodec::ref::token_block_query_i16, &qcodec::ref::token_block_dots_prepared_i16, c, b, q);
+  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
+                                          kernels.token_block_dots_prepared_i16, c, b, q)));
+  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
+                                          kernels.token_block_dots_prepared_i16_base, c, b, q)));
+}
+
+}  // namespace
+
+TEST_CASE("token block dots of 15-bit queries match their oracle bit for bit",
+          "[parity][token_blocks]") {
+  std::mt19937 rng(9);
+  // The fast paths take 8-bit codes with n a multiple of 4 up to 512; the others (and 4-bit
+  // codes) the generic sums.
+  for (unsigned bits : {4u, 8u})
+    for (std::size_t n : {4u, 8u, 12u, 16u, 20u, 36u, 60u, 64u, 96u, 128u, 256u, 512u, 516u, 1024u})
+      for (std::size_t count : {0u, 1u, 2u, 3u, 17u})
+        for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
+          if (n >= 512 && (count > 3 || nq > 5)) continue;
+          const dots_case c{bits, n, count, nq, (n + count + nq) % 3};
+          const blocks b = random_blocks(c, rng);
+          check_i16(c, b, random_queries(c, rng));
+        }
+}
+
+TEST_CASE("token block dots of 15-bit queries: special queries and stored values",
+          "[parity][token_blocks]") {
+  std::mt19937 rng(10);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float special : {0.0f, -0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
+    const dots_case c{8, 64, 5, 3, 1};
+    const blocks b = random_blocks(c, rng);
+    std::vector<float> q = random_queries(c, rng);
+    for (std::size_t i = 0; i < c.n; ++i) {  // query 1, as in the int8 test above
+      float& x = q[c.n + i];
+      if (special == 0.0f || std::fabs(special) < 1e-30f)
+        x = special * float(i % 3);
+      else if (i == 37)
+        x = special;
+    }
+    INFO("special query " << special);
+    check_i16(c, b, q);
+  }
+  for (float special : {inf, -inf, std::nanf(""), 3e-6f, 65504.0f}) {
+    const dots_case c{8, 128, 5, 3, 2};
+    const blocks b = random_blocks(c, rng, special);
+    INFO("special stored " << special);
+    check_i16(c, b, random_queries(c, rng));
+  }
+}
+
+// At n = 512 with a query of one sign (q16 = 16383) the sums pass 2^24 (and the VNNI high
+// bytes' sum, times 128, nears 2^31): their conversion to float rounds, in the current mode.
+TEST_CASE("token block dots of 15-bit queries: every rounding mode", "[parity][token_blocks]") {
+  std::mt19937 rng(11);
+  const dots_case c{8, 512, 3, 4, 0};
+  const blocks b = random_blocks(c, rng);
+  std::vector<float> q = random_queries(c, rng);
+  for (std::size_t i = 0; i < c.n; ++i) q[i] = 1.0f;  // query 0
+  for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+    INFO("rounding mode " << mode);
+    const auto& kernels = parity::under_test().token_blocks;
+    std::fesetround(mode);
+    const std::vector<float> want = prepared_scores(
+        &qcodec::ref::token_block_query_i16, &qcodec::ref::token_block_dots_prepared_i16, c, b, q);
+    const std::vector<float> got = prepared_scores(kernels.token_block_query_i16,
+                                                   kernels.token_block_dots_prepared_i16, c, b, q);
+    const std::vector<float> base = prepared_scores(
+        kernels.token_block_query_i16, kernels.token_block_dots_prepared_i16_base, c, b, q);
+    std::fesetround(FE_TONEAREST);
+    REQUIRE(same_bits(want, got));
+    REQUIRE(same_bits(want, base));
+  }
+}
+
+// The scores are q' . (s_t code_t + o_t), q' the 15-bit form of q (grid 16383), up to float
+// rounding.
+TEST_CASE("token block dots of 15-bit queries score the affine keys of the layout",
+          "[parity][token_blocks]") {
+  std::mt19937 rng(12);
+  for (std::size_t n : {64u, 128u, 512u}) {
+    const dots_case c{8, n, 3, 3, 0};
+    const blocks b = random_blocks(c, rng);
+    const std::vector<float> q = random_queries(c, rng);
+    const auto& kernels = parity::under_test().token_blocks;
+    const std::vector<float> got = prepared_scores(kernels.token_block_query_i16,
+                                                   kernels.token_block_dots_prepared_i16, c, b, q);
+    const std::size_t ld = c.count * simd::block_tokens + 3;
+    for (std::size_t g = 0; g < c.nq; ++g) {
+      const float* qg = &q[g * n];
+      const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n, 16383.0f);
+      for (std::size_t t = 0; t < c.count * simd::block_tokens; ++t) {
+        double want = 0.0, magnitude = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const double qi = std::nearbyint(qg[i] * f.inv) * double(f.scale);
+          const double k = double(b.scale[t]) * b.codes[t * n + i] + b.offset[t];
+          want += qi * k;
+          magnitude += std::fabs(qi * k);
+        }
+        INFO("n=" << n << " g=" << g << " t=" << t);
+        REQUIRE(std::fabs(got[g * ld + t] - want) <= 1e-5 * magnitude + 1e-6);
+      }
+      REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
+    }
+  }
+}
