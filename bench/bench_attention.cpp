@@ -346,7 +346,7 @@ BENCHMARK_TEMPLATE(BM_attention_decode, kivi2_q8_quads)
     ->Name("BM_attention_decode/kivi2-q8-quads")
     ->Apply(shapes);
 // 8-bit per-token keys and values on the fast layouts: keys in token_blocks (15-bit queries, as
-// q8's), values in token_quads' (16-bit weights per 16 tokens); two vpdpbusd a query or weight
+// q8's), values in token_quads' (15-bit weights per 16 tokens); two vpdpbusd a query or weight
 // byte pair.
 using q8_blocks_quads = kv::cache<kv::token_blocks<8, kv::query_format::i16>, kv::token_quads<8>>;
 BENCHMARK_TEMPLATE(BM_attention_decode, q8_blocks_quads)

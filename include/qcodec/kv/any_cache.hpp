@@ -318,7 +318,7 @@ result<std::unique_ptr<any_cache>> make_calibrated_cache_model(const cache_confi
       {"kivi4-q8-quads", "kivi4-quads, keys scored against int8 scaled queries", 128, false, false,
        &make_cache_model<per_channel<4, 32, query_format::i8>, token_quads<4>>},
       // q8's codes so too: keys in token_blocks (15-bit queries, as q8's), values summed with
-      // 16-bit weights per 16 tokens (8-bit weights would be as coarse as the values).
+      // 15-bit weights per 16 tokens (8-bit weights would be as coarse as the values).
       {"q8b-quads", "q8 with keys in 16-token blocks and values in token_quads<8>", 0, false, false,
        &make_cache_model<token_blocks<8, query_format::i16>, token_quads<8>>},
       {"kivi2-quads", "kivi2 with its values summed as kivi4-quads'", 128, false, false,

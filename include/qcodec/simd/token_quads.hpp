@@ -1,6 +1,6 @@
 #pragma once
 // Blocks of 16 tokens' 2-, 4- or 8-bit affine codes (B bits) stored four tokens interleaved, with
-// their parameters in front, summed with weights rounded to 8 bits per block (16 at 8-bit codes):
+// their parameters in front, summed with weights rounded to 8 bits per block (15 at 8-bit codes):
 // the value sums of kv::token_quads<B>.
 //
 // Block layout, token_quads_block_bytes(n, B) bytes (the same size as token_rows.hpp's at B bits):
@@ -26,13 +26,15 @@
 //   token_quad_axpys_u8   for the `count` blocks at `in` (consecutive) and each weight vector
 //                         p_g = p[g * ldp, + 16 count):
 //     per block u:   w_t = p_g[t] * s_t                     the weights take in the scales
-//                    S_u, inv_u: the form of w over the block with the grid W = 255
-//                    (int8_dots.hpp's form_from: S_u = m / W, inv_u = W / m rounded toward zero, m
-//                    = max |w_t|); W = 65535 at 8-bit codes, whose q_t are two bytes (S_u, inv_u =
-//                    0 where S_u < 2^-122 at 4 bits, 2^-120 at 2, FLT_MIN at 8, so that S_u 2^(B -
-//                    8) is exact) q_t = max(0, w_t * inv_u rounded to an integer in the current
-//                    mode) R_u = S_u * float(sum_t q_t)             the rounded weights' sum
-//     per chunk of up to 16 blocks, in order (mid = (2^B - 1) / 2, the codes' middle: 7.5, 1.5):
+//                    S_u, inv_u: the form of w over the block with the grid W (int8_dots.hpp's
+//                    form_from: S_u = m / W, inv_u = W / m rounded toward zero, m = max |w_t|);
+//                    W = 255, or 32767 at 8-bit codes (q_t two bytes, below)
+//                    (S_u, inv_u = 0 where S_u < 2^-122 at 4 bits, 2^-120 at 2, FLT_MIN at 8, so
+//                    that S_u 2^(B - 8) is exact)
+//                    q_t = max(0, w_t * inv_u rounded to an integer in the current mode)
+//                    R_u = S_u * float(sum_t q_t)             the rounded weights' sum
+//     per chunk of up to 16 blocks, in order (mid = (2^B - 1) / 2, the codes' middle: 7.5, 1.5,
+//     127.5):
 //                    M: lane t = fma(p_g[16 u + t], fma(mid, s_t, o_t), lane t) for each block
 //                    u in order (from 0), R: lane u = R_u, each summed in token_rows.hpp's order
 //                    acc[g * n + i] += b_i = fma(-mid, R, M), or fma(2^(B - 1) - mid, R, M) for a
@@ -49,9 +51,9 @@
 // coordinate, 6x the largest error in tests/kv.) Every target returns the oracle's bits. The
 // weights are softmax probabilities: a negative weight (after the scales) rounds to 0, so its
 // token adds p_t (mid s_t + o_t), its value at the middle code, through M, as does every token of a
-// block whose S_u is below the least kept (its largest weight below about 5e-35, 2e-34 at 2 bits).
-// A block whose weights hold a NaN or an infinity (after the scales) adds NaN (the same NaN on
-// every target, for an acc that holds no NaN).
+// block whose S_u is below the least kept (its largest weight below about 5e-35, 2e-34 at 2 bits,
+// 4e-34 at 8). A block whose weights hold a NaN or an infinity (after the scales) adds NaN (the
+// same NaN on every target, for an acc that holds no NaN).
 //
 // Why 8 bits per block: the 16-bit weights of token_rows.hpp take vpdpwssd's two codes per lane
 // and instruction, the floor of their value sums, which were 39% of a 4-bit decode step at 16k
@@ -59,9 +61,10 @@
 // above needs no byte shuffles: P masks per 64 bytes. Rounding each weight to 8 bits of its own
 // block's largest keeps the error far below the codes' own: a weight is off by at most 1/510 of
 // the largest weight among its 16 tokens. Not so for 8-bit codes: weights as coarse as the codes
-// would about double the values' error. There each weight is two bytes (q_t = 256 h_t + l_t), each
-// one vpdpbusd operand: two instructions for four codes a lane, still twice the codes of vpdpwssd
-// on words, and no shuffles (token_rows' 8-bit rows have none of its fast paths).
+// would about double the values' error. There each weight has 15 bits, two bytes (q_t = 256 h_t +
+// l_t), each one vpdpbusd operand: two instructions for four codes a lane, still twice the codes
+// of vpdpwssd on words, and no shuffles (token_rows' 8-bit rows have none of its fast paths); 15,
+// not 16, so that AVX2's vpmaddwd takes q_t as one signed word.
 //
 // Fast paths: the sums for n a multiple of C on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
 // vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
@@ -150,7 +153,7 @@ constexpr int top_code(unsigned bits) noexcept { return 1 << (bits - 1); }
 // Whether the rounded weights q_t are two bytes (8-bit codes), and their grid W (header).
 constexpr bool two_byte_weights(unsigned bits) noexcept { return bits == 8; }
 constexpr float weight_grid(unsigned bits) noexcept {
-  return two_byte_weights(bits) ? 65535.0f : 255.0f;
+  return two_byte_weights(bits) ? 32767.0f : 255.0f;
 }
 
 // The factor taking S_u to position p's scale, 2^-(bits p): exactly, as S_u is 0, NaN or at
@@ -386,7 +389,7 @@ void sums_generic(const std::uint8_t* in, std::size_t blocks, std::size_t block_
       }
       for (std::size_t i = 0; i < n; ++i) {
         const std::int32_t c = quad_code_at<Arch>(n, Bits, 0, i).top ? top_code(Bits) : 0;
-        std::int32_t sum = 0;  // |sum| <= 16 * 128 * 65535 at 8 bits
+        std::int32_t sum = 0;  // |sum| <= 16 * 128 * 32767 at 8 bits
         for (std::size_t t = 0; t < block_tokens; ++t) {
           sum += (static_cast<std::int32_t>(quad_code<Arch>(block, n, Bits, t, i)) - c) * q[t];
         }
@@ -624,8 +627,8 @@ void sums_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_byt
 
 // AVX2, 8-bit codes, n a multiple of 16 (generic sums otherwise): vpmaddubsw's pairs would
 // overflow 16 bits (2 * 255 * 128), so per slice, block and four tokens the codes of 4 columns are
-// sign-extended to words (the stored code XOR 128 is code - 128) and each byte of the weights,
-// as words, multiplies them by vpmaddwd; a column's two dwords (tokens 0-1 and 2-3 of each quad)
+// sign-extended to words (the stored code XOR 128 is code - 128) and vpmaddwd multiplies them by
+// the weights q_t as words (<= 32767); a column's two dwords (tokens 0-1 and 2-3 of each quad)
 // are added once per block (vphaddd). Two weight vectors at a time (8 sums of 4 columns).
 template <class Arch>
 void sums8_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_bytes, std::size_t n,
@@ -633,18 +636,17 @@ void sums8_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_by
   constexpr std::size_t columns = block_tokens, per_pass = 2;
   if (n % columns != 0) return sums_generic<8, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   for (std::size_t g = 0; g < heads; ++g) add_offsets<8, Arch>(cw, g, n, acc + g * n);
-  // The weights' bytes as words once (words[g][0 or 1][t]: low or high bytes), so that each
-  // quad's four are one broadcast qword in the loop (converting them there took a quarter of its
-  // instructions: once per slice).
-  alignas(32) std::uint16_t words[max_heads][2][chunk_blocks * block_tokens];
+  // The weights as words once, so that each quad's four are one broadcast qword in the loop
+  // (converting them there took a quarter of its instructions: once per slice).
+  alignas(32) std::uint16_t words[max_heads][chunk_blocks * block_tokens];
   for (std::size_t g = 0; g < heads; ++g)
     for (std::size_t t = 0; t < blocks * block_tokens; t += 16) {
-      const auto* from = reinterpret_cast<const __m128i*>(cw.q[g] + t);
-      const auto* from_high = reinterpret_cast<const __m128i*>(cw.q_high[g] + t);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(words[g][0] + t),
-                         _mm256_cvtepu8_epi16(_mm_load_si128(from)));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(words[g][1] + t),
-                         _mm256_cvtepu8_epi16(_mm_load_si128(from_high)));
+      const auto* low = reinterpret_cast<const __m128i*>(cw.q[g] + t);
+      const auto* high = reinterpret_cast<const __m128i*>(cw.q_high[g] + t);
+      _mm256_store_si256(
+          reinterpret_cast<__m256i*>(words[g] + t),
+          _mm256_or_si256(_mm256_cvtepu8_epi16(_mm_load_si128(low)),
+                          _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_load_si128(high)), 8)));
     }
   const auto weight_words = [](const std::uint16_t* four) {  // w0 w1 w2 w3, four times
     std::int64_t x;
@@ -667,13 +669,9 @@ void sums8_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_by
             codes[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128(x + k));
           for (std::size_t g = 0; g < gn; ++g) {
             const std::size_t t = u * block_tokens + 4 * quad;
-            const __m256i low = weight_words(words[g0 + g][0] + t);
-            const __m256i high = weight_words(words[g0 + g][1] + t);
+            const __m256i w = weight_words(words[g0 + g] + t);
             for (std::size_t k = 0; k < 4; ++k)
-              sum[g][k] = _mm256_add_epi32(
-                  sum[g][k],
-                  _mm256_add_epi32(_mm256_madd_epi16(codes[k], low),
-                                   _mm256_slli_epi32(_mm256_madd_epi16(codes[k], high), 8)));
+              sum[g][k] = _mm256_add_epi32(sum[g][k], _mm256_madd_epi16(codes[k], w));
           }
         }
         for (std::size_t g = 0; g < gn; ++g) {

@@ -171,7 +171,7 @@ TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
 }
 
 // What the sums stand for: sum_t p_t (s_t code_t + o_t), each weight p_t s_t off by at most
-// max |p_t s_t| / 2W over its block of 16 tokens (W = 255, 65535 at 8 bits; plus float rounding).
+// max |p_t s_t| / 2W over its block of 16 tokens (W = 255, 32767 at 8 bits; plus float rounding).
 TEST_CASE("token quad axpys are the weighted affine values within the weights' rounding",
           "[parity][token_quads]") {
   std::mt19937 rng(7);
@@ -202,7 +202,7 @@ TEST_CASE("token quad axpys are the weighted affine values within the weights' r
               for (std::size_t i = 0; i < c.n; ++i)
                 want[i] += pt * (s * double(qcodec::simd::quad_code(block, c.n, bits, t, i)) + o);
             }
-            bound += double(block_tokens) * top * m / (bits == 8 ? 131070.0 : 510.0);
+            bound += double(block_tokens) * top * m / (bits == 8 ? 65534.0 : 510.0);
           }
           bound += 4.0 * double(tokens + 1) * 0x1p-24 * (total + 1.0);  // float rounding
           for (std::size_t i = 0; i < c.n; ++i) {
