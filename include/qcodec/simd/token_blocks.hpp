@@ -48,12 +48,13 @@
 //                                  generic sums are 64-bit)
 //
 // With VNNI each q16 = 128 hi + lo (lo = q16 & 127 and hi = q16 >> 7, both int8) takes two
-// vpdpbusd, low + 128 high; on AVX2 the codes as words meet q16 by vpmaddwd. The query's form is
-// scalar code on every target (once per step and query).
+// vpdpbusd, low + 128 high (the bytes split per call); on AVX2 the codes as words meet q16 by
+// vpmaddwd. The query's form is scalar code on every target (once per step and query).
 //
-// Fast paths, for n a multiple of 4 per up to 1024: AVX-512 VNNI (vpdpbusd), and AVX2 (bits 1, 2
-// and 4: vpmaddubsw + vpmaddwd; 8: vpmaddwd on words), also the AVX-512 table's base form without
-// VNNI. Other targets and shapes get the generic sums (scalar code).
+// Fast paths, for n a multiple of 4 per up to 1024 (15-bit queries: 512): AVX-512 VNNI
+// (vpdpbusd), and AVX2 (bits 1, 2 and 4: vpmaddubsw + vpmaddwd; 8: vpmaddwd on words), also the
+// AVX-512 table's base form without VNNI. Other targets and shapes get the generic sums (scalar
+// code).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -104,6 +105,9 @@ constexpr std::size_t token_block_query_i16_bytes(std::size_t n) noexcept {
   return 8 + 2 * n;
 }
 inline constexpr std::size_t token_block_i16_max_n = 512;
+static_assert(255ull * 16383 * token_block_i16_max_n < (1ull << 31) &&
+                  128ull * 128 * 255 * token_block_i16_max_n < (1ull << 31),
+              "15-bit sums, and VNNI's high bytes' sums times 128, fit 32 bits");
 }  // namespace simd
 
 namespace simd::detail::token_blocks {
@@ -271,7 +275,8 @@ void prepare_query(Form form, const float* q, std::size_t n, std::uint8_t* out) 
 }
 
 // The fast paths' scores of `count` blocks against G = 1-4 queries whose int8 forms qd holds:
-// qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword, scale[g] = f_g.scale and b[g] its b.
+// qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword, scale[g] = f_g.scale and b[g] its b
+// (15-bit queries: as dots_in_fours_i16 packs them).
 using block_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
                                const std::int32_t* qd, const float* scale, const float* b,
                                float* out, std::size_t ld) noexcept;

@@ -62,16 +62,19 @@
 // block's largest keeps the error far below the codes' own: a weight is off by at most 1/510 of
 // the largest weight among its 16 tokens. Not so for 8-bit codes: weights as coarse as the codes
 // would about double the values' error. There each weight has 15 bits, two bytes (q_t = 256 h_t +
-// l_t), each one vpdpbusd operand: two instructions for four codes a lane, still twice the codes
-// of vpdpwssd on words, and no shuffles (token_rows' 8-bit rows have none of its fast paths); 15,
-// not 16, so that AVX2's vpmaddwd takes q_t as one signed word.
+// l_t), each one vpdpbusd operand: two instructions for four codes a lane, as many products per
+// instruction as vpdpwssd's, but on the codes as they are stored (words would take a widening or
+// shuffles per load; token_rows' 8-bit rows have no fast path at all). 15 bits, not 16, so that
+// AVX2's vpmaddwd takes q_t as one signed word.
 //
 // Fast paths: the sums for n a multiple of C on AVX-512 VNNI (vpdpbusd) and AVX2 (vpmaddubsw,
-// vpmaddwd), generic sums otherwise; the weights' preparation on AVX-512 and AVX2.
+// vpmaddwd; 8-bit codes: vpmaddwd on words), generic sums otherwise; the weights' preparation on
+// AVX-512 and AVX2.
 // Measured (docs/measurements.md), 4 bits, against token_rows.hpp's sums beside the same keys:
 // 0.68-0.88x the time of a decode step from 1k to 64k tokens with VNNI, 0.73-0.91x with the AVX2
 // kernels. 2 bits, KIVI-2 against per_token<2>'s values (summed by rows.hpp's float axpys) beside
 // the same keys, at 16k and 64k tokens: 0.56-0.59x with VNNI, 0.95-0.97x with the AVX2 kernels.
+// 8 bits: q8b-quads (with token_blocks<8> keys) against q8 (per_token<8> keys and values).
 
 #include <qcodec/simd/arch.hpp>
 #include <qcodec/simd/convert.hpp>
@@ -100,7 +103,7 @@ namespace qcodec {
 // The layout's arithmetic, templates on the target as kernel helpers are (kernel_table.hpp);
 // codecs and tests use the default.
 namespace simd {
-/// Bytes of one block of n columns of `bits`-bit codes (2 or 4; header comment).
+/// Bytes of one block of n columns of `bits`-bit codes (2, 4 or 8; header comment).
 template <class Arch = scalar>
 constexpr std::size_t token_quads_block_bytes(std::size_t n, unsigned bits) noexcept {
   return token_rows_block_bytes<Arch>(n, bits);
@@ -163,7 +166,7 @@ constexpr float position_factor(unsigned bits, std::size_t p) noexcept {
 }
 // The least S_u kept (header): the top position's scale, S_u 2^(bits - 8), is then a normal float,
 // so that the VNNI sums may take a code in position p where it lies, 2^(bits p) times it, by
-// S_u 2^-(bits p). (2^-122 at 4 bits, 2^-120 at 2.)
+// S_u 2^-(bits p). (2^-122 at 4 bits, 2^-120 at 2, FLT_MIN at 8: one position.)
 constexpr float least_scale(unsigned bits) noexcept {
   return std::numeric_limits<float>::min() / position_factor(bits, 8 / bits - 1);
 }
@@ -282,7 +285,8 @@ template <class Arch>
 // offsets are converted once for every head, and the forms of 16 blocks come from one vector
 // division (int8_dots' forms16). Four blocks' rounded weights are packed to bytes together
 // (two vpackusdw and a vpackuswb, whose unsigned saturation also takes negatives and NaN's
-// INT_MIN to 0), which leaves 128-bit lane i holding quad i (tokens 4 i .. 4 i + 3) of each of
+// INT_MIN to 0; 15-bit weights: their words' low and high bytes packed apart), which leaves
+// 128-bit lane i holding quad i (tokens 4 i .. 4 i + 3) of each of
 // the four blocks: their sums Q_u come from those bytes (vpmaddubsw and vpmaddwd against ones,
 // then 128-bit lanes added), and one dword permute stores the weights in block order.
 template <unsigned Bits, class Arch>
@@ -637,7 +641,7 @@ void sums8_avx2(const std::uint8_t* in, std::size_t blocks, std::size_t block_by
   if (n % columns != 0) return sums_generic<8, Arch>(in, blocks, block_bytes, n, cw, heads, acc);
   for (std::size_t g = 0; g < heads; ++g) add_offsets<8, Arch>(cw, g, n, acc + g * n);
   // The weights as words once, so that each quad's four are one broadcast qword in the loop
-  // (converting them there took a quarter of its instructions: once per slice).
+  // (converted there, for every slice, they took a quarter of its instructions).
   alignas(32) std::uint16_t words[max_heads][chunk_blocks * block_tokens];
   for (std::size_t g = 0; g < heads; ++g)
     for (std::size_t t = 0; t < blocks * block_tokens; t += 16) {
@@ -719,7 +723,8 @@ namespace detail::token_quads {
 // the float sums of its 16 P columns stay in registers across the chunk's blocks; per block and
 // four tokens, one 64-byte load, each position's codes where they lie (16 columns each; position
 // p holds 2^(Bits p) times its codes, the top one 2^(8 - Bits) (code - 2^(Bits - 1)), scaled by
-// S_u 2^-(Bits p)), and per weight vector one vpdpbusd of each against the broadcast four weights.
+// S_u 2^-(Bits p)), and per weight vector one vpdpbusd of each against the broadcast four weights
+// (two at 8 bits: the weights' low and high bytes, added as low + 256 high per block).
 // (2-bit codes' sums take twice the registers; in two passes of two weight vectors they took
 // 1.00-1.06x the time of KIVI-2 decode steps at 16k/64, 16k/128 and 64k/64.)
 template <unsigned Bits, std::size_t G, class Arch>

@@ -1,12 +1,14 @@
-// token_block_dots_i8 against its oracle, bit for bit (exact integer sums, then fixed float
-// operations), on every rounding mode and on special queries; and the oracle against the scores
-// of blocks built here from a code matrix by the documented layout. Buffers end exactly at the
-// last block's last byte, so AddressSanitizer sees any read past it.
+// token_block_dots_i8 and the 15-bit prepared scores against their oracles, bit for bit (exact
+// integer sums, then fixed float operations), on every rounding mode and on special queries; and
+// the oracles against the scores of blocks built here from a code matrix by the documented layout.
+// Buffers end exactly at the last block's last byte, so AddressSanitizer sees any read past it.
 #include <qcodec/core/half.hpp>
 #include <qcodec/simd/token_blocks.hpp>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -123,6 +125,29 @@ void check(const dots_case& c, const blocks& b, const std::vector<float>& q) {
                                           kernels.token_block_dots_prepared, c, b, q)));
 }
 
+// Every 8-bit code of the blocks 255: the largest sums.
+void saturate_codes(const dots_case& c, blocks& b) {
+  const std::size_t bytes = simd::token_block_bytes(c.n, 8);
+  for (std::size_t u = 0; u < c.count; ++u)
+    std::memset(b.storage.data() + c.offset + u * bytes + 64, 0xFF, bytes - 64);
+  std::fill(b.codes.begin(), b.codes.end(), std::uint8_t{255});
+}
+
+// 15-bit prepared queries: the table's form and scores (fastest and base) against the oracle's.
+void check_i16(const dots_case& c, const blocks& b, const std::vector<float>& q) {
+  INFO("i16 bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
+                   << " offset=" << c.offset);
+  const auto& kernels = parity::under_test().token_blocks;
+  REQUIRE(prepared_queries(kernels.token_block_query_i16, c, q) ==
+          prepared_queries(&qcodec::ref::token_block_query_i16, c, q));
+  const std::vector<float> want = prepared_scores(
+      &qcodec::ref::token_block_query_i16, &qcodec::ref::token_block_dots_prepared_i16, c, b, q);
+  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
+                                          kernels.token_block_dots_prepared_i16, c, b, q)));
+  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
+                                          kernels.token_block_dots_prepared_i16_base, c, b, q)));
+}
+
 }  // namespace
 
 TEST_CASE("token block dots match their oracle bit for bit", "[parity][token_blocks]") {
@@ -147,32 +172,37 @@ TEST_CASE("token block dots: zero, tiny, huge and non-finite queries", "[parity]
   std::mt19937 rng(5);
   const float inf = std::numeric_limits<float>::infinity();
   for (std::size_t n : {64u, 128u})
-    for (float special : {0.0f, -0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
-      const dots_case c{4, n, 5, 3, 1};
-      const blocks b = random_blocks(c, rng);
-      std::vector<float> q = random_queries(c, rng);
-      // Query 1: zero or tiny throughout, or one huge or non-finite element.
-      for (std::size_t i = 0; i < n; ++i) {
-        float& x = q[n + i];
-        if (special == 0.0f || std::fabs(special) < 1e-30f)
-          x = special * float(i % 3);
-        else if (i == 37)
-          x = special;
+    for (float special : {0.0f, -0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")})
+      for (unsigned bits : {4u, 8u}) {
+        const dots_case c{bits, n, 5, 3, 1};
+        const blocks b = random_blocks(c, rng);
+        std::vector<float> q = random_queries(c, rng);
+        // Query 1: zero or tiny throughout, or one huge or non-finite element.
+        for (std::size_t i = 0; i < n; ++i) {
+          float& x = q[n + i];
+          if (special == 0.0f || std::fabs(special) < 1e-30f)
+            x = special * float(i % 3);
+          else if (i == 37)
+            x = special;
+        }
+        INFO("special=" << special);
+        check(c, b, q);
+        if (bits == 8) check_i16(c, b, q);
       }
-      INFO("special=" << special);
-      check(c, b, q);
-    }
 }
 
 TEST_CASE("token block dots: stored infinities, NaNs and subnormals", "[parity][token_blocks]") {
   std::mt19937 rng(8);
   const float inf = std::numeric_limits<float>::infinity();
-  for (float special : {inf, -inf, std::nanf(""), 3e-6f, 65504.0f}) {
-    const dots_case c{4, 64, 5, 3, 2};
-    const blocks b = random_blocks(c, rng, special);
-    INFO("special=" << special);
-    check(c, b, random_queries(c, rng));
-  }
+  for (float special : {inf, -inf, std::nanf(""), 3e-6f, 65504.0f})
+    for (unsigned bits : {4u, 8u}) {
+      const dots_case c{bits, 64, 5, 3, 2};
+      const blocks b = random_blocks(c, rng, special);
+      INFO("special=" << special);
+      const std::vector<float> q = random_queries(c, rng);
+      check(c, b, q);
+      if (bits == 8) check_i16(c, b, q);
+    }
 }
 
 // With 8-bit codes, n = 1024 and a query of one sign, the integer sums pass 2^24: their
@@ -242,25 +272,6 @@ TEST_CASE("token block dots score the affine keys of the layout", "[parity][toke
     }
 }
 
-namespace {
-
-// 15-bit prepared queries: the table's form and scores (fastest and base) against the oracle's.
-void check_i16(const dots_case& c, const blocks& b, const std::vector<float>& q) {
-  INFO("i16 bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
-                   << " offset=" << c.offset);
-  const auto& kernels = parity::under_test().token_blocks;
-  REQUIRE(prepared_queries(kernels.token_block_query_i16, c, q) ==
-          prepared_queries(&qcodec::ref::token_block_query_i16, c, q));
-  const std::vector<float> want = prepared_scores(
-      &qcodec::ref::token_block_query_i16, &qcodec::ref::token_block_dots_prepared_i16, c, b, q);
-  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
-                                          kernels.token_block_dots_prepared_i16, c, b, q)));
-  REQUIRE(same_bits(want, prepared_scores(kernels.token_block_query_i16,
-                                          kernels.token_block_dots_prepared_i16_base, c, b, q)));
-}
-
-}  // namespace
-
 TEST_CASE("token block dots of 15-bit queries match their oracle bit for bit",
           "[parity][token_blocks]") {
   std::mt19937 rng(9);
@@ -277,41 +288,23 @@ TEST_CASE("token block dots of 15-bit queries match their oracle bit for bit",
         }
 }
 
-TEST_CASE("token block dots of 15-bit queries: special queries and stored values",
-          "[parity][token_blocks]") {
-  std::mt19937 rng(10);
-  const float inf = std::numeric_limits<float>::infinity();
-  for (float special : {0.0f, -0.0f, 1e-40f, 3e38f, inf, -inf, std::nanf("")}) {
-    const dots_case c{8, 64, 5, 3, 1};
-    const blocks b = random_blocks(c, rng);
-    std::vector<float> q = random_queries(c, rng);
-    for (std::size_t i = 0; i < c.n; ++i) {  // query 1, as in the int8 test above
-      float& x = q[c.n + i];
-      if (special == 0.0f || std::fabs(special) < 1e-30f)
-        x = special * float(i % 3);
-      else if (i == 37)
-        x = special;
-    }
-    INFO("special query " << special);
-    check_i16(c, b, q);
-  }
-  for (float special : {inf, -inf, std::nanf(""), 3e-6f, 65504.0f}) {
-    const dots_case c{8, 128, 5, 3, 2};
-    const blocks b = random_blocks(c, rng, special);
-    INFO("special stored " << special);
-    check_i16(c, b, random_queries(c, rng));
-  }
-}
-
-// At n = 512 with a query of one sign (q16 = 16383) the sums pass 2^24 (and the VNNI high
-// bytes' sum, times 128, nears 2^31): their conversion to float rounds, in the current mode.
+// At n = 512 with queries of one sign (q16 = 16383 or -16383) the sums pass 2^24: their
+// conversion to float rounds, in the current mode. With every code 255 they are the largest the
+// fast paths take, 255 * 16383 * 512 (and the VNNI high bytes' sums times 128, 2^31 - 8.4e6).
 TEST_CASE("token block dots of 15-bit queries: every rounding mode", "[parity][token_blocks]") {
   std::mt19937 rng(11);
   const dots_case c{8, 512, 3, 4, 0};
-  const blocks b = random_blocks(c, rng);
+  blocks b = random_blocks(c, rng);
   std::vector<float> q = random_queries(c, rng);
-  for (std::size_t i = 0; i < c.n; ++i) q[i] = 1.0f;  // query 0
-  for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+  for (std::size_t i = 0; i < c.n; ++i) {  // queries 0 and 1
+    q[i] = 1.0f;
+    q[c.n + i] = -1.0f;
+  }
+  for (int mode : {FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO, -1}) {
+    if (mode == -1) {  // then the largest sums, to nearest
+      saturate_codes(c, b);
+      mode = FE_TONEAREST;
+    }
     INFO("rounding mode " << mode);
     const auto& kernels = parity::under_test().token_blocks;
     std::fesetround(mode);
@@ -328,14 +321,19 @@ TEST_CASE("token block dots of 15-bit queries: every rounding mode", "[parity][t
 }
 
 // The scores are q' . (s_t code_t + o_t), q' the 15-bit form of q (grid 16383), up to float
-// rounding.
+// rounding; at n = 1024 every code 255 and a query of one sign, whose sums pass 2^31 (the generic
+// sums are 64-bit there).
 TEST_CASE("token block dots of 15-bit queries score the affine keys of the layout",
           "[parity][token_blocks]") {
   std::mt19937 rng(12);
-  for (std::size_t n : {64u, 128u, 512u}) {
+  for (std::size_t n : {64u, 128u, 512u, 1024u}) {
     const dots_case c{8, n, 3, 3, 0};
-    const blocks b = random_blocks(c, rng);
-    const std::vector<float> q = random_queries(c, rng);
+    blocks b = random_blocks(c, rng);
+    std::vector<float> q = random_queries(c, rng);
+    if (n == 1024) {
+      saturate_codes(c, b);
+      for (std::size_t i = 0; i < n; ++i) q[i] = 1.0f;
+    }
     const auto& kernels = parity::under_test().token_blocks;
     const std::vector<float> got = prepared_scores(kernels.token_block_query_i16,
                                                    kernels.token_block_dots_prepared_i16, c, b, q);
