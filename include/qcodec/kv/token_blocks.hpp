@@ -19,9 +19,9 @@
 // the same time as with int8 queries, within the noise (docs/measurements.md).
 //
 // The price: the cache keeps the newest tokens in full precision until 16 have come (as KIVI's
-// per-channel keys, group_tokens = 16). Values belong with per_token or token_rows (per-token
-// values sum with row-major codes); accumulate() here decodes a few tokens at a time and uses the
-// fp32 row kernel, correct but not fast.
+// per-channel keys, group_tokens = 16). Values belong with per_token, token_rows or token_quads;
+// accumulate() here decodes a few tokens at a time and uses the fp32 row kernel, correct but not
+// fast.
 //
 // Measured (docs/measurements.md): 4-bit decode attention with per_token values summed with 16-bit
 // weights ran 3.9-6.5x faster than fp32 at 16k and 64k tokens on AVX-512 VNNI, against 3.4-5.2x

@@ -1,6 +1,6 @@
 #pragma once
-// token_quads<Bits>: 2- or 4-bit per-token values (each token's vector quantized on its own with
-// its min/max: per_token<Bits>'s codes) stored 16 tokens to a unit in simd/token_quads.hpp's
+// token_quads<Bits>: 2-, 4- or 8-bit per-token values (each token's vector quantized on its own
+// with its min/max: per_token<Bits>'s codes) stored 16 tokens to a unit in simd/token_quads.hpp's
 // layout: the 16 fp16 scales, the 16 fp16 offsets, then the codes with four tokens interleaved.
 // Bits per value: Bits + 32 / head_dim, as per_token<Bits>.
 //
@@ -10,14 +10,20 @@
 // take two. A weight moves by at most 1/510 of the largest weight among its 16 tokens, and what
 // those moves add at the middle code is taken back (simd/token_quads.hpp): attention moves by
 // 3e-4 (rotated: 8e-4) of the 4-bit values' own relative MSE in tests/kv, 5e-5 of the 2-bit ones'.
+// 8-bit codes take 15-bit weights (two bytes, two vpdpbusd; 8 bits would be as coarse as the
+// codes): a weight moves by at most 1/65534 of the block's largest, 7e-5 of the values' own error
+// in tests/kv.
 //
 // Measured (docs/measurements.md), against token_rows<4> beside the same keys: 0.68-0.88x the time
 // of a decode step from 1k to 64k tokens with AVX-512 VNNI, 0.73-0.91x with the AVX2 kernels.
 // KIVI-2 with 2-bit token_quads values against per_token<2> ones: 0.56-0.59x at 16k and 64k
 // tokens with VNNI, 0.95-0.97x with the AVX2 kernels.
+// 8 bits, q8b-quads (with token_blocks<8, i16> keys) against q8: 0.41-0.68x the time at 16k and
+// 64k tokens with VNNI, 0.84-1.13x with the AVX2 kernels.
 //
 // The fast sums take whole slices of columns (simd/token_quads.hpp): head_dim a multiple of 32 for
-// 4-bit codes, of 64 for 2-bit ones; other head_dims are summed by the generic loop, far slower.
+// 4-bit codes, of 64 for 2-bit ones, of 16 for 8-bit ones; other head_dims are summed by the
+// generic loop, far slower.
 //
 // As token_rows: the cache keeps the newest tokens in full precision until 16 have come
 // (group_tokens = 16), and scores() is correct but not fast (keys belong in token_blocks).
