@@ -103,6 +103,11 @@ TEST_CASE("any_cache: options, canonical specs and errors", "[kv][any_cache]") {
   CHECK(kv::make_cache("q4", odd).ok());
   odd.head_dim = 4;  // a power of two, still not a multiple of 8
   CHECK(kv::make_cache("rot4b-w16", odd).error().is(kv::errors::bad_config));
+  odd.head_dim = 528;  // past token_blocks' 15-bit queries (512); q8 scores the float query there
+  CHECK(kv::make_cache("q8b-quads", odd).error().is(kv::errors::bad_config));
+  CHECK(kv::make_cache("q8", odd).ok());
+  odd.head_dim = 512;
+  CHECK(kv::make_cache("q8b-quads", odd).ok());
 }
 
 TEST_CASE("any_cache: tiered schemes are mixed caches scored through set_importance",
