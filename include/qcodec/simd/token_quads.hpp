@@ -812,26 +812,33 @@ struct token_quad_kernels {
   /// (in, count, n, bits, p, ldp, nq, acc): the header's sums of 2-, 4- or 8-bit blocks.
   void (*token_quad_axpys_u8)(const std::uint8_t*, std::size_t, std::size_t, unsigned, const float*,
                               std::size_t, std::size_t, float*) noexcept;
+  /// Appended: the same without extensions the table's target does not imply (on AVX-512: the
+  /// AVX2 sums, without VNNI), so tests can check both forms on one machine.
+  void (*token_quad_axpys_u8_base)(const std::uint8_t*, std::size_t, std::size_t, unsigned,
+                                   const float*, std::size_t, std::size_t, float*) noexcept;
 };
 
 template <class Arch>
 token_quad_kernels make_token_quad_kernels() noexcept {
   namespace d = detail::token_quads;
   if constexpr (is_scalar_v<Arch>) {
-    return {&ref::token_quad_axpys_u8};
+    return {&ref::token_quad_axpys_u8, &ref::token_quad_axpys_u8};
   } else {
 #if XSIMD_WITH_AVX512BW && (defined(__GNUC__) || defined(__clang__))
     if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      if (cpu_supports_avx512_vnni()) return {&d::axpys_of<Arch, d::avx512_kernels<Arch, true>>};
-      return {&d::axpys_of<Arch, d::avx512_kernels<Arch, false>>};
+      const auto base = &d::axpys_of<Arch, d::avx512_kernels<Arch, false>>;
+      if (cpu_supports_avx512_vnni())
+        return {&d::axpys_of<Arch, d::avx512_kernels<Arch, true>>, base};
+      return {base, base};
     }
 #endif
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-      return {&d::axpys_of<Arch, d::avx2_kernels<Arch>>};
+      return {&d::axpys_of<Arch, d::avx2_kernels<Arch>>, &d::axpys_of<Arch, d::avx2_kernels<Arch>>};
     }
 #endif
-    return {&d::axpys_of<Arch, d::generic_kernels<Arch>>};
+    return {&d::axpys_of<Arch, d::generic_kernels<Arch>>,
+            &d::axpys_of<Arch, d::generic_kernels<Arch>>};
   }
 }
 

@@ -1,5 +1,6 @@
-// token_quad_axpys_u8 against its oracle, bit for bit (exact integer sums and a fixed order of
-// float operations), on every rounding mode; the layout against a plain row-major reading; and
+// token_quad_axpys_u8 (the fastest form and the base one, without VNNI on AVX-512) against its
+// oracle, bit for bit (exact integer sums and a fixed order of float operations), on every
+// rounding mode; the layout against a plain row-major reading; and
 // the sums against the affine values summed in double within the error of the rounded weights.
 // Buffers end exactly at the last block's last byte, so AddressSanitizer sees any read past it.
 #include <qcodec/simd/token_quads.hpp>
@@ -50,9 +51,9 @@ void check(const quads_case& c, const std::vector<float>& p, const parity::units
   INFO("bits=" << c.bits << " n=" << c.n << " count=" << c.count << " nq=" << c.nq
                << " offset=" << c.offset);
   const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
-  const std::vector<float> got =
-      sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
-  REQUIRE(same_bits(want, got));
+  const auto& kernels = parity::under_test().token_quads;
+  REQUIRE(same_bits(want, sums(kernels.token_quad_axpys_u8, c, b, p)));
+  REQUIRE(same_bits(want, sums(kernels.token_quad_axpys_u8_base, c, b, p)));
 }
 
 }  // namespace
@@ -166,10 +167,12 @@ TEST_CASE("token quad axpys: every rounding mode", "[parity][token_quads]") {
           if (even) std::fill(p.begin(), p.end(), 1.0f);
           std::fesetround(mode);
           const std::vector<float> want = sums(&qcodec::ref::token_quad_axpys_u8, c, b, p);
-          const std::vector<float> got =
-              sums(parity::under_test().token_quads.token_quad_axpys_u8, c, b, p);
+          const auto& kernels = parity::under_test().token_quads;
+          const std::vector<float> got = sums(kernels.token_quad_axpys_u8, c, b, p);
+          const std::vector<float> base = sums(kernels.token_quad_axpys_u8_base, c, b, p);
           std::fesetround(FE_TONEAREST);
           REQUIRE(same_bits(want, got));
+          REQUIRE(same_bits(want, base));
         }
   }
 }
