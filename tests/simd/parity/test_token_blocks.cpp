@@ -154,17 +154,21 @@ TEST_CASE("token block dots match their oracle bit for bit", "[parity][token_blo
   if (!simd::cpu_supports_avx512_vnni()) WARN("no AVX-512 VNNI: the VNNI path is not checked");
   std::mt19937 rng(4);
   // Every n a multiple of 4 (the tails of the int8 query's 16-float steps) up to 64, wider
-  // groups, 1024 (the widest fast path) and past it (the generic sums, per block); n not a
-  // multiple of the group (a partial last group) takes the generic sums too.
+  // groups, 512 and 1024 (the widest fast paths of 15-bit and int8 queries) and past them (the
+  // generic sums, per block); n not a multiple of the group (a partial last group) takes the
+  // generic sums too. 15-bit queries too: their fast paths take 8-bit codes (4-bit ones the
+  // generic sums).
   for (unsigned bits : {1u, 2u, 4u, 8u})
-    for (std::size_t n : {4u, 8u, 12u, 16u, 20u, 24u, 28u, 32u, 36u, 40u, 48u, 60u, 64u, 96u, 128u,
-                          256u, 1024u, 1056u})
+    for (std::size_t n : {4u,  8u,  12u, 16u, 20u,  24u,  28u,  32u,  36u,   40u,
+                          48u, 60u, 64u, 96u, 128u, 256u, 512u, 516u, 1024u, 1056u})
       for (std::size_t count : {0u, 1u, 2u, 3u, 17u})
         for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
-          if (n >= 1024 && (count > 3 || nq > 5)) continue;
+          if (n >= 512 && (count > 3 || nq > 5)) continue;
           const dots_case c{bits, n, count, nq, (n + count + nq) % 3};
           const blocks b = random_blocks(c, rng);
-          check(c, b, random_queries(c, rng));
+          const std::vector<float> q = random_queries(c, rng);
+          check(c, b, q);
+          if (bits >= 4) check_i16(c, b, q);
         }
 }
 
@@ -270,22 +274,6 @@ TEST_CASE("token block dots score the affine keys of the layout", "[parity][toke
         REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
       }
     }
-}
-
-TEST_CASE("token block dots of 15-bit queries match their oracle bit for bit",
-          "[parity][token_blocks]") {
-  std::mt19937 rng(9);
-  // The fast paths take 8-bit codes with n a multiple of 4 up to 512; the others (and 4-bit
-  // codes) the generic sums.
-  for (unsigned bits : {4u, 8u})
-    for (std::size_t n : {4u, 8u, 12u, 16u, 20u, 36u, 60u, 64u, 96u, 128u, 256u, 512u, 516u, 1024u})
-      for (std::size_t count : {0u, 1u, 2u, 3u, 17u})
-        for (std::size_t nq : {1u, 2u, 3u, 4u, 5u, 8u}) {
-          if (n >= 512 && (count > 3 || nq > 5)) continue;
-          const dots_case c{bits, n, count, nq, (n + count + nq) % 3};
-          const blocks b = random_blocks(c, rng);
-          check_i16(c, b, random_queries(c, rng));
-        }
 }
 
 // At n = 512 with queries of one sign (q16 = 16383 or -16383) the sums pass 2^24: their
