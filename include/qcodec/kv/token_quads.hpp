@@ -76,15 +76,8 @@ class token_quads {
   /// y: 16 tokens × head_dim.
   void decode(const std::uint8_t* unit, float* y) const noexcept {
     for (std::size_t t = 0; t < group_tokens; ++t) {
-      const affine_params a = detail::block_params(unit, t);
-      for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
-        std::memset(packed, 0, (len * Bits + 7) / 8);
-        for (std::size_t i = 0; i < len; ++i) {
-          const unsigned code = simd::quad_code(unit, d_, Bits, t, i0 + i);
-          packed[i * Bits / 8] =
-              static_cast<std::uint8_t>(packed[i * Bits / 8] | code << (i * Bits % 8));
-        }
-        simd::kernels().affine.unpack_dequantize(packed, len, Bits, a, y + t * d_ + i0);
+      for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* buffer) {
+        dequantize_piece(unit, t, i0, len, buffer, y + t * d_ + i0);
       });
     }
   }
@@ -98,14 +91,10 @@ class token_quads {
     const simd::kernel_table& k = simd::kernels();
     for (std::size_t u = 0; u < count; ++u)
       for (std::size_t t = 0; t < group_tokens; ++t) {
-        const std::uint8_t* unit = units + u * unit_bytes();
-        const affine_params a = detail::block_params(unit, t);
         for (std::size_t g = 0; g < nq; ++g) s[g * ld + u * group_tokens + t] = 0.0f;
-        for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* packed) {
+        for_pieces([&](std::size_t i0, std::size_t len, std::uint8_t* buffer) {
           float v[piece];
-          for (std::size_t i = 0; i < len; ++i)
-            packed[i] = static_cast<std::uint8_t>(simd::quad_code(unit, d_, Bits, t, i0 + i));
-          k.affine.unpack_dequantize(packed, len, 8, a, v);
+          dequantize_piece(units + u * unit_bytes(), t, i0, len, buffer, v);
           for (std::size_t g = 0; g < nq; ++g)
             s[g * ld + u * group_tokens + t] += k.reductions.dot(q + g * d_ + i0, v, len);
         });
@@ -119,6 +108,15 @@ class token_quads {
 
  private:
   static constexpr std::size_t piece = 256;  // columns per step of the codecs' reorderings
+
+  // Token t's values of columns [i0, i0 + len) (len <= piece), through `buffer`: its codes a
+  // byte each, then the affine kernel.
+  void dequantize_piece(const std::uint8_t* unit, std::size_t t, std::size_t i0, std::size_t len,
+                        std::uint8_t* buffer, float* out) const noexcept {
+    for (std::size_t i = 0; i < len; ++i)
+      buffer[i] = static_cast<std::uint8_t>(simd::quad_code(unit, d_, Bits, t, i0 + i));
+    simd::kernels().affine.unpack_dequantize(buffer, len, 8, detail::block_params(unit, t), out);
+  }
 
   // Code i of codes packed LSB-first (Bits divides 8: no code straddles two bytes).
   static unsigned packed_code(const std::uint8_t* packed, std::size_t i) noexcept {

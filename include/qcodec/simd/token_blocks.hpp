@@ -41,15 +41,16 @@
 // q16 = nearbyint(q * f.inv)), from prepared queries only:
 //
 //   token_block_query_i16          out = token_block_query_i16_bytes(n) bytes: [0, 4) f.scale,
-//                                  [4, 8) b = f.scale * float(sum_c q16[c]), [8, 8 + 2 n) q16
-//                                  (int16, little-endian)
+//                                  [4, 8) b = f.scale * float(sum_c q16[c]), [8, 8 + n) the low
+//                                  bytes lo = q16 & 127, [8 + n, 8 + 2 n) the high ones
+//                                  hi = q16 >> 7 (int8; q16 = 128 hi + lo)
 //   token_block_dots_prepared_i16  the header's scores with q16 for q8 (|sum| <= 255 * 16383 * n
 //                                  fits 32 bits for n <= token_block_i16_max_n = 512; beyond, the
 //                                  generic sums are 64-bit)
 //
-// With VNNI each q16 = 128 hi + lo (lo = q16 & 127 and hi = q16 >> 7, both int8) takes two
-// vpdpbusd, low + 128 high (the bytes split per call); on AVX2 the codes as words meet q16 by
-// vpmaddwd. The query's form is scalar code on every target (once per step and query).
+// With VNNI each query dword takes two vpdpbusd, one per byte plane, low + 128 high; on AVX2 the
+// codes as words meet q16 by vpmaddwd. The query's form (split into its planes there, once per
+// step and query) is scalar code on every target.
 //
 // Fast paths, for n a multiple of 4 per up to 1024 (15-bit queries: 512): AVX-512 VNNI
 // (vpdpbusd), and AVX2 (bits 1, 2 and 4: vpmaddubsw + vpmaddwd; 8: vpmaddwd on words), also the
@@ -212,17 +213,15 @@ void dots_generic_prepared_i16(const std::uint8_t* in, std::size_t count, std::s
   const std::size_t bytes = token_block_bytes<Arch>(n, bits);
   std::int64_t sums[block_tokens];
   for (std::size_t g = 0; g < nq; ++g) {
-    const std::uint8_t* query = queries + g * query_stride;
     float scale, b;
-    std::memcpy(&scale, query, 4);
-    std::memcpy(&b, query + 4, 4);
+    const std::int8_t* low = read_query<Arch>(queries + g * query_stride, scale, b);
+    const std::int8_t* high = low + n;
     for (std::size_t u = 0; u < count; ++u) {
       const std::uint8_t* block = in + u * bytes;
       for (std::size_t t = 0; t < block_tokens; ++t) {
         sums[t] = 0;
         for (std::size_t c = 0; c < n; ++c) {
-          std::int16_t q16;
-          std::memcpy(&q16, query + 8 + 2 * c, 2);
+          const std::int32_t q16 = 128 * high[c] + low[c];
           const std::uint32_t code =
               std::uint32_t{block[token_block_code_byte<Arch>(t, c, bits)]} >>
               token_block_code_shift<Arch>(c, bits);
@@ -240,9 +239,9 @@ void query_i16_generic(const float* q, std::size_t n, std::uint8_t* out) noexcep
   const int8_dots::int8_form f = int8_dots::form_of<Arch>(q, n, 16383.0f);
   std::int32_t sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto v = static_cast<std::int16_t>(
-        f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(q[i] * f.inv)));
-    std::memcpy(out + 8 + 2 * i, &v, 2);
+    const auto v = f.inv == 0.0f ? 0 : static_cast<std::int32_t>(std::nearbyint(q[i] * f.inv));
+    out[8 + i] = static_cast<std::uint8_t>(v & 127);
+    out[8 + n + i] = static_cast<std::uint8_t>(v >> 7);
     sum += v;
   }
   const float b = f.scale * static_cast<float>(sum);
@@ -276,58 +275,27 @@ void prepare_query(Form form, const float* q, std::size_t n, std::uint8_t* out) 
 
 // The fast paths' scores of `count` blocks against G = 1-4 queries whose int8 forms qd holds:
 // qd[g * n / 4 + m] holds q8_g[4m, 4m + 4) as a dword, scale[g] = f_g.scale and b[g] its b
-// (15-bit queries: as dots_in_fours_i16 packs them).
+// (15-bit queries: their high bytes too, 4 n / 4 dwords on: dots_in_fours).
 using block_dots_fn = void (*)(const std::uint8_t* in, std::size_t count, std::size_t n,
                                const std::int32_t* qd, const float* scale, const float* b,
                                float* out, std::size_t ld) noexcept;
 
-// Prepared queries four at a time into qd, each four scored by dots[G - 1]. n is a multiple of 4
-// up to max_n. (A template on Arch, as every kernel helper: each target's build has its own
-// copy.)
-template <class Arch>
+// Prepared queries four at a time into qd, each four scored by dots[G - 1]: plane p (of Planes:
+// the int8 elements, or a 15-bit query's low and high bytes) of query g at qd[(4 p + g) n / 4]. n
+// is a multiple of 4 up to max_n / Planes. (A template on Arch, as every kernel helper: each
+// target's build has its own copy.)
+template <class Arch, std::size_t Planes = 1>
 void dots_in_fours(const block_dots_fn (&dots)[4], const std::uint8_t* in, std::size_t count,
                    std::size_t n, const std::uint8_t* queries, std::size_t query_stride,
                    std::size_t nq, float* out, std::size_t ld) noexcept {
-  alignas(64) std::int32_t qd[max_n];  // 4 queries of n / 4 dwords
+  alignas(64) std::int32_t qd[max_n];  // 4 Planes queries' planes of n / 4 dwords
   for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
     const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
     float scale[4], b[4];
     for (std::size_t g = 0; g < gn; ++g) {
       const std::int8_t* q8 = read_query<Arch>(queries + (g0 + g) * query_stride, scale[g], b[g]);
-      std::memcpy(qd + g * (n / 4), q8, n);
-    }
-    dots[gn - 1](in, count, n, qd, scale, b, out + g0 * ld, ld);
-  }
-}
-
-// Prepared 15-bit queries (8-bit codes, n a multiple of 4 up to token_block_i16_max_n) four at a
-// time into qd, each four scored by dots[G - 1]: Split (VNNI) as int8 planes, the low bytes
-// lo = q16 & 127 as dots_in_fours' qd and the high bytes hi = q16 >> 7 (q16 = 128 hi + lo) 4 n / 4
-// dwords on; or else as q16 itself, query g's element i in bytes [2 (g n + i), + 2) of qd.
-template <class Arch, bool Split>
-void dots_in_fours_i16(const block_dots_fn (&dots)[4], const std::uint8_t* in, std::size_t count,
-                       std::size_t n, const std::uint8_t* queries, std::size_t query_stride,
-                       std::size_t nq, float* out, std::size_t ld) noexcept {
-  alignas(64) std::int32_t qd[2 * token_block_i16_max_n];  // 8 planes of n / 4 dwords, 4 n words
-  auto* bytes = reinterpret_cast<std::uint8_t*>(qd);
-  const std::size_t qn = n / 4;
-  for (std::size_t g0 = 0; g0 < nq; g0 += 4) {
-    const std::size_t gn = nq - g0 < 4 ? nq - g0 : 4;
-    float scale[4], b[4];
-    for (std::size_t g = 0; g < gn; ++g) {
-      const std::uint8_t* query = queries + (g0 + g) * query_stride;
-      std::memcpy(&scale[g], query, 4);
-      std::memcpy(&b[g], query + 4, 4);
-      if constexpr (Split) {
-        for (std::size_t i = 0; i < n; ++i) {
-          std::int16_t q16;
-          std::memcpy(&q16, query + 8 + 2 * i, 2);
-          bytes[4 * g * qn + i] = static_cast<std::uint8_t>(q16 & 127);
-          bytes[4 * (4 + g) * qn + i] = static_cast<std::uint8_t>(q16 >> 7);
-        }
-      } else {
-        std::memcpy(bytes + 2 * g * n, query + 8, 2 * n);
-      }
+      for (std::size_t p = 0; p < Planes; ++p)
+        std::memcpy(qd + (4 * p + g) * (n / 4), q8 + p * n, n);
     }
     dots[gn - 1](in, count, n, qd, scale, b, out + g0 * ld, ld);
   }
@@ -395,7 +363,7 @@ namespace detail::token_blocks {
 // 16 times the codes (one mask where shifting them down took a shift too, on the pipes vpdpbusd
 // runs on: 0.99x the time of a q4-blocks-quads decode step); dots_vnni divides their sum by 16.
 // Split (8-bit codes, 15-bit queries): qd holds the queries' low bytes and, 4 qn dwords on, their
-// high ones (dots_in_fours_i16), the high bytes' sums into acc[g][2 h + 1].
+// high ones (dots_in_fours' two planes), the high bytes' sums into acc[g][2 h + 1].
 template <std::size_t G, unsigned Bits, class Arch, bool Split = false>
 [[gnu::always_inline]] QCODEC_TB_VNNI_TARGET inline void group_dots(const std::uint8_t* block,
                                                                     std::size_t j, std::size_t h,
@@ -513,7 +481,7 @@ void dots_i16_vnni(const std::uint8_t* in, std::size_t count, std::size_t n,
   static constexpr block_dots_fn dots[4] = {
       &dots_vnni<1, 8, Arch, true>, &dots_vnni<2, 8, Arch, true>, &dots_vnni<3, 8, Arch, true>,
       &dots_vnni<4, 8, Arch, true>};
-  dots_in_fours_i16<Arch, true>(dots, in, count, n, queries, query_stride, nq, out, ld);
+  dots_in_fours<Arch, 2>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks
@@ -603,13 +571,20 @@ void dots_maddubs(const std::uint8_t* in, std::size_t count, std::size_t n, cons
 
 // A block_dots_fn for 8-bit codes without VNNI, where vpmaddubsw's pairs would saturate
 // (2 * 255 * 127): four tokens' codes of a group (16 bytes) zero-extended to words, vpmaddwd
-// against the query's four int8 values as words, so that each token has two dwords (channels 0-1
-// and 2-3), added once per block (vphaddd). Tokens 0-7, then 8-15: two sums per query. Words:
-// 15-bit queries, their four q16 as words in qd (dots_in_fours_i16; |sum| <= 255 * 16383 * n).
-template <std::size_t G, class Arch, bool Words = false>
+// against the query's four values as words, so that each token has two dwords (channels 0-1 and
+// 2-3), added once per block (vphaddd). Tokens 0-7, then 8-15: two sums per query. The queries'
+// words come from qd's planes once per call (Planes 2: 15-bit queries, q16 = 128 hi + lo;
+// |sum| <= 255 * 16383 * n).
+template <std::size_t G, class Arch, std::size_t Planes = 1>
 void dots_madd8(const std::uint8_t* in, std::size_t count, std::size_t n, const std::int32_t* qd,
                 const float* scale, const float* b, float* out, std::size_t ld) noexcept {
   const std::size_t bytes = token_block_bytes<Arch>(n, 8), groups = n / 4;
+  alignas(32) std::int16_t words[G][max_n];
+  const auto* planes = reinterpret_cast<const std::int8_t*>(qd);
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t i = 0; i < n; ++i)
+      words[g][i] = static_cast<std::int16_t>(planes[g * n + i] +
+                                              (Planes == 2 ? 128 * planes[(4 + g) * n + i] : 0));
   for (std::size_t u = 0; u < count; ++u) {
     const std::uint8_t* block = in + u * bytes;
     for (std::size_t h = 0; h < 2; ++h) {
@@ -620,14 +595,9 @@ void dots_madd8(const std::uint8_t* in, std::size_t count, std::size_t n, const 
         const __m256i codes[2] = {_mm256_cvtepu8_epi16(_mm_loadu_si128(x)),
                                   _mm256_cvtepu8_epi16(_mm_loadu_si128(x + 1))};
         for (std::size_t g = 0; g < G; ++g) {
-          __m256i q;
-          if constexpr (Words) {
-            std::int64_t four;
-            std::memcpy(&four, reinterpret_cast<const std::uint8_t*>(qd) + 2 * (g * n + 4 * j), 8);
-            q = _mm256_set1_epi64x(four);
-          } else {
-            q = _mm256_cvtepi8_epi16(_mm_set1_epi32(qd[g * groups + j]));
-          }
+          std::int64_t four;  // the query's words of this group, four times
+          std::memcpy(&four, words[g] + 4 * j, 8);
+          const __m256i q = _mm256_set1_epi64x(four);
           for (std::size_t k = 0; k < 2; ++k)
             acc[g][k] = _mm256_add_epi32(acc[g][k], _mm256_madd_epi16(codes[k], q));
         }
@@ -667,9 +637,9 @@ template <class Arch>
 void dots_i16_avx2(const std::uint8_t* in, std::size_t count, std::size_t n,
                    const std::uint8_t* queries, std::size_t query_stride, std::size_t nq,
                    float* out, std::size_t ld) noexcept {
-  static constexpr block_dots_fn dots[4] = {&dots_madd8<1, Arch, true>, &dots_madd8<2, Arch, true>,
-                                            &dots_madd8<3, Arch, true>, &dots_madd8<4, Arch, true>};
-  dots_in_fours_i16<Arch, false>(dots, in, count, n, queries, query_stride, nq, out, ld);
+  static constexpr block_dots_fn dots[4] = {&dots_madd8<1, Arch, 2>, &dots_madd8<2, Arch, 2>,
+                                            &dots_madd8<3, Arch, 2>, &dots_madd8<4, Arch, 2>};
+  dots_in_fours<Arch, 2>(dots, in, count, n, queries, query_stride, nq, out, ld);
 }
 
 }  // namespace detail::token_blocks

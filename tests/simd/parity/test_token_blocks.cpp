@@ -148,6 +148,30 @@ void check_i16(const dots_case& c, const blocks& b, const std::vector<float>& q)
                                           kernels.token_block_dots_prepared_i16_base, c, b, q)));
 }
 
+// Scores `got` (ld = 16 count + 3) are q' . (s_t code_t + o_t), q' the form of q on `grid` (127:
+// int8, 16383: 15 bits), up to float rounding: checked in double against the code matrix the
+// blocks were built from; the gaps untouched.
+void check_affine_scores(const dots_case& c, const blocks& b, const std::vector<float>& q,
+                         const std::vector<float>& got, float grid) {
+  const std::size_t n = c.n, ld = c.count * simd::block_tokens + 3;
+  for (std::size_t g = 0; g < c.nq; ++g) {
+    const float* qg = &q[g * n];
+    const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n, grid);
+    for (std::size_t t = 0; t < c.count * simd::block_tokens; ++t) {
+      double want = 0.0, magnitude = 0.0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double qi = std::nearbyint(qg[i] * f.inv) * double(f.scale);
+        const double k = double(b.scale[t]) * b.codes[t * n + i] + b.offset[t];
+        want += qi * k;
+        magnitude += std::fabs(qi * k);
+      }
+      INFO("bits=" << c.bits << " n=" << n << " g=" << g << " t=" << t);
+      REQUIRE(std::fabs(got[g * ld + t] - want) <= 1e-5 * magnitude + 1e-6);
+    }
+    REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
+  }
+}
+
 }  // namespace
 
 TEST_CASE("token block dots match their oracle bit for bit", "[parity][token_blocks]") {
@@ -246,7 +270,7 @@ TEST_CASE("token block dots: every rounding mode", "[parity][token_blocks]") {
 }
 
 // The scores are q' . (s_t code_t + o_t), q' the int8 form of q (int8_dots.hpp), up to float
-// rounding: checked in double against the code matrix the blocks were built from.
+// rounding.
 TEST_CASE("token block dots score the affine keys of the layout", "[parity][token_blocks]") {
   std::mt19937 rng(7);
   for (unsigned bits : {1u, 2u, 4u, 8u})
@@ -254,25 +278,8 @@ TEST_CASE("token block dots score the affine keys of the layout", "[parity][toke
       const dots_case c{bits, n, 4, 3, 0};
       const blocks b = random_blocks(c, rng);
       const std::vector<float> q = random_queries(c, rng);
-      const std::vector<float> got =
-          scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q);
-      const std::size_t ld = c.count * simd::block_tokens + 3;
-      for (std::size_t g = 0; g < c.nq; ++g) {
-        const float* qg = &q[g * n];
-        const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n);
-        for (std::size_t t = 0; t < c.count * simd::block_tokens; ++t) {
-          double want = 0.0, magnitude = 0.0;
-          for (std::size_t i = 0; i < n; ++i) {
-            const double qi = std::nearbyint(qg[i] * f.inv) * double(f.scale);
-            const double k = double(b.scale[t]) * b.codes[t * n + i] + b.offset[t];
-            want += qi * k;
-            magnitude += std::fabs(qi * k);
-          }
-          INFO("bits=" << bits << " n=" << n << " g=" << g << " t=" << t);
-          REQUIRE(std::fabs(got[g * ld + t] - want) <= 1e-5 * magnitude + 1e-6);
-        }
-        REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
-      }
+      check_affine_scores(
+          c, b, q, scores(parity::under_test().token_blocks.token_block_dots_i8, c, b, q), 127.0f);
     }
 }
 
@@ -323,24 +330,9 @@ TEST_CASE("token block dots of 15-bit queries score the affine keys of the layou
       for (std::size_t i = 0; i < n; ++i) q[i] = 1.0f;
     }
     const auto& kernels = parity::under_test().token_blocks;
-    const std::vector<float> got = prepared_scores(kernels.token_block_query_i16,
-                                                   kernels.token_block_dots_prepared_i16, c, b, q);
-    const std::size_t ld = c.count * simd::block_tokens + 3;
-    for (std::size_t g = 0; g < c.nq; ++g) {
-      const float* qg = &q[g * n];
-      const auto f = simd::detail::int8_dots::form_of<simd::scalar>(qg, n, 16383.0f);
-      for (std::size_t t = 0; t < c.count * simd::block_tokens; ++t) {
-        double want = 0.0, magnitude = 0.0;
-        for (std::size_t i = 0; i < n; ++i) {
-          const double qi = std::nearbyint(qg[i] * f.inv) * double(f.scale);
-          const double k = double(b.scale[t]) * b.codes[t * n + i] + b.offset[t];
-          want += qi * k;
-          magnitude += std::fabs(qi * k);
-        }
-        INFO("n=" << n << " g=" << g << " t=" << t);
-        REQUIRE(std::fabs(got[g * ld + t] - want) <= 1e-5 * magnitude + 1e-6);
-      }
-      REQUIRE(got[g * ld + c.count * simd::block_tokens] == -7.0f);  // the gap untouched
-    }
+    check_affine_scores(c, b, q,
+                        prepared_scores(kernels.token_block_query_i16,
+                                        kernels.token_block_dots_prepared_i16, c, b, q),
+                        16383.0f);
   }
 }
